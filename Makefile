@@ -1,0 +1,42 @@
+# memlog: the commands. `make run` and `make test` work on a fresh Debian machine
+# with Rust stable and root; everything else they need they install themselves.
+
+CARGO ?= cargo
+PORT ?= 6379
+DATA_DIR ?= ./data
+APT_PACKAGES := redis-server redis-tools
+
+.PHONY: run build release test test-deps fmt lint bench clean
+
+run: release
+	./target/release/memlog server --bind 127.0.0.1 --port $(PORT) --data-dir $(DATA_DIR)
+
+build:
+	$(CARGO) build --workspace
+
+release:
+	$(CARGO) build --release -p memlog
+
+# Idempotent: installs only what is missing.
+test-deps:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+	@command -v cargo-nextest >/dev/null 2>&1 || $(CARGO) install --locked cargo-nextest
+
+test: test-deps
+	$(CARGO) build --workspace --bins
+	$(CARGO) nextest run --workspace --no-fail-fast
+
+fmt:
+	$(CARGO) fmt --all
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,80 @@
+//! The `memlog` binary: one executable, one subcommand per role.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+#[derive(Parser)]
+#[command(name = "memlog", version, about = "A durable, Redis-compatible in-memory database")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve RESP (Redis protocol) clients.
+    Server(ServerArgs),
+    /// Run or administer the transaction log service.
+    #[command(subcommand)]
+    Txlog(memlog_txlog::cli::TxlogCommand),
+}
+
+#[derive(clap::Args)]
+struct ServerArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: String,
+    /// TCP port for RESP clients.
+    #[arg(long, default_value_t = 6379)]
+    port: u16,
+    /// Directory for the server's durable state.
+    #[arg(long, default_value = "./data")]
+    data_dir: std::path::PathBuf,
+    /// Require clients to AUTH with this password.
+    #[arg(long)]
+    requirepass: Option<String>,
+    /// Largest bulk string a client may send, in bytes.
+    #[arg(long, default_value_t = 512 * 1024 * 1024)]
+    proto_max_bulk_len: u64,
+    /// Number of logical databases (SELECT 0..N-1).
+    #[arg(long, default_value_t = 16)]
+    databases: usize,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Server(args) => {
+                std::fs::create_dir_all(&args.data_dir).with_context(|| {
+                    format!("creating data directory {}", args.data_dir.display())
+                })?;
+                let config = memlog_engine::ServerConfig {
+                    bind: args.bind,
+                    port: args.port,
+                    data_dir: args.data_dir,
+                    requirepass: args.requirepass,
+                    proto_max_bulk_len: args.proto_max_bulk_len,
+                    databases: args.databases,
+                };
+                memlog_engine::server::run(config).await
+            }
+            Command::Txlog(cmd) => memlog_txlog::cli::run(cmd).await,
+        }
+    })
+}

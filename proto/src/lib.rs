@@ -1,0 +1,9 @@
+//! Protobuf messages and gRPC services shared across memlog's crates.
+//!
+//! `effect` is the replication record the engine emits for every mutation;
+//! it is the payload the transaction log stores and tailers replay.
+
+/// Deterministic effect records (see `proto/effect.proto`).
+pub mod effect {
+    tonic::include_proto!("memlog.effect");
+}
