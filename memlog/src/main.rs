@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[derive(Parser)]
-#[command(name = "memlog", version, about = "A durable, Redis-compatible in-memory database")]
+#[command(
+    name = "memlog",
+    version,
+    about = "A durable, Redis-compatible in-memory database"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -65,7 +65,8 @@ impl Process {
         match log {
             Some(path) => {
                 let f = std::fs::File::create(path)?;
-                cmd.stdout(Stdio::from(f.try_clone()?)).stderr(Stdio::from(f));
+                cmd.stdout(Stdio::from(f.try_clone()?))
+                    .stderr(Stdio::from(f));
             }
             None => {
                 cmd.stdout(Stdio::null()).stderr(Stdio::null());

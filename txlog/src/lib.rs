@@ -3,4 +3,22 @@
 //! to tailers and decides, through leadership entries in the log itself,
 //! which server is primary.
 
+// openraft's trait signatures prescribe its (large) error types.
+#![allow(clippy::result_large_err)]
+
 pub mod cli;
+pub mod error;
+pub mod store;
+pub mod types;
+
+pub use error::{Result, TxlogError};
+pub mod batcher;
+pub mod bench;
+pub mod network;
+pub mod node;
+pub mod service;
+
+pub use node::{NodeConfig, TxlogNode};
+pub mod client;
+
+pub use client::{Appended, TxlogClient};

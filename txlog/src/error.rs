@@ -1,0 +1,51 @@
+//! Errors of the transaction log library.
+
+use crate::types::NodeId;
+
+/// Anything that can go wrong in the txlog library.
+#[derive(Debug, thiserror::Error)]
+pub enum TxlogError {
+    #[error("storage: {0}")]
+    Storage(#[from] sled::Error),
+    #[error("encoding: {0}")]
+    Encoding(#[from] bincode::Error),
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("raft: {0}")]
+    Raft(String),
+    #[error("not the leader (leader: {leader_id:?} at {leader_addr:?})")]
+    NotLeader {
+        leader_id: Option<NodeId>,
+        leader_addr: Option<String>,
+    },
+    /// The request was sent but its outcome is unknown: it may or may not be
+    /// in the log. Resolve by reading the log.
+    #[error("outcome unknown: {0}")]
+    OutcomeUnknown(String),
+    /// The epoch condition failed.
+    #[error("fenced: log epoch is {epoch}, last lsn {last_lsn}, holder {holder:?}")]
+    Fenced {
+        epoch: u64,
+        last_lsn: u64,
+        holder: String,
+    },
+    /// The last_lsn condition failed.
+    #[error("conflict: log epoch is {epoch}, last lsn {last_lsn}, holder {holder:?}")]
+    Conflict {
+        epoch: u64,
+        last_lsn: u64,
+        holder: String,
+    },
+    #[error("lsn {requested} is trimmed; first retained lsn is {first_retained}")]
+    Truncated { requested: u64, first_retained: u64 },
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    #[error("no txlog node reachable: {0}")]
+    Unavailable(String),
+    #[error("grpc: {0}")]
+    Grpc(#[from] tonic::Status),
+    #[error("transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+pub type Result<T, E = TxlogError> = std::result::Result<T, E>;

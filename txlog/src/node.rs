@@ -1,0 +1,317 @@
+//! One txlog node: storage + openraft + append batcher, optionally served
+//! over gRPC. Also the embeddable single-node log for the engine's embedded
+//! mode ([`TxlogNode::start_embedded`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use memlog_proto::txlog::raft_internal_server::RaftInternalServer;
+use memlog_proto::txlog::txlog_server::TxlogServer;
+use openraft::{BasicNode, ChangeMembers, Config, SnapshotPolicy};
+
+use crate::batcher::{AppendBatcher, WriteOutcome};
+use crate::error::{Result, TxlogError};
+use crate::network::client::NetworkFactory;
+use crate::network::server::RaftRpcService;
+use crate::network::MAX_MESSAGE_BYTES;
+use crate::service::TxlogService;
+use crate::store::{self, LogsView};
+use crate::types::{Condition, EntryKind, NodeId, Op, OpResult, Raft};
+
+/// How to run one node.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub id: NodeId,
+    /// Address peers and clients reach this node at (`host:port`).
+    pub addr: String,
+    pub data_dir: PathBuf,
+    pub heartbeat_ms: u64,
+    pub election_min_ms: u64,
+    pub election_max_ms: u64,
+    /// Build a snapshot (and purge the Raft log) after this many entries.
+    pub snapshot_every: u64,
+}
+
+impl NodeConfig {
+    pub fn new(id: NodeId, addr: impl Into<String>, data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            id,
+            addr: addr.into(),
+            data_dir: data_dir.into(),
+            heartbeat_ms: 100,
+            election_min_ms: 500,
+            election_max_ms: 1000,
+            snapshot_every: 20_000,
+        }
+    }
+
+    fn raft_config(&self) -> Result<Arc<Config>> {
+        let c = Config {
+            cluster_name: "memlog-txlog".into(),
+            heartbeat_interval: self.heartbeat_ms,
+            election_timeout_min: self.election_min_ms,
+            election_timeout_max: self.election_max_ms,
+            // Per chunk of a snapshot; chunks are a few MB.
+            install_snapshot_timeout: 10_000,
+            snapshot_max_chunk_size: 4 * 1024 * 1024,
+            max_payload_entries: 256,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_every),
+            max_in_snapshot_log_to_keep: 1000,
+            ..Default::default()
+        };
+        Ok(Arc::new(
+            c.validate()
+                .map_err(|e| TxlogError::Invalid(e.to_string()))?,
+        ))
+    }
+}
+
+/// A running txlog node.
+#[derive(Clone)]
+pub struct TxlogNode {
+    pub id: NodeId,
+    pub addr: String,
+    pub raft: Raft,
+    pub view: LogsView,
+    pub batcher: AppendBatcher,
+}
+
+impl TxlogNode {
+    /// Opens the node's storage and starts Raft (not yet serving gRPC).
+    pub async fn start(cfg: &NodeConfig) -> Result<Self> {
+        let (log, sm) = store::open(&cfg.data_dir).await?;
+        let view = sm.view();
+        let raft = Raft::new(cfg.id, cfg.raft_config()?, NetworkFactory, log, sm)
+            .await
+            .map_err(|e| TxlogError::Raft(e.to_string()))?;
+        let batcher = AppendBatcher::start(raft.clone());
+        Ok(Self {
+            id: cfg.id,
+            addr: cfg.addr.clone(),
+            raft,
+            view,
+            batcher,
+        })
+    }
+
+    /// Forms the group with `members` unless this node already has state
+    /// (a restarted node just rejoins). Every founding node may call it with
+    /// the same members.
+    pub async fn initialize(&self, members: BTreeMap<NodeId, String>) -> Result<()> {
+        if self
+            .raft
+            .is_initialized()
+            .await
+            .map_err(|e| TxlogError::Raft(e.to_string()))?
+        {
+            return Ok(());
+        }
+        let members: BTreeMap<NodeId, BasicNode> = members
+            .into_iter()
+            .map(|(id, addr)| (id, BasicNode::new(addr)))
+            .collect();
+        match self.raft.initialize(members).await {
+            Ok(()) => Ok(()),
+            Err(openraft::error::RaftError::APIError(
+                openraft::error::InitializeError::NotAllowed(_),
+            )) => Ok(()),
+            Err(e) => Err(TxlogError::Raft(e.to_string())),
+        }
+    }
+
+    /// A single-node log on `data_dir`, in this process, no network: the
+    /// engine's embedded mode. Same storage and Raft code as a cluster node.
+    pub async fn start_embedded(data_dir: impl Into<PathBuf>) -> Result<Self> {
+        let mut cfg = NodeConfig::new(1, "embedded", data_dir);
+        cfg.heartbeat_ms = 50;
+        cfg.election_min_ms = 150;
+        cfg.election_max_ms = 300;
+        let node = Self::start(&cfg).await?;
+        node.initialize(BTreeMap::from([(1, "embedded".to_string())]))
+            .await?;
+        node.wait_for_leader(Duration::from_secs(10)).await?;
+        Ok(node)
+    }
+
+    /// Waits until the group has a leader.
+    pub async fn wait_for_leader(&self, timeout: Duration) -> Result<NodeId> {
+        let m = self
+            .raft
+            .wait(Some(timeout))
+            .metrics(|m| m.current_leader.is_some(), "leader elected")
+            .await
+            .map_err(|e| TxlogError::Raft(e.to_string()))?;
+        m.current_leader
+            .ok_or_else(|| TxlogError::Raft("no leader".into()))
+    }
+
+    /// Serves the public and Raft gRPC services on `bind` until `shutdown`
+    /// resolves.
+    pub async fn serve(
+        &self,
+        bind: SocketAddr,
+        shutdown: impl std::future::Future<Output = ()> + Send,
+    ) -> Result<()> {
+        let public = TxlogServer::new(TxlogService::new(self.clone()))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let internal = RaftInternalServer::new(RaftRpcService::new(self.raft.clone()))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .add_service(public)
+            .add_service(internal)
+            .serve_with_shutdown(bind, shutdown)
+            .await?;
+        Ok(())
+    }
+
+    /// Appends `payloads` to `log` under `condition` through this node
+    /// (which must be the leader).
+    pub async fn append(
+        &self,
+        log: &str,
+        condition: Condition,
+        payloads: Vec<Bytes>,
+    ) -> Result<(u64, u64)> {
+        let op = Op::Append {
+            log: log.to_string(),
+            condition,
+            kind: EntryKind::Data,
+            payloads,
+        };
+        match outcome_to_result(self.batcher.submit(op).await)? {
+            OpResult::Appended {
+                first_lsn,
+                last_lsn,
+                ..
+            } => Ok((first_lsn, last_lsn)),
+            other => Err(op_failure(other)),
+        }
+    }
+
+    /// Takes leadership of `log` for `candidate` if its last LSN is
+    /// `expected_last_lsn`; returns (new epoch, LSN of the leadership entry).
+    pub async fn take_leadership(
+        &self,
+        log: &str,
+        candidate: &str,
+        expected_last_lsn: u64,
+    ) -> Result<(u64, u64)> {
+        let op = Op::TakeLeadership {
+            log: log.to_string(),
+            candidate: candidate.to_string(),
+            expected_last_lsn,
+        };
+        match outcome_to_result(self.batcher.submit(op).await)? {
+            OpResult::Appended {
+                last_lsn, position, ..
+            } => Ok((position.epoch, last_lsn)),
+            other => Err(op_failure(other)),
+        }
+    }
+
+    /// Drops entries of `log` up to `up_to_lsn`; returns the first retained LSN.
+    pub async fn trim(&self, log: &str, up_to_lsn: u64) -> Result<u64> {
+        let op = Op::Trim {
+            log: log.to_string(),
+            up_to_lsn,
+        };
+        match outcome_to_result(self.batcher.submit(op).await)? {
+            OpResult::Trimmed { first_lsn, .. } => Ok(first_lsn),
+            other => Err(op_failure(other)),
+        }
+    }
+
+    /// Adds a node (as learner, then voter unless `learner_only`).
+    pub async fn add_node(&self, id: NodeId, addr: String, learner_only: bool) -> Result<()> {
+        self.raft
+            .add_learner(id, BasicNode::new(addr), true)
+            .await
+            .map_err(raft_err)?;
+        if !learner_only {
+            self.raft
+                .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
+                .await
+                .map_err(raft_err)?;
+        }
+        Ok(())
+    }
+
+    /// Removes a node from the group.
+    pub async fn remove_node(&self, id: NodeId) -> Result<()> {
+        let voters: BTreeSet<NodeId> = self
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .collect();
+        if voters.contains(&id) {
+            self.raft
+                .change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])), false)
+                .await
+                .map_err(raft_err)?;
+        }
+        self.raft
+            .change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([id])), false)
+            .await
+            .map_err(raft_err)?;
+        Ok(())
+    }
+
+    /// Stops Raft.
+    pub async fn shutdown(&self) {
+        let _ = self.raft.shutdown().await;
+    }
+}
+
+fn raft_err<E>(e: openraft::error::RaftError<NodeId, E>) -> TxlogError
+where
+    E: std::error::Error + openraft::TryAsRef<openraft::error::ForwardToLeader<NodeId, BasicNode>>,
+{
+    match e.forward_to_leader::<BasicNode>() {
+        Some(f) => TxlogError::NotLeader {
+            leader_id: f.leader_id,
+            leader_addr: f.leader_node.as_ref().map(|n| n.addr.clone()),
+        },
+        None => TxlogError::Raft(e.to_string()),
+    }
+}
+
+fn outcome_to_result(o: WriteOutcome) -> Result<OpResult> {
+    match o {
+        WriteOutcome::Done(r) => Ok(r),
+        WriteOutcome::NotLeader {
+            leader_id,
+            leader_addr,
+        } => Err(TxlogError::NotLeader {
+            leader_id,
+            leader_addr,
+        }),
+        WriteOutcome::Unknown(m) => Err(TxlogError::OutcomeUnknown(m)),
+    }
+}
+
+fn op_failure(r: OpResult) -> TxlogError {
+    match r {
+        OpResult::Fenced(p) => TxlogError::Fenced {
+            epoch: p.epoch,
+            last_lsn: p.last_lsn,
+            holder: p.holder,
+        },
+        OpResult::Conflict(p) => TxlogError::Conflict {
+            epoch: p.epoch,
+            last_lsn: p.last_lsn,
+            holder: p.holder,
+        },
+        OpResult::Invalid(m) => TxlogError::Invalid(m),
+        other => TxlogError::Invalid(format!("unexpected result {other:?}")),
+    }
+}

@@ -1,0 +1,36 @@
+//! Durable storage of one txlog node, all in one sled database:
+//!
+//! - [`log_storage`]: the Raft log and vote ([`openraft::storage::RaftLogStorage`]),
+//!   with group-committed flushes;
+//! - [`state_machine`]: the named logs themselves ([`openraft::storage::RaftStateMachine`]);
+//! - [`snapshot`]: the snapshot file format and builder
+//!   ([`openraft::RaftSnapshotBuilder`]).
+
+pub mod log_storage;
+pub mod snapshot;
+pub mod state_machine;
+
+use std::path::Path;
+
+pub use log_storage::LogStore;
+pub use state_machine::{LogsView, StateMachineStore};
+
+use crate::error::Result;
+
+/// Opens (creating if needed) the sled database under `dir` and returns the
+/// node's Raft log store and state machine. Must run inside a tokio runtime.
+pub async fn open(dir: &Path) -> Result<(LogStore, StateMachineStore)> {
+    let dir = dir.to_path_buf();
+    let db_dir = dir.join("db");
+    let db = tokio::task::spawn_blocking(move || {
+        sled::Config::new()
+            .path(db_dir)
+            .cache_capacity(256 * 1024 * 1024)
+            .open()
+    })
+    .await
+    .map_err(|e| crate::error::TxlogError::Raft(format!("open task: {e}")))??;
+    let log = LogStore::open(db.clone())?;
+    let sm = StateMachineStore::open(db, dir.join("snapshots")).await?;
+    Ok((log, sm))
+}

@@ -1,0 +1,240 @@
+//! Snapshots of the state machine: a streamed file format and the
+//! [`RaftSnapshotBuilder`].
+//!
+//! A snapshot is a file, never a buffer in memory, so GB-size state is fine:
+//! the builder streams records from sled into it, openraft sends it in chunks
+//! (`snapshot_max_chunk_size`) and the receiver writes chunks straight into a
+//! file before loading it.
+//!
+//! Format: `MAGIC`, then frames `[u32 len LE][u32 crc32c LE][body]`: first a
+//! [`Header`], then one [`Record`] per entry, then an empty frame.
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::Path;
+use std::sync::Arc;
+
+use openraft::{RaftSnapshotBuilder, Snapshot, SnapshotId, StorageIOError};
+use serde::{Deserialize, Serialize};
+use tokio::sync::OwnedRwLockReadGuard;
+
+use super::state_machine::{entry_key, entry_prefix, remove_stale_snapshot_files, Cache, Shared};
+use crate::error::{Result, TxlogError};
+use crate::types::{LogMeta, SnapshotMeta, StorageError, TypeConfig};
+
+const MAGIC: &[u8; 8] = b"MLTXSNP1";
+
+/// Which file holds which snapshot (kept in the `sm_control` tree).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SnapshotInfo {
+    pub meta: SnapshotMeta,
+    pub file: String,
+}
+
+/// First frame of a snapshot file.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Header {
+    pub meta: SnapshotMeta,
+    pub logs: Vec<(String, LogMeta)>,
+}
+
+/// One entry: index of its log in `Header::logs`, LSN, encoded record.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Record {
+    pub log: u32,
+    pub lsn: u64,
+    pub value: Vec<u8>,
+}
+
+/// A suffix that makes file names unique within this process and run.
+pub fn unique_suffix() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{nanos}-{}", rand::random::<u32>())
+}
+
+/// The file name a snapshot is stored under.
+pub fn file_name(meta: &SnapshotMeta) -> String {
+    format!("snap-{}.bin", meta.snapshot_id)
+}
+
+/// fsyncs a directory so renames in it are durable.
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+fn write_frame(w: &mut impl Write, body: &[u8]) -> std::io::Result<()> {
+    w.write_all(&(body.len() as u32).to_le_bytes())?;
+    w.write_all(&crc32c::crc32c(body).to_le_bytes())?;
+    w.write_all(body)
+}
+
+fn read_frame(r: &mut impl Read, buf: &mut Vec<u8>) -> Result<bool> {
+    let mut head = [0u8; 8];
+    r.read_exact(&mut head)?;
+    let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
+    let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+    if len == 0 {
+        return Ok(false);
+    }
+    buf.resize(len, 0);
+    r.read_exact(buf)?;
+    if crc32c::crc32c(buf) != crc {
+        return Err(TxlogError::Invalid(
+            "snapshot frame checksum mismatch".into(),
+        ));
+    }
+    Ok(true)
+}
+
+/// Streams the state machine (as captured in `cache`) into `path`, fsynced.
+fn write_file(tree: &sled::Tree, header: &Header, path: &Path) -> Result<u64> {
+    let f = File::create(path)?;
+    let mut w = BufWriter::with_capacity(1 << 20, f);
+    w.write_all(MAGIC)?;
+    write_frame(&mut w, &bincode::serialize(header)?)?;
+    let mut n = 0u64;
+    for (i, (name, meta)) in header.logs.iter().enumerate() {
+        if meta.first_lsn > meta.last_lsn {
+            continue;
+        }
+        let start = entry_key(name, meta.first_lsn);
+        let end = entry_key(name, meta.last_lsn);
+        for (expected, kv) in (meta.first_lsn..).zip(tree.range(start..=end)) {
+            let (k, v) = kv?;
+            debug_assert!(k.starts_with(&entry_prefix(name)));
+            let lsn = {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&k[k.len() - 8..]);
+                u64::from_be_bytes(b)
+            };
+            if lsn != expected {
+                return Err(TxlogError::Invalid(format!(
+                    "log {name:?}: missing lsn {expected} while snapshotting"
+                )));
+            }
+            let rec = Record {
+                log: i as u32,
+                lsn,
+                value: v.to_vec(),
+            };
+            write_frame(&mut w, &bincode::serialize(&rec)?)?;
+            n += 1;
+        }
+    }
+    w.write_all(&[0u8; 8])?;
+    let f = w.into_inner().map_err(|e| e.into_error())?;
+    f.sync_all()?;
+    Ok(n)
+}
+
+/// Reads a snapshot file: the header, then one record at a time.
+pub struct Reader {
+    r: BufReader<File>,
+    buf: Vec<u8>,
+    pub header: Header,
+}
+
+impl Reader {
+    pub fn open(path: &Path) -> Result<Self> {
+        let mut r = BufReader::with_capacity(1 << 20, File::open(path)?);
+        let mut magic = [0u8; 8];
+        r.read_exact(&mut magic)?;
+        if &magic != MAGIC {
+            return Err(TxlogError::Invalid("not a txlog snapshot file".into()));
+        }
+        let mut buf = Vec::new();
+        if !read_frame(&mut r, &mut buf)? {
+            return Err(TxlogError::Invalid("snapshot without header".into()));
+        }
+        let header: Header = bincode::deserialize(&buf)?;
+        Ok(Self { r, buf, header })
+    }
+
+    /// The next record, or `None` at the end of the snapshot.
+    pub fn next_record(&mut self) -> Result<Option<Record>> {
+        if read_frame(&mut self.r, &mut self.buf)? {
+            Ok(Some(bincode::deserialize(&self.buf)?))
+        } else {
+            Ok(None)
+        }
+    }
+}
+
+/// Builds one snapshot from the state captured when openraft asked for it.
+pub struct Builder {
+    shared: Arc<Shared>,
+    cache: Cache,
+    /// Keeps the trimmed-record collector away while records are copied.
+    guard: Option<OwnedRwLockReadGuard<()>>,
+}
+
+impl Builder {
+    pub(crate) fn new(shared: Arc<Shared>, cache: Cache, guard: OwnedRwLockReadGuard<()>) -> Self {
+        Self {
+            shared,
+            cache,
+            guard: Some(guard),
+        }
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for Builder {
+    async fn build_snapshot(&mut self) -> std::result::Result<Snapshot<TypeConfig>, StorageError> {
+        let last = self.cache.last_applied;
+        let snapshot_id: SnapshotId = match last {
+            Some(l) => format!("{}-{}-{}", l.leader_id.term, l.index, unique_suffix()),
+            None => format!("0-0-{}", unique_suffix()),
+        };
+        let meta = SnapshotMeta {
+            last_log_id: last,
+            last_membership: self.cache.membership.clone(),
+            snapshot_id,
+        };
+        let header = Header {
+            meta: meta.clone(),
+            logs: self
+                .cache
+                .logs
+                .iter()
+                .map(|(n, m)| (n.clone(), m.clone()))
+                .collect(),
+        };
+        let file = file_name(&meta);
+        let shared = self.shared.clone();
+        let guard = self.guard.take();
+        let sig = Some(meta.signature());
+        let info = SnapshotInfo {
+            meta: meta.clone(),
+            file: file.clone(),
+        };
+        let res = tokio::task::spawn_blocking(move || -> Result<u64> {
+            let tmp = shared.snapshot_dir.join(format!("{file}.tmp"));
+            let n = write_file(&shared.tree, &header, &tmp)?;
+            drop(guard);
+            std::fs::rename(&tmp, shared.snapshot_dir.join(&file))?;
+            sync_dir(&shared.snapshot_dir)?;
+            // The state machine must be durable at least up to the snapshot
+            // before openraft purges the Raft log it was built from.
+            shared
+                .control
+                .insert(b"current_snapshot", bincode::serialize(&info)?)?;
+            shared.db.flush()?;
+            remove_stale_snapshot_files(&shared.control, &shared.snapshot_dir);
+            Ok(n)
+        })
+        .await
+        .map_err(|e| StorageIOError::write_snapshot(sig.clone(), &e))?
+        .map_err(|e| StorageIOError::write_snapshot(sig.clone(), &e))?;
+        tracing::info!(records = res, snapshot = %meta.snapshot_id, "built snapshot");
+        let f = tokio::fs::File::open(self.shared.snapshot_dir.join(file_name(&meta)))
+            .await
+            .map_err(|e| StorageIOError::read_snapshot(sig, &e))?;
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(f),
+        })
+    }
+}

@@ -1,0 +1,638 @@
+//! The transaction log's state machine: the named logs themselves, kept in
+//! sled, implementing openraft's [`RaftStateMachine`] (storage-v2).
+//!
+//! Layout of the `sm` tree (one atomic sled batch per `apply` call):
+//! - `a`                         -> last applied Raft log id
+//! - `b`                         -> last applied membership
+//! - `m` name                    -> [`LogMeta`] of a named log
+//! - `e` len(name) name lsn(BE)  -> [`LogRecord`] of one entry
+//!
+//! Trimming only moves a log's `first_lsn`; a background task deletes the
+//! trimmed records later, never while a snapshot is being written (the
+//! snapshot builder holds `gc_lock` for reading).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Weak};
+
+use bytes::Bytes;
+use openraft::storage::RaftStateMachine;
+use openraft::{EntryPayload, Snapshot, StorageIOError};
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::{watch, Notify};
+
+use super::snapshot::{self, SnapshotInfo};
+use crate::error::{Result, TxlogError};
+use crate::types::{
+    chain_checksum, Condition, Entry, EntryKind, LogId, LogMeta, LogRecord, Op, OpResult, Response,
+    SnapshotMeta, StorageError, StoredMembership, TypeConfig,
+};
+
+const KEY_APPLIED: &[u8] = b"a";
+const KEY_MEMBERSHIP: &[u8] = b"b";
+const CONTROL_CURRENT: &[u8] = b"current_snapshot";
+const CONTROL_INSTALLING: &[u8] = b"installing_snapshot";
+
+/// Key of a log's metadata.
+pub(crate) fn meta_key(log: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + log.len());
+    k.push(b'm');
+    k.extend_from_slice(log.as_bytes());
+    k
+}
+
+/// Prefix of all entry keys of a log.
+pub(crate) fn entry_prefix(log: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(3 + log.len() + 8);
+    k.push(b'e');
+    k.extend_from_slice(&(log.len() as u16).to_be_bytes());
+    k.extend_from_slice(log.as_bytes());
+    k
+}
+
+/// Key of one entry of a log.
+pub(crate) fn entry_key(log: &str, lsn: u64) -> Vec<u8> {
+    let mut k = entry_prefix(log);
+    k.extend_from_slice(&lsn.to_be_bytes());
+    k
+}
+
+fn lsn_of_key(key: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    if key.len() >= 8 {
+        b.copy_from_slice(&key[key.len() - 8..]);
+    }
+    u64::from_be_bytes(b)
+}
+
+/// In-memory copy of the small metadata of the state machine.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Cache {
+    pub last_applied: Option<LogId>,
+    pub membership: StoredMembership,
+    pub logs: BTreeMap<String, LogMeta>,
+}
+
+pub(crate) struct Shared {
+    pub db: sled::Db,
+    pub tree: sled::Tree,
+    pub control: sled::Tree,
+    pub cache: RwLock<Cache>,
+    /// Bumped after every apply or snapshot install; tailers wait on it.
+    pub applied_tx: watch::Sender<u64>,
+    pub gc_lock: Arc<tokio::sync::RwLock<()>>,
+    pub gc_notify: Arc<Notify>,
+    pub snapshot_dir: PathBuf,
+    /// The file the snapshot being received is written to.
+    pub receiving: Mutex<Option<PathBuf>>,
+}
+
+/// The state machine handed to openraft.
+pub struct StateMachineStore {
+    pub(crate) shared: Arc<Shared>,
+}
+
+/// A read-only view of the named logs, for tailers and status queries.
+#[derive(Clone)]
+pub struct LogsView {
+    shared: Arc<Shared>,
+}
+
+/// Entries read for a tailer.
+#[derive(Debug)]
+pub enum ReadResult {
+    Entries(Vec<(u64, LogRecord)>),
+    /// `from` is below the trim point.
+    Truncated {
+        first_retained: u64,
+    },
+}
+
+fn io_err(e: impl std::fmt::Display) -> TxlogError {
+    TxlogError::Io(std::io::Error::other(e.to_string()))
+}
+
+impl StateMachineStore {
+    /// Opens the state machine in `db`, finishing an interrupted snapshot
+    /// install first, and starts the trimmed-record collector.
+    pub async fn open(db: sled::Db, snapshot_dir: PathBuf) -> Result<Self> {
+        tokio::fs::create_dir_all(&snapshot_dir).await?;
+        let tree = db.open_tree("sm")?;
+        let control = db.open_tree("sm_control")?;
+        {
+            let (tree, control, db, dir) = (
+                tree.clone(),
+                control.clone(),
+                db.clone(),
+                snapshot_dir.clone(),
+            );
+            tokio::task::spawn_blocking(move || -> Result<()> {
+                if let Some(v) = control.get(CONTROL_INSTALLING)? {
+                    let info: SnapshotInfo = bincode::deserialize(&v)?;
+                    tracing::warn!(file = %info.file, "finishing interrupted snapshot install");
+                    load_snapshot_file(&tree, &dir.join(&info.file))?;
+                    control.insert(CONTROL_CURRENT, v)?;
+                    control.remove(CONTROL_INSTALLING)?;
+                    db.flush()?;
+                }
+                remove_stale_snapshot_files(&control, &dir);
+                Ok(())
+            })
+            .await
+            .map_err(io_err)??;
+        }
+        let cache = load_cache(&tree)?;
+        let (applied_tx, _) = watch::channel(0);
+        let shared = Arc::new(Shared {
+            db,
+            tree,
+            control,
+            cache: RwLock::new(cache),
+            applied_tx,
+            gc_lock: Arc::new(tokio::sync::RwLock::new(())),
+            gc_notify: Arc::new(Notify::new()),
+            snapshot_dir,
+            receiving: Mutex::new(None),
+        });
+        tokio::spawn(run_collector(
+            Arc::downgrade(&shared),
+            shared.gc_notify.clone(),
+        ));
+        shared.gc_notify.notify_one();
+        Ok(Self { shared })
+    }
+
+    /// A read handle on the named logs.
+    pub fn view(&self) -> LogsView {
+        LogsView {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+fn load_cache(tree: &sled::Tree) -> Result<Cache> {
+    let mut cache = Cache::default();
+    if let Some(v) = tree.get(KEY_APPLIED)? {
+        cache.last_applied = bincode::deserialize(&v)?;
+    }
+    if let Some(v) = tree.get(KEY_MEMBERSHIP)? {
+        cache.membership = bincode::deserialize(&v)?;
+    }
+    for kv in tree.scan_prefix(b"m") {
+        let (k, v) = kv?;
+        let name = String::from_utf8_lossy(&k[1..]).into_owned();
+        cache.logs.insert(name, bincode::deserialize(&v)?);
+    }
+    Ok(cache)
+}
+
+/// Deletes snapshot files other than the current one.
+pub(crate) fn remove_stale_snapshot_files(control: &sled::Tree, dir: &Path) {
+    let current = control
+        .get(CONTROL_CURRENT)
+        .ok()
+        .flatten()
+        .and_then(|v| bincode::deserialize::<SnapshotInfo>(&v).ok())
+        .map(|i| i.file);
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if Some(&name) != current.as_ref() {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+/// Replaces the whole state machine with the content of a snapshot file.
+pub(crate) fn load_snapshot_file(tree: &sled::Tree, path: &Path) -> Result<()> {
+    tree.clear()?;
+    let mut reader = snapshot::Reader::open(path)?;
+    let mut batch = sled::Batch::default();
+    let header = &reader.header;
+    for (name, meta) in &header.logs {
+        batch.insert(meta_key(name), bincode::serialize(meta)?);
+    }
+    batch.insert(KEY_APPLIED, bincode::serialize(&header.meta.last_log_id)?);
+    batch.insert(
+        KEY_MEMBERSHIP,
+        bincode::serialize(&header.meta.last_membership)?,
+    );
+    let names: Vec<String> = header.logs.iter().map(|(n, _)| n.clone()).collect();
+    let mut n = 0usize;
+    while let Some(rec) = reader.next_record()? {
+        let name = names
+            .get(rec.log as usize)
+            .ok_or_else(|| TxlogError::Invalid("snapshot record names no log".into()))?;
+        batch.insert(entry_key(name, rec.lsn), rec.value);
+        n += 1;
+        if n.is_multiple_of(10_000) {
+            tree.apply_batch(std::mem::take(&mut batch))?;
+        }
+    }
+    tree.apply_batch(batch)?;
+    Ok(())
+}
+
+/// Applies one client op to `logs`, staging its writes in `batch`.
+fn apply_op(
+    logs: &mut BTreeMap<String, LogMeta>,
+    batch: &mut sled::Batch,
+    op: Op,
+    trimmed: &mut bool,
+) -> std::result::Result<OpResult, bincode::Error> {
+    match op {
+        Op::Append {
+            log,
+            condition,
+            kind,
+            payloads,
+        } => {
+            if log.is_empty() || payloads.is_empty() || kind == EntryKind::Leadership {
+                return Ok(OpResult::Invalid(
+                    "append needs a log name, payloads, and a DATA or HEARTBEAT kind".into(),
+                ));
+            }
+            let meta = logs.entry(log.clone()).or_default();
+            match condition {
+                Condition::Epoch(e) if e != meta.epoch => {
+                    return Ok(OpResult::Fenced(meta.position()))
+                }
+                Condition::LastLsn(l) if l != meta.last_lsn => {
+                    return Ok(OpResult::Conflict(meta.position()))
+                }
+                _ => {}
+            }
+            let first_lsn = meta.last_lsn + 1;
+            for payload in payloads {
+                meta.last_lsn += 1;
+                meta.checksum = chain_checksum(meta.checksum, &payload);
+                let rec = LogRecord {
+                    epoch: meta.epoch,
+                    kind,
+                    checksum: meta.checksum,
+                    payload,
+                };
+                batch.insert(entry_key(&log, meta.last_lsn), bincode::serialize(&rec)?);
+            }
+            batch.insert(meta_key(&log), bincode::serialize(&*meta)?);
+            Ok(OpResult::Appended {
+                first_lsn,
+                last_lsn: meta.last_lsn,
+                position: meta.position(),
+            })
+        }
+        Op::TakeLeadership {
+            log,
+            candidate,
+            expected_last_lsn,
+        } => {
+            if log.is_empty() || candidate.is_empty() {
+                return Ok(OpResult::Invalid(
+                    "leadership needs a log and a candidate".into(),
+                ));
+            }
+            let meta = logs.entry(log.clone()).or_default();
+            if meta.last_lsn != expected_last_lsn {
+                return Ok(OpResult::Conflict(meta.position()));
+            }
+            let payload = Bytes::from(candidate.clone().into_bytes());
+            meta.epoch += 1;
+            meta.holder = candidate;
+            meta.last_lsn += 1;
+            meta.checksum = chain_checksum(meta.checksum, &payload);
+            let rec = LogRecord {
+                epoch: meta.epoch,
+                kind: EntryKind::Leadership,
+                checksum: meta.checksum,
+                payload,
+            };
+            batch.insert(entry_key(&log, meta.last_lsn), bincode::serialize(&rec)?);
+            batch.insert(meta_key(&log), bincode::serialize(&*meta)?);
+            Ok(OpResult::Appended {
+                first_lsn: meta.last_lsn,
+                last_lsn: meta.last_lsn,
+                position: meta.position(),
+            })
+        }
+        Op::Trim { log, up_to_lsn } => {
+            let Some(meta) = logs.get_mut(&log) else {
+                return Ok(OpResult::Invalid(format!("no log named {log:?}")));
+            };
+            let up_to = up_to_lsn.min(meta.last_lsn);
+            if up_to + 1 > meta.first_lsn {
+                meta.first_lsn = up_to + 1;
+                batch.insert(meta_key(&log), bincode::serialize(&*meta)?);
+                *trimmed = true;
+            }
+            Ok(OpResult::Trimmed {
+                first_lsn: meta.first_lsn,
+                last_lsn: meta.last_lsn,
+            })
+        }
+    }
+}
+
+/// Deletes trimmed records in the background, in chunks, never while a
+/// snapshot is being built.
+async fn run_collector(shared: Weak<Shared>, notify: Arc<Notify>) {
+    loop {
+        notify.notified().await;
+        let Some(s) = shared.upgrade() else { return };
+        loop {
+            let _guard = s.gc_lock.clone().write_owned().await;
+            let targets: Vec<(String, u64)> = s
+                .cache
+                .read()
+                .logs
+                .iter()
+                .map(|(n, m)| (n.clone(), m.first_lsn))
+                .collect();
+            let tree = s.tree.clone();
+            let done = tokio::task::spawn_blocking(move || -> Result<bool> {
+                let mut removed = 0usize;
+                for (name, first) in targets {
+                    let start = entry_prefix(&name);
+                    let end = entry_key(&name, first);
+                    let mut batch = sled::Batch::default();
+                    for kv in tree.range(start..end) {
+                        let (k, _) = kv?;
+                        batch.remove(k);
+                        removed += 1;
+                        if removed >= 20_000 {
+                            break;
+                        }
+                    }
+                    tree.apply_batch(batch)?;
+                    if removed >= 20_000 {
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
+            })
+            .await;
+            match done {
+                Ok(Ok(true)) => break,
+                Ok(Ok(false)) => continue,
+                Ok(Err(e)) => {
+                    tracing::error!("collecting trimmed records: {e}");
+                    break;
+                }
+                Err(e) => {
+                    tracing::error!("collector task: {e}");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    type SnapshotBuilder = snapshot::Builder;
+
+    async fn applied_state(
+        &mut self,
+    ) -> std::result::Result<(Option<LogId>, StoredMembership), StorageError> {
+        let c = self.shared.cache.read();
+        Ok((c.last_applied, c.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> std::result::Result<Vec<Response>, StorageError>
+    where
+        I: IntoIterator<Item = Entry> + Send,
+        I::IntoIter: Send,
+    {
+        let (mut logs, mut membership) = {
+            let c = self.shared.cache.read();
+            (c.logs.clone(), c.membership.clone())
+        };
+        let mut batch = sled::Batch::default();
+        let mut responses = Vec::new();
+        let mut last = None;
+        let mut trimmed = false;
+        for entry in entries {
+            last = Some(entry.log_id);
+            match entry.payload {
+                EntryPayload::Blank => responses.push(Response::default()),
+                EntryPayload::Membership(m) => {
+                    membership = StoredMembership::new(Some(entry.log_id), m);
+                    responses.push(Response::default());
+                }
+                EntryPayload::Normal(req) => {
+                    let mut results = Vec::with_capacity(req.ops.len());
+                    for op in req.ops {
+                        results.push(
+                            apply_op(&mut logs, &mut batch, op, &mut trimmed)
+                                .map_err(|e| StorageIOError::apply(entry.log_id, &e))?,
+                        );
+                    }
+                    responses.push(Response { results });
+                }
+            }
+        }
+        let Some(last) = last else {
+            return Ok(responses);
+        };
+        let applied =
+            bincode::serialize(&Some(last)).map_err(|e| StorageIOError::write_state_machine(&e))?;
+        let mship =
+            bincode::serialize(&membership).map_err(|e| StorageIOError::write_state_machine(&e))?;
+        batch.insert(KEY_APPLIED, applied);
+        batch.insert(KEY_MEMBERSHIP, mship);
+        self.shared
+            .tree
+            .apply_batch(batch)
+            .map_err(|e| StorageIOError::write_state_machine(&e))?;
+        {
+            let mut c = self.shared.cache.write();
+            c.last_applied = Some(last);
+            c.membership = membership;
+            c.logs = logs;
+        }
+        self.shared.applied_tx.send_modify(|n| *n += 1);
+        if trimmed {
+            self.shared.gc_notify.notify_one();
+        }
+        Ok(responses)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        let guard = self.shared.gc_lock.clone().read_owned().await;
+        let cache = self.shared.cache.read().clone();
+        snapshot::Builder::new(self.shared.clone(), cache, guard)
+    }
+
+    async fn begin_receiving_snapshot(
+        &mut self,
+    ) -> std::result::Result<Box<tokio::fs::File>, StorageError> {
+        let path = self
+            .shared
+            .snapshot_dir
+            .join(format!("recv-{}.part", snapshot::unique_suffix()));
+        let f = tokio::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .await
+            .map_err(|e| StorageIOError::write_snapshot(None, &e))?;
+        *self.shared.receiving.lock() = Some(path);
+        Ok(Box::new(f))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Box<tokio::fs::File>,
+    ) -> std::result::Result<(), StorageError> {
+        let sig = Some(meta.signature());
+        let werr = |e: &dyn std::fmt::Display| {
+            StorageIOError::write_snapshot(sig.clone(), &std::io::Error::other(e.to_string()))
+        };
+        snapshot.sync_all().await.map_err(|e| werr(&e))?;
+        drop(snapshot);
+        let received = self
+            .shared
+            .receiving
+            .lock()
+            .take()
+            .ok_or_else(|| werr(&"no snapshot being received"))?;
+        let file = snapshot::file_name(meta);
+        let path = self.shared.snapshot_dir.join(&file);
+        let info = SnapshotInfo {
+            meta: meta.clone(),
+            file,
+        };
+        let _guard = self.shared.gc_lock.clone().write_owned().await;
+        let shared = self.shared.clone();
+        let cache = tokio::task::spawn_blocking(move || -> Result<Cache> {
+            std::fs::rename(&received, &path)?;
+            snapshot::sync_dir(&shared.snapshot_dir)?;
+            let info_bytes = bincode::serialize(&info)?;
+            shared
+                .control
+                .insert(CONTROL_INSTALLING, info_bytes.clone())?;
+            shared.db.flush()?;
+            load_snapshot_file(&shared.tree, &path)?;
+            shared.control.insert(CONTROL_CURRENT, info_bytes)?;
+            shared.control.remove(CONTROL_INSTALLING)?;
+            shared.db.flush()?;
+            remove_stale_snapshot_files(&shared.control, &shared.snapshot_dir);
+            load_cache(&shared.tree)
+        })
+        .await
+        .map_err(|e| werr(&e))?
+        .map_err(|e| werr(&e))?;
+        *self.shared.cache.write() = cache;
+        self.shared.applied_tx.send_modify(|n| *n += 1);
+        Ok(())
+    }
+
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> std::result::Result<Option<Snapshot<TypeConfig>>, StorageError> {
+        let Some(v) = self
+            .shared
+            .control
+            .get(CONTROL_CURRENT)
+            .map_err(|e| StorageIOError::read_snapshot(None, &e))?
+        else {
+            return Ok(None);
+        };
+        let info: SnapshotInfo =
+            bincode::deserialize(&v).map_err(|e| StorageIOError::read_snapshot(None, &e))?;
+        let f = tokio::fs::File::open(self.shared.snapshot_dir.join(&info.file))
+            .await
+            .map_err(|e| StorageIOError::read_snapshot(Some(info.meta.signature()), &e))?;
+        Ok(Some(Snapshot {
+            meta: info.meta,
+            snapshot: Box::new(f),
+        }))
+    }
+}
+
+impl LogsView {
+    /// Metadata of one log, if it exists.
+    pub fn meta(&self, log: &str) -> Option<LogMeta> {
+        self.shared.cache.read().logs.get(log).cloned()
+    }
+
+    /// Metadata of every log.
+    pub fn all_meta(&self) -> BTreeMap<String, LogMeta> {
+        self.shared.cache.read().logs.clone()
+    }
+
+    /// The last applied Raft log id.
+    pub fn last_applied(&self) -> Option<LogId> {
+        self.shared.cache.read().last_applied
+    }
+
+    /// A receiver that changes after every apply.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.shared.applied_tx.subscribe()
+    }
+
+    /// Reads up to `max_entries` / about `max_bytes` applied entries of `log`
+    /// starting at `from` (runs on the blocking pool).
+    pub async fn read(
+        &self,
+        log: &str,
+        from: u64,
+        max_entries: usize,
+        max_bytes: usize,
+    ) -> Result<ReadResult> {
+        let Some(meta) = self.meta(log) else {
+            return Ok(ReadResult::Entries(Vec::new()));
+        };
+        if from < meta.first_lsn {
+            return Ok(ReadResult::Truncated {
+                first_retained: meta.first_lsn,
+            });
+        }
+        if from > meta.last_lsn {
+            return Ok(ReadResult::Entries(Vec::new()));
+        }
+        let tree = self.shared.tree.clone();
+        let (start, end) = (entry_key(log, from), entry_key(log, meta.last_lsn));
+        let entries = tokio::task::spawn_blocking(move || -> Result<Vec<(u64, LogRecord)>> {
+            let mut out = Vec::new();
+            let mut bytes = 0usize;
+            for kv in tree.range(start..=end) {
+                let (k, v) = kv?;
+                let rec: LogRecord = bincode::deserialize(&v)?;
+                bytes += rec.payload.len() + 32;
+                out.push((lsn_of_key(&k), rec));
+                if out.len() >= max_entries || bytes >= max_bytes {
+                    break;
+                }
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(io_err)??;
+        // A concurrent trim may have removed records we were about to read.
+        let contiguous = entries
+            .iter()
+            .enumerate()
+            .all(|(i, (lsn, _))| *lsn == from + i as u64);
+        if entries.is_empty() || !contiguous {
+            let first = self.meta(log).map(|m| m.first_lsn).unwrap_or(1);
+            if from < first {
+                return Ok(ReadResult::Truncated {
+                    first_retained: first,
+                });
+            }
+            return Err(TxlogError::Invalid(format!(
+                "log {log:?} has a gap after lsn {from}"
+            )));
+        }
+        Ok(ReadResult::Entries(entries))
+    }
+
+    /// Bytes the node's database takes on disk.
+    pub fn size_on_disk(&self) -> u64 {
+        self.shared.db.size_on_disk().unwrap_or(0)
+    }
+}

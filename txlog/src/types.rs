@@ -1,0 +1,181 @@
+//! The Raft type configuration of the transaction log and the commands its
+//! state machine applies.
+//!
+//! One Raft entry carries a [`Request`]: a batch of [`Op`]s coalesced by the
+//! append batcher from many clients. Each op keeps its own [`Condition`] and
+//! gets its own [`OpResult`], so one client's failed condition never affects
+//! another's append in the same entry.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+/// Raft node ids are plain integers given on the command line.
+pub type NodeId = u64;
+
+openraft::declare_raft_types!(
+    /// openraft type configuration of the transaction log's Raft group.
+    pub TypeConfig:
+        D = Request,
+        R = Response,
+        NodeId = NodeId,
+        Node = openraft::BasicNode,
+        SnapshotData = tokio::fs::File,
+);
+
+/// Aliases of openraft's generic types for this configuration.
+pub type Raft = openraft::Raft<TypeConfig>;
+pub type LogId = openraft::LogId<NodeId>;
+pub type Vote = openraft::Vote<NodeId>;
+pub type Entry = openraft::Entry<TypeConfig>;
+pub type StoredMembership = openraft::StoredMembership<NodeId, openraft::BasicNode>;
+pub type SnapshotMeta = openraft::SnapshotMeta<NodeId, openraft::BasicNode>;
+pub type StorageError = openraft::StorageError<NodeId>;
+
+/// What must hold for an append to take effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Condition {
+    /// The writer holds the log's current leadership epoch.
+    Epoch(u64),
+    /// The log's last LSN is exactly this (0 for an empty log).
+    LastLsn(u64),
+}
+
+/// Kinds of log entries (mirrors `memlog.txlog.EntryKind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EntryKind {
+    Data,
+    Leadership,
+    Heartbeat,
+}
+
+impl EntryKind {
+    pub fn to_proto(self) -> i32 {
+        match self {
+            EntryKind::Data => 0,
+            EntryKind::Leadership => 1,
+            EntryKind::Heartbeat => 2,
+        }
+    }
+}
+
+/// One client operation inside a Raft entry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Op {
+    /// Append `payloads` to `log` if `condition` holds.
+    Append {
+        log: String,
+        condition: Condition,
+        kind: EntryKind,
+        payloads: Vec<Bytes>,
+    },
+    /// Append a leadership entry naming `candidate` with epoch = current + 1,
+    /// if the log's last LSN is `expected_last_lsn`.
+    TakeLeadership {
+        log: String,
+        candidate: String,
+        expected_last_lsn: u64,
+    },
+    /// Drop entries up to and including `up_to_lsn`.
+    Trim { log: String, up_to_lsn: u64 },
+}
+
+impl Op {
+    /// Approximate encoded size, for bounding batches.
+    pub fn size_hint(&self) -> usize {
+        match self {
+            Op::Append { log, payloads, .. } => {
+                log.len() + 32 + payloads.iter().map(|p| p.len() + 8).sum::<usize>()
+            }
+            Op::TakeLeadership { log, candidate, .. } => log.len() + candidate.len() + 32,
+            Op::Trim { log, .. } => log.len() + 16,
+        }
+    }
+}
+
+/// The application data of one Raft entry.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Request {
+    pub ops: Vec<Op>,
+}
+
+/// Per-op outcomes of one applied Raft entry (same order as `Request::ops`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Response {
+    pub results: Vec<OpResult>,
+}
+
+/// The log's state as seen by a failed or successful op.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogPosition {
+    pub epoch: u64,
+    pub last_lsn: u64,
+    pub holder: String,
+}
+
+/// The outcome of one op.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OpResult {
+    Appended {
+        first_lsn: u64,
+        last_lsn: u64,
+        position: LogPosition,
+    },
+    /// Epoch condition failed.
+    Fenced(LogPosition),
+    /// last_lsn condition failed.
+    Conflict(LogPosition),
+    Trimmed {
+        first_lsn: u64,
+        last_lsn: u64,
+    },
+    Invalid(String),
+}
+
+/// Per-log metadata kept by the state machine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogMeta {
+    /// First retained LSN (1 until trimmed; last_lsn + 1 when all trimmed).
+    pub first_lsn: u64,
+    pub last_lsn: u64,
+    pub epoch: u64,
+    pub holder: String,
+    /// Running checksum after `last_lsn`.
+    pub checksum: u32,
+}
+
+impl Default for LogMeta {
+    /// An empty log: nothing trimmed, no leadership taken yet (epoch 0).
+    fn default() -> Self {
+        Self {
+            first_lsn: 1,
+            last_lsn: 0,
+            epoch: 0,
+            holder: String::new(),
+            checksum: 0,
+        }
+    }
+}
+
+impl LogMeta {
+    pub fn position(&self) -> LogPosition {
+        LogPosition {
+            epoch: self.epoch,
+            last_lsn: self.last_lsn,
+            holder: self.holder.clone(),
+        }
+    }
+}
+
+/// One entry of a named log as stored by the state machine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogRecord {
+    pub epoch: u64,
+    pub kind: EntryKind,
+    pub checksum: u32,
+    pub payload: Bytes,
+}
+
+/// The running checksum: crc32c over every payload since LSN 1, chained.
+pub fn chain_checksum(previous: u32, payload: &[u8]) -> u32 {
+    crc32c::crc32c_append(previous, payload)
+}
