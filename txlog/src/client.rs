@@ -43,6 +43,7 @@ struct Inner {
     conns: Mutex<HashMap<String, GrpcClient<Channel>>>,
     leader: Mutex<Option<String>>,
     retry_for: Duration,
+    request_timeout: Duration,
 }
 
 /// Whether a gRPC error certainly means the request was never delivered.
@@ -75,6 +76,7 @@ impl TxlogClient {
                 conns: Mutex::new(HashMap::new()),
                 leader: Mutex::new(None),
                 retry_for: Duration::from_secs(15),
+                request_timeout: Duration::from_secs(30),
             }),
         })
     }
@@ -86,11 +88,22 @@ impl TxlogClient {
 
     /// How long to keep retrying while no leader answers (default 15 s).
     pub fn with_retry_window(self, d: Duration) -> Self {
+        self.with_timeouts(d, self.inner.request_timeout)
+    }
+
+    /// How long one request may take before its outcome is declared
+    /// unknown (default 30 s; an append waits that long for a majority).
+    pub fn with_request_timeout(self, d: Duration) -> Self {
+        self.with_timeouts(self.inner.retry_for, d)
+    }
+
+    fn with_timeouts(&self, retry_for: Duration, request_timeout: Duration) -> Self {
         let inner = Inner {
             addrs: self.inner.addrs.clone(),
             conns: Mutex::new(HashMap::new()),
             leader: Mutex::new(None),
-            retry_for: d,
+            retry_for,
+            request_timeout,
         };
         Self {
             inner: Arc::new(inner),
@@ -138,7 +151,14 @@ impl TxlogClient {
             let mut redirected = false;
             for addr in self.order() {
                 let conn = self.connection(&addr)?;
-                match call(conn).await {
+                let Ok(result) = tokio::time::timeout(self.inner.request_timeout, call(conn)).await
+                else {
+                    return Err(TxlogError::OutcomeUnknown(format!(
+                        "{addr} did not answer within {:?}",
+                        self.inner.request_timeout
+                    )));
+                };
+                match result {
                     Ok(resp) => {
                         let resp = resp.into_inner();
                         if resp.status == pb::AppendStatus::NotLeader as i32 {
@@ -281,10 +301,16 @@ impl TxlogClient {
         loop {
             let mut last = None;
             for addr in self.order() {
-                match call(self.connection(&addr)?).await {
-                    Ok(r) => return Ok(r.into_inner()),
-                    Err(s) if s.code() == tonic::Code::NotFound => return Err(s.into()),
-                    Err(s) => last = Some(s),
+                let timeout = self.inner.request_timeout;
+                match tokio::time::timeout(timeout, call(self.connection(&addr)?)).await {
+                    Ok(Ok(r)) => return Ok(r.into_inner()),
+                    Ok(Err(s)) if s.code() == tonic::Code::NotFound => return Err(s.into()),
+                    Ok(Err(s)) => last = Some(s),
+                    Err(_) => {
+                        last = Some(tonic::Status::deadline_exceeded(format!(
+                            "{addr} timed out"
+                        )))
+                    }
                 }
             }
             if Instant::now() >= deadline {

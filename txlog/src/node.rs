@@ -60,7 +60,7 @@ impl NodeConfig {
             snapshot_max_chunk_size: 4 * 1024 * 1024,
             max_payload_entries: 256,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_every),
-            max_in_snapshot_log_to_keep: 1000,
+            max_in_snapshot_log_to_keep: self.snapshot_every.min(1000),
             ..Default::default()
         };
         Ok(Arc::new(
