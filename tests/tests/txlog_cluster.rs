@@ -615,3 +615,41 @@ async fn trim_truncates_tails_and_frees_disk() {
         "disk use before {before:?} after {after:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lagging_node_catches_up_through_a_snapshot() {
+    let mut cluster = Cluster::start(30);
+    let client = cluster.client();
+    let log = "shard-5";
+    let (epoch, _) = client.take_leadership(log, "p", 0).await.expect("lead");
+    let leader = cluster.leader().await;
+    let lagging = (leader + 1) % 3;
+    cluster.kill(lagging);
+    // Far more Raft entries than a snapshot keeps: the leader purges the log
+    // the lagging node would need, so it must install a snapshot.
+    let mut last = 0;
+    for i in 0..200u32 {
+        last = client
+            .append(
+                log,
+                Condition::Epoch(epoch),
+                vec![Bytes::from(format!("e{i}")); 4],
+            )
+            .await
+            .expect("append")
+            .last_lsn;
+    }
+    cluster.restart(lagging);
+    let lagging_entries = tail_until(&client, &cluster.addr(lagging), log, 1, last).await;
+    check_chain(&lagging_entries);
+    let leader_entries = tail_until(&client, &cluster.addr(leader), log, 1, last).await;
+    assert_eq!(lagging_entries, leader_entries);
+    let snapshots = cluster
+        .root
+        .join(format!("n{}", lagging + 1))
+        .join("snapshots");
+    let installed = std::fs::read_dir(&snapshots)
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert!(installed > 0, "the lagging node holds a snapshot");
+}
