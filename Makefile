@@ -6,7 +6,7 @@ PORT ?= 6379
 DATA_DIR ?= ./data
 APT_PACKAGES := redis-server redis-tools
 
-.PHONY: run build release test test-deps fmt lint bench clean
+.PHONY: run build release test test-deps fmt lint bench bench-txlog clean
 
 run: release
 	./target/release/memlog server --bind 127.0.0.1 --port $(PORT) --data-dir $(DATA_DIR)
@@ -37,6 +37,26 @@ fmt:
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+# Transaction log bench: a 3-node cluster on loopback (data under ./target, the
+# same disk the fdatasync probe measures), `memlog txlog bench` against it,
+# then the nodes are stopped by PID.
+TXLOG_BENCH_PORT ?= 17301
+TXLOG_BENCH_CLIENTS ?= 1,16,64,256
+TXLOG_BENCH_SECONDS ?= 5
+bench-txlog: release
+	@set -e; dir=$$(mktemp -d $(CURDIR)/target/txlog-bench.XXXXXX); pids=""; \
+	trap 'for p in $$pids; do kill $$p 2>/dev/null || true; done; wait 2>/dev/null; rm -rf $$dir' EXIT INT TERM; \
+	p1=$(TXLOG_BENCH_PORT); p2=$$((p1+1)); p3=$$((p1+2)); \
+	addrs="127.0.0.1:$$p1,127.0.0.1:$$p2,127.0.0.1:$$p3"; \
+	init="1=127.0.0.1:$$p1,2=127.0.0.1:$$p2,3=127.0.0.1:$$p3"; i=0; \
+	for p in $$p1 $$p2 $$p3; do i=$$((i+1)); \
+	  ./target/release/memlog txlog --id $$i --bind 127.0.0.1:$$p --data-dir $$dir/n$$i \
+	    --init $$init > $$dir/n$$i.log 2>&1 & pids="$$pids $$!"; \
+	done; \
+	./target/release/memlog txlog status --addr $$addrs > /dev/null; \
+	./target/release/memlog txlog bench --addr $$addrs --clients $(TXLOG_BENCH_CLIENTS) \
+	  --payload 256 --seconds $(TXLOG_BENCH_SECONDS) --fsync-dir $$dir
 
 clean:
 	$(CARGO) clean

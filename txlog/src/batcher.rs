@@ -19,7 +19,7 @@ use crate::types::{NodeId, Op, OpResult, Raft, Request};
 const MAX_IN_FLIGHT: usize = 8;
 /// Bounds of one Raft entry.
 const MAX_OPS_PER_ENTRY: usize = 4096;
-const MAX_BYTES_PER_ENTRY: usize = 8 * 1024 * 1024;
+const MAX_BYTES_PER_ENTRY: usize = 4 * 1024 * 1024;
 
 /// What became of one op.
 #[derive(Debug, Clone)]

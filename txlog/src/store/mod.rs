@@ -22,15 +22,16 @@ use crate::error::Result;
 pub async fn open(dir: &Path) -> Result<(LogStore, StateMachineStore)> {
     let dir = dir.to_path_buf();
     let db_dir = dir.join("db");
+    let sled_dir = db_dir.clone();
     let db = tokio::task::spawn_blocking(move || {
         sled::Config::new()
-            .path(db_dir)
+            .path(sled_dir)
             .cache_capacity(256 * 1024 * 1024)
             .open()
     })
     .await
     .map_err(|e| crate::error::TxlogError::Raft(format!("open task: {e}")))??;
-    let log = LogStore::open(db.clone())?;
+    let log = LogStore::open(db.clone(), &db_dir)?;
     let sm = StateMachineStore::open(db, dir.join("snapshots")).await?;
     Ok((log, sm))
 }

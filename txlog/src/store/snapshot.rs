@@ -222,6 +222,9 @@ impl RaftSnapshotBuilder<TypeConfig> for Builder {
                 .control
                 .insert(b"current_snapshot", bincode::serialize(&info)?)?;
             shared.db.flush()?;
+            if let Some(root) = shared.snapshot_dir.parent() {
+                super::log_storage::DiskSync::open(&root.join("db"))?.sync()?;
+            }
             remove_stale_snapshot_files(&shared.control, &shared.snapshot_dir);
             Ok(n)
         })
