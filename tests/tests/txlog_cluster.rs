@@ -653,3 +653,39 @@ async fn lagging_node_catches_up_through_a_snapshot() {
         .unwrap_or(0);
     assert!(installed > 0, "the lagging node holds a snapshot");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pipelined_appends_keep_their_order_and_fence() {
+    let cluster = Cluster::start(10_000);
+    let client = cluster.client();
+    let log = "shard-6";
+    let (epoch, _) = client.take_leadership(log, "p", 0).await.expect("lead");
+    let pipeline = memlog_txlog::AppendPipeline::open(&client, log, epoch)
+        .await
+        .expect("pipeline");
+    let mut pending = Vec::new();
+    for i in 0..300u32 {
+        let n = 1 + (i % 3) as usize;
+        let f = pipeline
+            .submit(vec![Bytes::from(format!("p{i}")); n])
+            .await
+            .expect("submit");
+        pending.push((n, f));
+    }
+    let mut next = 2;
+    for (n, f) in pending {
+        let a = f.await.expect("append");
+        assert_eq!((a.first_lsn, a.last_lsn), (next, next + n as u64 - 1));
+        next += n as u64;
+    }
+    // A new holder fences the pipeline's epoch.
+    let last = next - 1;
+    client
+        .take_leadership(log, "q", last)
+        .await
+        .expect("take over");
+    let r = pipeline.append(vec![Bytes::from_static(b"late")]).await;
+    assert!(matches!(r, Err(TxlogError::Fenced { .. })), "{r:?}");
+    let entries = tail_until(&client, &cluster.addr(2), log, 1, last + 1).await;
+    check_chain(&entries);
+}

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use hdrhistogram::Histogram;
 
 use crate::client::TxlogClient;
+use crate::pipeline::AppendPipeline;
 use crate::types::Condition;
 
 /// Options of `memlog txlog bench`.
@@ -28,6 +29,10 @@ pub struct BenchArgs {
     /// Seconds per appender count.
     #[arg(long, default_value_t = 5)]
     pub seconds: u64,
+    /// `pipeline`: appenders share one coalescing AppendStream (the engine's
+    /// write path); `unary`: one Append RPC per append.
+    #[arg(long, default_value = "pipeline")]
+    pub mode: String,
     /// Directory on the disk whose fdatasync latency to measure.
     #[arg(long, default_value = ".")]
     pub fsync_dir: PathBuf,
@@ -72,6 +77,7 @@ pub async fn measure(
     clients: usize,
     payload: usize,
     seconds: u64,
+    pipelined: bool,
 ) -> anyhow::Result<BenchResult> {
     let log = format!("bench-{clients}-{}", rand::random::<u32>());
     let (epoch, _) = client
@@ -79,20 +85,31 @@ pub async fn measure(
         .await
         .context("taking leadership of the bench log")?;
     let data = Bytes::from(vec![0x5au8; payload]);
+    let pipeline = if pipelined {
+        Some(AppendPipeline::open(client, &log, epoch).await?)
+    } else {
+        None
+    };
     let start = Instant::now();
     let end = start + Duration::from_secs(seconds);
     let mut tasks = Vec::with_capacity(clients);
     for _ in 0..clients {
         let (client, log, data) = (client.clone(), log.clone(), data.clone());
+        let pipeline = pipeline.clone();
         tasks.push(tokio::spawn(async move {
             let mut h = new_hist()?;
             let mut errors = 0u64;
             while Instant::now() < end {
                 let t = Instant::now();
-                match client
-                    .append(&log, Condition::Epoch(epoch), vec![data.clone()])
-                    .await
-                {
+                let r = match &pipeline {
+                    Some(p) => p.append(vec![data.clone()]).await,
+                    None => {
+                        client
+                            .append(&log, Condition::Epoch(epoch), vec![data.clone()])
+                            .await
+                    }
+                };
+                match r {
                     Ok(_) => h.record(t.elapsed().as_micros().max(1) as u64)?,
                     Err(_) => errors += 1,
                 }
@@ -134,9 +151,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         "fdatasync 4KiB ({}): p50={fs_p50}us p99={fs_p99}us",
         args.fsync_dir.display()
     );
+    println!("mode: {}, payload {} bytes", args.mode, args.payload);
     let mut results = Vec::new();
     for n in counts {
-        let r = measure(&client, n, args.payload, args.seconds).await?;
+        let r = measure(&client, n, args.payload, args.seconds, args.mode != "unary").await?;
         println!(
             "appenders={:<4} appends/s={:>10.0} p50={}us p99={}us p999={}us errors={}",
             r.clients, r.appends_per_sec, r.p50_us, r.p99_us, r.p999_us, r.errors

@@ -16,9 +16,11 @@ pub mod batcher;
 pub mod bench;
 pub mod network;
 pub mod node;
+pub mod pipeline;
 pub mod service;
 
 pub use node::{NodeConfig, TxlogNode};
 pub mod client;
 
 pub use client::{Appended, TxlogClient};
+pub use pipeline::AppendPipeline;

@@ -89,13 +89,16 @@ async fn durable_flush(
     db: &sled::Db,
     disk: &Arc<parking_lot::Mutex<DiskSync>>,
 ) -> std::io::Result<()> {
-    db.flush_async()
-        .await
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
-    let disk = disk.clone();
-    tokio::task::spawn_blocking(move || disk.lock().sync())
-        .await
-        .map_err(std::io::Error::other)?
+    // One blocking-pool hop for both steps (sled's `flush_async` would add a
+    // hop through sled's own thread pool).
+    let (db, disk) = (db.clone(), disk.clone());
+    tokio::task::spawn_blocking(move || {
+        db.flush()
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        disk.lock().sync()
+    })
+    .await
+    .map_err(std::io::Error::other)?
 }
 
 struct Inner {

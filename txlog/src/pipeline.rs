@@ -1,0 +1,198 @@
+//! [`AppendPipeline`]: the write path for one primary of one log.
+//!
+//! All appends of a pipeline carry the condition `epoch = E` and travel, in
+//! order, on a single `AppendStream` to the Raft leader. Appends made
+//! concurrently (by many tasks of the primary) are coalesced into one
+//! request with many payloads; up to [`MAX_IN_FLIGHT`] requests are in
+//! flight at once, and while they are, new appends queue up into the next,
+//! larger request. Coalescing is safe because all appends in a pipeline have
+//! the same epoch condition: the entries of one request are contiguous and
+//! the epoch cannot change in the middle of a Raft entry.
+//!
+//! A pipeline does not retry: an append that fails (FENCED, leader change,
+//! broken stream) fails, and every later append of the pipeline fails too
+//! once the stream breaks. The caller opens a new pipeline (after checking
+//! the log if the outcome was unknown).
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+use memlog_proto::txlog as pb;
+use tokio::sync::{mpsc, oneshot};
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::client::{Appended, TxlogClient};
+use crate::error::{Result, TxlogError};
+
+/// Requests sent but not yet answered, at most.
+pub const MAX_IN_FLIGHT: usize = 2;
+const MAX_PAYLOADS_PER_REQUEST: usize = 4096;
+const MAX_BYTES_PER_REQUEST: usize = 1024 * 1024;
+
+/// The callers waiting on one request: (payload count, reply) each.
+type Waiters = Vec<(usize, oneshot::Sender<Result<Appended>>)>;
+
+struct Job {
+    payloads: Vec<Bytes>,
+    reply: oneshot::Sender<Result<Appended>>,
+}
+
+/// An ordered, coalescing append stream for one log and epoch.
+#[derive(Clone)]
+pub struct AppendPipeline {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl AppendPipeline {
+    /// Opens a pipeline at the current Raft leader.
+    pub async fn open(client: &TxlogClient, log: &str, epoch: u64) -> Result<Self> {
+        let status = client.status().await?;
+        if status.leader_addr.is_empty() {
+            return Err(TxlogError::Unavailable("no leader".into()));
+        }
+        let mut conn = client.connection(&status.leader_addr)?;
+        let (req_tx, req_rx) = mpsc::channel::<pb::AppendRequest>(MAX_IN_FLIGHT * 2);
+        let responses = conn
+            .append_stream(ReceiverStream::new(req_rx))
+            .await?
+            .into_inner();
+        let (jobs, rx) = mpsc::channel(65_536);
+        tokio::spawn(run(log.to_string(), epoch, req_tx, responses, rx));
+        Ok(Self { jobs })
+    }
+
+    /// Appends `payloads` (DATA entries); returns once they are committed.
+    /// Appends made one after the other (even without awaiting) keep their
+    /// order in the log.
+    pub async fn append(&self, payloads: Vec<Bytes>) -> Result<Appended> {
+        self.submit(payloads).await?.await
+    }
+
+    /// Queues `payloads` and returns at once with a future of the result:
+    /// appends submitted one after the other enter the log in that order,
+    /// without waiting for each other.
+    pub async fn submit(
+        &self,
+        payloads: Vec<Bytes>,
+    ) -> Result<impl std::future::Future<Output = Result<Appended>>> {
+        if payloads.is_empty() {
+            return Err(TxlogError::Invalid("no payloads".into()));
+        }
+        let (reply, rx) = oneshot::channel();
+        self.jobs
+            .send(Job { payloads, reply })
+            .await
+            .map_err(|_| TxlogError::Unavailable("pipeline closed".into()))?;
+        Ok(async move {
+            rx.await
+                .map_err(|_| TxlogError::OutcomeUnknown("pipeline stopped".into()))?
+        })
+    }
+}
+
+fn response_error(r: &pb::AppendResponse) -> TxlogError {
+    match pb::AppendStatus::try_from(r.status) {
+        Ok(pb::AppendStatus::Fenced) => TxlogError::Fenced {
+            epoch: r.epoch,
+            last_lsn: r.log_last_lsn,
+            holder: r.holder.clone(),
+        },
+        Ok(pb::AppendStatus::NotLeader) => TxlogError::NotLeader {
+            leader_id: None,
+            leader_addr: Some(r.leader_addr.clone()).filter(|a| !a.is_empty()),
+        },
+        Ok(pb::AppendStatus::Invalid) => TxlogError::Invalid(r.message.clone()),
+        _ => TxlogError::OutcomeUnknown(format!("status {}: {}", r.status, r.message)),
+    }
+}
+
+async fn run(
+    log: String,
+    epoch: u64,
+    requests: mpsc::Sender<pb::AppendRequest>,
+    mut responses: tonic::Streaming<pb::AppendResponse>,
+    mut jobs: mpsc::Receiver<Job>,
+) {
+    let mut in_flight: VecDeque<Waiters> = VecDeque::new();
+    let mut open = true;
+    loop {
+        if !open && in_flight.is_empty() {
+            return;
+        }
+        tokio::select! {
+            job = jobs.recv(), if open && in_flight.len() < MAX_IN_FLIGHT => {
+                let Some(first) = job else {
+                    open = false;
+                    continue;
+                };
+                let mut bytes: usize = first.payloads.iter().map(Bytes::len).sum();
+                let mut payloads = Vec::new();
+                let mut waiters = Vec::new();
+                waiters.push((first.payloads.len(), first.reply));
+                payloads.extend(first.payloads);
+                while payloads.len() < MAX_PAYLOADS_PER_REQUEST && bytes < MAX_BYTES_PER_REQUEST {
+                    let Ok(j) = jobs.try_recv() else { break };
+                    bytes += j.payloads.iter().map(Bytes::len).sum::<usize>();
+                    waiters.push((j.payloads.len(), j.reply));
+                    payloads.extend(j.payloads);
+                }
+                let req = pb::AppendRequest {
+                    log: log.clone(),
+                    condition: Some(pb::Condition {
+                        kind: Some(pb::condition::Kind::Epoch(epoch)),
+                    }),
+                    payloads,
+                    kind: pb::EntryKind::Data as i32,
+                };
+                if requests.send(req).await.is_err() {
+                    for (_, w) in waiters {
+                        let _ = w.send(Err(TxlogError::Unavailable("stream closed".into())));
+                    }
+                    fail_all(&mut in_flight, &mut jobs, "append stream closed");
+                    return;
+                }
+                in_flight.push_back(waiters);
+            }
+            msg = responses.message() => {
+                match msg {
+                    Ok(Some(r)) => {
+                        let Some(waiters) = in_flight.pop_front() else {
+                            return;
+                        };
+                        if r.status == pb::AppendStatus::Ok as i32 {
+                            let mut lsn = r.first_lsn;
+                            for (n, w) in waiters {
+                                let _ = w.send(Ok(Appended {
+                                    first_lsn: lsn,
+                                    last_lsn: lsn + n as u64 - 1,
+                                    epoch: r.epoch,
+                                }));
+                                lsn += n as u64;
+                            }
+                        } else {
+                            for (_, w) in waiters {
+                                let _ = w.send(Err(response_error(&r)));
+                            }
+                        }
+                    }
+                    Ok(None) | Err(_) => {
+                        fail_all(&mut in_flight, &mut jobs, "append stream broke");
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn fail_all(in_flight: &mut VecDeque<Waiters>, jobs: &mut mpsc::Receiver<Job>, why: &str) {
+    for waiters in in_flight.drain(..) {
+        for (_, w) in waiters {
+            let _ = w.send(Err(TxlogError::OutcomeUnknown(why.into())));
+        }
+    }
+    jobs.close();
+    while let Ok(j) = jobs.try_recv() {
+        let _ = j.reply.send(Err(TxlogError::Unavailable(why.into())));
+    }
+}
