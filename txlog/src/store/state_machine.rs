@@ -80,6 +80,8 @@ pub(crate) struct Shared {
     pub cache: RwLock<Cache>,
     /// Bumped after every apply or snapshot install; tailers wait on it.
     pub applied_tx: watch::Sender<u64>,
+    /// Guards entry records: readers (tailers, the snapshot builder) share
+    /// it; the trimmed-record collector and snapshot installs take it alone.
     pub gc_lock: Arc<tokio::sync::RwLock<()>>,
     pub gc_notify: Arc<Notify>,
     pub snapshot_dir: PathBuf,
@@ -341,7 +343,14 @@ async fn run_collector(shared: Weak<Shared>, notify: Arc<Notify>) {
         notify.notified().await;
         let Some(s) = shared.upgrade() else { return };
         loop {
-            let _guard = s.gc_lock.clone().write_owned().await;
+            // Never queue as a writer: that would hold up tailers behind a
+            // long snapshot build. Retry until the lock is free instead.
+            let _guard = loop {
+                match s.gc_lock.clone().try_write_owned() {
+                    Ok(g) => break g,
+                    Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+                }
+            };
             let targets: Vec<(String, u64)> = s
                 .cache
                 .read()
@@ -583,6 +592,9 @@ impl LogsView {
         max_entries: usize,
         max_bytes: usize,
     ) -> Result<ReadResult> {
+        // Excludes a concurrent snapshot install (which clears and reloads
+        // the tree) and the trimmed-record collector.
+        let guard = self.shared.gc_lock.clone().read_owned().await;
         let Some(meta) = self.meta(log) else {
             return Ok(ReadResult::Entries(Vec::new()));
         };
@@ -597,6 +609,7 @@ impl LogsView {
         let tree = self.shared.tree.clone();
         let (start, end) = (entry_key(log, from), entry_key(log, meta.last_lsn));
         let entries = tokio::task::spawn_blocking(move || -> Result<Vec<(u64, LogRecord)>> {
+            let _guard = guard;
             let mut out = Vec::new();
             let mut bytes = 0usize;
             for kv in tree.range(start..=end) {
