@@ -44,6 +44,7 @@ lint:
 TXLOG_BENCH_PORT ?= 17301
 TXLOG_BENCH_CLIENTS ?= 1,16,64,256
 TXLOG_BENCH_SECONDS ?= 5
+TXLOG_BENCH_MODE ?= pipeline
 bench-txlog: release
 	@set -e; dir=$$(mktemp -d $(CURDIR)/target/txlog-bench.XXXXXX); pids=""; \
 	trap 'for p in $$pids; do kill $$p 2>/dev/null || true; done; wait 2>/dev/null; rm -rf $$dir' EXIT INT TERM; \
@@ -56,7 +57,7 @@ bench-txlog: release
 	done; \
 	./target/release/memlog txlog status --addr $$addrs > /dev/null; \
 	./target/release/memlog txlog bench --addr $$addrs --clients $(TXLOG_BENCH_CLIENTS) \
-	  --payload 256 --seconds $(TXLOG_BENCH_SECONDS) --fsync-dir $$dir
+	  --payload 256 --seconds $(TXLOG_BENCH_SECONDS) --mode $(TXLOG_BENCH_MODE) --fsync-dir $$dir
 
 clean:
 	$(CARGO) clean
