@@ -364,6 +364,30 @@ async fn leader_kill_and_full_restart_lose_nothing() {
         .take_leadership(log, "primary", 0)
         .await
         .expect("lead");
+    // A replica-style follower that must survive the crashes below.
+    let follower = {
+        let stream = client.follow(log, 1);
+        tokio::spawn(async move {
+            use futures::StreamExt;
+            let mut stream = std::pin::pin!(stream);
+            let mut out = Vec::new();
+            while let Some(e) = stream.next().await {
+                let e = e.expect("follow");
+                let done = &e.payload[..] == b"after-restart";
+                out.push(Tailed {
+                    lsn: e.lsn,
+                    epoch: e.epoch,
+                    kind: e.kind,
+                    payload: e.payload,
+                    checksum: e.checksum,
+                });
+                if done {
+                    break;
+                }
+            }
+            out
+        })
+    };
     let load = Load::start(&client, log, epoch, 8);
     while load.acked_count() < 100 {
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -411,6 +435,14 @@ async fn leader_kill_and_full_restart_lose_nothing() {
     }
     assert_eq!(seqs[0], seqs[1]);
     assert_eq!(seqs[0], seqs[2]);
+    let followed = tokio::time::timeout(Duration::from_secs(60), follower)
+        .await
+        .expect("follower reached the end")
+        .expect("follower task");
+    assert_eq!(
+        followed, seqs[0],
+        "follow() across crashes saw the same log"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

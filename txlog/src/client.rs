@@ -385,6 +385,55 @@ impl TxlogClient {
         Ok(s.into_inner())
     }
 
+    /// Follows `log` from `from_lsn` for as long as the stream is polled,
+    /// reading from any node and resuming on another one (at the next LSN)
+    /// when a node fails. Yields `TxlogError::Truncated` and ends if the
+    /// next LSN was trimmed.
+    pub fn follow(
+        &self,
+        log: &str,
+        from_lsn: u64,
+    ) -> impl futures::Stream<Item = Result<pb::Entry>> + Send + 'static {
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        let (client, log) = (self.clone(), log.to_string());
+        tokio::spawn(async move {
+            let mut next = from_lsn.max(1);
+            let mut attempt = 0usize;
+            loop {
+                let addrs = client.inner.addrs.clone();
+                let addr = &addrs[attempt % addrs.len()];
+                attempt += 1;
+                if let Ok(mut stream) = client.tail_at(addr, &log, next).await {
+                    while let Ok(Some(msg)) = stream.message().await {
+                        if msg.status == pb::TailStatus::Truncated as i32 {
+                            let _ = tx
+                                .send(Err(TxlogError::Truncated {
+                                    requested: next,
+                                    first_retained: msg.first_retained_lsn,
+                                }))
+                                .await;
+                            return;
+                        }
+                        for e in msg.entries {
+                            if e.lsn != next {
+                                continue;
+                            }
+                            next += 1;
+                            if tx.send(Ok(e)).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+                if tx.is_closed() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        tokio_stream::wrappers::ReceiverStream::new(rx)
+    }
+
     /// The configured node addresses.
     pub fn addrs(&self) -> &[String] {
         &self.inner.addrs
