@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[derive(Parser)]
-#[command(name = "memlog", version, about = "A durable, Redis-compatible in-memory database")]
+#[command(
+    name = "memlog",
+    version,
+    about = "A durable, Redis-compatible in-memory database"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -72,7 +76,9 @@ fn main() -> anyhow::Result<()> {
                     proto_max_bulk_len: args.proto_max_bulk_len,
                     databases: args.databases,
                 };
-                memlog_engine::server::run(config).await
+                memlog_engine::server::run(config)
+                    .await
+                    .context("serving RESP")
             }
             Command::Txlog(cmd) => memlog_txlog::cli::run(cmd).await,
         }
