@@ -609,6 +609,8 @@ impl Engine {
             }
         }
         client.in_exec = false;
+        // The queued commands recorded their own effects; EXEC adds none.
+        self.ks.effects.suppress();
         Ok(())
     }
 
