@@ -6,7 +6,7 @@ PORT ?= 6379
 DATA_DIR ?= ./data
 APT_PACKAGES := redis-server redis-tools
 
-.PHONY: run build release test test-deps fmt lint bench clean
+.PHONY: run build release test test-deps fmt lint bench clean compat
 
 run: release
 	./target/release/memlog server --bind 127.0.0.1 --port $(PORT) --data-dir $(DATA_DIR)
@@ -37,6 +37,13 @@ fmt:
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+# The official Redis 7.0 Tcl suite against memlog (downloads Debian's redis
+# source package once into REDIS_SRC).
+REDIS_SRC ?= $(HOME)/.cache/memlog/redis-7.0-src
+compat: release
+	scripts/fetch-redis-suite.sh $(REDIS_SRC)
+	scripts/compat.sh $(REDIS_SRC)
 
 clean:
 	$(CARGO) clean
