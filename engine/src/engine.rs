@@ -23,6 +23,15 @@ use crate::keyspace::{unix_ms, ClientId, Elem, Keyspace};
 use crate::pubsub::PubSub;
 use crate::resp::ReplyBuf;
 use crate::stats::Stats;
+use crate::tracker::{HazardTracker, LogProgress};
+
+/// A reply produced for a blocked client by another client's command, with
+/// the sequence number it must wait for.
+#[derive(Debug)]
+pub struct ParkedReply {
+    pub bytes: Vec<u8>,
+    pub seq: u64,
+}
 
 /// What a blocked command answers when its timeout passes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,7 +67,7 @@ struct BlockedClient {
     argv: Vec<Bytes>,
     keys: Vec<Elem>,
     on_timeout: TimeoutReply,
-    reply_tx: oneshot::Sender<Vec<u8>>,
+    reply_tx: oneshot::Sender<ParkedReply>,
 }
 
 /// What the connection must do after a batch.
@@ -75,7 +84,7 @@ pub enum BatchOutcome {
 /// The connection's side of a blocked command.
 #[derive(Debug)]
 pub struct BlockedWait {
-    pub reply: oneshot::Receiver<Vec<u8>>,
+    pub reply: oneshot::Receiver<ParkedReply>,
     pub deadline: Option<Instant>,
 }
 
@@ -207,6 +216,14 @@ pub struct Engine {
     pub ks: Keyspace,
     pub srv: ServerState,
     pub clients: HashMap<ClientId, ClientState>,
+    /// Which replies wait for which log acknowledgements.
+    pub tracker: HazardTracker,
+    /// The log's acknowledgements, shared with connection tasks.
+    pub progress: std::sync::Arc<LogProgress>,
+    /// Wakes the log client when records are ready to append.
+    pub records_ready: std::sync::Arc<tokio::sync::Notify>,
+    /// Barrier of the command being executed (see `tracker`).
+    cmd_barrier: u64,
 }
 
 /// How `memlog server` configures the engine.
@@ -271,6 +288,58 @@ impl Engine {
                 blocked_clients: HashMap::new(),
             },
             clients: HashMap::new(),
+            tracker: HazardTracker::default(),
+            progress: std::sync::Arc::new(LogProgress::default()),
+            records_ready: std::sync::Arc::new(tokio::sync::Notify::new()),
+            cmd_barrier: 0,
+        }
+    }
+
+    /// Turns on the durable path: effect records are kept for the log
+    /// client and replies wait for their acknowledgement.
+    pub fn enable_durability(&mut self) {
+        self.ks.effects.capture = true;
+    }
+
+    /// Closes the current effect record; a finished record is registered
+    /// with the hazard tracker under the keys its commands touch. Returns its
+    /// sequence number when replies must wait for it.
+    fn close_record(&mut self) -> Option<u64> {
+        let seq = self.ks.effects.end_record()?;
+        if !self.ks.effects.capture {
+            // Not durable: nothing will acknowledge it, nothing waits.
+            return None;
+        }
+        let mut keys = Vec::new();
+        let mut whole = false;
+        if let Some((_, rec)) = self.ks.effects.records.last() {
+            for c in &rec.commands {
+                let Some(spec) = command::lookup(&c.argv[0]) else {
+                    continue;
+                };
+                whole |= spec.flags & flags::WHOLE_KEYSPACE != 0;
+                if let Ok(idx) = spec.key_indexes(&c.argv) {
+                    keys.extend(idx.into_iter().map(|i| (c.db, Elem::from(&c.argv[i][..]))));
+                }
+            }
+        }
+        self.tracker.record(seq, keys, whole);
+        Some(seq)
+    }
+
+    /// The barrier a reply to `argv` (in `db`) must wait behind.
+    fn read_barrier(&self, spec: &CommandSpec, argv: &[Bytes], db: usize) -> u64 {
+        if self.tracker.is_idle() {
+            return 0;
+        }
+        if spec.flags & flags::WHOLE_KEYSPACE != 0 {
+            return self.tracker.whole_keyspace_barrier();
+        }
+        match spec.key_indexes(argv) {
+            Ok(idx) => self
+                .tracker
+                .barrier(idx.into_iter().map(|i| (db as u32, &argv[i][..]))),
+            Err(_) => 0,
         }
     }
 
@@ -313,11 +382,15 @@ impl Engine {
 
     /// Runs commands from the front of `cmds` until they are all done, one
     /// blocks, or the connection must close. Replies go to `out`.
+    ///
+    /// For every reply that must wait for the log, `(start, end, seq)` of its
+    /// bytes in `out` is pushed to `parked`.
     pub fn execute_batch(
         &mut self,
         id: ClientId,
         cmds: &mut VecDeque<Vec<Bytes>>,
         out: &mut ReplyBuf,
+        parked: &mut Vec<(usize, usize, u64)>,
     ) -> BatchOutcome {
         let Some(mut client) = self.clients.remove(&id) else {
             return BatchOutcome::Close;
@@ -333,8 +406,12 @@ impl Engine {
             if client.reply_mode == ReplyMode::Skip {
                 client.reply_mode = ReplyMode::SkipThis;
             }
+            self.cmd_barrier = 0;
             let r = self.dispatch(&mut client, &argv, out, true);
             apply_reply_mode(&mut client, out, reply_start);
+            if self.cmd_barrier > self.tracker.acked() && !matches!(r, Dispatched::Blocked(_)) {
+                parked.push((reply_start, out.buf.len(), self.cmd_barrier));
+            }
             self.after_command(Some(&client));
             match r {
                 Dispatched::Done => {}
@@ -354,6 +431,9 @@ impl Engine {
             }
         }
         self.clients.insert(id, client);
+        if !self.ks.effects.records.is_empty() {
+            self.records_ready.notify_one();
+        }
         outcome
     }
 
@@ -546,7 +626,9 @@ impl Engine {
             let changed = self.ks.cmd_dirty > 0;
             self.ks.effects.finish_command(db, argv, changed);
         }
-        self.ks.effects.end_record();
+        let own = self.close_record().unwrap_or(0);
+        let read = self.read_barrier(spec, argv, db);
+        self.cmd_barrier = self.cmd_barrier.max(own).max(read);
         let us = started.elapsed().as_micros() as u64;
         if block.is_none() {
             self.srv.stats.count_call(spec.name, us, failed);
@@ -688,7 +770,10 @@ impl Engine {
         } else {
             b.on_timeout.write(&mut out);
         }
-        let _ = b.reply_tx.send(out.buf);
+        let _ = b.reply_tx.send(ParkedReply {
+            bytes: out.buf,
+            seq: 0,
+        });
         true
     }
 
@@ -730,6 +815,7 @@ impl Engine {
         let saved_db = client.db;
         client.db = b.db;
         let mut out = ReplyBuf::new(client.resp3);
+        let outer_barrier = std::mem::take(&mut self.cmd_barrier);
         let spec = command::lookup(&argv[0]);
         let served = match spec {
             Some(spec) => !matches!(
@@ -739,6 +825,7 @@ impl Engine {
             None => true,
         };
         client.db = saved_db;
+        let barrier = std::mem::replace(&mut self.cmd_barrier, outer_barrier);
         if !served {
             // Still nothing to take: move it behind? No: Redis keeps order;
             // the key is not ready for it, so stop serving this key.
@@ -747,7 +834,10 @@ impl Engine {
         }
         self.clients.insert(id, client);
         if let Some(b) = self.unregister_block(id) {
-            let _ = b.reply_tx.send(out.buf);
+            let _ = b.reply_tx.send(ParkedReply {
+                bytes: out.buf,
+                seq: barrier,
+            });
         }
         // Serving may have produced events (e.g. BLMOVE's push).
         if !self.ks.pending_events.is_empty() {
@@ -800,8 +890,11 @@ impl Engine {
                 break;
             }
         }
-        self.ks.effects.end_record();
+        self.close_record();
         self.after_command(None);
+        if !self.ks.effects.records.is_empty() {
+            self.records_ready.notify_one();
+        }
         deleted
     }
 }

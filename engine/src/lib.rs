@@ -20,6 +20,7 @@ pub mod pubsub;
 pub mod resp;
 pub mod server;
 pub mod stats;
+pub mod tracker;
 
 pub use engine::{Ctx, Engine, EngineOptions};
 pub use error::{CmdError, CmdResult};
