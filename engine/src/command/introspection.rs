@@ -22,8 +22,8 @@ pub static COMMANDS: &[CommandSpec] = &[CommandSpec::new(
 const SUBS: &[(&str, i32)] = &[
     ("count", 2),
     ("docs", -2),
-    ("getkeys", -3),
-    ("getkeysandflags", -3),
+    ("getkeys", -4),
+    ("getkeysandflags", -4),
     ("help", 2),
     ("info", -2),
     ("list", -2),
@@ -247,7 +247,7 @@ fn command(ctx: &mut Ctx) -> CmdResult {
                 for a in &args[2..] {
                     match super::lookup(a) {
                         Some(s) => write_info(ctx.out, s),
-                        None => ctx.out.null_array(),
+                        None => ctx.out.null(),
                     }
                 }
             }

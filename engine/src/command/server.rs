@@ -199,7 +199,7 @@ fn config_applied(ctx: &mut Ctx, name: &str) -> CmdResult {
         let v = ctx.srv.config.get(name).unwrap_or("").to_string();
         let flags = crate::keyspace::notify::parse(v.as_bytes()).ok_or_else(|| {
             CmdError::err(format!(
-                "CONFIG SET failed (possibly related to argument '{name}') - Invalid event class character. Use 'Ag$lshzxeKEtmd'."
+                "CONFIG SET failed (possibly related to argument '{name}') - Invalid event class character. Use 'Ag$lshzxeKEtmdn'."
             ))
         })?;
         ctx.ks.notify_flags = flags;
@@ -244,7 +244,7 @@ fn config(ctx: &mut Ctx) -> CmdResult {
         }
         "set" => {
             if !args.len().is_multiple_of(2) {
-                return Err(CmdError::WrongArity("config|set".into()));
+                return Err(CmdError::Syntax);
             }
             let backup = ctx.srv.config.clone();
             let mut names: Vec<&'static str> = Vec::new();
@@ -770,7 +770,7 @@ fn memory(ctx: &mut Ctx) -> CmdResult {
             Ok(())
         }
         "doctor" => {
-            ctx.out.verbatim(b"Hi Sam, this instance is empty or is using very little memory, my issues detector can't be used in these conditions. Please, leave for your mission on Earth and fill it with some data. The new Sam and I will be back to our programming as soon as I finished rebooting.");
+            ctx.out.verbatim(b"Hi Sam, this instance is empty or is using very little memory, my issues detector can't be used in these conditions. Please, leave for your mission on Earth and fill it with some data. The new Sam and I will be back to our programming as soon as I finished rebooting.\n");
             Ok(())
         }
         "malloc-stats" => {
