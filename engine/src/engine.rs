@@ -103,6 +103,10 @@ pub struct ServerState {
     pub next_client_id: ClientId,
     /// Set by SHUTDOWN: the server stops accepting and exits.
     pub shutdown: Option<tokio::sync::watch::Sender<bool>>,
+    /// DEBUG SET-ACTIVE-EXPIRE: whether the active expire cycle runs.
+    pub active_expire: bool,
+    /// INFO replication master_replid (DEBUG CHANGE-REPL-ID renews it).
+    pub replid: String,
     blocked: HashMap<(usize, Elem), VecDeque<ClientId>>,
     blocked_clients: HashMap<ClientId, BlockedClient>,
 }
@@ -250,7 +254,7 @@ impl Default for EngineOptions {
     }
 }
 
-fn random_hex(n: usize) -> String {
+pub fn random_hex(n: usize) -> String {
     use rand::Rng;
     let mut r = rand::thread_rng();
     (0..n)
@@ -284,6 +288,8 @@ impl Engine {
                 lastsave_ms: now,
                 next_client_id: 1,
                 shutdown: None,
+                active_expire: true,
+                replid: random_hex(40),
                 blocked: HashMap::new(),
                 blocked_clients: HashMap::new(),
             },
@@ -852,6 +858,9 @@ impl Engine {
     /// One run of the active expire cycle: samples keys with a TTL and
     /// deletes the expired ones, within `budget`. Returns keys deleted.
     pub fn active_expire_cycle(&mut self, budget: Duration) -> usize {
+        if !self.srv.active_expire {
+            return 0;
+        }
         use rand::Rng;
         let started = Instant::now();
         self.ks.now_ms = unix_ms();

@@ -10,6 +10,7 @@ pub mod client;
 pub mod command;
 pub mod config;
 pub mod connection;
+pub mod digest;
 pub mod effect;
 pub mod engine;
 pub mod error;

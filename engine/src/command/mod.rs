@@ -5,8 +5,11 @@
 //! One module per family, each exporting `COMMANDS`; adding a command is one
 //! entry in its family's table and one handler function.
 
+pub mod client;
 pub mod connection;
 pub mod hash;
+pub mod help;
+pub mod introspection;
 pub mod keys;
 pub mod list;
 pub mod pubsub;
@@ -210,6 +213,8 @@ fn table() -> &'static HashMap<&'static str, &'static CommandSpec> {
             transaction::COMMANDS,
             pubsub::COMMANDS,
             server::COMMANDS,
+            client::COMMANDS,
+            introspection::COMMANDS,
         ] {
             for spec in family {
                 m.insert(spec.name, spec);
