@@ -18,6 +18,7 @@ pub mod glob;
 pub mod keyspace;
 pub mod numbers;
 pub mod pubsub;
+pub mod rdb;
 pub mod resp;
 pub mod server;
 pub mod stats;

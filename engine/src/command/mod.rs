@@ -15,6 +15,7 @@ pub mod list;
 pub mod pubsub;
 pub mod server;
 pub mod set;
+pub mod sort;
 pub mod string;
 pub mod transaction;
 pub mod zset;
@@ -205,6 +206,7 @@ fn table() -> &'static HashMap<&'static str, &'static CommandSpec> {
         for family in [
             connection::COMMANDS,
             keys::COMMANDS,
+            sort::COMMANDS,
             string::COMMANDS,
             list::COMMANDS,
             hash::COMMANDS,
