@@ -5,6 +5,7 @@
 //! One module per family, each exporting `COMMANDS`; adding a command is one
 //! entry in its family's table and one handler function.
 
+pub mod bitops;
 pub mod connection;
 pub mod hash;
 pub mod keys;
@@ -203,6 +204,7 @@ fn table() -> &'static HashMap<&'static str, &'static CommandSpec> {
             connection::COMMANDS,
             keys::COMMANDS,
             string::COMMANDS,
+            bitops::COMMANDS,
             list::COMMANDS,
             hash::COMMANDS,
             set::COMMANDS,
