@@ -795,3 +795,105 @@ impl LongDouble {
         s
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::engine::{Engine, EngineOptions};
+    use crate::resp::ReplyBuf;
+    use bytes::Bytes;
+
+    fn run(e: &mut Engine, id: u64, line: &str) -> Vec<u8> {
+        let argv: Vec<Bytes> = line
+            .split_whitespace()
+            .map(|s| Bytes::copy_from_slice(s.as_bytes()))
+            .collect();
+        let mut out = ReplyBuf::new(false);
+        e.execute_one(id, &argv, &mut out);
+        out.buf
+    }
+
+    /// Replaying the effects of the string/bitmap commands on an empty
+    /// engine gives the same data set and expiries.
+    #[test]
+    fn effects_replay_to_the_same_data_set() {
+        let opts = EngineOptions::default();
+        let mut e = Engine::new(&opts);
+        e.ks.effects.capture = true;
+        let id = e.register_client(None, String::new(), String::new());
+        for line in [
+            "SET a 1",
+            "SET b v EX 100",
+            "SET c v PX 100000 GET",
+            "SET d v EXAT 99999999999",
+            "SET e v",
+            "SET e w KEEPTTL GET",
+            "SETEX f 100 x",
+            "PSETEX g 100000 x",
+            "GETSET a 5",
+            "INCR a",
+            "INCRBY a 10",
+            "DECRBY a 3",
+            "INCRBYFLOAT h 1.5",
+            "INCRBYFLOAT h 2.25",
+            "SET ttl x EX 1000",
+            "INCRBYFLOAT ttl2 1",
+            "APPEND e tail",
+            "SETRANGE e 10 zz",
+            "MSET m1 a m2 b",
+            "MSETNX m3 c m4 d",
+            "SETBIT bits 77 1",
+            "BITFIELD bf SET u8 0 200 INCRBY i5 3 7",
+            "BITFIELD bf2 OVERFLOW FAIL INCRBY u2 0 9",
+            "BITOP XOR dst a e",
+            "BITOP AND m1 nokey",
+            "GETDEL m2",
+            "SET gx v",
+            "GETEX gx EX 500",
+            "SET gy v EX 100",
+            "GETEX gy PERSIST",
+            "SET gz v",
+            "GETEX gz PXAT 1",
+        ] {
+            let r = run(&mut e, id, line);
+            assert!(
+                !r.starts_with(b"-"),
+                "{line}: {}",
+                String::from_utf8_lossy(&r)
+            );
+        }
+        let records = e.ks.effects.take_records();
+        let mut r = Engine::new(&opts);
+        for (_, rec) in &records {
+            // PEXPIREAT and PERSIST are the keys family's: apply by hand here.
+            for cmd in &rec.commands {
+                let name = cmd.argv[0].to_ascii_uppercase();
+                if name == b"PEXPIREAT" {
+                    let at = crate::numbers::parse_i64(&cmd.argv[2]).unwrap();
+                    r.ks.set_expire(cmd.db as usize, &cmd.argv[1], at);
+                } else if name == b"PERSIST" {
+                    r.ks.persist(cmd.db as usize, &cmd.argv[1]);
+                } else {
+                    let one = crate::effect::EffectRecord {
+                        engine_version: rec.engine_version,
+                        commands: vec![cmd.clone()],
+                    };
+                    r.apply_effect(&one).expect("effect applies");
+                }
+            }
+        }
+        let (a, b) = (&e.ks.dbs[0], &r.ks.dbs[0]);
+        assert_eq!(a.data.len(), b.data.len());
+        for (k, v) in &a.data {
+            assert_eq!(
+                Some(v),
+                b.data.get(k),
+                "key {:?}",
+                String::from_utf8_lossy(k)
+            );
+            assert_eq!(a.expire_of(k), b.expire_of(k), "ttl of {:?}", k);
+        }
+        assert!(!a.data.contains_key(&b"gz"[..]));
+        assert!(a.expire_of(b"gy").is_none() && a.expire_of(b"gx").is_some());
+        assert!(a.expire_of(b"e").is_none());
+    }
+}
