@@ -6,6 +6,7 @@
 //! entry in its family's table and one handler function.
 
 pub mod client;
+pub mod bitops;
 pub mod connection;
 pub mod hash;
 pub mod help;
@@ -208,6 +209,7 @@ fn table() -> &'static HashMap<&'static str, &'static CommandSpec> {
             keys::COMMANDS,
             sort::COMMANDS,
             string::COMMANDS,
+            bitops::COMMANDS,
             list::COMMANDS,
             hash::COMMANDS,
             set::COMMANDS,
