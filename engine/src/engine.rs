@@ -96,6 +96,9 @@ pub struct ServerState {
     pub shutdown: Option<tokio::sync::watch::Sender<bool>>,
     blocked: HashMap<(usize, Elem), VecDeque<ClientId>>,
     blocked_clients: HashMap<ClientId, BlockedClient>,
+    /// While a blocked client's command is re-run: the (db, key) whose
+    /// readiness woke it. Redis 7.0 serves BLPOP & co from that key.
+    pub serving_key: Option<(usize, Elem)>,
 }
 
 impl ServerState {
@@ -278,6 +281,7 @@ impl Engine {
                 shutdown: None,
                 blocked: HashMap::new(),
                 blocked_clients: HashMap::new(),
+                serving_key: None,
             },
             clients: HashMap::new(),
         }
@@ -715,7 +719,10 @@ impl Engine {
                     if Some(id) == current {
                         break;
                     }
-                    if !self.serve_one(id) {
+                    self.srv.serving_key = Some(key.clone());
+                    let served = self.serve_one(id);
+                    self.srv.serving_key = None;
+                    if !served {
                         break;
                     }
                 }

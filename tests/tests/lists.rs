@@ -438,6 +438,107 @@ fn resp3_replies() {
     );
 }
 
+#[test]
+fn watch_sees_exactly_the_changes_redis_signals() {
+    let mut d = Differential::start().expect("servers start");
+    d.check(&["RPUSH", "l", "a", "b", "c"]);
+    // Each case: WATCH, one list command, then a transaction that succeeds
+    // only if that command did not signal the key as modified.
+    for case in [
+        "LTRIM l 0 -1",
+        "LTRIM nokey 0 1",
+        "LREM l 0 nope",
+        "LINSERT l BEFORE nope x",
+        "LPOP l 0",
+        "LPUSHX nokey a",
+        "LMOVE nokey l LEFT LEFT",
+        "LSET l 0 a",
+        "LPOS l a",
+        "LRANGE l 0 -1",
+        "LMPOP 1 nokey LEFT",
+        "RPOPLPUSH l l",
+        "LREM l 1 zz",
+        "RPUSH l zz",
+        "LREM l 1 zz",
+    ] {
+        let key = if case.contains("nokey") && !case.starts_with("LMOVE") {
+            "nokey"
+        } else {
+            "l"
+        };
+        d.check(&["WATCH", key]);
+        let args: Vec<&str> = case.split_whitespace().collect();
+        d.check(&args);
+        d.check(&["MULTI"]);
+        d.check(&["PING"]);
+        let (m, r) = d.both(&["EXEC"]);
+        assert_eq!(m, r, "WATCH {key}; {case}; EXEC");
+    }
+}
+
+/// Runs a blocking scenario on both servers: `waiter` commands are sent
+/// (not awaited) on one connection, then `steps` run on another, then the
+/// waiter's replies are read and compared.
+fn blocking_scenario(d: &Differential, waiter: &str, steps: &[&str]) {
+    let mut replies = Vec::new();
+    for port in [d.memlog.port, d.redis.port] {
+        let mut w = RawConn::connect(port).unwrap();
+        let mut p = RawConn::connect(port).unwrap();
+        p.call(&["FLUSHALL"]).unwrap();
+        w.send(&waiter.split_whitespace().collect::<Vec<_>>())
+            .unwrap();
+        pause();
+        let mut got = Vec::new();
+        for s in steps {
+            got.push(p.call(&s.split_whitespace().collect::<Vec<_>>()).unwrap());
+        }
+        got.push(w.read().unwrap());
+        got.push(p.call(&["LRANGE", "k", "0", "-1"]).unwrap());
+        got.push(p.call(&["LRANGE", "d", "0", "-1"]).unwrap());
+        replies.push(got);
+    }
+    assert_eq!(replies[0], replies[1], "waiter {waiter:?}, steps {steps:?}");
+}
+
+#[test]
+fn blocking_scenarios_match_redis() {
+    let d = Differential::start().expect("servers start");
+    blocking_scenario(&d, "BLPOP k 0", &["RPUSH k a b"]);
+    blocking_scenario(&d, "BRPOP x k 0", &["SET x v", "RPUSH k a b"]);
+    blocking_scenario(&d, "BLMOVE k d RIGHT LEFT 0", &["RPUSH d z", "RPUSH k a b"]);
+    blocking_scenario(&d, "BLMOVE k k RIGHT LEFT 0", &["RPUSH k a b"]);
+    blocking_scenario(&d, "BRPOPLPUSH k d 0", &["SET d s", "RPUSH k a"]);
+    blocking_scenario(
+        &d,
+        "BLMPOP 0 2 x k LEFT COUNT 5",
+        &["MULTI", "RPUSH k a b", "LPUSH k c", "EXEC"],
+    );
+    blocking_scenario(
+        &d,
+        "BLPOP k 0",
+        &["MULTI", "RPUSH k a", "DEL k", "EXEC", "LPUSH k b"],
+    );
+    blocking_scenario(&d, "BLPOP k 0", &["RPUSH d a", "LMOVE d k LEFT LEFT"]);
+    blocking_scenario(&d, "BLPOP k 0", &["LPUSH k a", "LPUSH k b"]);
+    // Several keys ready at once: Redis 7.0 serves from the first key that
+    // became ready, not the first in the command's order.
+    blocking_scenario(
+        &d,
+        "BLPOP k d 0",
+        &["MULTI", "RPUSH d a", "RPUSH k b", "EXEC"],
+    );
+    blocking_scenario(
+        &d,
+        "BLMPOP 0 2 k d RIGHT COUNT 2",
+        &["MULTI", "RPUSH d a", "RPUSH k b", "EXEC"],
+    );
+    blocking_scenario(
+        &d,
+        "BRPOP k d 0",
+        &["MULTI", "RPUSH k a", "RPUSH d b", "DEL k", "EXEC"],
+    );
+}
+
 /// Reads pub/sub messages until the `zzend` marker; returns them.
 fn read_events(c: &mut RawConn) -> Vec<RespValue> {
     let mut v = Vec::new();

@@ -147,6 +147,22 @@ fn serving_blocked(ctx: &Ctx) -> bool {
     ctx.client.blocked_on.is_some()
 }
 
+/// The keys a blocking pop may take from: all of them on the first run;
+/// when serving a blocked client, only the key that became ready (as Redis
+/// 7.0 does), if it is one of them.
+fn candidate_keys<'k>(ctx: &Ctx, keys: &'k [Bytes]) -> &'k [Bytes] {
+    if !serving_blocked(ctx) {
+        return keys;
+    }
+    match &ctx.srv.serving_key {
+        Some((db, k)) if *db == ctx.db() => match keys.iter().position(|x| x[..] == k[..]) {
+            Some(i) => &keys[i..=i],
+            None => keys,
+        },
+        _ => keys,
+    }
+}
+
 /// A list for reading (keyspace hits/misses counted, like lookupKeyRead).
 fn read_list<'a>(
     ks: &'a mut Keyspace,
@@ -512,26 +528,30 @@ fn lrem(ctx: &mut Ctx) -> CmdResult {
     } else {
         count.unsigned_abs() as usize
     };
+    // One linear pass (retain), whatever the number of matches.
     let mut removed = 0usize;
     if from_tail {
-        let mut i = list.len();
-        while i > 0 && removed < limit {
-            i -= 1;
-            if &list[i][..] == ele {
-                list.remove(i);
-                removed += 1;
+        // Removing the last `limit` matches = keeping the first ones.
+        let total = list.iter().filter(|e| &e[..] == ele).count();
+        let keep = total.saturating_sub(limit);
+        let mut seen = 0usize;
+        list.retain(|e| {
+            if &e[..] != ele {
+                return true;
             }
-        }
+            seen += 1;
+            seen <= keep
+        });
+        removed = total - keep;
     } else {
-        let mut i = 0;
-        while i < list.len() && removed < limit {
-            if &list[i][..] == ele {
-                list.remove(i);
+        list.retain(|e| {
+            if removed < limit && &e[..] == ele {
                 removed += 1;
+                false
             } else {
-                i += 1;
+                true
             }
-        }
+        });
     }
     if removed > 0 {
         ctx.ks.notify(db, notify::LIST, "lrem", key);
@@ -719,7 +739,8 @@ fn blmpop(ctx: &mut Ctx) -> CmdResult {
     let timeout = ctx.timeout_arg(1)?;
     let args = ctx.args;
     let keys = &args[a.keys];
-    if mpop_first(ctx, keys, a.left, a.count, serving_blocked(ctx))? {
+    let candidates = candidate_keys(ctx, keys);
+    if mpop_first(ctx, candidates, a.left, a.count, serving_blocked(ctx))? {
         return Ok(());
     }
     ctx.block_on(
@@ -736,7 +757,7 @@ fn bpop(ctx: &mut Ctx, left: bool) -> CmdResult {
     let args = ctx.args;
     let keys = &args[1..args.len() - 1];
     let skip_wrong_type = serving_blocked(ctx);
-    for key in keys {
+    for key in candidate_keys(ctx, keys) {
         let len = match ctx.ks.get_list(db, key) {
             Ok(None) => continue,
             Ok(Some(l)) => l.len(),
