@@ -109,6 +109,9 @@ pub struct ServerState {
     pub replid: String,
     blocked: HashMap<(usize, Elem), VecDeque<ClientId>>,
     blocked_clients: HashMap<ClientId, BlockedClient>,
+    /// While a blocked client's command is re-run: the (db, key) whose
+    /// readiness woke it. Redis 7.0 serves BLPOP & co from that key.
+    pub serving_key: Option<(usize, Elem)>,
 }
 
 impl ServerState {
@@ -176,16 +179,25 @@ impl Ctx<'_> {
     /// Parses a blocking timeout in seconds (fractions allowed; 0 = forever).
     pub fn timeout_arg(&self, i: usize) -> Result<Option<Duration>, CmdError> {
         let t = crate::numbers::parse_f64(&self.args[i]).ok_or(CmdError::BadTimeout)?;
-        if t < 0.0 {
+        // Redis: `(long long)(seconds * 1000)`; a value out of the range of
+        // long long (inf included) converts to LLONG_MIN on x86, so it is
+        // "negative". Fractions of a millisecond truncate (0.0001 and
+        // -0.0001 both mean 0: block forever).
+        let ms = t * 1000.0;
+        let ms = if (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&ms) {
+            ms as i64
+        } else {
+            i64::MIN
+        };
+        if ms < 0 {
             return Err(CmdError::NegativeTimeout);
         }
-        if !t.is_finite() || t * 1000.0 > i64::MAX as f64 / 2.0 {
-            return Err(CmdError::BadTimeout);
-        }
-        if t == 0.0 {
+        // 0 blocks forever; so, in practice, does anything over ~30 years
+        // (and an Instant cannot hold deadlines that far away).
+        if ms == 0 || ms > 1_000_000_000_000 {
             return Ok(None);
         }
-        Ok(Some(Duration::from_micros((t * 1_000_000.0) as u64)))
+        Ok(Some(Duration::from_millis(ms as u64)))
     }
 
     /// Whether the command may block now (not inside MULTI or replay).
@@ -292,6 +304,7 @@ impl Engine {
                 replid: random_hex(40),
                 blocked: HashMap::new(),
                 blocked_clients: HashMap::new(),
+                serving_key: None,
             },
             clients: HashMap::new(),
             tracker: HazardTracker::default(),
@@ -799,7 +812,10 @@ impl Engine {
                     if Some(id) == current {
                         break;
                     }
-                    if !self.serve_one(id) {
+                    self.srv.serving_key = Some(key.clone());
+                    let served = self.serve_one(id);
+                    self.srv.serving_key = None;
+                    if !served {
                         break;
                     }
                 }
