@@ -457,7 +457,7 @@ pub(super) fn parse_scan_opts(ctx: &Ctx, cursor: u64) -> Result<ScanOpts, CmdErr
             if n < 1 {
                 return Err(CmdError::Syntax);
             }
-            o.count = n.min(usize::MAX as i64) as usize;
+            o.count = usize::try_from(n).unwrap_or(usize::MAX);
         } else if ctx.arg_is(i, "MATCH") && more {
             let p = ctx.args[i + 1].clone();
             // "*" matches everything: skip the matching.
