@@ -19,7 +19,8 @@ impl PartialOrd for Score {
 
 impl Ord for Score {
     fn cmp(&self, other: &Self) -> Ordering {
-        self.0.total_cmp(&other.0)
+        // As in Redis, -0 and 0 compare equal (then by member).
+        self.0.partial_cmp(&other.0).unwrap_or(Ordering::Equal)
     }
 }
 
@@ -51,6 +52,8 @@ impl ZSet {
 
     /// Sets `member`'s score; returns the previous score, if any.
     pub fn insert(&mut self, member: &[u8], score: f64) -> Option<f64> {
+        // Redis' compact encoding stores -0 as the integer 0.
+        let score = if score == 0.0 { 0.0 } else { score };
         let old = self.scores.insert(member.into(), score);
         if let Some(o) = old {
             self.order.remove(&(Score(o), Elem::from(member)));
@@ -69,6 +72,32 @@ impl ZSet {
     /// Members in ascending (score, member) order.
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&[u8], f64)> {
         self.order.iter().map(|(s, m)| (&m[..], s.0))
+    }
+
+    /// Members in ascending order starting at ascending rank `start`.
+    pub fn iter_from_rank(&self, start: usize) -> impl Iterator<Item = (&[u8], f64)> {
+        self.iter().skip(start)
+    }
+
+    /// Members in descending order starting at descending rank `start`.
+    pub fn iter_rev_from_rank(&self, start: usize) -> impl Iterator<Item = (&[u8], f64)> {
+        self.iter().rev().skip(start)
+    }
+
+    /// Members in ascending order from the first with score >= `min`.
+    pub fn iter_from_score(&self, min: f64) -> impl Iterator<Item = (&[u8], f64)> {
+        let lo: (Score, Elem) = (Score(min), Elem::default());
+        self.order.range(lo..).map(|(s, m)| (&m[..], s.0))
+    }
+
+    /// The first (lowest) member.
+    pub fn first(&self) -> Option<(&[u8], f64)> {
+        self.order.first().map(|(s, m)| (&m[..], s.0))
+    }
+
+    /// The last (highest) member.
+    pub fn last(&self) -> Option<(&[u8], f64)> {
+        self.order.last().map(|(s, m)| (&m[..], s.0))
     }
 
     /// 0-based ascending rank of `member`.
