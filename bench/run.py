@@ -678,7 +678,8 @@ def measure_system(system: System, ctx: Ctx, st: Settings, tmp: Path) -> dict:
             rec["recovery"] = {"status": system.recovery}
         else:
             try:
-                dbsize_before = Resp(port).call("DBSIZE")
+                with Resp(port) as r:
+                    dbsize_before = r.call("DBSIZE")
                 run.stop()
                 run = system.start(ctx, data_dir, port, log)
                 t = wait_ready(run)
