@@ -531,7 +531,10 @@ class Bench:
             res = {k: max(r[k] or 0.0 for r in results) for k in
                    ("avg_ms", "min_ms", "p50_ms", "p95_ms", "p99_ms", "p999_ms", "max_ms")}
             res["requests"] = sum(r["requests"] for r in results)
-            res["elapsed_s"] = max(r["elapsed_s"] for r in results)
+            # requests / rps is each run's time at ms precision ("completed
+            # in X seconds" has only 2 decimals).
+            res["elapsed_s"] = max(r["requests"] / r["rps"] if r["rps"] else r["elapsed_s"]
+                                   for r in results)
             res["rps"] = res["requests"] / res["elapsed_s"] if res["elapsed_s"] else 0.0
             res["parts"] = {"GET": results[0], "SET": results[1]}
         res["client_cpu_s"] = client_cpu
