@@ -841,10 +841,13 @@ def chart(report: dict, out_dir: Path) -> Optional[str]:
             "set datafile missing '?'\n"
             "set style data histograms\nset style histogram clustered gap 1\n"
             "set style fill solid 0.85 border -1\nset boxwidth 0.9\n"
-            "set key top right font ',8'\nset grid ytics\nset yrange [0:*]\n"
+            "set key top left horizontal font ',8'\nset grid ytics\nset yrange [0:*]\n"
+            # Headroom above the tallest bar for the key.
+            "set offsets 0, 0, graph 0.15, 0\n"
             f"set multiplot layout {len(pipelines)},2 title "
             f"'memlog vs Redis ({'SMOKE RUN, not meaningful, ' if report['settings']['smoke'] else ''}"
-            f"{report['meta']['cpus']} cores, {report['meta']['date']})'\n"
+            f"{report['meta']['cpus']} cores, {report['meta']['date']}; "
+            "no bar: failed or not yet built, see latest.md)'\n"
             + "".join(plots) + "unset multiplot\n"
         )
         (work / "chart.gp").write_text(script)
@@ -854,6 +857,21 @@ def chart(report: dict, out_dir: Path) -> Optional[str]:
         return None
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def write_outputs(report: dict, out: Path) -> int:
+    """latest.png, latest.md (also on stdout) and latest.json in `out`."""
+    why_no_chart = chart(report, out)
+    report["chart"] = why_no_chart or "latest.png"
+    md = markdown(report)
+    if why_no_chart:
+        md += f"\nChart not drawn: {why_no_chart}.\n"
+    (out / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / "latest.md").write_text(md)
+    print(md)
+    print(f"bench: wrote {out}/latest.{{md,json}}" + ("" if why_no_chart else ",png"),
+          file=sys.stderr)
+    return 0
 
 
 def meta(ctx: Ctx) -> dict:
@@ -897,7 +915,13 @@ def main() -> int:
     ap.add_argument("--redis-server", default="redis-server")
     ap.add_argument("--tmp", type=Path, default=Path(tempfile.gettempdir()),
                     help="where data directories go (its disk is the one measured)")
+    ap.add_argument("--from-json", type=Path, metavar="JSON",
+                    help="measure nothing: redraw the table and chart from a latest.json")
     args = ap.parse_args()
+    if args.from_json:
+        report = json.loads(args.from_json.read_text())
+        args.out.mkdir(parents=True, exist_ok=True)
+        return write_outputs(report, args.out)
 
     by_name = {s.name: s for s in SYSTEMS}
     chosen = SYSTEMS
@@ -936,16 +960,7 @@ def main() -> int:
         "fdatasync": fsync,
         "systems": systems,
     }
-    why_no_chart = chart(report, args.out)
-    report["chart"] = why_no_chart or "latest.png"
-    md = markdown(report)
-    if why_no_chart:
-        md += f"\nChart not drawn: {why_no_chart}.\n"
-    (args.out / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
-    (args.out / "latest.md").write_text(md)
-    print(md)
-    print(f"bench: wrote {args.out}/latest.{{md,json}}"
-          + ("" if why_no_chart else ",png"), file=sys.stderr)
+    write_outputs(report, args.out)
     if st.smoke:
         # Redis is the reference: if it fails, the harness is what broke.
         broken = [f"{s['name']}: {s['status']}" for s in systems
