@@ -922,7 +922,7 @@ mod tests {
     fn run(e: &mut Engine, id: ClientId, line: &str) -> (String, Option<BatchOutcome>) {
         let mut q = VecDeque::from([cmd(line)]);
         let mut out = ReplyBuf::new(false);
-        let o = e.execute_batch(id, &mut q, &mut out);
+        let o = e.execute_batch(id, &mut q, &mut out, &mut Vec::new());
         let s = String::from_utf8_lossy(&out.buf).into_owned();
         match o {
             BatchOutcome::Blocked(_) => (s, Some(o)),
@@ -1044,7 +1044,7 @@ mod tests {
         assert_eq!(reply, ":2\r\n");
         let replies: Vec<String> = waits
             .into_iter()
-            .map(|mut w| String::from_utf8(w.reply.try_recv().expect("served")).unwrap())
+            .map(|mut w| String::from_utf8(w.reply.try_recv().expect("served").bytes).unwrap())
             .collect();
         assert_eq!(replies[0], "*2\r\n$1\r\nq\r\n$1\r\nx\r\n");
         assert_eq!(replies[1], "$1\r\ny\r\n");

@@ -5,8 +5,8 @@
 //! One module per family, each exporting `COMMANDS`; adding a command is one
 //! entry in its family's table and one handler function.
 
-pub mod client;
 pub mod bitops;
+pub mod client;
 pub mod connection;
 pub mod hash;
 pub mod help;
