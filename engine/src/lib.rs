@@ -1,14 +1,32 @@
 //! memlog's in-memory Redis engine.
+//!
+//! The write path, as far as this crate goes: a connection task parses
+//! requests ([`resp`]), the [`engine::Engine`] executes them against the
+//! [`keyspace`] under one short lock per batch, and every mutation leaves a
+//! deterministic effect record ([`effect`]) for the transaction log. Replies
+//! are encoded straight into the connection's buffer.
 
+pub mod client;
+pub mod command;
+pub mod config;
+pub mod connection;
+pub mod digest;
+pub mod effect;
+pub mod engine;
+pub mod error;
+pub mod glob;
+pub mod keyspace;
+pub mod numbers;
+pub mod pubsub;
+pub mod rdb;
+pub mod resp;
 pub mod server;
+pub mod stats;
+pub mod tracker;
 
-/// How `memlog server` is configured.
-#[derive(Debug, Clone)]
-pub struct ServerConfig {
-    pub bind: String,
-    pub port: u16,
-    pub data_dir: std::path::PathBuf,
-    pub requirepass: Option<String>,
-    pub proto_max_bulk_len: u64,
-    pub databases: usize,
-}
+pub use engine::{Ctx, Engine, EngineOptions};
+pub use error::{CmdError, CmdResult};
+pub use server::ServerConfig;
+
+/// The Redis version memlog is compatible with (INFO, HELLO).
+pub const REDIS_VERSION: &str = "7.0.15";

@@ -1,5 +1,93 @@
-//! Accepts RESP clients.
+//! The RESP server: accepts clients on a TCP port and runs one task per
+//! connection, plus the active expire cycle.
 
-pub async fn run(_config: crate::ServerConfig) -> anyhow::Result<()> {
-    Err(anyhow::anyhow!("the RESP server is being written"))
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::net::TcpListener;
+
+use crate::engine::{Engine, EngineOptions};
+
+/// How `memlog server` is configured.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub bind: String,
+    pub port: u16,
+    pub data_dir: std::path::PathBuf,
+    pub requirepass: Option<String>,
+    pub proto_max_bulk_len: u64,
+    pub databases: usize,
+}
+
+/// The engine shared by connection tasks; held only for short, await-free
+/// critical sections.
+pub type SharedEngine = Arc<Mutex<Engine>>;
+
+/// How often the active expire cycle runs (Redis' default hz 10).
+const EXPIRE_CYCLE_EVERY: Duration = Duration::from_millis(100);
+/// CPU budget per run: keys with a TTL never outlive it by much more than
+/// the time to sample through them at this rate.
+const EXPIRE_CYCLE_BUDGET: Duration = Duration::from_millis(5);
+
+/// Binds and serves until SHUTDOWN.
+pub async fn run(config: ServerConfig) -> std::io::Result<()> {
+    let listener = TcpListener::bind((config.bind.as_str(), config.port)).await?;
+    tracing::info!(addr = %listener.local_addr()?, "memlog serving RESP");
+    let opts = EngineOptions {
+        databases: config.databases,
+        requirepass: config.requirepass.clone(),
+        proto_max_bulk_len: config.proto_max_bulk_len,
+        port: config.port,
+        bind: config.bind.clone(),
+        data_dir: config.data_dir.clone(),
+    };
+    let engine: SharedEngine = Arc::new(Mutex::new(Engine::new(&opts)));
+    serve(listener, engine).await
+}
+
+/// Serves clients from `listener` on `engine` until SHUTDOWN.
+pub async fn serve(listener: TcpListener, engine: SharedEngine) -> std::io::Result<()> {
+    let (shutdown_tx, mut shutdown_rx) = tokio::sync::watch::channel(false);
+    engine.lock().srv.shutdown = Some(shutdown_tx);
+
+    let expire_engine = engine.clone();
+    let expire_task = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(EXPIRE_CYCLE_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            expire_engine
+                .lock()
+                .active_expire_cycle(EXPIRE_CYCLE_BUDGET);
+        }
+    });
+
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(x) => x,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off, keep serving.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let engine = engine.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = crate::connection::handle(stream, peer, engine).await {
+                        tracing::debug!(%peer, error = %e, "connection ended");
+                    }
+                });
+            }
+            _ = shutdown_rx.changed() => {
+                tracing::info!("SHUTDOWN: exiting");
+                break;
+            }
+        }
+    }
+    expire_task.abort();
+    Ok(())
 }

@@ -76,7 +76,9 @@ fn main() -> anyhow::Result<()> {
                     proto_max_bulk_len: args.proto_max_bulk_len,
                     databases: args.databases,
                 };
-                memlog_engine::server::run(config).await
+                memlog_engine::server::run(config)
+                    .await
+                    .context("serving RESP")
             }
             Command::Txlog(cmd) => memlog_txlog::cli::run(cmd).await,
         }

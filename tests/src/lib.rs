@@ -187,3 +187,91 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}/", self.port)
     }
 }
+
+pub mod resp;
+
+pub use resp::{RawConn, RespValue};
+
+/// How a differential check compares two replies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    /// Byte for byte, element for element.
+    Exact,
+    /// Arrays/sets/maps compared as multisets (SMEMBERS, KEYS, ...).
+    Unordered,
+    /// A flat field/value array compared as a map (HGETALL in RESP2).
+    Pairs,
+}
+
+/// memlog and a real redis-server side by side: every command goes to both
+/// and the replies must be identical (up to [`Order`]).
+pub struct Differential {
+    pub memlog: MemlogServer,
+    pub redis: RedisServer,
+    pub m: RawConn,
+    pub r: RawConn,
+}
+
+impl Differential {
+    pub fn start() -> anyhow::Result<Self> {
+        let memlog = MemlogServer::start(&[])?;
+        let redis = RedisServer::start()?;
+        let m = RawConn::connect(memlog.port)?;
+        let r = RawConn::connect(redis.port)?;
+        Ok(Self {
+            memlog,
+            redis,
+            m,
+            r,
+        })
+    }
+
+    /// Sends `args` to both; returns (memlog, redis) replies without checking.
+    pub fn both<A: AsRef<[u8]>>(&mut self, args: &[A]) -> (RespValue, RespValue) {
+        let a = self.m.call(args).expect("memlog reply");
+        let b = self.r.call(args).expect("redis reply");
+        (a, b)
+    }
+
+    /// Sends `args` to both and asserts the replies are identical.
+    pub fn check<A: AsRef<[u8]>>(&mut self, args: &[A]) -> RespValue {
+        self.check_with(args, Order::Exact)
+    }
+
+    /// Like [`check`](Self::check) with an ordering rule.
+    pub fn check_with<A: AsRef<[u8]>>(&mut self, args: &[A], order: Order) -> RespValue {
+        let (a, b) = self.both(args);
+        let (na, nb) = match order {
+            Order::Exact => (a.clone(), b.clone()),
+            Order::Unordered => (a.normalized(), b.normalized()),
+            Order::Pairs => (a.normalized_pairs(), b.normalized_pairs()),
+        };
+        let shown: Vec<String> = args
+            .iter()
+            .map(|x| String::from_utf8_lossy(x.as_ref()).into_owned())
+            .collect();
+        assert_eq!(
+            na, nb,
+            "replies differ for {shown:?}\n memlog: {a:?}\n  redis: {b:?}"
+        );
+        a
+    }
+
+    /// Runs a whitespace-separated script of commands, one per line, checking
+    /// each (`#` starts a comment line; a line starting with `~` is compared
+    /// unordered).
+    pub fn script(&mut self, text: &str) {
+        for line in text.lines() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (order, line) = match line.strip_prefix('~') {
+                Some(rest) => (Order::Unordered, rest.trim()),
+                None => (Order::Exact, line),
+            };
+            let args: Vec<&str> = line.split_whitespace().collect();
+            self.check_with(&args, order);
+        }
+    }
+}

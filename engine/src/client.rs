@@ -1,0 +1,120 @@
+//! Per-connection state the engine needs while executing a client's
+//! commands: selected database, protocol, MULTI queue, WATCHed keys,
+//! subscriptions, and the channel that carries pushes (pub/sub messages,
+//! CLIENT KILL) to the connection task.
+
+use std::collections::HashSet;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use crate::keyspace::{ClientId, Elem};
+
+/// Something the engine sends to a connection outside of a reply.
+#[derive(Debug)]
+pub enum Push {
+    /// A pub/sub message: `message`/`pmessage` with its fields.
+    Message {
+        pattern: Option<Bytes>,
+        channel: Bytes,
+        payload: Bytes,
+    },
+    /// CLIENT KILL: close the connection.
+    Kill,
+}
+
+/// MULTI state: the queued commands and whether queueing saw an error.
+#[derive(Debug, Default)]
+pub struct MultiState {
+    pub queued: Vec<Vec<Bytes>>,
+    pub aborted: bool,
+}
+
+/// CLIENT REPLY mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReplyMode {
+    #[default]
+    On,
+    Off,
+    /// Skip the reply of the next command only.
+    Skip,
+    /// The current command's reply is skipped (SKIP took effect).
+    SkipThis,
+}
+
+/// A connected client as the engine sees it.
+#[derive(Debug)]
+pub struct ClientState {
+    pub id: ClientId,
+    pub db: usize,
+    pub resp3: bool,
+    pub name: Option<Bytes>,
+    pub lib_name: Option<Bytes>,
+    pub lib_ver: Option<Bytes>,
+    pub authenticated: bool,
+    pub multi: Option<MultiState>,
+    pub in_exec: bool,
+    pub watched: Vec<(usize, Elem)>,
+    pub channels: HashSet<Bytes>,
+    pub patterns: HashSet<Bytes>,
+    pub reply_mode: ReplyMode,
+    pub no_evict: bool,
+    pub addr: String,
+    pub laddr: String,
+    pub created_ms: i64,
+    pub last_cmd_ms: i64,
+    pub last_cmd: String,
+    /// Set while blocked (BLPOP & co): the command it waits in.
+    pub blocked_on: Option<String>,
+    pub killed: bool,
+    /// Where pushes go; `None` for internal clients (effect replay).
+    pub push_tx: Option<mpsc::UnboundedSender<Push>>,
+}
+
+impl ClientState {
+    pub fn new(id: ClientId, push_tx: Option<mpsc::UnboundedSender<Push>>) -> Self {
+        let now = crate::keyspace::unix_ms();
+        Self {
+            id,
+            db: 0,
+            resp3: false,
+            name: None,
+            lib_name: None,
+            lib_ver: None,
+            authenticated: false,
+            multi: None,
+            in_exec: false,
+            watched: Vec::new(),
+            channels: HashSet::new(),
+            patterns: HashSet::new(),
+            reply_mode: ReplyMode::On,
+            no_evict: false,
+            addr: String::new(),
+            laddr: String::new(),
+            created_ms: now,
+            last_cmd_ms: now,
+            last_cmd: "NULL".into(),
+            blocked_on: None,
+            killed: false,
+            push_tx,
+        }
+    }
+
+    /// Number of channel and pattern subscriptions.
+    pub fn subscription_count(&self) -> usize {
+        self.channels.len() + self.patterns.len()
+    }
+
+    /// In RESP2, a subscribed client may only run (P)SUBSCRIBE & co.
+    pub fn in_pubsub_mode(&self) -> bool {
+        !self.resp3 && self.subscription_count() > 0
+    }
+
+    /// Sends a push to the connection; false if it is gone.
+    pub fn push(&self, p: Push) -> bool {
+        match &self.push_tx {
+            Some(tx) => tx.send(p).is_ok(),
+            None => false,
+        }
+    }
+}

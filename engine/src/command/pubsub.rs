@@ -1,0 +1,214 @@
+//! Pub/sub commands: (P)SUBSCRIBE, (P)UNSUBSCRIBE, PUBLISH, PUBSUB.
+
+use bytes::Bytes;
+
+use super::flags::*;
+use super::CommandSpec;
+use crate::engine::Ctx;
+use crate::error::{CmdError, CmdResult};
+use crate::glob::glob_match;
+
+pub static COMMANDS: &[CommandSpec] = &[
+    CommandSpec::new(
+        "subscribe",
+        -2,
+        PUBSUB | NOSCRIPT | LOADING | STALE | PUBSUB_CONTEXT,
+        (0, 0, 0),
+        "pubsub",
+        subscribe,
+    ),
+    CommandSpec::new(
+        "unsubscribe",
+        -1,
+        PUBSUB | NOSCRIPT | LOADING | STALE | PUBSUB_CONTEXT,
+        (0, 0, 0),
+        "pubsub",
+        unsubscribe,
+    ),
+    CommandSpec::new(
+        "psubscribe",
+        -2,
+        PUBSUB | NOSCRIPT | LOADING | STALE | PUBSUB_CONTEXT,
+        (0, 0, 0),
+        "pubsub",
+        psubscribe,
+    ),
+    CommandSpec::new(
+        "punsubscribe",
+        -1,
+        PUBSUB | NOSCRIPT | LOADING | STALE | PUBSUB_CONTEXT,
+        (0, 0, 0),
+        "pubsub",
+        punsubscribe,
+    ),
+    CommandSpec::new(
+        "publish",
+        3,
+        PUBSUB | LOADING | STALE | FAST,
+        (0, 0, 0),
+        "pubsub",
+        publish,
+    ),
+    CommandSpec::new(
+        "pubsub",
+        -2,
+        PUBSUB | LOADING | STALE,
+        (0, 0, 0),
+        "pubsub",
+        pubsub,
+    ),
+];
+
+fn confirm(ctx: &mut Ctx, kind: &[u8], name: Option<&[u8]>) {
+    let n = ctx.client.subscription_count() as i64;
+    ctx.out.push(3);
+    ctx.out.bulk(kind);
+    match name {
+        Some(c) => ctx.out.bulk(c),
+        None => ctx.out.null(),
+    }
+    ctx.out.int(n);
+}
+
+fn subscribe(ctx: &mut Ctx) -> CmdResult {
+    if ctx.client.multi.is_some() || ctx.client.in_exec {
+        return Err(CmdError::err("Command not allowed inside a transaction"));
+    }
+    let args = ctx.args;
+    for ch in &args[1..] {
+        if ctx.client.channels.insert(ch.clone()) {
+            ctx.srv.pubsub.subscribe(ctx.client.id, ch);
+        }
+        confirm(ctx, b"subscribe", Some(ch));
+    }
+    Ok(())
+}
+
+fn unsubscribe(ctx: &mut Ctx) -> CmdResult {
+    let chans: Vec<Bytes> = if ctx.argc() == 1 {
+        ctx.client.channels.iter().cloned().collect()
+    } else {
+        ctx.args[1..].to_vec()
+    };
+    if chans.is_empty() {
+        confirm(ctx, b"unsubscribe", None);
+    }
+    for ch in chans {
+        if ctx.client.channels.remove(&ch) {
+            ctx.srv.pubsub.unsubscribe(ctx.client.id, &ch);
+        }
+        confirm(ctx, b"unsubscribe", Some(&ch));
+    }
+    Ok(())
+}
+
+fn psubscribe(ctx: &mut Ctx) -> CmdResult {
+    if ctx.client.multi.is_some() || ctx.client.in_exec {
+        return Err(CmdError::err("Command not allowed inside a transaction"));
+    }
+    let args = ctx.args;
+    for p in &args[1..] {
+        if ctx.client.patterns.insert(p.clone()) {
+            ctx.srv.pubsub.psubscribe(ctx.client.id, p);
+        }
+        confirm(ctx, b"psubscribe", Some(p));
+    }
+    Ok(())
+}
+
+fn punsubscribe(ctx: &mut Ctx) -> CmdResult {
+    let pats: Vec<Bytes> = if ctx.argc() == 1 {
+        ctx.client.patterns.iter().cloned().collect()
+    } else {
+        ctx.args[1..].to_vec()
+    };
+    if pats.is_empty() {
+        confirm(ctx, b"punsubscribe", None);
+    }
+    for p in pats {
+        if ctx.client.patterns.remove(&p) {
+            ctx.srv.pubsub.punsubscribe(ctx.client.id, &p);
+        }
+        confirm(ctx, b"punsubscribe", Some(&p));
+    }
+    Ok(())
+}
+
+fn publish(ctx: &mut Ctx) -> CmdResult {
+    let n = ctx
+        .srv
+        .pubsub
+        .publish(&ctx.args[1], &ctx.args[2], ctx.clients, Some(&*ctx.client));
+    ctx.out.int(n as i64);
+    Ok(())
+}
+
+fn pubsub(ctx: &mut Ctx) -> CmdResult {
+    let sub = ctx.arg_upper(1);
+    match (sub.as_str(), ctx.argc()) {
+        ("CHANNELS", 2 | 3) => {
+            let pat = ctx.args.get(2).cloned();
+            let mut chans: Vec<Bytes> = ctx
+                .srv
+                .pubsub
+                .channels
+                .keys()
+                .filter(|c| pat.as_ref().is_none_or(|p| glob_match(p, c, false)))
+                .cloned()
+                .collect();
+            chans.sort();
+            ctx.out.array(chans.len());
+            for c in chans {
+                ctx.out.bulk(&c);
+            }
+        }
+        ("NUMSUB", _) => {
+            ctx.out.array((ctx.argc() - 2) * 2);
+            for c in &ctx.args[2..] {
+                ctx.out.bulk(c);
+                ctx.out
+                    .int(ctx.srv.pubsub.channels.get(c).map_or(0, |s| s.len()) as i64);
+            }
+        }
+        ("NUMPAT", 2) => {
+            ctx.out.int(ctx.srv.pubsub.patterns.len() as i64);
+        }
+        ("SHARDCHANNELS", 2 | 3) => ctx.out.array(0),
+        ("SHARDNUMSUB", _) => {
+            ctx.out.array((ctx.argc() - 2) * 2);
+            for c in &ctx.args[2..] {
+                ctx.out.bulk(c);
+                ctx.out.int(0);
+            }
+        }
+        ("HELP", 2) => {
+            let lines = [
+                "PUBSUB <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "CHANNELS [<pattern>]",
+                "    Return the currently active channels matching a <pattern> (default: '*').",
+                "NUMPAT",
+                "    Return number of subscriptions to patterns.",
+                "NUMSUB [<channel> ...]",
+                "    Return the number of subscribers for the specified channels, excluding",
+                "    pattern subscriptions(default: no channels).",
+                "SHARDCHANNELS [<pattern>]",
+                "    Return the currently active shard level channels matching a <pattern> (default: '*').",
+                "SHARDNUMSUB [<shardchannel> ...]",
+                "    Return the number of subscribers for the specified shard level channel(s)",
+                "HELP",
+                "    Prints this help.",
+            ];
+            ctx.out.array(lines.len());
+            for l in lines {
+                ctx.out.simple(l);
+            }
+        }
+        _ => {
+            return Err(CmdError::UnknownSubcommand {
+                cmd: "PUBSUB".into(),
+                sub: String::from_utf8_lossy(ctx.arg(1)).into_owned(),
+            })
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,1136 @@
+//! Server commands: FLUSHALL, FLUSHDB, DBSIZE, CONFIG, INFO, CLIENT, COMMAND,
+//! DEBUG, TIME, SHUTDOWN, ...
+
+use std::fmt::Write as _;
+
+use bytes::Bytes;
+
+use super::flags::*;
+use super::{help, CommandSpec};
+use crate::engine::Ctx;
+use crate::error::{CmdError, CmdResult};
+use crate::resp::ReplyBuf;
+
+pub static COMMANDS: &[CommandSpec] = &[
+    CommandSpec::new(
+        "flushall",
+        -1,
+        WRITE | WHOLE_KEYSPACE,
+        (0, 0, 0),
+        "server",
+        flushall,
+    ),
+    CommandSpec::new(
+        "flushdb",
+        -1,
+        WRITE | WHOLE_KEYSPACE,
+        (0, 0, 0),
+        "server",
+        flushdb,
+    ),
+    CommandSpec::new(
+        "dbsize",
+        1,
+        READONLY | FAST | WHOLE_KEYSPACE,
+        (0, 0, 0),
+        "server",
+        dbsize,
+    ),
+    CommandSpec::new(
+        "config",
+        -2,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        (0, 0, 0),
+        "server",
+        config,
+    ),
+    CommandSpec::new("info", -1, LOADING | STALE, (0, 0, 0), "server", info),
+    CommandSpec::new("time", 1, LOADING | STALE | FAST, (0, 0, 0), "server", time),
+    CommandSpec::new(
+        "lastsave",
+        1,
+        LOADING | STALE | FAST,
+        (0, 0, 0),
+        "server",
+        lastsave,
+    ),
+    CommandSpec::new(
+        "save",
+        1,
+        ADMIN | NOSCRIPT | NO_MULTI,
+        (0, 0, 0),
+        "server",
+        save,
+    ),
+    CommandSpec::new("bgsave", -1, ADMIN | NOSCRIPT, (0, 0, 0), "server", bgsave),
+    CommandSpec::new(
+        "shutdown",
+        -1,
+        ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI,
+        (0, 0, 0),
+        "server",
+        shutdown,
+    ),
+    CommandSpec::new("memory", -2, 0, (0, 0, 0), "server", memory),
+    CommandSpec::new("function", -2, 0, (0, 0, 0), "scripting", function),
+    CommandSpec::new("lolwut", -1, READONLY | FAST, (0, 0, 0), "server", lolwut),
+    CommandSpec::new(
+        "slowlog",
+        -2,
+        ADMIN | LOADING | STALE,
+        (0, 0, 0),
+        "server",
+        slowlog,
+    ),
+    CommandSpec::new(
+        "latency",
+        -2,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        (0, 0, 0),
+        "server",
+        latency,
+    ),
+    CommandSpec::new(
+        "debug",
+        -2,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        (0, 0, 0),
+        "server",
+        debug,
+    ),
+];
+
+/// Writes a HELP text: one status reply per line.
+pub fn write_help(out: &mut ReplyBuf, text: &str) {
+    let lines: Vec<&str> = text.lines().collect();
+    out.array(lines.len());
+    for l in lines {
+        out.simple(l);
+    }
+}
+
+/// Checks a container command's subcommand and its arity (Redis 7's
+/// subcommand table): returns the lower-case subcommand name.
+pub fn subcommand(
+    args: &[Bytes],
+    cmd: &str,
+    table: &[(&'static str, i32)],
+) -> Result<&'static str, CmdError> {
+    let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
+    let Some(&(name, arity)) = table.iter().find(|(n, _)| *n == sub) else {
+        return Err(CmdError::UnknownSubcommand {
+            cmd: cmd.to_ascii_uppercase(),
+            sub: String::from_utf8_lossy(&args[1]).into_owned(),
+        });
+    };
+    let argc = args.len();
+    let ok = if arity >= 0 {
+        argc == arity as usize
+    } else {
+        argc >= (-arity) as usize
+    };
+    if !ok {
+        return Err(CmdError::WrongArity(format!("{cmd}|{name}")));
+    }
+    Ok(name)
+}
+
+fn flush_option(ctx: &Ctx) -> CmdResult {
+    match ctx.argc() {
+        1 => Ok(()),
+        2 if ctx.arg_is(1, "SYNC") || ctx.arg_is(1, "ASYNC") => Ok(()),
+        _ => Err(CmdError::Syntax),
+    }
+}
+
+/// Empties database `db`, with WATCH invalidation; returns keys removed.
+pub fn flush_db(ctx: &mut Ctx, db: usize) -> usize {
+    ctx.ks.touch_all_watched_in_db(db, None);
+    let d = &mut ctx.ks.dbs[db];
+    let n = d.data.len();
+    d.data = Default::default();
+    d.expires = Default::default();
+    n
+}
+
+fn flushall(ctx: &mut Ctx) -> CmdResult {
+    flush_option(ctx)?;
+    let mut n = 0;
+    for db in 0..ctx.ks.dbs.len() {
+        n += flush_db(ctx, db);
+    }
+    ctx.ks.modified_many(n as u64);
+    ctx.ks
+        .propagate(0, vec![bytes::Bytes::from_static(b"FLUSHALL")]);
+    ctx.out.ok();
+    Ok(())
+}
+
+fn flushdb(ctx: &mut Ctx) -> CmdResult {
+    flush_option(ctx)?;
+    let db = ctx.db();
+    let n = flush_db(ctx, db);
+    ctx.ks.modified_many(n as u64);
+    ctx.ks
+        .propagate(db, vec![bytes::Bytes::from_static(b"FLUSHDB")]);
+    ctx.out.ok();
+    Ok(())
+}
+
+fn dbsize(ctx: &mut Ctx) -> CmdResult {
+    let db = ctx.db();
+    ctx.out.int(ctx.ks.dbs[db].len() as i64);
+    Ok(())
+}
+
+/// CLIENT SETNAME / HELLO SETNAME: no spaces, newlines or control characters.
+pub fn validate_client_name(name: &[u8]) -> CmdResult {
+    if name.iter().any(|&c| !(b'!'..=b'~').contains(&c)) {
+        return Err(CmdError::err(
+            "Client names cannot contain spaces, newlines or special characters.",
+        ));
+    }
+    Ok(())
+}
+
+/// Applies a parameter the engine acts on after CONFIG SET stored it.
+fn config_applied(ctx: &mut Ctx, name: &str) -> CmdResult {
+    if name == "notify-keyspace-events" {
+        let v = ctx.srv.config.get(name).unwrap_or("").to_string();
+        let flags = crate::keyspace::notify::parse(v.as_bytes()).ok_or_else(|| {
+            CmdError::err(format!(
+                "CONFIG SET failed (possibly related to argument '{name}') - Invalid event class character. Use 'Ag$lshzxeKEtmdn'."
+            ))
+        })?;
+        ctx.ks.notify_flags = flags;
+        ctx.srv.config.set_raw(
+            "notify-keyspace-events",
+            crate::keyspace::notify::to_string(flags),
+        );
+    }
+    if name == "requirepass" {
+        let v = ctx.srv.config.get(name).unwrap_or("").to_string();
+        ctx.srv.requirepass = if v.is_empty() { None } else { Some(v) };
+    }
+    Ok(())
+}
+
+const CONFIG_SUBS: &[(&str, i32)] = &[
+    ("get", -3),
+    ("set", -4),
+    ("resetstat", 2),
+    ("rewrite", 2),
+    ("help", 2),
+];
+
+fn config(ctx: &mut Ctx) -> CmdResult {
+    let args = ctx.args;
+    match subcommand(args, "config", CONFIG_SUBS)? {
+        "get" => {
+            let mut pairs: Vec<(&'static str, String)> = Vec::new();
+            for p in &args[2..] {
+                for (k, v) in ctx.srv.config.matching(p) {
+                    if !pairs.iter().any(|(n, _)| *n == k) {
+                        pairs.push((k, v.to_string()));
+                    }
+                }
+            }
+            ctx.out.map(pairs.len());
+            for (k, v) in pairs {
+                ctx.out.bulk_str(k);
+                ctx.out.bulk_str(&v);
+            }
+            Ok(())
+        }
+        "set" => {
+            if !args.len().is_multiple_of(2) {
+                return Err(CmdError::Syntax);
+            }
+            let backup = ctx.srv.config.clone();
+            let mut names: Vec<&'static str> = Vec::new();
+            for i in (2..args.len()).step_by(2) {
+                let name = String::from_utf8_lossy(&args[i]).into_owned();
+                let value = String::from_utf8_lossy(&args[i + 1]).into_owned();
+                let r = ctx.srv.config.set(&name, &value).and_then(|k| {
+                    if names.contains(&k) {
+                        Err(crate::config::ConfigError::Invalid(
+                            name.clone(),
+                            "duplicate parameter".into(),
+                        ))
+                    } else {
+                        Ok(k)
+                    }
+                });
+                match r {
+                    Ok(k) => names.push(k),
+                    Err(e) => {
+                        ctx.srv.config = backup;
+                        return Err(CmdError::err(e.to_string()));
+                    }
+                }
+            }
+            for n in names {
+                if let Err(e) = config_applied(ctx, n) {
+                    ctx.srv.config = backup;
+                    return Err(e);
+                }
+            }
+            ctx.out.ok();
+            Ok(())
+        }
+        "resetstat" => {
+            ctx.srv.stats.reset();
+            ctx.ks.stat_expired_keys = 0;
+            ctx.ks.stat_keyspace_hits = 0;
+            ctx.ks.stat_keyspace_misses = 0;
+            ctx.out.ok();
+            Ok(())
+        }
+        "rewrite" => Err(CmdError::err("The server is running without a config file")),
+        _ => {
+            write_help(ctx.out, help::CONFIG);
+            Ok(())
+        }
+    }
+}
+
+// ---------------------------------------------------------------- INFO
+
+/// INFO sections in output order, and whether "default" includes them.
+const SECTIONS: &[(&str, bool)] = &[
+    ("server", true),
+    ("clients", true),
+    ("memory", true),
+    ("persistence", true),
+    ("stats", true),
+    ("replication", true),
+    ("cpu", true),
+    ("modules", true),
+    ("errorstats", true),
+    ("cluster", true),
+    ("keyspace", true),
+    ("commandstats", false),
+    ("latencystats", false),
+];
+
+fn human_bytes(n: u64) -> String {
+    let d = n as f64;
+    if n < 1024 {
+        format!("{n}B")
+    } else if d < 1024.0 * 1024.0 {
+        format!("{:.2}K", d / 1024.0)
+    } else if d < 1024.0 * 1024.0 * 1024.0 {
+        format!("{:.2}M", d / (1024.0 * 1024.0))
+    } else if d < 1024.0 * 1024.0 * 1024.0 * 1024.0 {
+        format!("{:.2}G", d / (1024.0 * 1024.0 * 1024.0))
+    } else {
+        format!("{:.2}T", d / (1024.0 * 1024.0 * 1024.0 * 1024.0))
+    }
+}
+
+/// Resident set size in bytes, from /proc (0 where unavailable).
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map(|pages| pages * 4096)
+        .unwrap_or(0)
+}
+
+/// (user, system) CPU seconds of the process.
+fn cpu_times() -> (f64, f64) {
+    // SAFETY: getrusage only writes the struct we pass.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return (0.0, 0.0);
+    }
+    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    (t(ru.ru_utime), t(ru.ru_stime))
+}
+
+/// Bytes the data set takes, estimated from the values' sizes (exact for
+/// small databases, sampled for large ones so INFO stays cheap).
+pub fn dataset_bytes(ks: &crate::keyspace::Keyspace) -> u64 {
+    const PER_KEY: usize = 56;
+    let mut total = 0u64;
+    for db in &ks.dbs {
+        let n = db.data.len();
+        if n == 0 {
+            continue;
+        }
+        let size = |i: usize| {
+            db.data
+                .get_index(i)
+                .map(|(k, v)| k.len() + v.heap_size() + PER_KEY)
+                .unwrap_or(0) as u64
+        };
+        if n <= 4096 {
+            total += (0..n).map(size).sum::<u64>();
+        } else {
+            let step = n / 1024;
+            let sampled: u64 = (0..1024).map(|i| size(i * step)).sum();
+            total += sampled * n as u64 / 1024;
+        }
+        total += (db.expires.len() * 32) as u64;
+    }
+    total
+}
+
+/// Baseline memory of an empty server, added to the data set estimate.
+const BASE_MEMORY: u64 = 900 * 1024;
+
+pub fn used_memory(ks: &crate::keyspace::Keyspace) -> u64 {
+    BASE_MEMORY + dataset_bytes(ks)
+}
+
+fn section_text(ctx: &Ctx, name: &str, s: &mut String) {
+    let now_ms = crate::keyspace::unix_ms();
+    let srv = &*ctx.srv;
+    let stats = &srv.stats;
+    let nclients = ctx.clients.len() + 1;
+    match name {
+        "server" => {
+            let uptime = srv.start.elapsed().as_secs();
+            let _ = write!(
+                s,
+                "# Server\r\nredis_version:{}\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\nredis_build_id:0\r\nredis_mode:standalone\r\nos:{} {}\r\narch_bits:{}\r\nmonotonic_clock:POSIX clock_gettime\r\nmultiplexing_api:epoll\r\natomicvar_api:c11-builtin\r\ngcc_version:0.0.0\r\nprocess_id:{}\r\nprocess_supervised:no\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\nhz:{}\r\nconfigured_hz:{}\r\nlru_clock:{}\r\nexecutable:{}\r\nconfig_file:\r\nio_threads_active:0\r\n",
+                crate::REDIS_VERSION,
+                if std::env::consts::OS == "linux" { "Linux" } else { std::env::consts::OS },
+                std::env::consts::ARCH,
+                usize::BITS,
+                std::process::id(),
+                srv.run_id,
+                srv.config.get("port").unwrap_or("6379"),
+                now_ms * 1000,
+                uptime,
+                uptime / 86400,
+                srv.config.get_i64("hz"),
+                srv.config.get_i64("hz"),
+                (now_ms / 1000) & ((1 << 24) - 1),
+                std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default(),
+            );
+        }
+        "clients" => {
+            let _ = write!(
+                s,
+                "# Clients\r\nconnected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:{}\r\ntracking_clients:0\r\nclients_in_timeout_table:{}\r\n",
+                nclients,
+                srv.config.get_i64("maxclients"),
+                srv.blocked_client_count(),
+                srv.blocked_client_count(),
+            );
+        }
+        "memory" => {
+            let used = used_memory(ctx.ks);
+            let rss = rss_bytes();
+            let maxmemory = srv.config.get_i64("maxmemory").max(0) as u64;
+            let dataset = dataset_bytes(ctx.ks);
+            let _ = write!(
+                s,
+                "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{used}\r\nused_memory_peak_human:{}\r\nused_memory_peak_perc:100.00%\r\nused_memory_overhead:{BASE_MEMORY}\r\nused_memory_startup:{BASE_MEMORY}\r\nused_memory_dataset:{dataset}\r\nused_memory_dataset_perc:{:.2}%\r\nallocator_allocated:{used}\r\nallocator_active:{rss}\r\nallocator_resident:{rss}\r\ntotal_system_memory:0\r\ntotal_system_memory_human:0B\r\nused_memory_lua:31744\r\nused_memory_vm_eval:31744\r\nused_memory_lua_human:31.00K\r\nused_memory_scripts_eval:0\r\nnumber_of_cached_scripts:0\r\nnumber_of_functions:0\r\nnumber_of_libraries:0\r\nused_memory_vm_functions:32768\r\nused_memory_vm_total:64512\r\nused_memory_vm_total_human:63.00K\r\nused_memory_functions:184\r\nused_memory_scripts:184\r\nused_memory_scripts_human:184B\r\nmaxmemory:{maxmemory}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nallocator_frag_ratio:1.00\r\nallocator_frag_bytes:0\r\nallocator_rss_ratio:1.00\r\nallocator_rss_bytes:0\r\nrss_overhead_ratio:1.00\r\nrss_overhead_bytes:0\r\nmem_fragmentation_ratio:{:.2}\r\nmem_fragmentation_bytes:{}\r\nmem_not_counted_for_evict:0\r\nmem_replication_backlog:0\r\nmem_total_replication_buffers:0\r\nmem_clients_slaves:0\r\nmem_clients_normal:0\r\nmem_cluster_links:0\r\nmem_aof_buffer:0\r\nmem_allocator:jemalloc-5.3.0\r\nactive_defrag_running:0\r\nlazyfree_pending_objects:0\r\nlazyfreed_objects:0\r\n",
+                human_bytes(used),
+                human_bytes(rss),
+                human_bytes(used),
+                dataset as f64 * 100.0 / used.max(1) as f64,
+                human_bytes(maxmemory),
+                srv.config.get("maxmemory-policy").unwrap_or("noeviction"),
+                rss as f64 / used.max(1) as f64,
+                rss as i64 - used as i64,
+            );
+        }
+        "persistence" => {
+            let _ = write!(
+                s,
+                "# Persistence\r\nloading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_cow_size_age:0\r\ncurrent_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:ok\r\nrdb_last_bgsave_time_sec:-1\r\nrdb_current_bgsave_time_sec:-1\r\nrdb_saves:0\r\nrdb_last_cow_size:0\r\nrdb_last_load_keys_expired:0\r\nrdb_last_load_keys_loaded:0\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:-1\r\naof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:ok\r\naof_rewrites:0\r\naof_rewrites_consecutive_failures:0\r\naof_last_write_status:ok\r\naof_last_cow_size:0\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n",
+                ctx.ks.dirty,
+                srv.lastsave_ms / 1000,
+            );
+        }
+        "stats" => {
+            let _ = write!(
+                s,
+                "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:0\r\ntotal_net_input_bytes:0\r\ntotal_net_output_bytes:0\r\ntotal_net_repl_input_bytes:0\r\ntotal_net_repl_output_bytes:0\r\ninstantaneous_input_kbps:0.00\r\ninstantaneous_output_kbps:0.00\r\ninstantaneous_input_repl_kbps:0.00\r\ninstantaneous_output_repl_kbps:0.00\r\nrejected_connections:{}\r\nsync_full:0\r\nsync_partial_ok:0\r\nsync_partial_err:0\r\nexpired_keys:{}\r\nexpired_stale_perc:0.00\r\nexpired_time_cap_reached_count:0\r\nexpire_cycle_cpu_milliseconds:0\r\nevicted_keys:0\r\nevicted_clients:0\r\ntotal_eviction_exceeded_time:0\r\ncurrent_eviction_exceeded_time:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:0\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\nmigrate_cached_sockets:0\r\nslave_expires_tracked_keys:0\r\nactive_defrag_hits:0\r\nactive_defrag_misses:0\r\nactive_defrag_key_hits:0\r\nactive_defrag_key_misses:0\r\ntotal_active_defrag_time:0\r\ncurrent_active_defrag_time:0\r\ntracking_total_keys:0\r\ntracking_total_items:0\r\ntracking_total_prefixes:0\r\nunexpected_error_replies:0\r\ntotal_error_replies:{}\r\ndump_payload_sanitizations:0\r\ntotal_reads_processed:{}\r\ntotal_writes_processed:{}\r\nio_threaded_reads_processed:0\r\nio_threaded_writes_processed:0\r\nreply_buffer_shrinks:0\r\nreply_buffer_expands:0\r\n",
+                stats.total_connections_received,
+                stats.total_commands_processed,
+                stats.rejected_connections,
+                ctx.ks.stat_expired_keys,
+                ctx.ks.stat_keyspace_hits,
+                ctx.ks.stat_keyspace_misses,
+                srv.pubsub.channels.len(),
+                srv.pubsub.patterns.len(),
+                stats.total_error_replies,
+                stats.total_commands_processed,
+                stats.total_commands_processed,
+            );
+        }
+        "replication" => {
+            let _ = write!(
+                s,
+                "# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:0\r\nsecond_repl_offset:-1\r\nrepl_backlog_active:0\r\nrepl_backlog_size:1048576\r\nrepl_backlog_first_byte_offset:0\r\nrepl_backlog_histlen:0\r\n",
+                srv.replid,
+            );
+        }
+        "cpu" => {
+            let (user, sys) = cpu_times();
+            let _ = write!(
+                s,
+                "# CPU\r\nused_cpu_sys:{sys:.6}\r\nused_cpu_user:{user:.6}\r\nused_cpu_sys_children:0.000000\r\nused_cpu_user_children:0.000000\r\nused_cpu_sys_main_thread:{sys:.6}\r\nused_cpu_user_main_thread:{user:.6}\r\n",
+            );
+        }
+        "modules" => s.push_str("# Modules\r\n"),
+        "errorstats" => {
+            s.push_str("# Errorstats\r\n");
+            for (code, n) in &stats.errors {
+                let _ = write!(s, "errorstat_{code}:count={n}\r\n");
+            }
+        }
+        "cluster" => s.push_str("# Cluster\r\ncluster_enabled:0\r\n"),
+        "keyspace" => {
+            s.push_str("# Keyspace\r\n");
+            for (i, db) in ctx.ks.dbs.iter().enumerate() {
+                if !db.data.is_empty() {
+                    let _ = write!(
+                        s,
+                        "db{i}:keys={},expires={},avg_ttl=0\r\n",
+                        db.data.len(),
+                        db.expires.len()
+                    );
+                }
+            }
+        }
+        "commandstats" => {
+            s.push_str("# Commandstats\r\n");
+            for (name, c) in &stats.commands {
+                if c.calls == 0 && c.rejected_calls == 0 && c.failed_calls == 0 {
+                    continue;
+                }
+                let per = if c.calls == 0 {
+                    0.0
+                } else {
+                    c.usec as f64 / c.calls as f64
+                };
+                let _ = write!(
+                    s,
+                    "cmdstat_{name}:calls={},usec={},usec_per_call={per:.2},rejected_calls={},failed_calls={}\r\n",
+                    c.calls, c.usec, c.rejected_calls, c.failed_calls
+                );
+            }
+        }
+        "latencystats" => s.push_str("# Latencystats\r\n"),
+        _ => {}
+    }
+}
+
+/// The INFO text for the requested sections.
+pub fn info_text(ctx: &Ctx, args: &[Bytes]) -> String {
+    let mut want: Vec<&str> = Vec::new();
+    let add = |name: &'static str, want: &mut Vec<&'static str>| {
+        if !want.contains(&name) {
+            want.push(name);
+        }
+    };
+    if args.is_empty() {
+        for (n, d) in SECTIONS {
+            if *d {
+                add(n, &mut want);
+            }
+        }
+    }
+    for a in args {
+        let a = String::from_utf8_lossy(a).to_ascii_lowercase();
+        match a.as_str() {
+            "all" | "everything" => {
+                for (n, _) in SECTIONS {
+                    add(n, &mut want);
+                }
+            }
+            "default" => {
+                for (n, d) in SECTIONS {
+                    if *d {
+                        add(n, &mut want);
+                    }
+                }
+            }
+            other => {
+                if let Some((n, _)) = SECTIONS.iter().find(|(n, _)| *n == other) {
+                    add(n, &mut want);
+                }
+            }
+        }
+    }
+    let mut s = String::new();
+    let mut first = true;
+    for (n, _) in SECTIONS {
+        if want.contains(n) {
+            if !first {
+                s.push_str("\r\n");
+            }
+            first = false;
+            section_text(ctx, n, &mut s);
+        }
+    }
+    s
+}
+
+fn info(ctx: &mut Ctx) -> CmdResult {
+    let args = ctx.args;
+    let text = info_text(ctx, &args[1..]);
+    ctx.out.verbatim(text.as_bytes());
+    Ok(())
+}
+
+// ------------------------------------------------- TIME, SAVE, SHUTDOWN
+
+fn time(ctx: &mut Ctx) -> CmdResult {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    ctx.out.array(2);
+    ctx.out.bulk_int(d.as_secs() as i64);
+    ctx.out.bulk_int(d.subsec_micros() as i64);
+    Ok(())
+}
+
+fn lastsave(ctx: &mut Ctx) -> CmdResult {
+    ctx.out.int(ctx.srv.lastsave_ms / 1000);
+    Ok(())
+}
+
+/// Marks the data set as saved now (until the durable path replaces SAVE).
+fn mark_saved(ctx: &mut Ctx) {
+    ctx.srv.lastsave_ms = crate::keyspace::unix_ms();
+    ctx.ks.dirty = 0;
+}
+
+fn save(ctx: &mut Ctx) -> CmdResult {
+    mark_saved(ctx);
+    ctx.out.ok();
+    Ok(())
+}
+
+fn bgsave(ctx: &mut Ctx) -> CmdResult {
+    match ctx.argc() {
+        1 => {}
+        2 if ctx.arg_is(1, "SCHEDULE") => {}
+        _ => return Err(CmdError::Syntax),
+    }
+    mark_saved(ctx);
+    ctx.out.simple("Background saving started");
+    Ok(())
+}
+
+fn shutdown(ctx: &mut Ctx) -> CmdResult {
+    let mut abort = false;
+    let mut other = false;
+    let mut save_opt = None;
+    for i in 1..ctx.argc() {
+        match ctx.arg_upper(i).as_str() {
+            "NOSAVE" => save_opt = Some(false),
+            "SAVE" => save_opt = Some(true),
+            "NOW" | "FORCE" => other = true,
+            "ABORT" => abort = true,
+            _ => return Err(CmdError::Syntax),
+        }
+    }
+    if abort {
+        if other || save_opt.is_some() {
+            return Err(CmdError::Syntax);
+        }
+        return Err(CmdError::err("No shutdown in progress."));
+    }
+    if save_opt == Some(true) {
+        mark_saved(ctx);
+    }
+    match &ctx.srv.shutdown {
+        Some(tx) => {
+            let _ = tx.send(true);
+            // No reply: the connection closes as the server exits.
+            ctx.close = true;
+            Ok(())
+        }
+        None => Err(CmdError::err("Errors trying to SHUTDOWN. Check logs.")),
+    }
+}
+
+// --------------------------------------------------------------- MEMORY
+
+const MEMORY_SUBS: &[(&str, i32)] = &[
+    ("doctor", 2),
+    ("help", 2),
+    ("malloc-stats", 2),
+    ("purge", 2),
+    ("stats", 2),
+    ("usage", -3),
+];
+
+fn memory(ctx: &mut Ctx) -> CmdResult {
+    let args = ctx.args;
+    match subcommand(args, "memory", MEMORY_SUBS)? {
+        "usage" => {
+            let mut i = 3;
+            while i < args.len() {
+                if ctx.arg_is(i, "SAMPLES") && i + 1 < args.len() {
+                    let n = ctx.int_arg(i + 1)?;
+                    if n < 0 {
+                        return Err(CmdError::Syntax);
+                    }
+                    i += 2;
+                } else {
+                    return Err(CmdError::Syntax);
+                }
+            }
+            let db = ctx.db();
+            let key = &args[2];
+            let size = ctx.ks.get(db, key).map(|v| v.heap_size() + key.len() + 40);
+            match size {
+                Some(n) => ctx.out.int(n as i64),
+                None => ctx.out.null(),
+            }
+            Ok(())
+        }
+        "stats" => {
+            let used = used_memory(ctx.ks);
+            let dataset = dataset_bytes(ctx.ks);
+            let keys: usize = ctx.ks.dbs.iter().map(|d| d.len()).sum();
+            let nonempty: Vec<(usize, usize, usize)> = ctx
+                .ks
+                .dbs
+                .iter()
+                .enumerate()
+                .filter(|(_, d)| !d.is_empty())
+                .map(|(i, d)| (i, d.len(), d.expires.len()))
+                .collect();
+            let o = &mut *ctx.out;
+            o.map(25 + nonempty.len());
+            let ints: [(&str, i64); 11] = [
+                ("peak.allocated", used as i64),
+                ("total.allocated", used as i64),
+                ("startup.allocated", BASE_MEMORY as i64),
+                ("replication.backlog", 0),
+                ("clients.slaves", 0),
+                ("clients.normal", 0),
+                ("cluster.links", 0),
+                ("aof.buffer", 0),
+                ("lua.caches", 0),
+                ("functions.caches", 184),
+                ("overhead.total", BASE_MEMORY as i64),
+            ];
+            for (k, v) in ints {
+                o.bulk_str(k);
+                o.int(v);
+            }
+            for (i, k, e) in nonempty {
+                o.bulk_str(&format!("db.{i}"));
+                o.map(2);
+                o.bulk_str("overhead.hashtable.main");
+                o.int((k * 24) as i64);
+                o.bulk_str("overhead.hashtable.expires");
+                o.int((e * 24) as i64);
+            }
+            o.bulk_str("keys.count");
+            o.int(keys as i64);
+            o.bulk_str("keys.bytes-per-key");
+            o.int(if keys == 0 {
+                0
+            } else {
+                (dataset / keys as u64) as i64
+            });
+            o.bulk_str("dataset.bytes");
+            o.int(dataset as i64);
+            o.bulk_str("dataset.percentage");
+            o.double(dataset as f64 * 100.0 / used.max(1) as f64);
+            o.bulk_str("peak.percentage");
+            o.double(100.0);
+            for k in [
+                "allocator.allocated",
+                "allocator.active",
+                "allocator.resident",
+            ] {
+                o.bulk_str(k);
+                o.int(used as i64);
+            }
+            for k in [
+                "allocator-fragmentation.ratio",
+                "allocator.rss-ratio",
+                "rss-overhead.ratio",
+                "fragmentation",
+            ] {
+                o.bulk_str(k);
+                o.double(1.0);
+            }
+            for k in [
+                "allocator-fragmentation.bytes",
+                "allocator.rss-bytes",
+                "rss-overhead.bytes",
+                "fragmentation.bytes",
+            ] {
+                o.bulk_str(k);
+                o.int(0);
+            }
+            Ok(())
+        }
+        "doctor" => {
+            ctx.out.verbatim(b"Hi Sam, this instance is empty or is using very little memory, my issues detector can't be used in these conditions. Please, leave for your mission on Earth and fill it with some data. The new Sam and I will be back to our programming as soon as I finished rebooting.\n");
+            Ok(())
+        }
+        "malloc-stats" => {
+            ctx.out
+                .verbatim(b"Stats not supported for the current allocator");
+            Ok(())
+        }
+        "purge" => {
+            ctx.out.ok();
+            Ok(())
+        }
+        _ => {
+            write_help(ctx.out, help::MEMORY);
+            Ok(())
+        }
+    }
+}
+
+// ------------------------------------------------------------- FUNCTION
+
+const FUNCTION_SUBS: &[(&str, i32)] = &[
+    ("delete", 3),
+    ("dump", 2),
+    ("flush", -2),
+    ("help", 2),
+    ("kill", 2),
+    ("list", -2),
+    ("load", -3),
+    ("restore", -3),
+    ("stats", 2),
+];
+
+fn function(ctx: &mut Ctx) -> CmdResult {
+    let args = ctx.args;
+    match subcommand(args, "function", FUNCTION_SUBS)? {
+        "flush" => {
+            match args.len() {
+                2 => {}
+                3 if ctx.arg_is(2, "SYNC") || ctx.arg_is(2, "ASYNC") => {}
+                _ => {
+                    return Err(CmdError::err(
+                        "FUNCTION FLUSH only supports SYNC|ASYNC option",
+                    ))
+                }
+            }
+            ctx.out.ok();
+            Ok(())
+        }
+        "list" => {
+            let mut i = 2;
+            while i < args.len() {
+                if ctx.arg_is(i, "WITHCODE") {
+                    i += 1;
+                } else if ctx.arg_is(i, "LIBRARYNAME") {
+                    if i + 1 >= args.len() {
+                        return Err(CmdError::err("library name argument was not given"));
+                    }
+                    i += 2;
+                } else {
+                    return Err(CmdError::err(format!(
+                        "Unknown argument {}",
+                        String::from_utf8_lossy(&args[i])
+                    )));
+                }
+            }
+            ctx.out.array(0);
+            Ok(())
+        }
+        "stats" => {
+            let o = &mut *ctx.out;
+            o.map(2);
+            o.bulk_str("running_script");
+            o.null();
+            o.bulk_str("engines");
+            o.map(1);
+            o.bulk_str("LUA");
+            o.map(2);
+            o.bulk_str("libraries_count");
+            o.int(0);
+            o.bulk_str("functions_count");
+            o.int(0);
+            Ok(())
+        }
+        "delete" => Err(CmdError::err("Library not found")),
+        "kill" => Err(CmdError::coded(
+            "NOTBUSY",
+            "No scripts in execution right now.",
+        )),
+        "help" => {
+            write_help(ctx.out, help::FUNCTION);
+            Ok(())
+        }
+        _ => Err(CmdError::err("Functions are not supported by memlog")),
+    }
+}
+
+// ------------------------------------------------------- LOLWUT, SLOWLOG
+
+fn lolwut(ctx: &mut Ctx) -> CmdResult {
+    let mut i = 1;
+    while i < ctx.argc() {
+        if ctx.arg_is(i, "VERSION") && i + 1 < ctx.argc() {
+            ctx.int_arg(i + 1)?;
+            i += 2;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    let art = "  _ __ ___   ___ _ __ ___ | | ___   __ _\n | '_ ` _ \\ / _ \\ '_ ` _ \\| |/ _ \\ / _` |\n | | | | | |  __/ | | | | | | (_) | (_| |\n |_| |_| |_|\\___|_| |_| |_|_|\\___/ \\__, |\n                                    |___/\n\n";
+    let text = format!("{art}Redis ver. {}\n", crate::REDIS_VERSION);
+    ctx.out.verbatim(text.as_bytes());
+    Ok(())
+}
+
+const SLOWLOG_SUBS: &[(&str, i32)] = &[("get", -2), ("help", 2), ("len", 2), ("reset", 2)];
+
+fn slowlog(ctx: &mut Ctx) -> CmdResult {
+    let args = ctx.args;
+    match subcommand(args, "slowlog", SLOWLOG_SUBS)? {
+        "get" => {
+            if args.len() > 3 {
+                return Err(CmdError::WrongArity("slowlog|get".into()));
+            }
+            if args.len() == 3 {
+                match crate::numbers::parse_i64(&args[2]) {
+                    Some(n) if n >= -1 => {}
+                    _ => return Err(CmdError::err("count should be greater than or equal to -1")),
+                }
+            }
+            ctx.out.array(0);
+            Ok(())
+        }
+        "len" => {
+            ctx.out.int(0);
+            Ok(())
+        }
+        "reset" => {
+            ctx.out.ok();
+            Ok(())
+        }
+        _ => {
+            write_help(ctx.out, help::SLOWLOG);
+            Ok(())
+        }
+    }
+}
+
+const LATENCY_SUBS: &[(&str, i32)] = &[
+    ("doctor", 2),
+    ("graph", 3),
+    ("help", 2),
+    ("histogram", -2),
+    ("history", 3),
+    ("latest", 2),
+    ("reset", -2),
+];
+
+fn latency(ctx: &mut Ctx) -> CmdResult {
+    let args = ctx.args;
+    match subcommand(args, "latency", LATENCY_SUBS)? {
+        "latest" | "history" => {
+            ctx.out.array(0);
+            Ok(())
+        }
+        "reset" => {
+            ctx.out.int(0);
+            Ok(())
+        }
+        "histogram" => {
+            ctx.out.map(0);
+            Ok(())
+        }
+        "graph" => Err(CmdError::err(format!(
+            "No samples available for event '{}'",
+            String::from_utf8_lossy(&args[2])
+        ))),
+        "doctor" => {
+            ctx.out.verbatim(b"I'm sorry, Dave, I can't do that. Latency monitoring is disabled in this Redis instance. You may use \"CONFIG SET latency-monitor-threshold <milliseconds>.\" in order to enable it. If we weren't in a deep space mission I'd suggest to take a look at https://redis.io/topics/latency-monitor.\n");
+            Ok(())
+        }
+        _ => {
+            write_help(ctx.out, help::LATENCY);
+            Ok(())
+        }
+    }
+}
+
+// ---------------------------------------------------------------- DEBUG
+
+/// OBJECT ENCODING as Redis 7.0 would report it for a value.
+pub fn encoding_name(v: &crate::keyspace::Value, cfg: &crate::config::Config) -> &'static str {
+    use crate::keyspace::Value;
+    match v {
+        Value::Str(s) => {
+            if s.len() <= 20 && crate::numbers::parse_i64(s).is_some() {
+                "int"
+            } else if s.len() <= 44 {
+                "embstr"
+            } else {
+                "raw"
+            }
+        }
+        Value::List(_) => "quicklist",
+        Value::Set(s) => {
+            let max = cfg.get_i64("set-max-intset-entries").max(0) as usize;
+            if s.len() <= max && s.iter().all(|e| crate::numbers::parse_i64(e).is_some()) {
+                "intset"
+            } else {
+                "hashtable"
+            }
+        }
+        Value::Hash(h) => {
+            let n = cfg.get_i64("hash-max-listpack-entries").max(0) as usize;
+            let l = cfg.get_i64("hash-max-listpack-value").max(0) as usize;
+            if h.len() <= n && h.iter().all(|(k, v)| k.len() <= l && v.len() <= l) {
+                "listpack"
+            } else {
+                "hashtable"
+            }
+        }
+        Value::ZSet(z) => {
+            let n = cfg.get_i64("zset-max-listpack-entries").max(0) as usize;
+            let l = cfg.get_i64("zset-max-listpack-value").max(0) as usize;
+            if z.len() <= n && z.iter().all(|(m, _)| m.len() <= l) {
+                "listpack"
+            } else {
+                "skiplist"
+            }
+        }
+    }
+}
+
+fn debug_unknown(args: &[Bytes]) -> CmdError {
+    CmdError::err(format!(
+        "unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.",
+        String::from_utf8_lossy(&args[1])
+    ))
+}
+
+fn debug(ctx: &mut Ctx) -> CmdResult {
+    let args = ctx.args;
+    let argc = args.len();
+    let sub = ctx.arg_upper(1);
+    let db = ctx.db();
+    match (sub.as_str(), argc) {
+        ("HELP", 2) => write_help(ctx.out, help::DEBUG),
+        ("DIGEST", 2) => {
+            let d = crate::digest::dataset_digest(ctx.ks);
+            ctx.out.simple(&crate::digest::hex(&d));
+        }
+        ("DIGEST-VALUE", _) => {
+            ctx.out.array(argc - 2);
+            for k in &args[2..] {
+                let d = crate::digest::value_digest(&ctx.ks.dbs[db], k);
+                ctx.out.simple(&crate::digest::hex(&d));
+            }
+        }
+        ("SLEEP", 3) => {
+            let secs = crate::numbers::parse_f64(&args[2]).unwrap_or(0.0);
+            if secs > 0.0 && secs.is_finite() {
+                std::thread::sleep(std::time::Duration::from_secs_f64(secs));
+            }
+            ctx.out.ok();
+        }
+        ("OBJECT", 3) => {
+            let Some(v) = ctx.ks.dbs[db].data.get(&args[2][..]) else {
+                return Err(CmdError::NoSuchKey);
+            };
+            let enc = encoding_name(v, &ctx.srv.config);
+            let ser = v.heap_size() + 1;
+            let ql = if let crate::keyspace::Value::List(l) = v {
+                format!(
+                    " ql_nodes:{} ql_avg_node:{:.2} ql_listpack_max:-2 ql_compressed:0 ql_uncompressed_size:{}",
+                    l.len().div_ceil(128).max(1),
+                    l.len() as f64 / l.len().div_ceil(128).max(1) as f64,
+                    ser
+                )
+            } else {
+                String::new()
+            };
+            let text = format!(
+                "Value at:{:p} refcount:1 encoding:{enc} serializedlength:{ser} lru:{} lru_seconds_idle:0{ql}",
+                v as *const _,
+                (crate::keyspace::unix_ms() / 1000) & ((1 << 24) - 1)
+            );
+            ctx.out.simple(&text);
+        }
+        ("RELOAD", _) => ctx.out.ok(),
+        ("SET-ACTIVE-EXPIRE", 3) => {
+            ctx.srv.active_expire = ctx.int_arg(2)? != 0;
+            ctx.out.ok();
+        }
+        ("QUICKLIST-PACKED-THRESHOLD", 3) => {
+            let ok = crate::config::parse_memory(&String::from_utf8_lossy(&args[2])).is_some();
+            if !ok {
+                return Err(CmdError::err(
+                    "argument must be a memory value bigger than 1 and smaller than 4gb",
+                ));
+            }
+            ctx.out.ok();
+        }
+        ("CHANGE-REPL-ID", 2) => {
+            ctx.srv.replid = crate::engine::random_hex(40);
+            ctx.out.ok();
+        }
+        ("SET-SKIP-CHECKSUM-VALIDATION", 3) | ("PAUSE-CRON", 3) | ("REPLYBUFFER", 4) => {
+            ctx.out.ok();
+        }
+        ("LOG", 3) => {
+            tracing::warn!("DEBUG LOG: {}", String::from_utf8_lossy(&args[2]));
+            ctx.out.ok();
+        }
+        ("ERROR", 3) => {
+            let msg = String::from_utf8_lossy(&args[2]).into_owned();
+            return Err(CmdError::Other(msg));
+        }
+        ("POPULATE", 3..=5) => {
+            let count = ctx.int_arg(2)?;
+            if count < 0 {
+                return Err(CmdError::NotPositive);
+            }
+            let prefix = if argc >= 4 {
+                args[3].to_vec()
+            } else {
+                b"key".to_vec()
+            };
+            let size = if argc == 5 {
+                let n = ctx.int_arg(4)?;
+                if n < 0 {
+                    return Err(CmdError::NotPositive);
+                }
+                Some(n as usize)
+            } else {
+                None
+            };
+            let mut added = 0u64;
+            for j in 0..count {
+                let mut key = prefix.clone();
+                key.push(b':');
+                key.extend_from_slice(j.to_string().as_bytes());
+                if ctx.ks.dbs[db].data.contains_key(&key[..]) {
+                    continue;
+                }
+                let mut val = format!("value:{j}").into_bytes();
+                if let Some(n) = size {
+                    val.resize(n, 0);
+                }
+                ctx.ks.dbs[db].data.insert(
+                    key.into_boxed_slice(),
+                    crate::keyspace::Value::Str(val.into_boxed_slice()),
+                );
+                added += 1;
+            }
+            if added > 0 {
+                ctx.ks.modified_many(added);
+            }
+            ctx.out.ok();
+        }
+        ("JMAP", _) | ("STRINGMATCH-LEN", _) => return Err(debug_unknown(args)),
+        _ => return Err(debug_unknown(args)),
+    }
+    Ok(())
+}

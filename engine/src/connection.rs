@@ -1,0 +1,361 @@
+//! One client connection: read bytes, parse commands, execute them in
+//! batches on the engine, write replies in order, deliver pub/sub pushes,
+//! and wait (without holding the engine) while a blocking command blocks.
+//!
+//! Replies that depend on changes the log has not yet acknowledged are
+//! *parked*: their bytes stay in the output buffer, and nothing after them is
+//! written, until [`LogProgress`] says their sequence number is durable. The
+//! connection keeps reading and executing pipelined commands meanwhile. If
+//! the log fails those records, the parked replies are replaced by errors.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+use crate::client::Push;
+use crate::engine::{BatchOutcome, BlockedWait};
+use crate::keyspace::ClientId;
+use crate::resp::{ParseLimits, ReplyBuf, RequestParser};
+use crate::server::SharedEngine;
+use crate::tracker::LogProgress;
+
+const READ_CHUNK: usize = 16 * 1024;
+/// Past this many bytes of parked replies, stop reading new commands
+/// (back-pressure on a client that pipelines faster than the log commits).
+const MAX_PARKED_BYTES: usize = 64 * 1024 * 1024;
+
+/// The error a client gets for a write whose log append failed: retryable,
+/// and the write may or may not have been applied (docs/architecture.md).
+pub const LOG_FAILED_REPLY: &[u8] =
+    b"-TRYAGAIN the transaction log did not acknowledge the write; it may or may not have been applied\r\n";
+
+fn encode_push(out: &mut ReplyBuf, p: Push) -> bool {
+    match p {
+        Push::Message {
+            pattern: None,
+            channel,
+            payload,
+        } => {
+            out.push(3);
+            out.bulk(b"message");
+            out.bulk(&channel);
+            out.bulk(&payload);
+            true
+        }
+        Push::Message {
+            pattern: Some(pat),
+            channel,
+            payload,
+        } => {
+            out.push(4);
+            out.bulk(b"pmessage");
+            out.bulk(&pat);
+            out.bulk(&channel);
+            out.bulk(&payload);
+            true
+        }
+        Push::Kill => false,
+    }
+}
+
+/// Serves one client until it disconnects, QUITs or is killed.
+pub async fn handle(
+    stream: TcpStream,
+    peer: SocketAddr,
+    engine: SharedEngine,
+) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
+    let local = stream.local_addr()?;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (id, mut limits, progress) = {
+        let mut e = engine.lock();
+        let id = e.register_client(Some(tx), peer.to_string(), local.to_string());
+        (id, parse_limits(&e, id), e.progress.clone())
+    };
+    let mut conn = Connection {
+        stream,
+        engine: engine.clone(),
+        id,
+        inbuf: BytesMut::with_capacity(READ_CHUNK),
+        out: ReplyBuf::new(false),
+        parked: VecDeque::new(),
+        batch_parked: Vec::new(),
+        progress,
+    };
+    let r = conn.serve(&mut rx, &mut limits).await;
+    // Replies still parked when the client goes away are simply dropped; the
+    // writes themselves stay in the log's hands.
+    engine.lock().unregister_client(id);
+    r
+}
+
+fn parse_limits(e: &crate::engine::Engine, id: ClientId) -> ParseLimits {
+    ParseLimits {
+        proto_max_bulk_len: e.srv.config.get_i64("proto-max-bulk-len").max(0) as u64,
+        unauthenticated: e.auth_required(id),
+    }
+}
+
+struct Connection {
+    stream: TcpStream,
+    engine: SharedEngine,
+    id: ClientId,
+    inbuf: BytesMut,
+    out: ReplyBuf,
+    /// Parked replies in `out`, in order: (start, end, sequence number).
+    parked: VecDeque<(usize, usize, u64)>,
+    batch_parked: Vec<(usize, usize, u64)>,
+    progress: Arc<LogProgress>,
+}
+
+impl Connection {
+    async fn serve(
+        &mut self,
+        rx: &mut mpsc::UnboundedReceiver<Push>,
+        limits: &mut ParseLimits,
+    ) -> std::io::Result<()> {
+        let mut parser = RequestParser::new();
+        let mut pending: VecDeque<Vec<Bytes>> = VecDeque::new();
+        loop {
+            // Parse everything complete in the buffer.
+            let mut protocol_error = None;
+            loop {
+                match parser.parse(&mut self.inbuf, limits) {
+                    Ok(Some(cmd)) => {
+                        if !cmd.is_empty() {
+                            pending.push_back(cmd);
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        protocol_error = Some(e);
+                        break;
+                    }
+                }
+                // Before AUTH the limits are tighter: run what we have first.
+                if limits.unauthenticated && !pending.is_empty() {
+                    break;
+                }
+            }
+            while !pending.is_empty() {
+                let outcome = {
+                    let mut e = self.engine.lock();
+                    let o = e.execute_batch(
+                        self.id,
+                        &mut pending,
+                        &mut self.out,
+                        &mut self.batch_parked,
+                    );
+                    *limits = parse_limits(&e, self.id);
+                    o
+                };
+                self.parked.extend(self.batch_parked.drain(..));
+                match outcome {
+                    BatchOutcome::Done => {}
+                    BatchOutcome::Close => {
+                        self.flush_all().await?;
+                        return Ok(());
+                    }
+                    BatchOutcome::Blocked(wait) => {
+                        self.flush_all().await?;
+                        if !self.wait_blocked(wait, rx).await? {
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+            if let Some(e) = protocol_error {
+                self.out.error(&format!("ERR {e}"));
+                self.flush_all().await?;
+                return Ok(());
+            }
+            if limits.unauthenticated && !self.inbuf.is_empty() && !parser.in_progress() {
+                continue;
+            }
+            self.flush_released().await?;
+            if self.inbuf.capacity() - self.inbuf.len() < 1024 {
+                self.inbuf.reserve(READ_CHUNK);
+            }
+            let waiting_for_log = !self.parked.is_empty();
+            let may_read = self.out.buf.len() < MAX_PARKED_BYTES;
+            let progress = self.progress.clone();
+            let log_changed = progress.changed();
+            tokio::pin!(log_changed);
+            if waiting_for_log {
+                // Registered before re-checking, so no acknowledgement is missed.
+                log_changed.as_mut().enable();
+                if self.releasable() {
+                    continue;
+                }
+            }
+            tokio::select! {
+                n = self.stream.read_buf(&mut self.inbuf), if may_read => {
+                    if n? == 0 {
+                        return Ok(());
+                    }
+                }
+                p = rx.recv() => {
+                    let Some(p) = p else { return Ok(()) };
+                    if !encode_push(&mut self.out, p) {
+                        return Ok(());
+                    }
+                    while let Ok(p) = rx.try_recv() {
+                        if !encode_push(&mut self.out, p) {
+                            self.flush_released().await?;
+                            return Ok(());
+                        }
+                    }
+                }
+                _ = &mut log_changed, if waiting_for_log => {}
+            }
+        }
+    }
+
+    /// Whether the first parked reply can be released or failed now.
+    fn releasable(&self) -> bool {
+        match self.parked.front() {
+            Some(&(_, _, seq)) => {
+                seq <= self.progress.acked() || seq >= self.progress.failed_from()
+            }
+            None => false,
+        }
+    }
+
+    /// Waits for a blocked command's reply; false if the connection must close.
+    async fn wait_blocked(
+        &mut self,
+        mut wait: BlockedWait,
+        rx: &mut mpsc::UnboundedReceiver<Push>,
+    ) -> std::io::Result<bool> {
+        let deadline = wait.deadline.map(tokio::time::Instant::from_std);
+        let mut held_pushes = Vec::new();
+        loop {
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                r = &mut wait.reply => {
+                    if let Ok(reply) = r {
+                        self.push_reply(reply);
+                    }
+                    break;
+                }
+                _ = sleep => {
+                    let timed_out = self.engine.lock().cancel_block(self.id);
+                    match timed_out {
+                        Some(t) => t.write(&mut self.out),
+                        // Served at the same moment: the reply is in the channel.
+                        None => {
+                            if let Ok(reply) = wait.reply.try_recv() {
+                                self.push_reply(reply);
+                            }
+                        }
+                    }
+                    break;
+                }
+                n = self.stream.read_buf(&mut self.inbuf) => {
+                    if n? == 0 {
+                        return Ok(false);
+                    }
+                }
+                p = rx.recv() => {
+                    match p {
+                        None | Some(Push::Kill) => return Ok(false),
+                        Some(p) => held_pushes.push(p),
+                    }
+                }
+            }
+        }
+        for p in held_pushes {
+            encode_push(&mut self.out, p);
+        }
+        Ok(true)
+    }
+
+    fn push_reply(&mut self, reply: crate::engine::ParkedReply) {
+        let start = self.out.buf.len();
+        self.out.raw(&reply.bytes);
+        if reply.seq > self.progress.acked() {
+            self.parked
+                .push_back((start, self.out.buf.len(), reply.seq));
+        }
+    }
+
+    /// Replaces parked replies whose records failed with the retryable error.
+    fn fail_parked(&mut self) {
+        let failed_from = self.progress.failed_from();
+        if failed_from == u64::MAX || !self.parked.iter().any(|p| p.2 >= failed_from) {
+            return;
+        }
+        let old = std::mem::take(&mut self.out.buf);
+        let mut new = Vec::with_capacity(old.len());
+        let mut at = 0;
+        let mut kept = VecDeque::new();
+        for &(start, end, seq) in &self.parked {
+            new.extend_from_slice(&old[at..start]);
+            if seq >= failed_from {
+                new.extend_from_slice(LOG_FAILED_REPLY);
+            } else {
+                let s = new.len();
+                new.extend_from_slice(&old[start..end]);
+                kept.push_back((s, new.len(), seq));
+            }
+            at = end;
+        }
+        new.extend_from_slice(&old[at..]);
+        self.out.buf = new;
+        self.parked = kept;
+    }
+
+    /// Writes every reply that is not waiting for the log.
+    async fn flush_released(&mut self) -> std::io::Result<()> {
+        self.fail_parked();
+        let acked = self.progress.acked();
+        let mut limit = self.out.buf.len();
+        while let Some(&(start, _, seq)) = self.parked.front() {
+            if seq <= acked {
+                self.parked.pop_front();
+            } else {
+                limit = start;
+                break;
+            }
+        }
+        if limit == 0 {
+            return Ok(());
+        }
+        self.stream.write_all(&self.out.buf[..limit]).await?;
+        self.out.buf.drain(..limit);
+        for p in self.parked.iter_mut() {
+            p.0 -= limit;
+            p.1 -= limit;
+        }
+        if self.out.buf.is_empty() && self.out.buf.capacity() > 1 << 20 {
+            // Give back memory after a huge reply.
+            self.out.buf.shrink_to(64 * 1024);
+        }
+        Ok(())
+    }
+
+    /// Writes everything, waiting for the log where replies are parked.
+    async fn flush_all(&mut self) -> std::io::Result<()> {
+        loop {
+            let progress = self.progress.clone();
+            let changed = progress.changed();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            self.flush_released().await?;
+            if self.parked.is_empty() {
+                return Ok(());
+            }
+            changed.await;
+        }
+    }
+}

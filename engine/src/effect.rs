@@ -1,0 +1,107 @@
+//! Deterministic effects: what every mutation sends to the transaction log.
+//!
+//! A command's effect is the command rewritten so that replaying it anywhere
+//! gives the same data set (SPOP → SREM, EXPIRE → PEXPIREAT, INCRBYFLOAT →
+//! SET KEEPTTL, lazy expiry → DEL). Handlers that change data either call
+//! `Keyspace::propagate` with their rewritten form, or, by default, their own
+//! argument vector is recorded when they changed something. A record is one
+//! atomic unit: a single command, or a whole MULTI/EXEC. Records get dense
+//! sequence numbers; the durable write path (log client and hazard tracker)
+//! maps them to log LSNs. `Engine::apply_effect` is the one replay path for
+//! replicas, recovery and the snapshotter.
+
+use bytes::Bytes;
+pub use memlog_proto::effect::{EffectBatch, EffectCommand, EffectRecord};
+
+/// Bumped whenever the meaning of an effect changes.
+pub const ENGINE_VERSION: u32 = 1;
+
+/// Effects of the command (or transaction) being executed, and the finished
+/// records waiting for the log client.
+#[derive(Debug, Default)]
+pub struct EffectLog {
+    current: Vec<EffectCommand>,
+    /// The running command recorded its effect explicitly.
+    explicit: bool,
+    /// Nesting depth of open records (EXEC opens one around its commands).
+    depth: usize,
+    /// Finished records, oldest first, when `capture` is on.
+    pub records: Vec<(u64, EffectRecord)>,
+    /// Sequence number of the last finished record.
+    pub last_seq: u64,
+    /// Keep finished records for a consumer (log client, tests); when off
+    /// they are counted and dropped.
+    pub capture: bool,
+}
+
+impl EffectLog {
+    /// Opens a record; nested opens join the outer one.
+    pub fn begin_record(&mut self) {
+        self.depth += 1;
+    }
+
+    /// Closes a record; returns its sequence number if it holds effects.
+    pub fn end_record(&mut self) -> Option<u64> {
+        self.depth = self.depth.saturating_sub(1);
+        if self.depth > 0 || self.current.is_empty() {
+            return None;
+        }
+        self.last_seq += 1;
+        let commands = std::mem::take(&mut self.current);
+        if self.capture {
+            self.records.push((
+                self.last_seq,
+                EffectRecord {
+                    engine_version: ENGINE_VERSION,
+                    commands,
+                },
+            ));
+        }
+        Some(self.last_seq)
+    }
+
+    /// Called before each command runs.
+    pub fn begin_command(&mut self) {
+        self.explicit = false;
+    }
+
+    /// Called after each command: if it changed data and recorded nothing
+    /// explicitly, its own argv is the effect.
+    pub fn finish_command(&mut self, db: usize, argv: &[Bytes], changed: bool) {
+        if changed && !self.explicit {
+            self.push_command(db, argv.to_vec());
+        }
+    }
+
+    /// Records an effect command (lazy-expiry DELs use this directly).
+    pub fn push_command(&mut self, db: usize, argv: Vec<Bytes>) {
+        self.current.push(EffectCommand {
+            db: db as u32,
+            argv,
+        });
+    }
+
+    /// Records a handler's rewritten effect; suppresses the default.
+    pub fn push_explicit(&mut self, db: usize, argv: Vec<Bytes>) {
+        self.explicit = true;
+        self.push_command(db, argv);
+    }
+
+    /// Marks the command as propagating nothing even though it changed data.
+    pub fn suppress(&mut self) {
+        self.explicit = true;
+    }
+
+    /// Takes the finished records.
+    pub fn take_records(&mut self) -> Vec<(u64, EffectRecord)> {
+        std::mem::take(&mut self.records)
+    }
+}
+
+/// Builds an argv from byte-ish pieces: `argv![b"SET", key, value]`.
+#[macro_export]
+macro_rules! argv {
+    ($($x:expr),* $(,)?) => {
+        vec![$(::bytes::Bytes::copy_from_slice(AsRef::<[u8]>::as_ref(&$x))),*]
+    };
+}

@@ -1,0 +1,958 @@
+//! The executor: owns the keyspace and runs commands against it.
+//!
+//! Connections parse requests on their own tasks and call
+//! [`Engine::execute_batch`] with the commands of one read, under one lock
+//! acquisition, so a pipeline costs one lock, not one per command. The lock
+//! is never held across an `.await`. Dispatch is where every command's rules
+//! meet: lookup, arity, AUTH, RESP2 pub/sub context, MULTI queueing, then the
+//! handler, then its effect record, WATCH/blocked-client bookkeeping and
+//! keyspace notifications.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::client::{ClientState, Push, ReplyMode};
+use crate::command::{self, flags, CommandSpec, Handler};
+use crate::config::Config;
+use crate::effect::EffectRecord;
+use crate::error::{CmdError, CmdResult};
+use crate::keyspace::{unix_ms, ClientId, Elem, Keyspace};
+use crate::pubsub::PubSub;
+use crate::resp::ReplyBuf;
+use crate::stats::Stats;
+use crate::tracker::{HazardTracker, LogProgress};
+
+/// A reply produced for a blocked client by another client's command, with
+/// the sequence number it must wait for.
+#[derive(Debug)]
+pub struct ParkedReply {
+    pub bytes: Vec<u8>,
+    pub seq: u64,
+}
+
+/// What a blocked command answers when its timeout passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeoutReply {
+    /// `*-1` (BLPOP, BZPOPMIN, BLMPOP, ...).
+    NullArray,
+    /// `$-1` (BLMOVE, BRPOPLPUSH).
+    NullBulk,
+}
+
+impl TimeoutReply {
+    pub fn write(self, out: &mut ReplyBuf) {
+        match self {
+            TimeoutReply::NullArray => out.null_array(),
+            TimeoutReply::NullBulk => out.null(),
+        }
+    }
+}
+
+/// A handler's request to block until one of `keys` changes.
+#[derive(Debug, Clone)]
+pub struct BlockRequest {
+    pub keys: Vec<Elem>,
+    /// `None`: block forever.
+    pub timeout: Option<Duration>,
+    pub on_timeout: TimeoutReply,
+}
+
+/// A client waiting in a blocking command.
+#[derive(Debug)]
+struct BlockedClient {
+    db: usize,
+    argv: Vec<Bytes>,
+    keys: Vec<Elem>,
+    on_timeout: TimeoutReply,
+    reply_tx: oneshot::Sender<ParkedReply>,
+}
+
+/// What the connection must do after a batch.
+#[derive(Debug)]
+pub enum BatchOutcome {
+    /// All commands ran.
+    Done,
+    /// A command blocked: wait for the reply (or the deadline), then go on.
+    Blocked(BlockedWait),
+    /// Close after writing the replies (QUIT, protocol-level kill).
+    Close,
+}
+
+/// The connection's side of a blocked command.
+#[derive(Debug)]
+pub struct BlockedWait {
+    pub reply: oneshot::Receiver<ParkedReply>,
+    pub deadline: Option<Instant>,
+}
+
+/// Everything in the engine that is not the keyspace or the clients.
+#[derive(Debug)]
+pub struct ServerState {
+    pub config: Config,
+    pub stats: Stats,
+    pub pubsub: PubSub,
+    pub requirepass: Option<String>,
+    pub start: Instant,
+    pub start_ms: i64,
+    pub run_id: String,
+    pub data_dir: std::path::PathBuf,
+    pub lastsave_ms: i64,
+    pub next_client_id: ClientId,
+    /// Set by SHUTDOWN: the server stops accepting and exits.
+    pub shutdown: Option<tokio::sync::watch::Sender<bool>>,
+    /// DEBUG SET-ACTIVE-EXPIRE: whether the active expire cycle runs.
+    pub active_expire: bool,
+    /// INFO replication master_replid (DEBUG CHANGE-REPL-ID renews it).
+    pub replid: String,
+    blocked: HashMap<(usize, Elem), VecDeque<ClientId>>,
+    blocked_clients: HashMap<ClientId, BlockedClient>,
+    /// While a blocked client's command is re-run: the (db, key) whose
+    /// readiness woke it. Redis 7.0 serves BLPOP & co from that key.
+    pub serving_key: Option<(usize, Elem)>,
+}
+
+impl ServerState {
+    pub fn blocked_client_count(&self) -> usize {
+        self.blocked_clients.len()
+    }
+}
+
+/// What a command handler works with.
+pub struct Ctx<'a> {
+    pub ks: &'a mut Keyspace,
+    pub srv: &'a mut ServerState,
+    /// Every other client (the running one is `client`).
+    pub clients: &'a mut HashMap<ClientId, ClientState>,
+    pub client: &'a mut ClientState,
+    pub args: &'a [Bytes],
+    pub out: &'a mut ReplyBuf,
+    /// Set by a handler that must wait (see [`Ctx::block_on`]).
+    pub block: Option<BlockRequest>,
+    /// Set by QUIT & co: close once the reply is written.
+    pub close: bool,
+}
+
+impl Ctx<'_> {
+    /// The selected database.
+    pub fn db(&self) -> usize {
+        self.client.db
+    }
+
+    pub fn argc(&self) -> usize {
+        self.args.len()
+    }
+
+    pub fn arg(&self, i: usize) -> &[u8] {
+        &self.args[i]
+    }
+
+    /// The argument upper-cased as a `String` (for option matching).
+    pub fn arg_upper(&self, i: usize) -> String {
+        String::from_utf8_lossy(&self.args[i]).to_ascii_uppercase()
+    }
+
+    /// Whether argument `i` equals `word`, ignoring case.
+    pub fn arg_is(&self, i: usize, word: &str) -> bool {
+        self.args
+            .get(i)
+            .is_some_and(|a| a.eq_ignore_ascii_case(word.as_bytes()))
+    }
+
+    /// Argument `i` as an integer, or `ERR value is not an integer...`.
+    pub fn int_arg(&self, i: usize) -> Result<i64, CmdError> {
+        crate::numbers::parse_i64(&self.args[i]).ok_or(CmdError::NotInteger)
+    }
+
+    /// Argument `i` as a float, or `ERR value is not a valid float`.
+    pub fn float_arg(&self, i: usize) -> Result<f64, CmdError> {
+        crate::numbers::parse_f64(&self.args[i]).ok_or(CmdError::NotFloat)
+    }
+
+    /// The command name as the client typed it, lower-cased.
+    pub fn name(&self) -> String {
+        String::from_utf8_lossy(&self.args[0]).to_ascii_lowercase()
+    }
+
+    /// Parses a blocking timeout in seconds (fractions allowed; 0 = forever).
+    pub fn timeout_arg(&self, i: usize) -> Result<Option<Duration>, CmdError> {
+        let t = crate::numbers::parse_f64(&self.args[i]).ok_or(CmdError::BadTimeout)?;
+        // Redis: `(long long)(seconds * 1000)`; a value out of the range of
+        // long long (inf included) converts to LLONG_MIN on x86, so it is
+        // "negative". Fractions of a millisecond truncate (0.0001 and
+        // -0.0001 both mean 0: block forever).
+        let ms = t * 1000.0;
+        let ms = if (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&ms) {
+            ms as i64
+        } else {
+            i64::MIN
+        };
+        if ms < 0 {
+            return Err(CmdError::NegativeTimeout);
+        }
+        // 0 blocks forever; so, in practice, does anything over ~30 years
+        // (and an Instant cannot hold deadlines that far away).
+        if ms == 0 || ms > 1_000_000_000_000 {
+            return Ok(None);
+        }
+        Ok(Some(Duration::from_millis(ms as u64)))
+    }
+
+    /// Whether the command may block now (not inside MULTI or replay).
+    pub fn can_block(&self) -> bool {
+        !self.client.in_exec && !self.ks.applying
+    }
+
+    /// Blocks the client on `keys` (or answers the timeout reply at once
+    /// when blocking is impossible, as in MULTI). The handler writes nothing
+    /// else and returns `Ok(())`.
+    pub fn block_on(
+        &mut self,
+        keys: Vec<Elem>,
+        timeout: Option<Duration>,
+        on_timeout: TimeoutReply,
+    ) {
+        if self.can_block() {
+            self.block = Some(BlockRequest {
+                keys,
+                timeout,
+                on_timeout,
+            });
+        } else {
+            on_timeout.write(self.out);
+        }
+    }
+}
+
+/// The executor.
+#[derive(Debug)]
+pub struct Engine {
+    pub ks: Keyspace,
+    pub srv: ServerState,
+    pub clients: HashMap<ClientId, ClientState>,
+    /// Which replies wait for which log acknowledgements.
+    pub tracker: HazardTracker,
+    /// The log's acknowledgements, shared with connection tasks.
+    pub progress: std::sync::Arc<LogProgress>,
+    /// Wakes the log client when records are ready to append.
+    pub records_ready: std::sync::Arc<tokio::sync::Notify>,
+    /// Barrier of the command being executed (see `tracker`).
+    cmd_barrier: u64,
+}
+
+/// How `memlog server` configures the engine.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    pub databases: usize,
+    pub requirepass: Option<String>,
+    pub proto_max_bulk_len: u64,
+    pub port: u16,
+    pub bind: String,
+    pub data_dir: std::path::PathBuf,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            databases: 16,
+            requirepass: None,
+            proto_max_bulk_len: 512 * 1024 * 1024,
+            port: 6379,
+            bind: "127.0.0.1".into(),
+            data_dir: std::path::PathBuf::from("."),
+        }
+    }
+}
+
+pub fn random_hex(n: usize) -> String {
+    use rand::Rng;
+    let mut r = rand::thread_rng();
+    (0..n)
+        .map(|_| format!("{:x}", r.gen_range(0..16u8)))
+        .collect()
+}
+
+impl Engine {
+    pub fn new(opts: &EngineOptions) -> Self {
+        let mut config = Config::default();
+        config.set_raw("databases", opts.databases.to_string());
+        config.set_raw("port", opts.port.to_string());
+        config.set_raw("bind", opts.bind.clone());
+        config.set_raw("proto-max-bulk-len", opts.proto_max_bulk_len.to_string());
+        config.set_raw("dir", opts.data_dir.display().to_string());
+        if let Some(p) = &opts.requirepass {
+            config.set_raw("requirepass", p.clone());
+        }
+        let now = unix_ms();
+        Self {
+            ks: Keyspace::new(opts.databases),
+            srv: ServerState {
+                config,
+                stats: Stats::default(),
+                pubsub: PubSub::default(),
+                requirepass: opts.requirepass.clone().filter(|p| !p.is_empty()),
+                start: Instant::now(),
+                start_ms: now,
+                run_id: random_hex(40),
+                data_dir: opts.data_dir.clone(),
+                lastsave_ms: now,
+                next_client_id: 1,
+                shutdown: None,
+                active_expire: true,
+                replid: random_hex(40),
+                blocked: HashMap::new(),
+                blocked_clients: HashMap::new(),
+                serving_key: None,
+            },
+            clients: HashMap::new(),
+            tracker: HazardTracker::default(),
+            progress: std::sync::Arc::new(LogProgress::default()),
+            records_ready: std::sync::Arc::new(tokio::sync::Notify::new()),
+            cmd_barrier: 0,
+        }
+    }
+
+    /// Turns on the durable path: effect records are kept for the log
+    /// client and replies wait for their acknowledgement.
+    pub fn enable_durability(&mut self) {
+        self.ks.effects.capture = true;
+    }
+
+    /// Closes the current effect record; a finished record is registered
+    /// with the hazard tracker under the keys its commands touch. Returns its
+    /// sequence number when replies must wait for it.
+    fn close_record(&mut self) -> Option<u64> {
+        let seq = self.ks.effects.end_record()?;
+        if !self.ks.effects.capture {
+            // Not durable: nothing will acknowledge it, nothing waits.
+            return None;
+        }
+        let mut keys = Vec::new();
+        let mut whole = false;
+        if let Some((_, rec)) = self.ks.effects.records.last() {
+            for c in &rec.commands {
+                let Some(spec) = command::lookup(&c.argv[0]) else {
+                    continue;
+                };
+                whole |= spec.flags & flags::WHOLE_KEYSPACE != 0;
+                if let Ok(idx) = spec.key_indexes(&c.argv) {
+                    keys.extend(idx.into_iter().map(|i| (c.db, Elem::from(&c.argv[i][..]))));
+                }
+            }
+        }
+        self.tracker.record(seq, keys, whole);
+        Some(seq)
+    }
+
+    /// The barrier a reply to `argv` (in `db`) must wait behind.
+    fn read_barrier(&self, spec: &CommandSpec, argv: &[Bytes], db: usize) -> u64 {
+        if self.tracker.is_idle() {
+            return 0;
+        }
+        if spec.flags & flags::WHOLE_KEYSPACE != 0 {
+            return self.tracker.whole_keyspace_barrier();
+        }
+        match spec.key_indexes(argv) {
+            Ok(idx) => self
+                .tracker
+                .barrier(idx.into_iter().map(|i| (db as u32, &argv[i][..]))),
+            Err(_) => 0,
+        }
+    }
+
+    /// Registers a connection; returns its CLIENT ID.
+    pub fn register_client(
+        &mut self,
+        push_tx: Option<mpsc::UnboundedSender<Push>>,
+        addr: String,
+        laddr: String,
+    ) -> ClientId {
+        let id = self.srv.next_client_id;
+        self.srv.next_client_id += 1;
+        let mut c = ClientState::new(id, push_tx);
+        c.addr = addr;
+        c.laddr = laddr;
+        c.authenticated = self.srv.requirepass.is_none();
+        self.clients.insert(id, c);
+        self.srv.stats.total_connections_received += 1;
+        id
+    }
+
+    /// Forgets a closed connection: its subscriptions, WATCHes and waits.
+    pub fn unregister_client(&mut self, id: ClientId) {
+        self.cancel_block(id);
+        if let Some(c) = self.clients.remove(&id) {
+            for ch in &c.channels {
+                self.srv.pubsub.unsubscribe(id, ch);
+            }
+            for p in &c.patterns {
+                self.srv.pubsub.punsubscribe(id, p);
+            }
+            self.ks.unwatch_all(id, &c.watched);
+        }
+    }
+
+    /// Whether clients must AUTH before anything else.
+    pub fn auth_required(&self, id: ClientId) -> bool {
+        self.clients.get(&id).is_some_and(|c| !c.authenticated)
+    }
+
+    /// Runs commands from the front of `cmds` until they are all done, one
+    /// blocks, or the connection must close. Replies go to `out`.
+    ///
+    /// For every reply that must wait for the log, `(start, end, seq)` of its
+    /// bytes in `out` is pushed to `parked`.
+    pub fn execute_batch(
+        &mut self,
+        id: ClientId,
+        cmds: &mut VecDeque<Vec<Bytes>>,
+        out: &mut ReplyBuf,
+        parked: &mut Vec<(usize, usize, u64)>,
+    ) -> BatchOutcome {
+        let Some(mut client) = self.clients.remove(&id) else {
+            return BatchOutcome::Close;
+        };
+        let mut outcome = BatchOutcome::Done;
+        while let Some(argv) = cmds.pop_front() {
+            if argv.is_empty() {
+                continue;
+            }
+            self.ks.now_ms = unix_ms();
+            let reply_start = out.buf.len();
+            out.resp3 = client.resp3;
+            if client.reply_mode == ReplyMode::Skip {
+                client.reply_mode = ReplyMode::SkipThis;
+            }
+            self.cmd_barrier = 0;
+            let r = self.dispatch(&mut client, &argv, out, true);
+            apply_reply_mode(&mut client, out, reply_start);
+            if self.cmd_barrier > self.tracker.acked() && !matches!(r, Dispatched::Blocked(_)) {
+                parked.push((reply_start, out.buf.len(), self.cmd_barrier));
+            }
+            self.after_command(Some(&client));
+            match r {
+                Dispatched::Done => {}
+                Dispatched::Close => {
+                    outcome = BatchOutcome::Close;
+                    break;
+                }
+                Dispatched::Blocked(req) => {
+                    let wait = self.register_block(&mut client, argv, req);
+                    outcome = BatchOutcome::Blocked(wait);
+                    break;
+                }
+            }
+            if client.killed {
+                outcome = BatchOutcome::Close;
+                break;
+            }
+        }
+        self.clients.insert(id, client);
+        if !self.ks.effects.records.is_empty() {
+            self.records_ready.notify_one();
+        }
+        outcome
+    }
+
+    /// Executes one command for an internal caller (tests, effect replay):
+    /// replies go to `out`. Blocking commands answer their timeout reply.
+    pub fn execute_one(&mut self, id: ClientId, argv: &[Bytes], out: &mut ReplyBuf) {
+        let Some(mut client) = self.clients.remove(&id) else {
+            return;
+        };
+        self.ks.now_ms = unix_ms();
+        out.resp3 = client.resp3;
+        let was_exec = client.in_exec;
+        // Internal callers cannot wait: make blocking commands answer at once.
+        client.in_exec = true;
+        let _ = self.dispatch(&mut client, argv, out, true);
+        client.in_exec = was_exec;
+        self.after_command(Some(&client));
+        self.clients.insert(id, client);
+    }
+
+    /// Replays one effect record (replicas, recovery, tests). Effects are
+    /// deterministic commands; any error reply means divergence.
+    pub fn apply_effect(&mut self, record: &EffectRecord) -> Result<(), ApplyError> {
+        if record.engine_version > crate::effect::ENGINE_VERSION {
+            return Err(ApplyError::NewerEngine(record.engine_version));
+        }
+        let mut client = ClientState::new(0, None);
+        client.authenticated = true;
+        client.in_exec = true;
+        self.ks.applying = true;
+        let mut result = Ok(());
+        for cmd in &record.commands {
+            if cmd.db as usize >= self.ks.dbs.len() {
+                result = Err(ApplyError::Failed(format!("db {} out of range", cmd.db)));
+                break;
+            }
+            client.db = cmd.db as usize;
+            let mut out = ReplyBuf::new(false);
+            self.dispatch(&mut client, &cmd.argv, &mut out, false);
+            if out.buf.first() == Some(&b'-') {
+                let argv: Vec<String> = cmd
+                    .argv
+                    .iter()
+                    .map(|a| String::from_utf8_lossy(a).into())
+                    .collect();
+                result = Err(ApplyError::Failed(format!(
+                    "{:?} answered {}",
+                    argv,
+                    String::from_utf8_lossy(&out.buf).trim_end()
+                )));
+                break;
+            }
+        }
+        self.ks.applying = false;
+        self.ks.pending_events.clear();
+        self.ks.ready_keys.clear();
+        result
+    }
+
+    /// Work after each top-level command: publish keyspace events, serve
+    /// clients blocked on keys that became ready.
+    fn after_command(&mut self, current: Option<&ClientState>) {
+        if !self.ks.pending_events.is_empty() {
+            let events = std::mem::take(&mut self.ks.pending_events);
+            for ev in events {
+                self.publish_key_event(&ev, current);
+            }
+        }
+        if !self.ks.ready_keys.is_empty() {
+            self.serve_blocked(current.map(|c| c.id));
+        }
+    }
+
+    fn publish_key_event(&mut self, ev: &crate::keyspace::KeyEvent, current: Option<&ClientState>) {
+        use crate::keyspace::notify;
+        let f = self.ks.notify_flags;
+        if f & notify::KEYSPACE != 0 {
+            let mut ch = format!("__keyspace@{}__:", ev.db).into_bytes();
+            ch.extend_from_slice(&ev.key);
+            let ch = Bytes::from(ch);
+            self.srv
+                .pubsub
+                .publish(&ch, &ev.event, &self.clients, current);
+        }
+        if f & notify::KEYEVENT != 0 {
+            let mut ch = format!("__keyevent@{}__:", ev.db).into_bytes();
+            ch.extend_from_slice(&ev.event);
+            let ch = Bytes::from(ch);
+            self.srv
+                .pubsub
+                .publish(&ch, &ev.key, &self.clients, current);
+        }
+    }
+
+    /// The heart of command execution; see the module docs.
+    fn dispatch(
+        &mut self,
+        client: &mut ClientState,
+        argv: &[Bytes],
+        out: &mut ReplyBuf,
+        top_level: bool,
+    ) -> Dispatched {
+        let Some(spec) = command::lookup(&argv[0]) else {
+            let mut msg = format!(
+                "ERR unknown command '{}', with args beginning with: ",
+                truncate_lossy(&argv[0], 128)
+            );
+            for a in argv.iter().skip(1) {
+                if msg.len() >= 256 {
+                    break;
+                }
+                msg.push_str(&format!("'{}' ", truncate_lossy(a, 128)));
+            }
+            self.reject(client, out, None, &msg);
+            return Dispatched::Done;
+        };
+        if !spec.arity_ok(argv.len()) {
+            let msg = CmdError::WrongArity(spec.name.to_string()).to_string();
+            self.reject(client, out, Some(spec), &msg);
+            return Dispatched::Done;
+        }
+        if !client.authenticated && spec.flags & flags::NO_AUTH == 0 {
+            self.reject(client, out, Some(spec), "NOAUTH Authentication required.");
+            return Dispatched::Done;
+        }
+        if client.in_pubsub_mode() && spec.flags & flags::PUBSUB_CONTEXT == 0 {
+            let msg = format!(
+                "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+                spec.name
+            );
+            self.reject(client, out, Some(spec), &msg);
+            return Dispatched::Done;
+        }
+        if client.multi.is_some() && spec.flags & flags::MULTI_CONTROL == 0 {
+            if spec.flags & flags::NO_MULTI != 0 {
+                let msg = "ERR Command not allowed inside a transaction".to_string();
+                self.reject(client, out, Some(spec), &msg);
+                return Dispatched::Done;
+            }
+            if let Some(m) = client.multi.as_mut() {
+                m.queued.push(argv.to_vec());
+            }
+            out.simple("QUEUED");
+            return Dispatched::Done;
+        }
+        if top_level {
+            client.last_cmd = spec.name.to_string();
+            client.last_cmd_ms = self.ks.now_ms;
+        }
+        self.call(spec, client, argv, out)
+    }
+
+    /// Runs the handler with effect and stats bookkeeping.
+    fn call(
+        &mut self,
+        spec: &'static CommandSpec,
+        client: &mut ClientState,
+        argv: &[Bytes],
+        out: &mut ReplyBuf,
+    ) -> Dispatched {
+        let started = Instant::now();
+        let db = client.db;
+        self.ks.cmd_dirty = 0;
+        self.ks.effects.begin_record();
+        self.ks.effects.begin_command();
+        let (res, block, close) = match spec.handler {
+            Handler::Ctx(f) => {
+                let mut ctx = Ctx {
+                    ks: &mut self.ks,
+                    srv: &mut self.srv,
+                    clients: &mut self.clients,
+                    client,
+                    args: argv,
+                    out,
+                    block: None,
+                    close: false,
+                };
+                let r = f(&mut ctx);
+                (r, ctx.block, ctx.close)
+            }
+            Handler::Engine(f) => (f(self, client, argv, out), None, false),
+        };
+        let failed = res.is_err();
+        if let Err(e) = res {
+            let msg = e.to_string();
+            out.error(&msg);
+            self.srv.stats.count_error(&msg);
+        }
+        if !self.ks.applying {
+            let changed = self.ks.cmd_dirty > 0;
+            self.ks.effects.finish_command(db, argv, changed);
+        }
+        let own = self.close_record().unwrap_or(0);
+        let read = self.read_barrier(spec, argv, db);
+        self.cmd_barrier = self.cmd_barrier.max(own).max(read);
+        let us = started.elapsed().as_micros() as u64;
+        if block.is_none() {
+            self.srv.stats.count_call(spec.name, us, failed);
+        }
+        if let Some(b) = block {
+            return Dispatched::Blocked(b);
+        }
+        if close {
+            return Dispatched::Close;
+        }
+        Dispatched::Done
+    }
+
+    fn reject(
+        &mut self,
+        client: &mut ClientState,
+        out: &mut ReplyBuf,
+        spec: Option<&CommandSpec>,
+        msg: &str,
+    ) {
+        if let Some(m) = client.multi.as_mut() {
+            m.aborted = true;
+        }
+        out.error(msg);
+        self.srv.stats.count_error(msg);
+        if let Some(s) = spec {
+            self.srv.stats.count_rejected(s.name);
+        }
+    }
+
+    /// Runs the queued commands of MULTI atomically, as one effect record.
+    pub fn exec_transaction(&mut self, client: &mut ClientState, out: &mut ReplyBuf) -> CmdResult {
+        let Some(multi) = client.multi.take() else {
+            return Err(CmdError::err("EXEC without MULTI"));
+        };
+        let watched = std::mem::take(&mut client.watched);
+        let cas_failed = self.ks.dirty_cas.contains(&client.id)
+            || self.ks.watched_key_expired(client.id, &watched);
+        self.ks.unwatch_all(client.id, &watched);
+        if multi.aborted {
+            return Err(CmdError::coded(
+                "EXECABORT",
+                "Transaction discarded because of previous errors.",
+            ));
+        }
+        if cas_failed {
+            out.null_array();
+            return Ok(());
+        }
+        out.array(multi.queued.len());
+        client.in_exec = true;
+        for argv in &multi.queued {
+            out.resp3 = client.resp3;
+            match command::lookup(&argv[0]) {
+                Some(spec) => {
+                    // Blocking commands cannot block inside EXEC (in_exec).
+                    let _ = self.call(spec, client, argv, out);
+                }
+                None => out.error("ERR unknown command"),
+            }
+        }
+        client.in_exec = false;
+        // The queued commands recorded their own effects; EXEC adds none.
+        self.ks.effects.suppress();
+        Ok(())
+    }
+
+    fn register_block(
+        &mut self,
+        client: &mut ClientState,
+        argv: Vec<Bytes>,
+        req: BlockRequest,
+    ) -> BlockedWait {
+        let (tx, rx) = oneshot::channel();
+        let db = client.db;
+        for k in &req.keys {
+            let q = self.srv.blocked.entry((db, k.clone())).or_default();
+            if !q.contains(&client.id) {
+                q.push_back(client.id);
+                *self.ks.blocked_keys.entry((db, k.clone())).or_insert(0) += 1;
+            }
+        }
+        client.blocked_on = Some(String::from_utf8_lossy(&argv[0]).to_ascii_lowercase());
+        self.srv.stats.blocked_total += 1;
+        self.srv.blocked_clients.insert(
+            client.id,
+            BlockedClient {
+                db,
+                argv,
+                keys: req.keys,
+                on_timeout: req.on_timeout,
+                reply_tx: tx,
+            },
+        );
+        BlockedWait {
+            reply: rx,
+            deadline: req.timeout.map(|t| Instant::now() + t),
+        }
+    }
+
+    fn unregister_block(&mut self, id: ClientId) -> Option<BlockedClient> {
+        let b = self.srv.blocked_clients.remove(&id)?;
+        for k in &b.keys {
+            let key = (b.db, k.clone());
+            if let Some(q) = self.srv.blocked.get_mut(&key) {
+                q.retain(|c| *c != id);
+                if q.is_empty() {
+                    self.srv.blocked.remove(&key);
+                }
+            }
+            if let Some(n) = self.ks.blocked_keys.get_mut(&key) {
+                *n -= 1;
+                if *n == 0 {
+                    self.ks.blocked_keys.remove(&key);
+                }
+            }
+        }
+        if let Some(c) = self.clients.get_mut(&id) {
+            c.blocked_on = None;
+        }
+        Some(b)
+    }
+
+    /// Ends a client's wait (timeout, disconnect). Returns the timeout reply
+    /// to send, or `None` if it was not blocked (already served).
+    pub fn cancel_block(&mut self, id: ClientId) -> Option<TimeoutReply> {
+        self.unregister_block(id).map(|b| b.on_timeout)
+    }
+
+    /// CLIENT UNBLOCK: ends a wait with the timeout reply or an error.
+    pub fn unblock_client(&mut self, id: ClientId, with_error: bool) -> bool {
+        let Some(b) = self.unregister_block(id) else {
+            return false;
+        };
+        let resp3 = self.clients.get(&id).is_some_and(|c| c.resp3);
+        let mut out = ReplyBuf::new(resp3);
+        if with_error {
+            out.error("UNBLOCKED client unblocked via CLIENT UNBLOCK");
+        } else {
+            b.on_timeout.write(&mut out);
+        }
+        let _ = b.reply_tx.send(ParkedReply {
+            bytes: out.buf,
+            seq: 0,
+        });
+        true
+    }
+
+    /// Re-runs the commands of clients blocked on keys that became ready,
+    /// first blocked first served, until no key is ready.
+    fn serve_blocked(&mut self, current: Option<ClientId>) {
+        let mut rounds = 0;
+        while !self.ks.ready_keys.is_empty() && rounds < 1_000_000 {
+            rounds += 1;
+            let ready = std::mem::take(&mut self.ks.ready_keys);
+            let mut seen = std::collections::HashSet::new();
+            for key in ready {
+                if !seen.insert(key.clone()) {
+                    continue;
+                }
+                while let Some(&id) = self.srv.blocked.get(&key).and_then(|q| q.front()) {
+                    if Some(id) == current {
+                        break;
+                    }
+                    self.srv.serving_key = Some(key.clone());
+                    let served = self.serve_one(id);
+                    self.srv.serving_key = None;
+                    if !served {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Retries one blocked client's command; true if it was answered.
+    fn serve_one(&mut self, id: ClientId) -> bool {
+        let Some(mut client) = self.clients.remove(&id) else {
+            self.unregister_block(id);
+            return true;
+        };
+        let Some(b) = self.srv.blocked_clients.get(&id) else {
+            self.clients.insert(id, client);
+            return false;
+        };
+        let argv = b.argv.clone();
+        let saved_db = client.db;
+        client.db = b.db;
+        let mut out = ReplyBuf::new(client.resp3);
+        let outer_barrier = std::mem::take(&mut self.cmd_barrier);
+        let spec = command::lookup(&argv[0]);
+        let served = match spec {
+            Some(spec) => !matches!(
+                self.call(spec, &mut client, &argv, &mut out),
+                Dispatched::Blocked(_)
+            ),
+            None => true,
+        };
+        client.db = saved_db;
+        let barrier = std::mem::replace(&mut self.cmd_barrier, outer_barrier);
+        if !served {
+            // Still nothing to take: move it behind? No: Redis keeps order;
+            // the key is not ready for it, so stop serving this key.
+            self.clients.insert(id, client);
+            return false;
+        }
+        self.clients.insert(id, client);
+        if let Some(b) = self.unregister_block(id) {
+            let _ = b.reply_tx.send(ParkedReply {
+                bytes: out.buf,
+                seq: barrier,
+            });
+        }
+        // Serving may have produced events (e.g. BLMOVE's push).
+        if !self.ks.pending_events.is_empty() {
+            let events = std::mem::take(&mut self.ks.pending_events);
+            for ev in events {
+                self.publish_key_event(&ev, None);
+            }
+        }
+        true
+    }
+
+    /// One run of the active expire cycle: samples keys with a TTL and
+    /// deletes the expired ones, within `budget`. Returns keys deleted.
+    pub fn active_expire_cycle(&mut self, budget: Duration) -> usize {
+        if !self.srv.active_expire {
+            return 0;
+        }
+        use rand::Rng;
+        let started = Instant::now();
+        self.ks.now_ms = unix_ms();
+        self.ks.effects.begin_record();
+        let mut deleted = 0;
+        let mut rng = rand::thread_rng();
+        for db in 0..self.ks.dbs.len() {
+            loop {
+                let n = self.ks.dbs[db].expires.len();
+                if n == 0 {
+                    break;
+                }
+                let sample = n.min(20);
+                let mut expired = Vec::new();
+                for _ in 0..sample {
+                    let i = rng.gen_range(0..n);
+                    if let Some((k, &at)) = self.ks.dbs[db].expires.get_index(i) {
+                        if at <= self.ks.now_ms {
+                            expired.push(k.clone());
+                        }
+                    }
+                }
+                expired.sort();
+                expired.dedup();
+                for k in &expired {
+                    if self.ks.dbs[db].expires.contains_key(k) {
+                        self.ks.delete_expired(db, k);
+                        deleted += 1;
+                    }
+                }
+                if expired.len() * 4 < sample || started.elapsed() > budget {
+                    break;
+                }
+            }
+            if started.elapsed() > budget {
+                break;
+            }
+        }
+        self.close_record();
+        self.after_command(None);
+        if !self.ks.effects.records.is_empty() {
+            self.records_ready.notify_one();
+        }
+        deleted
+    }
+}
+
+/// Outcome of dispatching one command.
+#[derive(Debug)]
+enum Dispatched {
+    Done,
+    Blocked(BlockRequest),
+    Close,
+}
+
+/// An effect that could not be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("effect record from a newer engine (version {0})")]
+    NewerEngine(u32),
+    #[error("effect failed to apply: {0}")]
+    Failed(String),
+}
+
+/// CLIENT REPLY OFF/SKIP: drop the reply just written.
+fn apply_reply_mode(client: &mut ClientState, out: &mut ReplyBuf, start: usize) {
+    match client.reply_mode {
+        ReplyMode::On | ReplyMode::Skip => {}
+        ReplyMode::Off => out.buf.truncate(start),
+        ReplyMode::SkipThis => {
+            out.buf.truncate(start);
+            client.reply_mode = ReplyMode::On;
+        }
+    }
+}
+
+fn truncate_lossy(b: &[u8], max: usize) -> String {
+    String::from_utf8_lossy(&b[..b.len().min(max)]).into_owned()
+}

@@ -1,0 +1,101 @@
+//! Pub/sub routing: which clients listen on which channels and patterns.
+//! Messages are handed to each subscriber's connection as a [`Push`]; the
+//! connection encodes them in its own protocol (RESP2 array, RESP3 push).
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+
+use crate::client::{ClientState, Push};
+use crate::glob::glob_match;
+use crate::keyspace::{ClientId, Set};
+
+/// Subscriptions by channel and by pattern.
+#[derive(Debug, Default)]
+pub struct PubSub {
+    pub channels: HashMap<Bytes, Set<ClientId>>,
+    pub patterns: HashMap<Bytes, Set<ClientId>>,
+}
+
+impl PubSub {
+    pub fn subscribe(&mut self, client: ClientId, channel: &Bytes) {
+        self.channels
+            .entry(channel.clone())
+            .or_default()
+            .insert(client);
+    }
+
+    pub fn unsubscribe(&mut self, client: ClientId, channel: &Bytes) {
+        if let Some(s) = self.channels.get_mut(channel) {
+            s.swap_remove(&client);
+            if s.is_empty() {
+                self.channels.remove(channel);
+            }
+        }
+    }
+
+    pub fn psubscribe(&mut self, client: ClientId, pattern: &Bytes) {
+        self.patterns
+            .entry(pattern.clone())
+            .or_default()
+            .insert(client);
+    }
+
+    pub fn punsubscribe(&mut self, client: ClientId, pattern: &Bytes) {
+        if let Some(s) = self.patterns.get_mut(pattern) {
+            s.swap_remove(&client);
+            if s.is_empty() {
+                self.patterns.remove(pattern);
+            }
+        }
+    }
+
+    /// Delivers `payload` on `channel`; returns the number of receivers.
+    /// `current` is the publishing client, which is not in `clients` while
+    /// it executes.
+    pub fn publish(
+        &self,
+        channel: &Bytes,
+        payload: &Bytes,
+        clients: &HashMap<ClientId, ClientState>,
+        current: Option<&ClientState>,
+    ) -> usize {
+        let send = |id: &ClientId, p: Push| {
+            if let Some(cur) = current.filter(|c| c.id == *id) {
+                cur.push(p);
+            } else if let Some(c) = clients.get(id) {
+                c.push(p);
+            }
+        };
+        let mut n = 0;
+        if let Some(subs) = self.channels.get(channel) {
+            for id in subs {
+                send(
+                    id,
+                    Push::Message {
+                        pattern: None,
+                        channel: channel.clone(),
+                        payload: payload.clone(),
+                    },
+                );
+                n += 1;
+            }
+        }
+        for (pat, subs) in &self.patterns {
+            if glob_match(pat, channel, false) {
+                for id in subs {
+                    send(
+                        id,
+                        Push::Message {
+                            pattern: Some(pat.clone()),
+                            channel: channel.clone(),
+                            payload: payload.clone(),
+                        },
+                    );
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
+}

@@ -1,0 +1,238 @@
+//! The hazard tracker: which replies may leave before the log has
+//! acknowledged the changes they depend on.
+//!
+//! Every effect record has a sequence number (see `effect`); the log client
+//! acknowledges records in sequence order. The tracker remembers, per key,
+//! the sequence number of the last unacknowledged change. A reply must wait
+//! for:
+//! - the command's own record, if it changed anything;
+//! - the last unacknowledged change of every key it touched (a read of a key
+//!   written but not yet durable must not reveal the write, nor may a failed
+//!   `SET NX` reveal that the key exists);
+//! - the newest record, for commands that observe the whole keyspace
+//!   (DBSIZE, KEYS, SCAN, FLUSH*), and for any read after a whole-keyspace
+//!   change (FLUSHALL, SWAPDB) until that change is acknowledged.
+//!
+//! A read of a key with no pending change answers at once; in that common
+//! case the tracker costs one hash lookup and no allocation (none at all
+//! while nothing is pending).
+
+use std::collections::{HashMap, VecDeque};
+
+use crate::keyspace::Elem;
+
+/// Per-key pending sequence numbers.
+#[derive(Debug, Default)]
+pub struct HazardTracker {
+    /// Highest sequence number the log has acknowledged.
+    acked: u64,
+    /// Highest sequence number handed to the tracker.
+    newest: u64,
+    /// Key -> sequence number of its last unacknowledged change.
+    pending: HashMap<(u32, Elem), u64>,
+    /// The keys recorded under each unacknowledged sequence number, oldest
+    /// first, so acknowledgements clean up in order.
+    by_seq: VecDeque<(u64, Vec<(u32, Elem)>)>,
+    /// Last unacknowledged change of the whole keyspace (FLUSHALL, SWAPDB).
+    global: u64,
+}
+
+impl HazardTracker {
+    pub fn acked(&self) -> u64 {
+        self.acked
+    }
+
+    pub fn newest(&self) -> u64 {
+        self.newest
+    }
+
+    /// Whether nothing is waiting for the log.
+    pub fn is_idle(&self) -> bool {
+        self.newest <= self.acked
+    }
+
+    /// Records that `seq` changed `keys` (and, if `whole_keyspace`, all keys).
+    pub fn record(&mut self, seq: u64, keys: Vec<(u32, Elem)>, whole_keyspace: bool) {
+        debug_assert!(
+            seq > self.newest,
+            "sequence numbers are dense and increasing"
+        );
+        self.newest = seq;
+        if whole_keyspace {
+            self.global = seq;
+        }
+        for k in &keys {
+            self.pending.insert(k.clone(), seq);
+        }
+        self.by_seq.push_back((seq, keys));
+    }
+
+    /// The sequence number a reply touching `keys` must wait for (0: none).
+    pub fn barrier<'a>(&self, keys: impl IntoIterator<Item = (u32, &'a [u8])>) -> u64 {
+        let mut need = if self.global > self.acked {
+            self.global
+        } else {
+            0
+        };
+        if self.pending.is_empty() {
+            return need;
+        }
+        for (db, k) in keys {
+            // Borrowed lookup without building an owned key.
+            if let Some(&s) = self.pending.get(&(db, Elem::from(k))) {
+                need = need.max(s);
+            }
+        }
+        need
+    }
+
+    /// The barrier for a command that observes the whole keyspace.
+    pub fn whole_keyspace_barrier(&self) -> u64 {
+        if self.newest > self.acked {
+            self.newest
+        } else {
+            0
+        }
+    }
+
+    /// The log acknowledged every record up to `seq`.
+    pub fn ack(&mut self, seq: u64) {
+        if seq <= self.acked {
+            return;
+        }
+        self.acked = seq;
+        while let Some((s, _)) = self.by_seq.front() {
+            if *s > seq {
+                break;
+            }
+            if let Some((s, keys)) = self.by_seq.pop_front() {
+                for k in keys {
+                    if self.pending.get(&k) == Some(&s) {
+                        self.pending.remove(&k);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Forgets everything pending (after a failed append, once the engine
+    /// has been rebuilt from the log): the next record starts after `seq`.
+    pub fn reset(&mut self, seq: u64) {
+        self.pending.clear();
+        self.by_seq.clear();
+        self.acked = seq;
+        self.newest = seq;
+        self.global = 0;
+    }
+
+    /// Keys with unacknowledged changes (for INFO and tests).
+    pub fn pending_keys(&self) -> usize {
+        self.pending.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn k(s: &str) -> (u32, Elem) {
+        (0, s.as_bytes().into())
+    }
+
+    #[test]
+    fn reads_wait_only_for_their_keys() {
+        let mut t = HazardTracker::default();
+        t.record(1, vec![k("a")], false);
+        t.record(2, vec![k("b")], false);
+        assert_eq!(t.barrier([(0, &b"a"[..])]), 1);
+        assert_eq!(t.barrier([(0, &b"b"[..]), (0, &b"a"[..])]), 2);
+        assert_eq!(t.barrier([(0, &b"c"[..])]), 0);
+        assert_eq!(t.barrier([(1, &b"a"[..])]), 0, "another database");
+        t.ack(1);
+        assert_eq!(t.barrier([(0, &b"a"[..])]), 0);
+        assert_eq!(t.barrier([(0, &b"b"[..])]), 2);
+        t.ack(2);
+        assert!(t.is_idle());
+        assert_eq!(t.pending_keys(), 0);
+    }
+
+    #[test]
+    fn a_later_write_keeps_the_key_pending() {
+        let mut t = HazardTracker::default();
+        t.record(1, vec![k("a")], false);
+        t.record(2, vec![k("a")], false);
+        t.ack(1);
+        assert_eq!(t.barrier([(0, &b"a"[..])]), 2);
+    }
+
+    #[test]
+    fn whole_keyspace_changes_hold_every_read() {
+        let mut t = HazardTracker::default();
+        t.record(1, vec![], true);
+        assert_eq!(t.barrier([(0, &b"x"[..])]), 1);
+        assert_eq!(t.whole_keyspace_barrier(), 1);
+        t.ack(1);
+        assert_eq!(t.barrier([(0, &b"x"[..])]), 0);
+        assert_eq!(t.whole_keyspace_barrier(), 0);
+    }
+}
+
+/// How far the log has acknowledged, shared with connection tasks so they
+/// can release parked replies without taking the engine lock.
+#[derive(Debug)]
+pub struct LogProgress {
+    acked: std::sync::atomic::AtomicU64,
+    /// Records from this sequence number on will never be acknowledged
+    /// (their append failed or was fenced): their replies become errors.
+    failed_from: std::sync::atomic::AtomicU64,
+    changed: tokio::sync::Notify,
+}
+
+impl Default for LogProgress {
+    fn default() -> Self {
+        Self {
+            acked: std::sync::atomic::AtomicU64::new(0),
+            failed_from: std::sync::atomic::AtomicU64::new(u64::MAX),
+            changed: tokio::sync::Notify::new(),
+        }
+    }
+}
+
+impl LogProgress {
+    pub fn acked(&self) -> u64 {
+        self.acked.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    pub fn failed_from(&self) -> u64 {
+        self.failed_from.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Publishes an acknowledgement and wakes waiting connections.
+    pub fn set_acked(&self, seq: u64) {
+        self.acked
+            .fetch_max(seq, std::sync::atomic::Ordering::AcqRel);
+        self.changed.notify_waiters();
+    }
+
+    /// Marks every record from `seq` on as failed and wakes connections.
+    pub fn set_failed_from(&self, seq: u64) {
+        self.failed_from
+            .fetch_min(seq, std::sync::atomic::Ordering::AcqRel);
+        self.changed.notify_waiters();
+    }
+
+    /// Clears the failure mark once the engine has been rebuilt and records
+    /// numbered after `seq` can be acknowledged again.
+    pub fn clear_failure(&self, seq: u64) {
+        self.acked
+            .fetch_max(seq, std::sync::atomic::Ordering::AcqRel);
+        self.failed_from
+            .store(u64::MAX, std::sync::atomic::Ordering::Release);
+        self.changed.notify_waiters();
+    }
+
+    /// Resolves at the next change (register before re-checking the state).
+    pub fn changed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.changed.notified()
+    }
+}

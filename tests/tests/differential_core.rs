@@ -1,0 +1,182 @@
+//! Differential tests of the engine core against a real redis-server:
+//! connection commands, arity and unknown-command errors, SET options,
+//! transactions and pub/sub framing.
+
+use memlog_tests::{Differential, RawConn, RespValue};
+
+#[test]
+fn connection_and_errors() {
+    let mut d = Differential::start().expect("servers start");
+    d.script(
+        "PING
+         PING hello
+         PING a b
+         ECHO x
+         ECHO
+         SELECT 3
+         SELECT 16
+         SELECT -1
+         SELECT abc
+         SELECT 0
+         NOSUCHCOMMAND a b c
+         GET
+         GET a b
+         FLUSHALL
+         DBSIZE",
+    );
+}
+
+#[test]
+fn set_options() {
+    let mut d = Differential::start().expect("servers start");
+    d.script(
+        "FLUSHALL
+         SET k v
+         GET k
+         SET k v2 NX
+         SET k v3 XX
+         GET k
+         SET k v4 GET
+         SET nokey v GET
+         SET k v EX 0
+         SET k v EX -1
+         SET k v EX abc
+         SET k v PX 100 EX 100
+         SET k v KEEPTTL EX 10
+         SET k v NX XX
+         SET k v BADOPT
+         SET k v EX 100
+         SET k v2 KEEPTTL
+         GET k
+         LPUSH l a
+         SET l v GET
+         GET l
+         DEL k l nokey
+         EXISTS k l
+         TYPE k",
+    );
+}
+
+#[test]
+fn transactions() {
+    let mut d = Differential::start().expect("servers start");
+    d.script(
+        "FLUSHALL
+         MULTI
+         SET a 1
+         LPUSH a x
+         GET a
+         EXEC
+         EXEC
+         DISCARD
+         MULTI
+         MULTI
+         WATCH x
+         NOSUCH
+         EXEC
+         MULTI
+         SET a 1
+         GET a b c
+         EXEC
+         WATCH a
+         SET a 2
+         MULTI
+         GET a
+         EXEC
+         WATCH a
+         MULTI
+         GET a
+         EXEC",
+    );
+}
+
+#[test]
+fn pubsub_framing_resp2() {
+    let mut d = Differential::start().expect("servers start");
+    d.script(
+        "SUBSCRIBE ch1 ch2
+         PSUBSCRIBE p*
+         GET x
+         PING
+         UNSUBSCRIBE ch1
+         PUNSUBSCRIBE
+         UNSUBSCRIBE",
+    );
+}
+
+#[test]
+fn publish_reaches_subscribers() {
+    let server = memlog_tests::MemlogServer::start(&[]).expect("memlog starts");
+    let mut sub = RawConn::connect(server.port).unwrap();
+    let mut publisher = RawConn::connect(server.port).unwrap();
+    sub.call(&["SUBSCRIBE", "news"]).unwrap();
+    sub.call(&["PSUBSCRIBE", "n*"]).unwrap();
+    assert_eq!(
+        publisher.call(&["PUBLISH", "news", "hi"]).unwrap(),
+        RespValue::Int(2)
+    );
+    let m1 = sub.read().unwrap();
+    let m2 = sub.read().unwrap();
+    assert_eq!(
+        m1,
+        RespValue::Array(vec![
+            RespValue::Bulk(b"message".to_vec()),
+            RespValue::Bulk(b"news".to_vec()),
+            RespValue::Bulk(b"hi".to_vec()),
+        ])
+    );
+    assert_eq!(
+        m2,
+        RespValue::Array(vec![
+            RespValue::Bulk(b"pmessage".to_vec()),
+            RespValue::Bulk(b"n*".to_vec()),
+            RespValue::Bulk(b"news".to_vec()),
+            RespValue::Bulk(b"hi".to_vec()),
+        ])
+    );
+}
+
+#[test]
+fn protocol_errors_match_redis() {
+    let d = Differential::start().expect("servers start");
+    for raw in [
+        &b"*3000000000\r\n"[..],
+        b"*3\r\n$3\r\nSET\r\n$1\r\nx\r\nfooz\r\n",
+        b"*3\r\n$3\r\nSET\r\n$1\r\nx\r\n$-10\r\n",
+        b"*3\r\n$3\r\nSET\r\n$1\r\nx\r\n$blabla\r\n",
+        b"*1\r\nfoo\r\n",
+        b"set \"\"\"test-key\"\"\" test-value\r\nping\r\n",
+    ] {
+        let mut m = RawConn::connect(d.memlog.port).unwrap();
+        let mut r = RawConn::connect(d.redis.port).unwrap();
+        m.send_raw(raw).unwrap();
+        r.send_raw(raw).unwrap();
+        assert_eq!(
+            m.read().unwrap(),
+            r.read().unwrap(),
+            "for {:?}",
+            String::from_utf8_lossy(raw)
+        );
+    }
+}
+
+#[test]
+fn blocking_pop_is_served_by_a_push() {
+    let server = memlog_tests::MemlogServer::start(&[]).expect("memlog starts");
+    let mut waiter = RawConn::connect(server.port).unwrap();
+    let mut pusher = RawConn::connect(server.port).unwrap();
+    waiter.send(&["BLPOP", "q", "0"]).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    pusher.call(&["RPUSH", "q", "v"]).unwrap();
+    assert_eq!(
+        waiter.read().unwrap(),
+        RespValue::Array(vec![
+            RespValue::Bulk(b"q".to_vec()),
+            RespValue::Bulk(b"v".to_vec())
+        ])
+    );
+    assert_eq!(
+        waiter.call(&["BLPOP", "q", "0.1"]).unwrap(),
+        RespValue::NullArray
+    );
+}

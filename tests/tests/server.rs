@@ -1,0 +1,723 @@
+//! Differential tests of the server and introspection commands (CONFIG,
+//! INFO, CLIENT, COMMAND, DEBUG, MEMORY, SLOWLOG, ...) against redis-server.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use memlog_tests::{
+    free_port, wait_for_port, Differential, MemlogServer, Process, RawConn, RedisServer, RespValue,
+};
+use rand::{rngs::StdRng, Rng, SeedableRng};
+
+/// memlog and a redis-server with DEBUG enabled.
+fn start() -> Differential {
+    let memlog = MemlogServer::start(&[]).expect("memlog starts");
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut cmd = Command::new("redis-server");
+    cmd.args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+        .args([
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--enable-debug-command",
+            "yes",
+        ])
+        .arg("--dir")
+        .arg(dir.path());
+    let process = Process::spawn("redis-server", cmd, None).unwrap();
+    wait_for_port(port, Duration::from_secs(10)).unwrap();
+    let redis = RedisServer { port, process, dir };
+    let m = RawConn::connect(memlog.port).unwrap();
+    let r = RawConn::connect(redis.port).unwrap();
+    Differential {
+        memlog,
+        redis,
+        m,
+        r,
+    }
+}
+
+fn text(v: &RespValue) -> String {
+    match v {
+        RespValue::Bulk(b) | RespValue::Verbatim(_, b) => String::from_utf8_lossy(b).into_owned(),
+        RespValue::Simple(s) => s.clone(),
+        other => panic!("not text: {other:?}"),
+    }
+}
+
+fn info_field(info: &str, name: &str) -> Option<String> {
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+        .map(|v| v.trim().to_string())
+}
+
+#[test]
+fn config_get_set() {
+    let mut d = start();
+    d.script(
+        "CONFIG GET maxmemory
+         CONFIG SET maxmemory 100mb
+         CONFIG GET maxmemory
+         CONFIG SET maxmemory 1x
+         CONFIG SET maxmemory 10 maxmemory 20
+         CONFIG SET hz abc
+         CONFIG SET maxmemory 10 hz abc
+         CONFIG GET maxmemory
+         CONFIG SET maxmemory 1000 timeout 30
+         ~CONFIG GET maxmemory timeout
+         ~CONFIG GET maxmemory maxmemory
+         CONFIG SET activerehashing maybe
+         CONFIG SET activerehashing no
+         CONFIG GET activerehashing
+         CONFIG SET ACTIVEREHASHING yes
+         CONFIG SET nosuch 1
+         CONFIG SET maxmemory
+         CONFIG SET maxmemory 1 timeout
+         CONFIG GET
+         CONFIG GET nosuch*
+         CONFIG SET notify-keyspace-events KEA
+         CONFIG GET notify-keyspace-events
+         CONFIG SET notify-keyspace-events Q
+         CONFIG SET notify-keyspace-events \"\"
+         CONFIG RESETSTAT
+         CONFIG RESETSTAT x
+         CONFIG REWRITE
+         CONFIG HELP
+         CONFIG FOO
+         CONFIG",
+    );
+}
+
+#[test]
+fn command_introspection() {
+    let mut d = start();
+    d.script(
+        "COMMAND GETKEYS get a
+         COMMAND GETKEYS set a b
+         COMMAND GETKEYS set a b EX 10
+         COMMAND GETKEYS del a b c
+         COMMAND GETKEYS exists a b
+         COMMAND GETKEYS lpush l a b c
+         COMMAND GETKEYS blpop a b c 0
+         COMMAND GETKEYS type k
+         COMMAND GETKEYS watch a b
+         COMMAND GETKEYS GET A
+         COMMAND GETKEYS get a b
+         COMMAND GETKEYS nosuch a
+         COMMAND GETKEYS ping x
+         COMMAND GETKEYS config get x
+         COMMAND GETKEYS get
+         COMMAND GETKEYS
+         COMMAND GETKEYSANDFLAGS ping x
+         COMMAND INFO nosuch
+         COMMAND DOCS nosuch
+         COMMAND HELP
+         COMMAND FOO
+         COMMAND COUNT x
+         COMMAND LIST FILTERBY MODULE x
+         COMMAND LIST FOO",
+    );
+    for d_ in [&mut d.m, &mut d.r] {
+        let n = d_.call(&["COMMAND", "COUNT"]).unwrap().as_int().unwrap();
+        assert!(n > 0);
+        let all = d_.call(&["COMMAND"]).unwrap();
+        match all {
+            RespValue::Array(v) => assert_eq!(v.len() as i64, n),
+            other => panic!("{other:?}"),
+        }
+    }
+    // COMMAND INFO: name, arity and the legacy key spec agree with Redis.
+    for c in [
+        "get", "set", "del", "lpush", "blpop", "ping", "exists", "watch",
+    ] {
+        let (a, b) = d.both(&["COMMAND", "INFO", c]);
+        let (RespValue::Array(a), RespValue::Array(b)) = (a, b) else {
+            panic!("COMMAND INFO {c}");
+        };
+        let (RespValue::Array(a), RespValue::Array(b)) = (&a[0], &b[0]) else {
+            panic!("COMMAND INFO {c} entry");
+        };
+        assert_eq!(a.len(), 10);
+        for i in [0, 1, 3, 4, 5] {
+            assert_eq!(a[i], b[i], "COMMAND INFO {c} field {i}");
+        }
+    }
+    let docs = d.m.call(&["COMMAND", "DOCS", "get"]).unwrap();
+    let RespValue::Array(v) = docs else {
+        panic!("{docs:?}")
+    };
+    assert_eq!(v[0], RespValue::Bulk(b"get".to_vec()));
+    let RespValue::Array(fields) = &v[1] else {
+        panic!("{v:?}")
+    };
+    assert!(fields.contains(&RespValue::Bulk(b"summary".to_vec())));
+    assert!(fields.contains(&RespValue::Bulk(b"group".to_vec())));
+}
+
+#[test]
+fn client_commands() {
+    let mut d = start();
+    d.script(
+        "CLIENT GETNAME
+         CLIENT SETNAME my-name
+         CLIENT GETNAME
+         CLIENT SETNAME has\u{20}space
+         CLIENT SETNAME
+         CLIENT SETNAME a b
+         CLIENT ID x
+         CLIENT HELP
+         CLIENT FOO
+         CLIENT
+         CLIENT KILL
+         CLIENT KILL 1.2.3.4:5
+         CLIENT KILL addr
+         CLIENT KILL id 999999
+         CLIENT KILL id abc
+         CLIENT KILL id 0
+         CLIENT KILL foo bar
+         CLIENT KILL addr 1.2.3.4:5 skipme maybe
+         CLIENT KILL type foo
+         CLIENT KILL type normal id 999999
+         CLIENT KILL user nosuchuser
+         CLIENT UNBLOCK 999999
+         CLIENT UNBLOCK abc
+         CLIENT UNBLOCK 1 foo
+         CLIENT UNBLOCK 999999 ERROR
+         CLIENT REPLY foo
+         CLIENT REPLY ON
+         CLIENT NO-EVICT foo
+         CLIENT NO-EVICT on
+         CLIENT NO-EVICT off
+         CLIENT PAUSE
+         CLIENT PAUSE abc
+         CLIENT PAUSE -1
+         CLIENT PAUSE 10 foo
+         CLIENT PAUSE 0
+         CLIENT UNPAUSE
+         CLIENT LIST TYPE foo
+         CLIENT LIST ID abc
+         CLIENT LIST foo
+         CLIENT GETREDIR",
+    );
+    // CLIENT SETNAME with a newline and the empty name.
+    d.check(&["CLIENT", "SETNAME", "a\nb"]);
+    d.check(&["CLIENT", "SETNAME", ""]);
+    d.check(&["CLIENT", "GETNAME"]);
+    // CLIENT ID / LIST / INFO shapes.
+    let id = d.m.call(&["CLIENT", "ID"]).unwrap().as_int().unwrap();
+    let list = text(&d.m.call(&["CLIENT", "LIST"]).unwrap());
+    let line = list
+        .lines()
+        .find(|l| l.starts_with(&format!("id={id} ")))
+        .expect("own line");
+    for f in [
+        "addr=",
+        "laddr=",
+        "fd=",
+        "name=",
+        "age=",
+        "idle=",
+        "flags=N",
+        "db=0",
+        "sub=0",
+        "psub=0",
+        "ssub=0",
+        "multi=-1",
+        "qbuf=",
+        "obl=",
+        "omem=",
+        "tot-mem=",
+        "events=r",
+        "cmd=client|list",
+        "user=default",
+        "redir=-1",
+        "resp=2",
+    ] {
+        assert!(line.contains(f), "{f} missing in {line}");
+    }
+    let info = text(&d.m.call(&["CLIENT", "INFO"]).unwrap());
+    assert!(info.starts_with(&format!("id={id} ")) && info.ends_with('\n'));
+    let only = text(
+        &d.m.call(&["CLIENT", "LIST", "ID", &id.to_string()])
+            .unwrap(),
+    );
+    assert_eq!(only.lines().count(), 1);
+    let normal = text(&d.m.call(&["CLIENT", "LIST", "TYPE", "normal"]).unwrap());
+    assert!(normal.contains(&format!("id={id} ")));
+    // CLIENT SETINFO (Redis 7.2; clients send it on connect).
+    let m = &mut d.m;
+    assert_eq!(
+        m.call(&["CLIENT", "SETINFO", "LIB-NAME", "redis-py"])
+            .unwrap(),
+        RespValue::Simple("OK".into())
+    );
+    assert!(m
+        .call(&["CLIENT", "SETINFO", "LIB-VER", "a b"])
+        .unwrap()
+        .is_error());
+    assert!(m
+        .call(&["CLIENT", "SETINFO", "FOO", "x"])
+        .unwrap()
+        .is_error());
+}
+
+#[test]
+fn client_reply_modes() {
+    let mut d = start();
+    for c in [&mut d.m, &mut d.r] {
+        c.send(&["CLIENT", "REPLY", "SKIP"]).unwrap();
+        c.send(&["PING", "skipped"]).unwrap();
+        assert_eq!(
+            c.call(&["PING", "b"]).unwrap(),
+            RespValue::Bulk(b"b".to_vec())
+        );
+        c.send(&["CLIENT", "REPLY", "OFF"]).unwrap();
+        c.send(&["SET", "x", "1"]).unwrap();
+        c.send(&["GET", "x"]).unwrap();
+        c.send(&["NOSUCH"]).unwrap();
+        c.send(&["CLIENT", "REPLY", "SKIP"]).unwrap();
+        assert_eq!(
+            c.call(&["CLIENT", "REPLY", "ON"]).unwrap(),
+            RespValue::Simple("OK".into())
+        );
+        assert_eq!(
+            c.call(&["GET", "x"]).unwrap(),
+            RespValue::Bulk(b"1".to_vec())
+        );
+    }
+}
+
+fn closed(c: &mut RawConn) -> bool {
+    c.read().is_err()
+}
+
+#[test]
+fn client_kill_closes_victim() {
+    let d = start();
+    for port in [d.memlog.port, d.redis.port] {
+        let mut killer = RawConn::connect(port).unwrap();
+        let mut victim = RawConn::connect(port).unwrap();
+        let vid = victim.call(&["CLIENT", "ID"]).unwrap().as_int().unwrap();
+        let n = killer
+            .call(&["CLIENT", "KILL", "ID", &vid.to_string()])
+            .unwrap();
+        assert_eq!(n, RespValue::Int(1), "port {port}");
+        assert!(closed(&mut victim));
+        // Old form by address.
+        let mut victim = RawConn::connect(port).unwrap();
+        let list = text(&victim.call(&["CLIENT", "INFO"]).unwrap());
+        let addr = list
+            .split(' ')
+            .find_map(|f| f.strip_prefix("addr="))
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            killer.call(&["CLIENT", "KILL", &addr]).unwrap(),
+            RespValue::Simple("OK".into())
+        );
+        assert!(closed(&mut victim));
+        // A blocked client is killed too.
+        let mut victim = RawConn::connect(port).unwrap();
+        let vid = victim.call(&["CLIENT", "ID"]).unwrap().as_int().unwrap();
+        victim.send(&["BLPOP", "nolist", "0"]).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        let n = killer
+            .call(&["CLIENT", "KILL", "ID", &vid.to_string(), "SKIPME", "yes"])
+            .unwrap();
+        assert_eq!(n, RespValue::Int(1));
+        assert!(closed(&mut victim));
+        // Killing oneself with SKIPME no: the reply comes, then the close.
+        let kid = killer.call(&["CLIENT", "ID"]).unwrap().as_int().unwrap();
+        let n = killer
+            .call(&["CLIENT", "KILL", "ID", &kid.to_string(), "SKIPME", "no"])
+            .unwrap();
+        assert_eq!(n, RespValue::Int(1));
+        assert!(closed(&mut killer));
+    }
+}
+
+fn wait_blocked(c: &mut RawConn, n: i64) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let info = text(&c.call(&["INFO", "clients"]).unwrap());
+        if info_field(&info, "blocked_clients").as_deref() == Some(&n.to_string()) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "blocked_clients never {n}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn client_unblock_and_blocked_clients() {
+    let d = start();
+    for port in [d.memlog.port, d.redis.port] {
+        let mut ctl = RawConn::connect(port).unwrap();
+        let mut w = RawConn::connect(port).unwrap();
+        let wid = w
+            .call(&["CLIENT", "ID"])
+            .unwrap()
+            .as_int()
+            .unwrap()
+            .to_string();
+        wait_blocked(&mut ctl, 0);
+        w.send(&["BLPOP", "nolist", "0"]).unwrap();
+        wait_blocked(&mut ctl, 1);
+        let list = text(&ctl.call(&["CLIENT", "LIST", "ID", &wid]).unwrap());
+        assert!(list.contains("flags=b"), "{list}");
+        assert_eq!(
+            ctl.call(&["CLIENT", "UNBLOCK", &wid]).unwrap(),
+            RespValue::Int(1)
+        );
+        assert_eq!(w.read().unwrap(), RespValue::NullArray);
+        wait_blocked(&mut ctl, 0);
+        assert_eq!(
+            ctl.call(&["CLIENT", "UNBLOCK", &wid]).unwrap(),
+            RespValue::Int(0)
+        );
+        w.send(&["BRPOP", "nolist", "0"]).unwrap();
+        wait_blocked(&mut ctl, 1);
+        assert_eq!(
+            ctl.call(&["CLIENT", "UNBLOCK", &wid, "ERROR"]).unwrap(),
+            RespValue::Int(1)
+        );
+        assert_eq!(
+            w.read().unwrap(),
+            RespValue::Error("UNBLOCKED client unblocked via CLIENT UNBLOCK".into())
+        );
+        wait_blocked(&mut ctl, 0);
+    }
+}
+
+#[test]
+fn info_fields_and_sections() {
+    let mut d = start();
+    d.script(
+        "FLUSHALL
+         SET a 1
+         SET b 2
+         RPUSH l x y
+         SELECT 2
+         SET c 3
+         SELECT 0
+         INFO keyspace
+         INFO KEYSPACE
+         INFO nosuchsection
+         CONFIG RESETSTAT
+         GET
+         SET a
+         NOSUCH
+         INFO errorstats
+         LPUSH a x
+         INFO errorstats",
+    );
+    d.both(&["HELLO", "3"]);
+    d.check(&["INFO", "keyspace"]);
+    d.check(&["INFO", "errorstats"]);
+    d.both(&["HELLO", "2"]);
+    let info = text(&d.m.call(&["INFO"]).unwrap());
+    for f in [
+        "redis_version",
+        "redis_mode",
+        "os",
+        "arch_bits",
+        "process_id",
+        "run_id",
+        "tcp_port",
+        "uptime_in_seconds",
+        "connected_clients",
+        "blocked_clients",
+        "used_memory",
+        "used_memory_human",
+        "maxmemory",
+        "mem_allocator",
+        "rdb_changes_since_last_save",
+        "rdb_last_save_time",
+        "total_commands_processed",
+        "total_connections_received",
+        "expired_keys",
+        "keyspace_hits",
+        "keyspace_misses",
+        "total_error_replies",
+        "role",
+        "connected_slaves",
+        "master_replid",
+        "used_cpu_sys",
+        "used_cpu_user",
+    ] {
+        assert!(info_field(&info, f).is_some(), "INFO lacks {f}");
+    }
+    assert_eq!(info_field(&info, "redis_version").unwrap(), "7.0.15");
+    assert_eq!(info_field(&info, "redis_mode").unwrap(), "standalone");
+    assert_eq!(info_field(&info, "role").unwrap(), "master");
+    assert_eq!(
+        info_field(&info, "mem_allocator").unwrap(),
+        "jemalloc-5.3.0"
+    );
+    assert_eq!(
+        info_field(&info, "tcp_port").unwrap(),
+        d.memlog.port.to_string()
+    );
+    assert!(!info.contains("# Commandstats"));
+    assert!(info.contains("# Keyspace\r\ndb0:keys=3,expires=0,avg_ttl=0\r\ndb2:keys=1"));
+    let all = text(&d.m.call(&["INFO", "all"]).unwrap());
+    assert!(all.contains("# Commandstats") && all.contains("cmdstat_set:calls="));
+    let cs = text(&d.m.call(&["INFO", "commandstats"]).unwrap());
+    let line = cs.lines().find(|l| l.starts_with("cmdstat_get:")).unwrap();
+    assert!(
+        line.contains("calls=")
+            && line.contains("usec_per_call=")
+            && line.contains("failed_calls=")
+    );
+    let two = text(&d.m.call(&["INFO", "server", "clients"]).unwrap());
+    assert!(two.starts_with("# Server\r\n") && two.contains("\r\n\r\n# Clients\r\n"));
+    assert!(!two.contains("# Memory"));
+    // rdb_changes_since_last_save follows writes, SAVE resets it.
+    d.m.call(&["SAVE"]).unwrap();
+    d.m.call(&["SET", "z", "1"]).unwrap();
+    let p = text(&d.m.call(&["INFO", "persistence"]).unwrap());
+    assert_eq!(info_field(&p, "rdb_changes_since_last_save").unwrap(), "1");
+}
+
+#[test]
+fn debug_digest_matches_redis() {
+    let mut d = start();
+    d.script(
+        "DEBUG DIGEST
+         SET a 1
+         DEBUG DIGEST
+         SET b hello
+         RPUSH l x y z 1 2 3
+         LPUSH l2 a
+         SET e v EX 1000
+         DEBUG DIGEST
+         DEBUG DIGEST-VALUE a b l l2 e nosuch
+         DEBUG DIGEST-VALUE
+         SELECT 5
+         SET a 1
+         DEBUG DIGEST
+         DEL a
+         SELECT 0
+         DEBUG DIGEST
+         LPOP l
+         DEL b
+         DEBUG DIGEST
+         FLUSHALL
+         DEBUG DIGEST
+         DEBUG
+         DEBUG FOO
+         DEBUG JMAP
+         DEBUG STRINGMATCH-LEN
+         DEBUG DIGEST x
+         DEBUG OBJECT nosuch
+         DEBUG SLEEP 0
+         DEBUG SET-ACTIVE-EXPIRE 0
+         DEBUG SET-ACTIVE-EXPIRE 1
+         DEBUG RELOAD
+         DEBUG CHANGE-REPL-ID
+         DEBUG QUICKLIST-PACKED-THRESHOLD 100
+         DEBUG HELP",
+    );
+    d.check(&["SET", "k", "12"]);
+    let obj = text(&d.m.call(&["DEBUG", "OBJECT", "k"]).unwrap());
+    assert!(
+        obj.starts_with("Value at:") && obj.contains("encoding:int"),
+        "{obj}"
+    );
+    // Same random writes on both sides give the same digest.
+    let mut rng = StdRng::seed_from_u64(7);
+    for _ in 0..300 {
+        let k = format!("k{}", rng.gen_range(0..20));
+        let v = format!("{}", rng.gen_range(0..50));
+        let cmd: Vec<String> = match rng.gen_range(0..5) {
+            0 => vec!["SET".into(), k, v],
+            1 => vec!["RPUSH".into(), format!("l{k}"), v],
+            2 => vec!["LPUSH".into(), format!("l{k}"), v],
+            3 => vec!["DEL".into(), k],
+            _ => vec!["LPOP".into(), format!("l{k}")],
+        };
+        d.check(&cmd);
+    }
+    d.check(&["DEBUG", "DIGEST"]);
+}
+
+#[test]
+fn debug_set_active_expire() {
+    let d = start();
+    let mut c = RawConn::connect(d.memlog.port).unwrap();
+    c.call(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"]).unwrap();
+    c.call(&["SET", "x", "1", "PX", "20"]).unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    // Still in the dict (DBSIZE does not expire lazily).
+    assert_eq!(c.call(&["DBSIZE"]).unwrap(), RespValue::Int(1));
+    c.call(&["DEBUG", "SET-ACTIVE-EXPIRE", "1"]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while c.call(&["DBSIZE"]).unwrap() != RespValue::Int(0) {
+        assert!(Instant::now() < deadline, "active expire never ran");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn misc_server_commands() {
+    let mut d = start();
+    d.script(
+        "FLUSHALL
+         SET k v
+         SAVE
+         BGSAVE x
+         TIME x
+         LASTSAVE x
+         DBSIZE
+         DBSIZE x
+         FLUSHDB x
+         FLUSHALL SYNC x
+         MEMORY USAGE nosuch
+         MEMORY USAGE k SAMPLES x
+         MEMORY USAGE k FOO 1
+         MEMORY USAGE
+         MEMORY HELP
+         MEMORY FOO
+         MEMORY DOCTOR
+         MEMORY PURGE
+         SLOWLOG RESET
+         SLOWLOG LEN
+         SLOWLOG GET
+         SLOWLOG GET x
+         SLOWLOG GET -2
+         SLOWLOG HELP
+         SLOWLOG FOO
+         LATENCY LATEST
+         LATENCY RESET
+         LATENCY HISTORY event
+         LATENCY DOCTOR
+         LATENCY HELP
+         FUNCTION FLUSH
+         FUNCTION FLUSH ASYNC
+         FUNCTION FLUSH foo
+         FUNCTION LIST
+         FUNCTION STATS
+         FUNCTION HELP
+         SHUTDOWN ABORT
+         SHUTDOWN FOO
+         MULTI
+         SHUTDOWN
+         DISCARD
+         FLUSHDB ASYNC
+         FLUSHALL SYNC
+         DBSIZE",
+    );
+    for c in [&mut d.m, &mut d.r] {
+        match c.call(&["TIME"]).unwrap() {
+            RespValue::Array(v) => {
+                assert_eq!(v.len(), 2);
+                let s: i64 = text(&v[0]).parse().unwrap();
+                let us: i64 = text(&v[1]).parse().unwrap();
+                assert!(s > 1_600_000_000 && (0..1_000_000).contains(&us));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(c.call(&["LASTSAVE"]).unwrap().as_int().unwrap() > 1_600_000_000);
+        let l = text(&c.call(&["LOLWUT"]).unwrap());
+        assert!(l.ends_with("Redis ver. 7.0.15\n"), "{l}");
+        c.call(&["SET", "big", &"x".repeat(1000)]).unwrap();
+        let n = c
+            .call(&["MEMORY", "USAGE", "big"])
+            .unwrap()
+            .as_int()
+            .unwrap();
+        assert!((1000..3000).contains(&n), "{n}");
+    }
+    d.check(&["BGSAVE"]);
+}
+
+#[test]
+fn shutdown_exits_the_process() {
+    let mut s = MemlogServer::start(&[]).unwrap();
+    let mut c = RawConn::connect(s.port).unwrap();
+    c.send(&["SHUTDOWN", "NOSAVE"]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while s.process.is_running() {
+        assert!(Instant::now() < deadline, "memlog did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn randomized_server_family() {
+    let mut d = start();
+    let mut rng = StdRng::seed_from_u64(0x5e7e7);
+    let params = [
+        "lazyfree-lazy-user-del",
+        "timeout",
+        "activerehashing",
+        "slowlog-max-len",
+    ];
+    let values = ["0", "10", "100mb", "yes", "no", "abc", "1gb", "20"];
+    for _ in 0..400 {
+        let cmd: Vec<String> = match rng.gen_range(0..12) {
+            0 => vec![
+                "CONFIG".into(),
+                "GET".into(),
+                params[rng.gen_range(0..4)].into(),
+            ],
+            1 => vec![
+                "CONFIG".into(),
+                "SET".into(),
+                params[rng.gen_range(0..4)].into(),
+                values[rng.gen_range(0..values.len())].into(),
+            ],
+            2 => vec!["DBSIZE".into()],
+            3 => vec![
+                "SET".into(),
+                format!("k{}", rng.gen_range(0..10)),
+                "v".into(),
+            ],
+            4 => vec![
+                "RPUSH".into(),
+                format!("l{}", rng.gen_range(0..5)),
+                "v".into(),
+            ],
+            5 => vec!["DEBUG".into(), "DIGEST".into()],
+            6 => vec![
+                "DEBUG".into(),
+                "DIGEST-VALUE".into(),
+                format!("k{}", rng.gen_range(0..10)),
+                format!("l{}", rng.gen_range(0..5)),
+            ],
+            7 => vec!["SELECT".into(), rng.gen_range(0..3).to_string()],
+            8 => {
+                let names = ["ok", "with space", "", "x\ny"];
+                vec![
+                    "CLIENT".into(),
+                    "SETNAME".into(),
+                    names[rng.gen_range(0..names.len())].into(),
+                ]
+            }
+            9 => vec!["CLIENT".into(), "GETNAME".into()],
+            10 => {
+                let cmds: [&[&str]; 6] = [
+                    &["get", "a"],
+                    &["set", "a", "b"],
+                    &["del", "a", "b"],
+                    &["rpush", "l"],
+                    &["ping"],
+                    &["blpop", "a", "b", "1"],
+                ];
+                let mut v = vec!["COMMAND".to_string(), "GETKEYS".to_string()];
+                v.extend(cmds[rng.gen_range(0..6)].iter().map(|s| s.to_string()));
+                v
+            }
+            _ => {
+                if rng.gen_bool(0.2) {
+                    vec!["FLUSHDB".into()]
+                } else {
+                    vec!["INFO".into(), "keyspace".into()]
+                }
+            }
+        };
+        d.check(&cmd);
+    }
+}
