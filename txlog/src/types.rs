@@ -175,6 +175,28 @@ pub struct LogRecord {
     pub payload: Bytes,
 }
 
+/// The entries of one append op as the state machine stores them: one sled
+/// value for consecutive entries (one insert per op, not per payload).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordChunk {
+    pub epoch: u64,
+    pub kind: EntryKind,
+    /// Running checksum after each payload.
+    pub checksums: Vec<u32>,
+    pub payloads: Vec<Bytes>,
+}
+
+impl RecordChunk {
+    /// Number of entries in the chunk.
+    pub fn len(&self) -> u64 {
+        self.payloads.len() as u64
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.payloads.is_empty()
+    }
+}
+
 /// The running checksum: crc32c over every payload since LSN 1, chained.
 pub fn chain_checksum(previous: u32, payload: &[u8]) -> u32 {
     crc32c::crc32c_append(previous, payload)

@@ -20,7 +20,7 @@ use tokio::sync::OwnedRwLockReadGuard;
 
 use super::state_machine::{entry_key, entry_prefix, remove_stale_snapshot_files, Cache, Shared};
 use crate::error::{Result, TxlogError};
-use crate::types::{LogMeta, SnapshotMeta, StorageError, TypeConfig};
+use crate::types::{LogMeta, RecordChunk, SnapshotMeta, StorageError, TypeConfig};
 
 const MAGIC: &[u8; 8] = b"MLTXSNP1";
 
@@ -38,7 +38,8 @@ pub struct Header {
     pub logs: Vec<(String, LogMeta)>,
 }
 
-/// One entry: index of its log in `Header::logs`, LSN, encoded record.
+/// One record chunk: index of its log in `Header::logs`, LSN of its first
+/// entry, the encoded [`RecordChunk`].
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Record {
     pub log: u32,
@@ -100,21 +101,34 @@ fn write_file(tree: &sled::Tree, header: &Header, path: &Path) -> Result<u64> {
         if meta.first_lsn > meta.last_lsn {
             continue;
         }
-        let start = entry_key(name, meta.first_lsn);
+        // Start at the chunk holding first_lsn (it may begin before it).
+        let start = match tree
+            .range(entry_prefix(name)..=entry_key(name, meta.first_lsn))
+            .next_back()
+        {
+            Some(kv) => kv?.0.to_vec(),
+            None => entry_key(name, meta.first_lsn),
+        };
         let end = entry_key(name, meta.last_lsn);
-        for (expected, kv) in (meta.first_lsn..).zip(tree.range(start..=end)) {
+        let mut expected: Option<u64> = None;
+        for kv in tree.range(start..=end) {
             let (k, v) = kv?;
-            debug_assert!(k.starts_with(&entry_prefix(name)));
             let lsn = {
                 let mut b = [0u8; 8];
                 b.copy_from_slice(&k[k.len() - 8..]);
                 u64::from_be_bytes(b)
             };
-            if lsn != expected {
+            let chunk: RecordChunk = bincode::deserialize(&v)?;
+            let contiguous = match expected {
+                None => lsn <= meta.first_lsn && lsn + chunk.len() > meta.first_lsn,
+                Some(e) => lsn == e,
+            };
+            if !contiguous {
                 return Err(TxlogError::Invalid(format!(
-                    "log {name:?}: missing lsn {expected} while snapshotting"
+                    "log {name:?}: records not contiguous at lsn {lsn} while snapshotting"
                 )));
             }
+            expected = Some(lsn + chunk.len());
             let rec = Record {
                 log: i as u32,
                 lsn,
@@ -122,6 +136,12 @@ fn write_file(tree: &sled::Tree, header: &Header, path: &Path) -> Result<u64> {
             };
             write_frame(&mut w, &bincode::serialize(&rec)?)?;
             n += 1;
+        }
+        if expected != Some(meta.last_lsn + 1) {
+            return Err(TxlogError::Invalid(format!(
+                "log {name:?}: records end before lsn {} while snapshotting",
+                meta.last_lsn
+            )));
         }
     }
     w.write_all(&[0u8; 8])?;

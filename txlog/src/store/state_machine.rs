@@ -5,7 +5,8 @@
 //! - `a`                         -> last applied Raft log id
 //! - `b`                         -> last applied membership
 //! - `m` name                    -> [`LogMeta`] of a named log
-//! - `e` len(name) name lsn(BE)  -> [`LogRecord`] of one entry
+//! - `e` len(name) name lsn(BE)  -> [`RecordChunk`]: the entries of one
+//!   append, the first of which has LSN `lsn`
 //!
 //! Trimming only moves a log's `first_lsn`; a background task deletes the
 //! trimmed records later, never while a snapshot is being written (the
@@ -24,8 +25,8 @@ use tokio::sync::{watch, Notify};
 use super::snapshot::{self, SnapshotInfo};
 use crate::error::{Result, TxlogError};
 use crate::types::{
-    chain_checksum, Condition, Entry, EntryKind, LogId, LogMeta, LogRecord, Op, OpResult, Response,
-    SnapshotMeta, StorageError, StoredMembership, TypeConfig,
+    chain_checksum, Condition, Entry, EntryKind, LogId, LogMeta, LogRecord, Op, OpResult,
+    RecordChunk, Response, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
 };
 
 const KEY_APPLIED: &[u8] = b"a";
@@ -267,17 +268,19 @@ fn apply_op(
                 _ => {}
             }
             let first_lsn = meta.last_lsn + 1;
-            for payload in payloads {
-                meta.last_lsn += 1;
-                meta.checksum = chain_checksum(meta.checksum, &payload);
-                let rec = LogRecord {
-                    epoch: meta.epoch,
-                    kind,
-                    checksum: meta.checksum,
-                    payload,
-                };
-                batch.insert(entry_key(&log, meta.last_lsn), bincode::serialize(&rec)?);
+            let mut checksums = Vec::with_capacity(payloads.len());
+            for payload in &payloads {
+                meta.checksum = chain_checksum(meta.checksum, payload);
+                checksums.push(meta.checksum);
             }
+            meta.last_lsn += payloads.len() as u64;
+            let chunk = RecordChunk {
+                epoch: meta.epoch,
+                kind,
+                checksums,
+                payloads,
+            };
+            batch.insert(entry_key(&log, first_lsn), bincode::serialize(&chunk)?);
             batch.insert(meta_key(&log), bincode::serialize(&*meta)?);
             Ok(OpResult::Appended {
                 first_lsn,
@@ -304,13 +307,13 @@ fn apply_op(
             meta.holder = candidate;
             meta.last_lsn += 1;
             meta.checksum = chain_checksum(meta.checksum, &payload);
-            let rec = LogRecord {
+            let chunk = RecordChunk {
                 epoch: meta.epoch,
                 kind: EntryKind::Leadership,
-                checksum: meta.checksum,
-                payload,
+                checksums: vec![meta.checksum],
+                payloads: vec![payload],
             };
-            batch.insert(entry_key(&log, meta.last_lsn), bincode::serialize(&rec)?);
+            batch.insert(entry_key(&log, meta.last_lsn), bincode::serialize(&chunk)?);
             batch.insert(meta_key(&log), bincode::serialize(&*meta)?);
             Ok(OpResult::Appended {
                 first_lsn: meta.last_lsn,
@@ -366,7 +369,12 @@ async fn run_collector(shared: Weak<Shared>, notify: Arc<Notify>) {
                     let end = entry_key(&name, first);
                     let mut batch = sled::Batch::default();
                     for kv in tree.range(start..end) {
-                        let (k, _) = kv?;
+                        let (k, v) = kv?;
+                        let chunk: RecordChunk = bincode::deserialize(&v)?;
+                        // A chunk straddling the trim point stays.
+                        if lsn_of_key(&k) + chunk.len() > first {
+                            break;
+                        }
                         batch.remove(k);
                         removed += 1;
                         if removed >= 20_000 {
@@ -607,18 +615,44 @@ impl LogsView {
             return Ok(ReadResult::Entries(Vec::new()));
         }
         let tree = self.shared.tree.clone();
-        let (start, end) = (entry_key(log, from), entry_key(log, meta.last_lsn));
+        let log_name = log.to_string();
+        let last = meta.last_lsn;
         let entries = tokio::task::spawn_blocking(move || -> Result<Vec<(u64, LogRecord)>> {
             let _guard = guard;
+            // The chunk holding `from` starts at or before it.
+            let start = match tree
+                .range(entry_prefix(&log_name)..=entry_key(&log_name, from))
+                .next_back()
+            {
+                Some(kv) => kv?.0.to_vec(),
+                None => entry_key(&log_name, from),
+            };
             let mut out = Vec::new();
             let mut bytes = 0usize;
-            for kv in tree.range(start..=end) {
+            'chunks: for kv in tree.range(start..=entry_key(&log_name, last)) {
                 let (k, v) = kv?;
-                let rec: LogRecord = bincode::deserialize(&v)?;
-                bytes += rec.payload.len() + 32;
-                out.push((lsn_of_key(&k), rec));
-                if out.len() >= max_entries || bytes >= max_bytes {
-                    break;
+                let chunk: RecordChunk = bincode::deserialize(&v)?;
+                let first = lsn_of_key(&k);
+                for (i, (payload, checksum)) in
+                    chunk.payloads.into_iter().zip(chunk.checksums).enumerate()
+                {
+                    let lsn = first + i as u64;
+                    if lsn < from {
+                        continue;
+                    }
+                    if lsn > last || out.len() >= max_entries || bytes >= max_bytes {
+                        break 'chunks;
+                    }
+                    bytes += payload.len() + 32;
+                    out.push((
+                        lsn,
+                        LogRecord {
+                            epoch: chunk.epoch,
+                            kind: chunk.kind,
+                            checksum,
+                            payload,
+                        },
+                    ));
                 }
             }
             Ok(out)
