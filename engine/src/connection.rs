@@ -59,6 +59,10 @@ fn encode_push(out: &mut ReplyBuf, p: Push) -> bool {
             out.bulk(&payload);
             true
         }
+        Push::Raw(bytes) => {
+            out.raw(&bytes);
+            true
+        }
         Push::Kill => false,
     }
 }

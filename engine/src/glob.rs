@@ -3,79 +3,83 @@
 
 /// Whether `s` matches `pattern`.
 pub fn glob_match(pattern: &[u8], s: &[u8], nocase: bool) -> bool {
-    // Bounded recursion depth guards against pathological patterns.
-    matches(pattern, s, nocase, 0)
+    let mut skip_longer = false;
+    matches(pattern, s, nocase, &mut skip_longer, 0)
 }
 
-fn eq(a: u8, b: u8, nocase: bool) -> bool {
+fn lower(c: u8, nocase: bool) -> u8 {
     if nocase {
-        a.eq_ignore_ascii_case(&b)
+        c.to_ascii_lowercase()
     } else {
-        a == b
+        c
     }
 }
 
-fn matches(mut p: &[u8], mut s: &[u8], nocase: bool, depth: u32) -> bool {
-    if depth > 1000 {
+/// A port of Redis' stringmatchlen_impl, including its two defences against
+/// exponential backtracking: a nesting limit, and `skip_longer`: once the
+/// rest of a pattern after a `*` matched nowhere in the remaining string, no
+/// earlier `*` can help by consuming more.
+fn matches(pat: &[u8], st: &[u8], nocase: bool, skip_longer: &mut bool, nesting: u32) -> bool {
+    if nesting > 1000 {
         return false;
     }
-    while !p.is_empty() && !s.is_empty() {
-        match p[0] {
+    let (mut p, mut s) = (0usize, 0usize);
+    while p < pat.len() && s < st.len() {
+        match pat[p] {
             b'*' => {
-                while p.len() > 1 && p[1] == b'*' {
-                    p = &p[1..];
+                while p + 1 < pat.len() && pat[p + 1] == b'*' {
+                    p += 1;
                 }
-                if p.len() == 1 {
+                if p + 1 == pat.len() {
                     return true;
                 }
-                for i in 0..=s.len() {
-                    if matches(&p[1..], &s[i..], nocase, depth + 1) {
+                while s < st.len() {
+                    if matches(&pat[p + 1..], &st[s..], nocase, skip_longer, nesting + 1) {
                         return true;
                     }
+                    if *skip_longer {
+                        return false;
+                    }
+                    s += 1;
                 }
+                *skip_longer = true;
                 return false;
             }
-            b'?' => {
-                s = &s[1..];
-                p = &p[1..];
-            }
+            b'?' => s += 1,
             b'[' => {
-                p = &p[1..];
-                let not = !p.is_empty() && p[0] == b'^';
+                p += 1;
+                let not = p < pat.len() && pat[p] == b'^';
                 if not {
-                    p = &p[1..];
+                    p += 1;
                 }
                 let mut matched = false;
                 loop {
-                    if p.is_empty() {
-                        break;
-                    }
-                    if p[0] == b'\\' && p.len() >= 2 {
-                        p = &p[1..];
-                        if p[0] == s[0] {
+                    if p < pat.len() && pat[p] == b'\\' && pat.len() - p >= 2 {
+                        p += 1;
+                        if pat[p] == st[s] {
                             matched = true;
                         }
-                    } else if p[0] == b']' {
+                    } else if p < pat.len() && pat[p] == b']' {
                         break;
-                    } else if p.len() >= 3 && p[1] == b'-' {
-                        let (mut start, mut end) = (p[0], p[2]);
-                        let mut c = s[0];
-                        if start > end {
-                            std::mem::swap(&mut start, &mut end);
+                    } else if p >= pat.len() {
+                        // Unterminated class: step back so the pattern ends.
+                        p -= 1;
+                        break;
+                    } else if pat.len() - p >= 3 && pat[p + 1] == b'-' {
+                        let (mut lo, mut hi) = (pat[p], pat[p + 2]);
+                        if lo > hi {
+                            std::mem::swap(&mut lo, &mut hi);
                         }
-                        if nocase {
-                            start = start.to_ascii_lowercase();
-                            end = end.to_ascii_lowercase();
-                            c = c.to_ascii_lowercase();
-                        }
-                        p = &p[2..];
-                        if c >= start && c <= end {
+                        let c = lower(st[s], nocase);
+                        let (lo, hi) = (lower(lo, nocase), lower(hi, nocase));
+                        p += 2;
+                        if c >= lo && c <= hi {
                             matched = true;
                         }
-                    } else if eq(p[0], s[0], nocase) {
+                    } else if lower(pat[p], nocase) == lower(st[s], nocase) {
                         matched = true;
                     }
-                    p = &p[1..];
+                    p += 1;
                 }
                 if not {
                     matched = !matched;
@@ -83,36 +87,30 @@ fn matches(mut p: &[u8], mut s: &[u8], nocase: bool, depth: u32) -> bool {
                 if !matched {
                     return false;
                 }
-                s = &s[1..];
-                // p points at ']' (or is exhausted)
-                if !p.is_empty() {
-                    p = &p[1..];
-                }
-                continue;
-            }
-            b'\\' if p.len() >= 2 => {
-                p = &p[1..];
-                if !eq(p[0], s[0], nocase) {
-                    return false;
-                }
-                s = &s[1..];
-                p = &p[1..];
+                s += 1;
             }
             c => {
-                if !eq(c, s[0], nocase) {
+                let c = if c == b'\\' && pat.len() - p >= 2 {
+                    p += 1;
+                    pat[p]
+                } else {
+                    c
+                };
+                if lower(c, nocase) != lower(st[s], nocase) {
                     return false;
                 }
-                s = &s[1..];
-                p = &p[1..];
+                s += 1;
             }
         }
-    }
-    if s.is_empty() {
-        while !p.is_empty() && p[0] == b'*' {
-            p = &p[1..];
+        p += 1;
+        if s == st.len() {
+            while p < pat.len() && pat[p] == b'*' {
+                p += 1;
+            }
+            break;
         }
     }
-    p.is_empty() && s.is_empty()
+    p >= pat.len() && s == st.len()
 }
 
 #[cfg(test)]
@@ -131,5 +129,14 @@ mod tests {
         assert!(glob_match(b"a\\*b", b"a*b", false));
         assert!(glob_match(b"HELLO", b"hello", true));
         assert!(glob_match(b"*a*", b"bab", false));
+        assert!(glob_match(b"", b"", false));
+        assert!(!glob_match(b"a", b"", false));
+    }
+
+    #[test]
+    fn nested_stars_do_not_backtrack_exponentially() {
+        let s = vec![b'a'; 50];
+        let pat = b"a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*b";
+        assert!(!glob_match(pat, &s, false));
     }
 }

@@ -4,9 +4,11 @@ use bytes::Bytes;
 
 use super::flags::*;
 use super::CommandSpec;
+use crate::client::{Push, ReplyMode};
 use crate::engine::Ctx;
 use crate::error::{CmdError, CmdResult};
 use crate::glob::glob_match;
+use crate::resp::ReplyBuf;
 
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new(
@@ -61,13 +63,25 @@ pub static COMMANDS: &[CommandSpec] = &[
 
 fn confirm(ctx: &mut Ctx, kind: &[u8], name: Option<&[u8]>) {
     let n = ctx.client.subscription_count() as i64;
-    ctx.out.push(3);
-    ctx.out.bulk(kind);
+    // In RESP3 a confirmation is a push, which CLIENT REPLY OFF/SKIP does
+    // not silence (Redis sends pushes regardless of the reply mode).
+    let silenced = !matches!(ctx.client.reply_mode, ReplyMode::On);
+    let mut side = ReplyBuf::new(true);
+    let out: &mut ReplyBuf = if ctx.client.resp3 && silenced {
+        &mut side
+    } else {
+        ctx.out
+    };
+    out.push(3);
+    out.bulk(kind);
     match name {
-        Some(c) => ctx.out.bulk(c),
-        None => ctx.out.null(),
+        Some(c) => out.bulk(c),
+        None => out.null(),
     }
-    ctx.out.int(n);
+    out.int(n);
+    if !side.is_empty() {
+        ctx.client.push(Push::Raw(side.buf));
+    }
 }
 
 fn subscribe(ctx: &mut Ctx) -> CmdResult {

@@ -1021,14 +1021,18 @@ fn pop_cmd_name(max: bool) -> &'static [u8] {
     }
 }
 
-/// The first key holding a zset (WRONGTYPE on an earlier key of another type).
+/// The first key holding a zset (WRONGTYPE on an earlier key of another
+/// type). When re-run for a blocked client, a key of another type is simply
+/// not ready: Redis 7.0 keeps such clients waiting rather than failing them.
 fn first_zset_key<'a>(ctx: &mut Ctx, keys: &'a [Bytes]) -> Result<Option<&'a Bytes>, CmdError> {
     let db = ctx.db();
+    let serving_blocked = ctx.client.blocked_on.is_some();
     for k in keys {
-        if let Some(z) = ctx.ks.get_zset(db, k)? {
-            if !z.is_empty() {
-                return Ok(Some(k));
-            }
+        match ctx.ks.get_zset(db, k) {
+            Ok(Some(z)) if !z.is_empty() => return Ok(Some(k)),
+            Ok(_) => {}
+            Err(_) if serving_blocked => {}
+            Err(e) => return Err(e),
         }
     }
     Ok(None)
