@@ -19,7 +19,7 @@ pub enum Push {
         channel: Bytes,
         payload: Bytes,
     },
-    /// Already-encoded RESP3 push bytes (subscribe confirmations while
+    /// Already-encoded push bytes (subscribe confirmations while
     /// CLIENT REPLY is OFF: pushes are not replies and still go out).
     Raw(Vec<u8>),
     /// CLIENT KILL: close the connection.

@@ -63,15 +63,11 @@ pub static COMMANDS: &[CommandSpec] = &[
 
 fn confirm(ctx: &mut Ctx, kind: &[u8], name: Option<&[u8]>) {
     let n = ctx.client.subscription_count() as i64;
-    // In RESP3 a confirmation is a push, which CLIENT REPLY OFF/SKIP does
-    // not silence (Redis sends pushes regardless of the reply mode).
+    // A confirmation is a push (an array in RESP2), which CLIENT REPLY
+    // OFF/SKIP does not silence: Redis sends pushes regardless of the mode.
     let silenced = !matches!(ctx.client.reply_mode, ReplyMode::On);
-    let mut side = ReplyBuf::new(true);
-    let out: &mut ReplyBuf = if ctx.client.resp3 && silenced {
-        &mut side
-    } else {
-        ctx.out
-    };
+    let mut side = ReplyBuf::new(ctx.client.resp3);
+    let out: &mut ReplyBuf = if silenced { &mut side } else { ctx.out };
     out.push(3);
     out.bulk(kind);
     match name {
