@@ -16,6 +16,7 @@ pub mod engine;
 pub mod error;
 pub mod glob;
 pub mod keyspace;
+pub mod long_double;
 pub mod numbers;
 pub mod pubsub;
 pub mod rdb;

@@ -526,3 +526,57 @@ fn effects_replay() {
         &["HINCRBY", "h", "a", "x"],
     ]);
 }
+
+/// HINCRBYFLOAT computes with an x87 long double like Redis (see also
+/// strings.rs): the increment is parsed as a long double too, so 1e400 is a
+/// valid increment.
+#[test]
+fn hincrbyfloat_long_double_precision() {
+    let mut d = start();
+    d.script(
+        "FLUSHALL
+         HSET h a 0.1
+         HINCRBYFLOAT h a 0.2
+         HINCRBYFLOAT h b 3
+         HINCRBYFLOAT h b 1.5e-3
+         HSET h c 9007199254740993
+         HINCRBYFLOAT h c 1.5
+         HSET h c 18446744073709551616
+         HINCRBYFLOAT h c 3
+         HINCRBYFLOAT h d 1e400
+         HINCRBYFLOAT h d -1e400
+         HINCRBYFLOAT h e 1e-4940
+         HINCRBYFLOAT h e 1e-5000
+         HINCRBYFLOAT h e 1e5000
+         HINCRBYFLOAT h e infinity
+         HINCRBYFLOAT h f 1.18973149535723176502e4932
+         HINCRBYFLOAT h f 1e4932
+         HINCRBYFLOAT h g -2.5
+         HINCRBYFLOAT h g -0.0000001
+         HSET h i 0.000011444091796875
+         HINCRBYFLOAT h i 0
+         HSET h j 0x1.8p1
+         HINCRBYFLOAT h j 0x.8
+         HSET h k 1e5000
+         HINCRBYFLOAT h k 1
+         HSET h k inf
+         HINCRBYFLOAT h k 1",
+    );
+    // (The 400-digit value makes Redis switch to a hashtable: any order.)
+    d.check_with(&["HGETALL", "h"], Order::Pairs);
+    for _ in 0..300 {
+        d.check(&["HINCRBYFLOAT", "r", "f", "0.1"]);
+    }
+    let mut rng = StdRng::seed_from_u64(0xf10a7);
+    for _ in 0..200 {
+        let v = format!(
+            "{}{}.{}e{}",
+            if rng.gen_bool(0.5) { "-" } else { "" },
+            rng.gen_range(0..1_000_000_000u64),
+            rng.gen_range(0..1_000_000_000u64),
+            rng.gen_range(-22..22)
+        );
+        d.check(&["HINCRBYFLOAT", "r", "g", &v]);
+    }
+    d.check(&["HGETALL", "r"]);
+}

@@ -878,3 +878,128 @@ fn randomized_differential() {
         d.check(&["GET", k]);
     }
 }
+
+/// INCRBYFLOAT computes with an x87 long double like Redis: decimal
+/// fractions, values beyond 2^53 and 2^64, huge and tiny magnitudes, and the
+/// `%.17Lf` output (rounded half-even, zeros trimmed).
+#[test]
+fn incrbyfloat_long_double_precision() {
+    let mut d = Differential::start().expect("servers start");
+    run(
+        &mut d,
+        "FLUSHALL
+         SET a 0.1
+         INCRBYFLOAT a 0.2
+         INCRBYFLOAT a 0.3
+         INCRBYFLOAT a -0.6
+         SET b 3
+         INCRBYFLOAT b 1.5e-3
+         SET c 9007199254740993
+         INCRBYFLOAT c 1.5
+         SET c 18446744073709551616
+         INCRBYFLOAT c 1
+         INCRBYFLOAT c 3
+         INCRBYFLOAT c -18446744073709551615
+         SET c 123456789012345678901234567890
+         INCRBYFLOAT c 0.5
+         SET e 1e400
+         INCRBYFLOAT e 1
+         INCRBYFLOAT e -1e400
+         INCRBYFLOAT f 1.18973149535723176502e4932
+         INCRBYFLOAT f 1e4932
+         INCRBYFLOAT f -1.1897314953572317651e4932
+         INCRBYFLOAT g 1e-4940
+         INCRBYFLOAT g 3.7e-4951
+         INCRBYFLOAT g 1e-4952
+         INCRBYFLOAT g 0e999999
+         SET h -2.5
+         INCRBYFLOAT h -0.0000001
+         INCRBYFLOAT h 2.5000001
+         SET i 0.000003814697265625
+         INCRBYFLOAT i 0
+         SET i 0.000011444091796875
+         INCRBYFLOAT i 0
+         SET i 0.999999999999999999
+         INCRBYFLOAT i 0
+         SET i -0.000000000000000001
+         INCRBYFLOAT i 0
+         SET j 0x1.8p1
+         INCRBYFLOAT j 0x.8
+         INCRBYFLOAT j 0x1p-70
+         INCRBYFLOAT j 0X10P+2
+         INCRBYFLOAT j 0x1p
+         INCRBYFLOAT j 0x
+         INCRBYFLOAT j 1e
+         INCRBYFLOAT j infinity
+         INCRBYFLOAT j -Infinity
+         INCRBYFLOAT j infinit
+         SET k inf
+         INCRBYFLOAT k 1
+         SET k 1e5000
+         INCRBYFLOAT k 1
+         INCRBYFLOAT m 1.000000000000000000000000000000000000000000000000001
+         INCRBYFLOAT m 12345678901234567890.123456789",
+    );
+    // Many repeated increments accumulate long double rounding.
+    for (key, step) in [
+        ("r1", "0.1"),
+        ("r2", "-0.7"),
+        ("r3", "1e-9"),
+        ("r4", "3.3333333"),
+    ] {
+        for _ in 0..300 {
+            d.check(&["INCRBYFLOAT", key, step]);
+        }
+        d.check(&["GET", key]);
+    }
+}
+
+/// Random decimal and hex strings of all magnitudes: parsing, sums and
+/// formatting must match Redis' long double code.
+#[test]
+fn incrbyfloat_long_double_random() {
+    let mut d = Differential::start().expect("servers start");
+    let mut rng = StdRng::seed_from_u64(0x10d0b1e);
+    let num = |rng: &mut StdRng, scale: i32| -> String {
+        let mut s = String::new();
+        if rng.gen_bool(0.4) {
+            s.push('-');
+        }
+        if rng.gen_bool(0.1) {
+            s.push_str("0x");
+            for _ in 0..rng.gen_range(1..20) {
+                s.push(char::from_digit(rng.gen_range(0..16), 16).unwrap());
+            }
+            s.push_str(&format!("p{}", rng.gen_range(-80..80)));
+            return s;
+        }
+        for _ in 0..rng.gen_range(1..22) {
+            s.push(char::from(b'0' + rng.gen_range(0..10)));
+        }
+        if rng.gen_bool(0.7) {
+            s.push('.');
+            for _ in 0..rng.gen_range(0..22) {
+                s.push(char::from(b'0' + rng.gen_range(0..10)));
+            }
+        }
+        let e = match rng.gen_range(0..10) {
+            0 => rng.gen_range(-4960..4940),
+            1..=3 => rng.gen_range(-30..30),
+            _ => scale,
+        };
+        if e != 0 {
+            s.push_str(&format!("e{e}"));
+        }
+        s
+    };
+    for _ in 0..250 {
+        let scale = rng.gen_range(-25..25);
+        let start = num(&mut rng, scale);
+        d.check(&["SET", "x", &start]);
+        for _ in 0..3 {
+            let step = num(&mut rng, scale);
+            d.check(&["INCRBYFLOAT", "x", &step]);
+        }
+        d.check(&["GET", "x"]);
+    }
+}

@@ -14,6 +14,7 @@ use crate::argv;
 use crate::engine::Ctx;
 use crate::error::{CmdError, CmdResult};
 use crate::keyspace::{notify, Elem, Map, Value, ValueType};
+use crate::long_double::LongDouble;
 use crate::numbers;
 
 pub static COMMANDS: &[CommandSpec] = &[
@@ -292,27 +293,27 @@ fn hincrby(ctx: &mut Ctx) -> CmdResult {
 }
 
 fn hincrbyfloat(ctx: &mut Ctx) -> CmdResult {
-    let incr = ctx.float_arg(3)?;
+    let args = ctx.args;
+    // Redis computes with a C long double (x87 extended on x86-64).
+    let incr = LongDouble::parse(&args[3]).ok_or(CmdError::NotFloat)?;
     if !incr.is_finite() {
         return Err(CmdError::err("value is NaN or Infinity"));
     }
     let db = ctx.db();
-    let args = ctx.args;
     let key = &args[1];
     let old = match ctx.ks.get_hash(db, key)? {
         Some(h) => match h.get(&args[2][..]) {
             Some(v) => {
-                numbers::parse_f64(v).ok_or_else(|| CmdError::err("hash value is not a float"))?
+                LongDouble::parse(v).ok_or_else(|| CmdError::err("hash value is not a float"))?
             }
-            None => 0.0,
+            None => LongDouble::ZERO,
         },
-        None => 0.0,
+        None => LongDouble::ZERO,
     };
-    let new = old + incr;
-    if !new.is_finite() {
+    let Some(new) = old.add(&incr) else {
         return Err(CmdError::err("increment would produce NaN or Infinity"));
-    }
-    let text = numbers::fmt_incr_float(new);
+    };
+    let text = new.to_human_string();
     let Value::Hash(h) = ctx.ks.get_or_insert_with(db, key, Value::new_hash) else {
         return Err(CmdError::WrongType);
     };

@@ -9,6 +9,7 @@ use crate::argv;
 use crate::engine::Ctx;
 use crate::error::{CmdError, CmdResult};
 use crate::keyspace::{notify, Value};
+use crate::long_double::LongDouble;
 use crate::numbers::{i64_bytes, parse_i64};
 
 pub static COMMANDS: &[CommandSpec] = &[
@@ -731,69 +732,6 @@ fn lcs(ctx: &mut Ctx) -> CmdResult {
         ctx.out.bulk(&result);
     }
     Ok(())
-}
-
-/// The number INCRBYFLOAT works with. Redis uses a C `long double`; this is
-/// an `f64`, so results agree whenever the sum is exact in both (see the
-/// report: decimal fractions may differ in the last digits).
-#[derive(Debug, Clone, Copy)]
-struct LongDouble(f64);
-
-impl LongDouble {
-    const ZERO: LongDouble = LongDouble(0.0);
-
-    /// Redis' string2ld: strtold on the whole string, no leading space,
-    /// no NaN, no overflow, no underflow to zero.
-    fn parse(s: &[u8]) -> Option<Self> {
-        if s.is_empty() || s.len() >= 5 * 1024 || s[0].is_ascii_whitespace() {
-            return None;
-        }
-        let st = std::str::from_utf8(s).ok()?;
-        let lower = st.to_ascii_lowercase();
-        let body = lower.trim_start_matches(['+', '-']);
-        let v = if matches!(body, "inf" | "infinity") {
-            if lower.starts_with('-') {
-                f64::NEG_INFINITY
-            } else {
-                f64::INFINITY
-            }
-        } else {
-            if body.starts_with("inf") || body.contains("nan") {
-                return None;
-            }
-            let v = crate::numbers::parse_f64(s)?;
-            if v.is_infinite() {
-                return None;
-            }
-            if v == 0.0 && body.bytes().any(|c| (b'1'..=b'9').contains(&c)) {
-                // Mantissa digits that are not all zero underflowed.
-                let mant = body.split(['e', 'p']).next().unwrap_or("");
-                if mant.bytes().any(|c| (b'1'..=b'9').contains(&c)) {
-                    return None;
-                }
-            }
-            v
-        };
-        Some(LongDouble(v))
-    }
-
-    /// The sum, or `None` when it is NaN or infinite.
-    fn add(&self, o: &Self) -> Option<Self> {
-        let v = self.0 + o.0;
-        v.is_finite().then_some(LongDouble(v))
-    }
-
-    /// `%.17Lf` with trailing zeros (and a trailing dot) removed, `-0` -> `0`.
-    fn to_human_string(self) -> String {
-        let mut s = format!("{:.17}", self.0);
-        if s.contains('.') {
-            s.truncate(s.trim_end_matches('0').trim_end_matches('.').len());
-        }
-        if s == "-0" {
-            s = "0".into();
-        }
-        s
-    }
 }
 
 #[cfg(test)]

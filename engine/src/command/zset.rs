@@ -386,20 +386,21 @@ type Items<'z> = Box<dyn Iterator<Item = (&'z [u8], f64)> + 'z>;
 
 /// The members in a score range, ascending or (`rev`) descending.
 fn score_items<'z>(z: &'z ZSet, r: ScoreRange, rev: bool) -> Items<'z> {
+    // Both bounds are prefixes of the ascending order: O(log n) to find.
+    let start = z.count_while(|s| !r.gte_min(s));
+    let end = z.count_while(|s| r.lte_max(s));
+    let n = end.saturating_sub(start);
     if rev {
-        Box::new(
-            z.iter()
-                .rev()
-                .skip_while(move |(_, s)| !r.lte_max(*s))
-                .take_while(move |(_, s)| r.gte_min(*s)),
-        )
+        Box::new(z.iter_rev_from_rank(z.len() - end).take(n))
     } else {
-        Box::new(
-            z.iter_from_score(r.min)
-                .skip_while(move |(_, s)| !r.gte_min(*s))
-                .take_while(move |(_, s)| r.lte_max(*s)),
-        )
+        Box::new(z.iter_from_rank(start).take(n))
     }
+}
+
+/// How many members a score range holds, in O(log n).
+fn score_count(z: &ZSet, r: ScoreRange) -> usize {
+    let start = z.count_while(|s| !r.gte_min(s));
+    z.count_while(|s| r.lte_max(s)).saturating_sub(start)
 }
 
 /// The members in a lex range, found as Redis' listpack code does (first
@@ -657,7 +658,7 @@ fn zcount(ctx: &mut Ctx) -> CmdResult {
     let db = ctx.db();
     let r = parse_score_range(&args[2], &args[3])?;
     let n = match ctx.ks.get_zset(db, &args[1])? {
-        Some(z) => score_items(z, r, false).count(),
+        Some(z) => score_count(z, r),
         None => 0,
     };
     ctx.out.int(n as i64);
