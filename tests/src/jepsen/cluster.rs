@@ -258,7 +258,17 @@ impl Cluster {
     /// Waits until the server answers PING through the client proxy.
     pub fn wait_ready(&mut self, timeout: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;
-        wait_for_port(self.nodes[0].port, timeout)?;
+        while wait_for_port(self.nodes[0].port, Duration::from_millis(200)).is_err() {
+            let alive = self.nodes[0]
+                .process
+                .as_mut()
+                .is_some_and(|p| p.is_running());
+            anyhow::ensure!(alive, "the server exited");
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "the server did not listen within {timeout:?}"
+            );
+        }
         loop {
             let ok = RawConn::connect_timeout(self.client_port(), Duration::from_secs(1))
                 .and_then(|mut c| c.call(&["PING"]))
