@@ -6,7 +6,7 @@ PORT ?= 6379
 DATA_DIR ?= ./data
 APT_PACKAGES := redis-server redis-tools
 
-.PHONY: run build release test test-deps fmt lint bench bench-deps bench-txlog clean compat
+.PHONY: run build release test test-deps fmt lint bench bench-deps bench-txlog clean compat jepsen
 
 run: release
 	./target/release/memlog server --bind 127.0.0.1 --port $(PORT) --data-dir $(DATA_DIR)
@@ -84,6 +84,15 @@ bench-txlog: release
 	./target/release/memlog txlog status --addr $$addrs > /dev/null; \
 	./target/release/memlog txlog bench --addr $$addrs --clients $(TXLOG_BENCH_CLIENTS) \
 	  --payload 256 --seconds $(TXLOG_BENCH_SECONDS) --mode $(TXLOG_BENCH_MODE) --fsync-dir $$dir
+
+# Jepsen-style campaign (docs/jepsen.md): random seeds and nemesis mixes for
+# TIME seconds (default 600), RUN_TIME seconds each; SEEDS="1 2 3" for fixed
+# seeds, MODE=cluster for txlog + server, MIXES= for the nemesis mixes. Ends
+# with a table of runs; exits 1 if any run found a violation.
+TIME ?= 600
+jepsen:
+	$(CARGO) build -p memlog -p memlog-tests --bins
+	TIME=$(TIME) scripts/jepsen-campaign.sh
 
 clean:
 	$(CARGO) clean

@@ -188,6 +188,7 @@ impl RedisServer {
     }
 }
 
+pub mod jepsen;
 pub mod resp;
 
 pub use resp::{RawConn, RespValue};

@@ -89,6 +89,19 @@ impl RawConn {
         })
     }
 
+    /// Connects with `timeout` on the connect, on every read and on every write.
+    pub fn connect_timeout(port: u16, timeout: Duration) -> std::io::Result<Self> {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let s = TcpStream::connect_timeout(&addr, timeout)?;
+        s.set_read_timeout(Some(timeout))?;
+        s.set_write_timeout(Some(timeout))?;
+        s.set_nodelay(true)?;
+        Ok(Self {
+            reader: BufReader::new(s.try_clone()?),
+            writer: s,
+        })
+    }
+
     /// Sends one command as a multibulk.
     pub fn send<A: AsRef<[u8]>>(&mut self, args: &[A]) -> std::io::Result<()> {
         let mut buf = format!("*{}\r\n", args.len()).into_bytes();
