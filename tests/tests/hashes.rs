@@ -1,9 +1,6 @@
 //! Differential tests of the hash commands against a real redis-server, plus
 //! an effect-replay check on the engine itself.
 
-use bytes::Bytes;
-use memlog_engine::engine::{Engine, EngineOptions};
-use memlog_engine::resp::ReplyBuf;
 use memlog_tests::{Differential, Order, RespValue};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -483,35 +480,9 @@ fn randomized() {
     }
 }
 
-/// Runs commands on one engine capturing effects, replays the effects on a
-/// fresh engine, and checks both hold the same data.
-fn replay_matches(cmds: &[&[&str]]) {
-    let mut a = Engine::new(&EngineOptions::default());
-    a.ks.effects.capture = true;
-    let id = a.register_client(None, "test".into(), "test".into());
-    for c in cmds {
-        let argv: Vec<Bytes> = c
-            .iter()
-            .map(|s| Bytes::copy_from_slice(s.as_bytes()))
-            .collect();
-        let mut out = ReplyBuf::new(false);
-        a.execute_one(id, &argv, &mut out);
-    }
-    let mut b = Engine::new(&EngineOptions::default());
-    for (_, rec) in a.ks.effects.take_records() {
-        b.apply_effect(&rec).expect("effect applies");
-    }
-    for db in 0..a.ks.dbs.len() {
-        assert_eq!(a.ks.dbs[db].data.len(), b.ks.dbs[db].data.len());
-        for (k, v) in &a.ks.dbs[db].data {
-            assert_eq!(Some(v), b.ks.dbs[db].data.get(k), "key {k:?}");
-        }
-    }
-}
-
 #[test]
 fn effects_replay() {
-    replay_matches(&[
+    memlog_tests::assert_effects_rebuild(&[
         &["HSET", "h", "a", "1", "b", "2"],
         &["HMSET", "h", "c", "3"],
         &["HSETNX", "h", "a", "9"],
