@@ -107,6 +107,9 @@ pub struct ServerState {
     pub active_expire: bool,
     /// INFO replication master_replid (DEBUG CHANGE-REPL-ID renews it).
     pub replid: String,
+    /// Where SAVE / BGSAVE send snapshots when the durable path is on.
+    pub snapshot_requests:
+        Option<tokio::sync::mpsc::UnboundedSender<crate::durable::SnapshotRequest>>,
     blocked: HashMap<(usize, Elem), VecDeque<ClientId>>,
     blocked_clients: HashMap<ClientId, BlockedClient>,
     /// While a blocked client's command is re-run: the (db, key) whose
@@ -240,6 +243,9 @@ pub struct Engine {
     pub records_ready: std::sync::Arc<tokio::sync::Notify>,
     /// Barrier of the command being executed (see `tracker`).
     cmd_barrier: u64,
+    /// Whether commands may run, when the durable path is on (see
+    /// `durable`): leadership state and lease.
+    pub gate: Option<crate::durable::LogGate>,
 }
 
 /// How `memlog server` configures the engine.
@@ -302,6 +308,7 @@ impl Engine {
                 shutdown: None,
                 active_expire: true,
                 replid: random_hex(40),
+                snapshot_requests: None,
                 blocked: HashMap::new(),
                 blocked_clients: HashMap::new(),
                 serving_key: None,
@@ -311,6 +318,7 @@ impl Engine {
             progress: std::sync::Arc::new(LogProgress::default()),
             records_ready: std::sync::Arc::new(tokio::sync::Notify::new()),
             cmd_barrier: 0,
+            gate: None,
         }
     }
 
@@ -318,6 +326,29 @@ impl Engine {
     /// client and replies wait for their acknowledgement.
     pub fn enable_durability(&mut self) {
         self.ks.effects.capture = true;
+        if self.gate.is_none() {
+            self.gate = Some(crate::durable::LogGate::default());
+        }
+    }
+
+    /// Empties every database (WATCHes of the old data fail) before the
+    /// data set is rebuilt from a snapshot and the log.
+    pub fn reset_dataset(&mut self) {
+        for db in 0..self.ks.dbs.len() {
+            self.ks.touch_all_watched_in_db(db, None);
+            let d = &mut self.ks.dbs[db];
+            d.data = Default::default();
+            d.expires = Default::default();
+        }
+        self.ks.effects.records.clear();
+        self.ks.pending_events.clear();
+        self.ks.ready_keys.clear();
+    }
+
+    /// The error every command gets now, if the durable path forbids
+    /// serving (recovering, fenced, lease expired).
+    fn gate_error(&self) -> Option<String> {
+        self.gate.as_ref().and_then(|g| g.error(Instant::now()))
     }
 
     /// Closes the current effect record; a finished record is registered
@@ -415,9 +446,18 @@ impl Engine {
             return BatchOutcome::Close;
         };
         let mut outcome = BatchOutcome::Done;
+        let gate_error = self.gate_error();
         while let Some(argv) = cmds.pop_front() {
             if argv.is_empty() {
                 continue;
+            }
+            if let Some(msg) = &gate_error {
+                if !argv[0].eq_ignore_ascii_case(b"quit") {
+                    out.resp3 = client.resp3;
+                    out.error(msg);
+                    self.srv.stats.count_error(msg);
+                    continue;
+                }
             }
             self.ks.now_ms = unix_ms();
             let reply_start = out.buf.len();
@@ -874,7 +914,7 @@ impl Engine {
     /// One run of the active expire cycle: samples keys with a TTL and
     /// deletes the expired ones, within `budget`. Returns keys deleted.
     pub fn active_expire_cycle(&mut self, budget: Duration) -> usize {
-        if !self.srv.active_expire {
+        if !self.srv.active_expire || self.gate_error().is_some() {
             return 0;
         }
         use rand::Rng;

@@ -11,6 +11,7 @@ pub mod command;
 pub mod config;
 pub mod connection;
 pub mod digest;
+pub mod durable;
 pub mod effect;
 pub mod engine;
 pub mod error;
@@ -21,6 +22,7 @@ pub mod pubsub;
 pub mod rdb;
 pub mod resp;
 pub mod server;
+pub mod snapshot;
 pub mod stats;
 pub mod tracker;
 

@@ -596,9 +596,20 @@ fn lastsave(ctx: &mut Ctx) -> CmdResult {
     Ok(())
 }
 
-/// Marks the data set as saved now (until the durable path replaces SAVE).
+/// Saves the data set: with the durable path on, captures it as of the
+/// newest record and hands it to the snapshot writer, which stores it once
+/// those records are durable, trims the log and updates LASTSAVE
+/// (`durable::run_snapshots`). Without it, only marks the data set saved.
 fn mark_saved(ctx: &mut Ctx) {
-    ctx.srv.lastsave_ms = crate::keyspace::unix_ms();
+    if let Some(tx) = &ctx.srv.snapshot_requests {
+        let req = crate::durable::SnapshotRequest {
+            seq: ctx.ks.effects.last_seq,
+            records: crate::snapshot::capture(ctx.ks),
+        };
+        let _ = tx.send(req);
+    } else {
+        ctx.srv.lastsave_ms = crate::keyspace::unix_ms();
+    }
     ctx.ks.dirty = 0;
 }
 
