@@ -720,8 +720,10 @@ async fn serve_epoch(engine: &SharedEngine, d: &Arc<Durable>, epoch: u64) -> Txl
                 };
                 {
                     let mut e = engine.lock();
-                    if let Some((_, last)) = seqs {
+                    if let Some((first, last)) = seqs {
                         e.tracker.ack(last);
+                        e.srv.stats.log_appends += 1;
+                        e.srv.stats.log_records += last - first + 1;
                     }
                     if let Some(g) = e.gate.as_mut() {
                         let until = sent + d.lease;

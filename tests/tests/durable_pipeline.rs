@@ -41,4 +41,21 @@ fn ten_thousand_pipelined_mixed_commands_in_order() {
         assert_eq!(v, want, "reply {i}");
     }
     writer.join().expect("writer").expect("write");
+    // Group commit: the 5000 writes went to the log in fewer appends.
+    let mut c = RawConn::connect(server.port).expect("connect");
+    let RespValue::Bulk(info) = c.call(&["INFO", "persistence"]).expect("info") else {
+        panic!("INFO failed");
+    };
+    let info = String::from_utf8_lossy(&info).into_owned();
+    let field = |name: &str| -> u64 {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing in {info}"))
+    };
+    let (appends, records) = (field("memlog_log_appends:"), field("memlog_log_records:"));
+    assert_eq!(field("memlog_durable:"), 1);
+    assert_eq!(records, 5000);
+    assert!(appends < records, "{appends} appends for {records} records");
+    eprintln!("{records} records in {appends} appends");
 }
