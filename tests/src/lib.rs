@@ -363,9 +363,16 @@ impl Differential {
     }
 
     /// Sends `args` to both; returns (memlog, redis) replies without checking.
+    ///
+    /// The command is sent to both before either reply is read, so both
+    /// execute at (nearly) the same time even though memlog answers a write
+    /// only once its log has it on disk (time-relative replies such as
+    /// PEXPIRETIME after EXPIRE then agree).
     pub fn both<A: AsRef<[u8]>>(&mut self, args: &[A]) -> (RespValue, RespValue) {
-        let a = self.m.call(args).expect("memlog reply");
-        let b = self.r.call(args).expect("redis reply");
+        self.m.send(args).expect("memlog send");
+        self.r.send(args).expect("redis send");
+        let a = self.m.read().expect("memlog reply");
+        let b = self.r.read().expect("redis reply");
         (a, b)
     }
 
