@@ -860,6 +860,69 @@ mod tests {
         assert_eq!(p.locate(9), None);
     }
 
+    /// The embedded log acknowledges group commits; a second engine on the
+    /// same log recovers the data and fences the first.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn embedded_log_group_commit_recovery_and_fencing() {
+        use crate::engine::{Engine, EngineOptions};
+        use crate::snapshot::LocalSnapshotStore;
+        let dir =
+            std::env::temp_dir().join(format!("memlog-durable-{}", crate::engine::random_hex(8)));
+        let node = TxlogNode::start_embedded(dir.join("txlog"))
+            .await
+            .expect("node");
+        let open = |holder: &str| {
+            Durable::new(
+                LogBackend::Embedded(node.clone()),
+                "shard-0",
+                holder,
+                Duration::from_millis(400),
+                Arc::new(LocalSnapshotStore::new(dir.join("snapshots"))),
+            )
+        };
+        let first: SharedEngine = Arc::new(Mutex::new(Engine::new(&EngineOptions::default())));
+        start(&first, open("one")).await.expect("start");
+        let id = first.lock().register_client(None, "t".into(), "t".into());
+        let mut out = crate::resp::ReplyBuf::new(false);
+        let mut parked = Vec::new();
+        let mut cmds: VecDeque<Vec<Bytes>> = (0..200)
+            .map(|i| crate::argv![b"SET", format!("k{i}"), b"v"])
+            .collect();
+        first
+            .lock()
+            .execute_batch(id, &mut cmds, &mut out, &mut parked);
+        assert_eq!(parked.len(), 200, "every write waits for the log");
+        let last = parked.last().map(|p| p.2).unwrap_or(0);
+        let progress = first.lock().progress.clone();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while progress.acked() < last {
+            assert!(Instant::now() < deadline, "never acknowledged");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let (appends, records) = {
+            let e = first.lock();
+            (e.srv.stats.log_appends, e.srv.stats.log_records)
+        };
+        assert_eq!(records, 200);
+        assert!(appends < 200, "no group commit: {appends} appends");
+
+        let second: SharedEngine = Arc::new(Mutex::new(Engine::new(&EngineOptions::default())));
+        start(&second, open("two")).await.expect("second start");
+        assert_eq!(second.lock().ks.dbs[0].len(), 200);
+        // The first one's next heartbeat is fenced.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let state = first.lock().gate.as_ref().map(|g| g.state);
+            if state == Some(GateState::Fenced) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "first engine never fenced");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        node.shutdown().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
     #[test]
     fn gate_errors() {
         let now = Instant::now();

@@ -453,6 +453,10 @@ impl Engine {
             }
             if let Some(msg) = &gate_error {
                 if !argv[0].eq_ignore_ascii_case(b"quit") {
+                    // A transaction that lost a command cannot EXEC.
+                    if let Some(m) = client.multi.as_mut() {
+                        m.aborted = true;
+                    }
                     out.resp3 = client.resp3;
                     out.error(msg);
                     self.srv.stats.count_error(msg);
