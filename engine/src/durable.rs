@@ -122,6 +122,10 @@ pub enum DurableError {
     Snapshot(#[from] crate::snapshot::SnapshotError),
     #[error("background task failed: {0}")]
     Join(String),
+    /// The log's running checksum disagrees with the snapshot + replay:
+    /// the snapshot does not belong to this log (or the log is damaged).
+    #[error("log checksum mismatch at lsn {0}: the snapshot does not match the log")]
+    Checksum(u64),
 }
 
 /// Which transaction log the server writes to.
@@ -156,6 +160,8 @@ struct ReadEntry {
     lsn: u64,
     data: bool,
     payload: Bytes,
+    /// The log's running checksum after this entry.
+    checksum: u32,
 }
 
 type AppendFuture = Pin<Box<dyn Future<Output = Result<u64, TxlogError>> + Send>>;
@@ -289,6 +295,7 @@ impl LogBackend {
                                     lsn,
                                     data: r.kind == EntryKind::Data,
                                     payload: r.payload,
+                                    checksum: r.checksum,
                                 })
                                 .collect();
                             let Some(last) = chunk.last().map(|e| e.lsn) else {
@@ -329,6 +336,7 @@ impl LogBackend {
                         lsn: e.lsn,
                         data: e.kind == memlog_proto::txlog::EntryKind::Data as i32,
                         payload: e.payload,
+                        checksum: e.checksum,
                     });
                     if chunk.len() >= 256 || next > to {
                         apply(std::mem::take(&mut chunk));
@@ -337,6 +345,21 @@ impl LogBackend {
             }
         }
         Ok(())
+    }
+}
+
+impl LogBackend {
+    /// The log's running checksum after entry `lsn` (0 for lsn 0).
+    async fn checksum_at(&self, log: &str, lsn: u64) -> Result<u32, TxlogError> {
+        if lsn == 0 {
+            return Ok(0);
+        }
+        let mut found = None;
+        self.replay(log, lsn, lsn, |chunk| {
+            found = chunk.first().map(|e| e.checksum);
+        })
+        .await?;
+        found.ok_or_else(|| TxlogError::Invalid(format!("no entry {lsn} in {log:?}")))
     }
 }
 
@@ -459,7 +482,9 @@ pub async fn start(engine: &SharedEngine, d: Arc<Durable>) -> Result<(), Durable
         match recover(engine, &d, None).await {
             Ok(epoch) => break epoch,
             Err(
-                e @ (DurableError::Snapshot(_) | DurableError::Log(TxlogError::Truncated { .. })),
+                e @ (DurableError::Snapshot(_)
+                | DurableError::Checksum(_)
+                | DurableError::Log(TxlogError::Truncated { .. })),
             ) => return Err(e),
             Err(e) => {
                 attempt += 1;
@@ -500,6 +525,12 @@ async fn recover(
         .as_ref()
         .map(|s| (s.meta.lsn, s.meta.skip))
         .unwrap_or((0, 0));
+    // Verify the log's running checksum from the snapshot on (when known).
+    let mut chain = match &snap {
+        None => Some(0),
+        Some(s) if s.meta.checksum != 0 || s.meta.lsn == 0 => Some(s.meta.checksum),
+        Some(_) => None,
+    };
     {
         let mut e = engine.lock();
         e.reset_dataset();
@@ -530,12 +561,27 @@ async fn recover(
         }
         if info.last_lsn > applied {
             let mut replayed = 0usize;
+            let mut mismatch = None;
             d.backend
                 .replay(&d.log, applied + 1, info.last_lsn, |chunk| {
                     replayed += chunk.len();
+                    for e in &chunk {
+                        if let Some(c) = chain {
+                            let next = memlog_txlog::types::chain_checksum(c, &e.payload);
+                            if next == e.checksum {
+                                chain = Some(next);
+                            } else {
+                                mismatch.get_or_insert(e.lsn);
+                                chain = None;
+                            }
+                        }
+                    }
                     apply_entries(engine, chunk, &mut skip);
                 })
                 .await?;
+            if let Some(lsn) = mismatch {
+                return Err(DurableError::Checksum(lsn));
+            }
             tracing::info!(
                 from = applied + 1,
                 to = info.last_lsn,
@@ -814,11 +860,19 @@ async fn run_snapshots(
             );
             continue;
         };
+        // Read before the trim below makes entry `lsn` unreadable.
+        let checksum = match d.backend.checksum_at(&d.log, lsn).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "snapshot dropped: cannot read the log checksum");
+                continue;
+            }
+        };
         let snap = Snapshot {
             meta: SnapshotMeta {
                 lsn,
                 skip,
-                checksum: 0,
+                checksum,
                 created_ms: crate::keyspace::unix_ms(),
             },
             records: req.records,
@@ -919,6 +973,22 @@ mod tests {
             assert!(Instant::now() < deadline, "first engine never fenced");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        // A snapshot that does not match the log is refused.
+        let store = LocalSnapshotStore::new(dir.join("snapshots"));
+        store
+            .save(&Snapshot {
+                meta: SnapshotMeta {
+                    lsn: 1,
+                    skip: 0,
+                    checksum: 12345,
+                    created_ms: 0,
+                },
+                records: Vec::new(),
+            })
+            .expect("save");
+        let third: SharedEngine = Arc::new(Mutex::new(Engine::new(&EngineOptions::default())));
+        let r = start(&third, open("three")).await;
+        assert!(matches!(r, Err(DurableError::Checksum(_))), "{r:?}");
         node.shutdown().await;
         let _ = std::fs::remove_dir_all(dir);
     }
