@@ -621,6 +621,7 @@ async fn recover(
                     g.state = GateState::Serving;
                     g.lease_until = Some(sent + d.lease);
                 }
+                e.wake_blocked_after_rebuild();
                 tracing::info!(epoch, lsn, "leader of the log; serving");
                 return Ok(epoch);
             }

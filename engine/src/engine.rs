@@ -345,6 +345,22 @@ impl Engine {
         self.ks.ready_keys.clear();
     }
 
+    /// After a rebuild: clients blocked on keys that now hold data (from the
+    /// snapshot or the replay) are served, as if those keys had just been
+    /// written.
+    pub fn wake_blocked_after_rebuild(&mut self) {
+        if self.ks.blocked_keys.is_empty() {
+            return;
+        }
+        let keys: Vec<(usize, Elem)> = self.ks.blocked_keys.keys().cloned().collect();
+        self.ks.ready_keys.extend(keys);
+        self.ks.now_ms = unix_ms();
+        self.serve_blocked(None);
+        if !self.ks.effects.records.is_empty() {
+            self.records_ready.notify_one();
+        }
+    }
+
     /// The error every command gets now, if the durable path forbids
     /// serving (recovering, fenced, lease expired).
     fn gate_error(&self) -> Option<String> {
