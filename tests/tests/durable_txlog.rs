@@ -116,6 +116,19 @@ fn two_txlog_nodes_stopped_lease_then_recovery() {
         .unwrap();
     // A read of a key without pending writes answers within the lease.
     assert_eq!(c.call(&["GET", "cold"]).unwrap(), bulk("1"));
+    // Wait until the write has executed (INFO keyspace counts it) before
+    // reading its key on another connection.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let RespValue::Bulk(info) = c.call(&["INFO", "keyspace"]).unwrap() else {
+            panic!("INFO failed");
+        };
+        if String::from_utf8_lossy(&info).contains("keys=2") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the write never executed");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     // A read of the pending key is held.
     let mut r = raw(server.port);
     r.write_all(b"*2\r\n$3\r\nGET\r\n$3\r\nhot\r\n").unwrap();
