@@ -484,6 +484,7 @@ pub async fn start(engine: &SharedEngine, d: Arc<Durable>) -> Result<(), Durable
             Err(
                 e @ (DurableError::Snapshot(_)
                 | DurableError::Checksum(_)
+                | DurableError::Fenced(_)
                 | DurableError::Log(TxlogError::Truncated { .. })),
             ) => return Err(e),
             Err(e) => {
@@ -602,10 +603,15 @@ async fn recover(
                     tokio::time::sleep(d.lease).await;
                 }
                 let sent = Instant::now();
+                // Fenced here: a newer server took the log right after us.
                 let lsn = d
                     .backend
                     .heartbeat(&d.log, epoch, Bytes::from(d.holder.clone()))
-                    .await?;
+                    .await
+                    .map_err(|e| match e {
+                        TxlogError::Fenced { holder, .. } => DurableError::Fenced(holder),
+                        e => e.into(),
+                    })?;
                 let mut e = engine.lock();
                 e.ks.effects.records.clear();
                 e.ks.effects.last_seq += 1;
