@@ -4,7 +4,11 @@
 //! requests ([`resp`]), the [`engine::Engine`] executes them against the
 //! [`keyspace`] under one short lock per batch, and every mutation leaves a
 //! deterministic effect record ([`effect`]) for the transaction log. Replies
-//! are encoded straight into the connection's buffer.
+//! are encoded straight into the connection's buffer. With the durable path
+//! on ([`durable`]), the log client appends the records to the transaction
+//! log, the hazard tracker ([`tracker`]) parks every reply that depends on
+//! an unacknowledged record, and [`snapshot`] stores the data set as of a
+//! log position.
 
 pub mod client;
 pub mod command;
