@@ -202,3 +202,38 @@ fn a_second_server_fences_the_first() {
     assert_eq!(c2.call(&["GET", "late"]).unwrap(), RespValue::Null);
     assert_eq!(c2.call(&["DBSIZE"]).unwrap(), RespValue::Int(50));
 }
+
+/// The log unavailable for longer than an append may take: the pending
+/// write fails (it may or may not be applied), the server rebuilds and
+/// retakes leadership by itself once the log is back.
+#[test]
+fn log_down_past_the_append_timeout_then_back() {
+    let cluster = TxlogCluster::start().expect("cluster");
+    let server = cluster.server(&["--lease-ms", "500"]).expect("server");
+    let mut c = RawConn::connect(server.port).expect("connect");
+    assert_eq!(
+        c.call(&["SET", "cold", "1"]).unwrap(),
+        RespValue::Simple("OK".into())
+    );
+    for i in [0usize, 1] {
+        cluster.signal(i, "STOP").expect("stop");
+    }
+    let mut w = RawConn::connect(server.port).expect("connect");
+    w.send(&["SET", "hot", "2"]).unwrap();
+    // Appends time out after max(5 x lease, 10 s): the write fails.
+    let r = w.read().expect("reply");
+    assert!(
+        matches!(&r, RespValue::Error(e) if e.starts_with("TRYAGAIN")),
+        "{r:?}"
+    );
+    // Still down: every command fails.
+    assert!(c.call(&["GET", "cold"]).unwrap().is_error());
+    for i in [0usize, 1] {
+        cluster.signal(i, "CONT").expect("cont");
+    }
+    assert_eq!(call_until_ok(&mut c, &["GET", "cold"]), bulk("1"));
+    let v = call_until_ok(&mut c, &["GET", "hot"]);
+    assert!(v == bulk("2") || v == RespValue::Null, "{v:?}");
+    call_until_ok(&mut c, &["SET", "after", "3"]);
+    assert_eq!(call_until_ok(&mut c, &["GET", "after"]), bulk("3"));
+}
