@@ -96,6 +96,17 @@ pub struct LogGate {
 
 impl LogGate {
     /// The error every command answers now, if any.
+    /// For INFO: `starting`, `serving`, `lease-expired`, `recovering`, `fenced`.
+    pub fn describe(&self, now: Instant) -> &'static str {
+        match self.state {
+            GateState::Starting => "starting",
+            GateState::Recovering => "recovering",
+            GateState::Fenced => "fenced",
+            GateState::Serving if self.lease_until.is_some_and(|t| now < t) => "serving",
+            GateState::Serving => "lease-expired",
+        }
+    }
+
     pub fn error(&self, now: Instant) -> Option<String> {
         match self.state {
             GateState::Starting | GateState::Recovering => Some(RECOVERING_ERROR.to_string()),
@@ -472,7 +483,7 @@ pub async fn start(engine: &SharedEngine, d: Arc<Durable>) -> Result<(), Durable
     {
         let mut e = engine.lock();
         e.enable_durability();
-        if let Some(g) = e.gate.as_mut() {
+        if let Some(g) = e.srv.gate.as_mut() {
             g.lease = d.lease;
         }
         e.srv.snapshot_requests = Some(snap_tx);
@@ -623,7 +634,7 @@ async fn recover(
                     p.base_seq = base;
                     p.base_lsn = lsn.max(applied);
                 }
-                if let Some(g) = e.gate.as_mut() {
+                if let Some(g) = e.srv.gate.as_mut() {
                     g.state = GateState::Serving;
                     g.lease_until = Some(sent + d.lease);
                 }
@@ -666,7 +677,7 @@ fn apply_entries(engine: &SharedEngine, chunk: Vec<ReadEntry>, skip: &mut u64) {
 /// Fails every record not yet acknowledged and closes the gate.
 fn fail_pending(engine: &SharedEngine, state: GateState) {
     let mut e = engine.lock();
-    if let Some(g) = e.gate.as_mut() {
+    if let Some(g) = e.srv.gate.as_mut() {
         g.state = state;
     }
     let from = e.tracker.acked() + 1;
@@ -708,7 +719,7 @@ pub async fn run_log_client(engine: SharedEngine, d: Arc<Durable>, mut epoch: u6
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "recovery failed; retrying");
-                    if let Some(g) = engine.lock().gate.as_mut() {
+                    if let Some(g) = engine.lock().srv.gate.as_mut() {
                         g.state = GateState::Recovering;
                     }
                     tokio::time::sleep(backoff).await;
@@ -778,7 +789,7 @@ async fn serve_epoch(engine: &SharedEngine, d: &Arc<Durable>, epoch: u64) -> Txl
                         e.srv.stats.log_appends += 1;
                         e.srv.stats.log_records += last - first + 1;
                     }
-                    if let Some(g) = e.gate.as_mut() {
+                    if let Some(g) = e.srv.gate.as_mut() {
                         let until = sent + d.lease;
                         if g.lease_until.is_none_or(|t| t < until) {
                             g.lease_until = Some(until);
@@ -973,7 +984,7 @@ mod tests {
         // The first one's next heartbeat is fenced.
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let state = first.lock().gate.as_ref().map(|g| g.state);
+            let state = first.lock().srv.gate.as_ref().map(|g| g.state);
             if state == Some(GateState::Fenced) {
                 break;
             }

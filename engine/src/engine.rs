@@ -107,6 +107,9 @@ pub struct ServerState {
     pub active_expire: bool,
     /// INFO replication master_replid (DEBUG CHANGE-REPL-ID renews it).
     pub replid: String,
+    /// Whether commands may run, when the durable path is on (see
+    /// `durable`): leadership state and lease.
+    pub gate: Option<crate::durable::LogGate>,
     /// Where SAVE / BGSAVE send snapshots when the durable path is on.
     pub snapshot_requests:
         Option<tokio::sync::mpsc::UnboundedSender<crate::durable::SnapshotRequest>>,
@@ -243,9 +246,6 @@ pub struct Engine {
     pub records_ready: std::sync::Arc<tokio::sync::Notify>,
     /// Barrier of the command being executed (see `tracker`).
     cmd_barrier: u64,
-    /// Whether commands may run, when the durable path is on (see
-    /// `durable`): leadership state and lease.
-    pub gate: Option<crate::durable::LogGate>,
 }
 
 /// How `memlog server` configures the engine.
@@ -309,6 +309,7 @@ impl Engine {
                 active_expire: true,
                 replid: random_hex(40),
                 snapshot_requests: None,
+                gate: None,
                 blocked: HashMap::new(),
                 blocked_clients: HashMap::new(),
                 serving_key: None,
@@ -318,7 +319,6 @@ impl Engine {
             progress: std::sync::Arc::new(LogProgress::default()),
             records_ready: std::sync::Arc::new(tokio::sync::Notify::new()),
             cmd_barrier: 0,
-            gate: None,
         }
     }
 
@@ -326,8 +326,8 @@ impl Engine {
     /// client and replies wait for their acknowledgement.
     pub fn enable_durability(&mut self) {
         self.ks.effects.capture = true;
-        if self.gate.is_none() {
-            self.gate = Some(crate::durable::LogGate::default());
+        if self.srv.gate.is_none() {
+            self.srv.gate = Some(crate::durable::LogGate::default());
         }
     }
 
@@ -364,7 +364,7 @@ impl Engine {
     /// The error every command gets now, if the durable path forbids
     /// serving (recovering, fenced, lease expired).
     fn gate_error(&self) -> Option<String> {
-        self.gate.as_ref().and_then(|g| g.error(Instant::now()))
+        self.srv.gate.as_ref().and_then(|g| g.error(Instant::now()))
     }
 
     /// Closes the current effect record; a finished record is registered
@@ -468,7 +468,9 @@ impl Engine {
                 continue;
             }
             if let Some(msg) = &gate_error {
-                if !argv[0].eq_ignore_ascii_case(b"quit") {
+                // QUIT still closes; INFO still reports (memlog_log_state).
+                if !argv[0].eq_ignore_ascii_case(b"quit") && !argv[0].eq_ignore_ascii_case(b"info")
+                {
                     // A transaction that lost a command cannot EXEC.
                     if let Some(m) = client.multi.as_mut() {
                         m.aborted = true;

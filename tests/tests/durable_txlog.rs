@@ -197,6 +197,10 @@ fn a_second_server_fences_the_first() {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+    let RespValue::Bulk(info) = c1.call(&["INFO", "persistence"]).unwrap() else {
+        panic!("INFO answers on a fenced server");
+    };
+    assert!(String::from_utf8_lossy(&info).contains("memlog_log_state:fenced"));
     // The second serves exactly what was committed.
     verify(second.port, &committed).expect("committed data on the new primary");
     assert_eq!(c2.call(&["GET", "late"]).unwrap(), RespValue::Null);
