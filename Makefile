@@ -6,10 +6,42 @@ PORT ?= 6379
 DATA_DIR ?= ./data
 APT_PACKAGES := redis-server redis-tools
 
-.PHONY: run build release test test-deps fmt lint bench bench-deps bench-txlog clean compat jepsen
+.PHONY: run build release test test-deps fmt lint bench bench-deps bench-txlog clean compat jepsen cluster cluster-stop
 
+# Durable by default: a single-node transaction log runs inside the server on
+# $(DATA_DIR)/txlog, so the data survives a restart.
 run: release
 	./target/release/memlog server --bind 127.0.0.1 --port $(PORT) --data-dir $(DATA_DIR)
+
+# Three `memlog txlog` nodes and one `memlog server --txlog` on 127.0.0.1, data
+# under $(CLUSTER_DIR), PIDs in $(CLUSTER_DIR)/pids (`make cluster-stop` kills
+# exactly those). Running it again on existing data restarts the same cluster.
+CLUSTER_DIR ?= ./cluster-data
+CLUSTER_TXLOG_PORT ?= 17401
+MEMLOG ?= ./target/release/memlog
+cluster: release
+	@set -e; mkdir -p $(CLUSTER_DIR); \
+	if [ -s $(CLUSTER_DIR)/pids ]; then echo "$(CLUSTER_DIR)/pids exists: make cluster-stop first"; exit 1; fi; \
+	p1=$(CLUSTER_TXLOG_PORT); p2=$$((p1+1)); p3=$$((p1+2)); \
+	addrs="127.0.0.1:$$p1,127.0.0.1:$$p2,127.0.0.1:$$p3"; \
+	init="1=127.0.0.1:$$p1,2=127.0.0.1:$$p2,3=127.0.0.1:$$p3"; i=0; \
+	for p in $$p1 $$p2 $$p3; do i=$$((i+1)); \
+	  nohup $(MEMLOG) txlog --id $$i --bind 127.0.0.1:$$p \
+	    --data-dir $(CLUSTER_DIR)/n$$i --init $$init > $(CLUSTER_DIR)/n$$i.log 2>&1 & \
+	  echo $$! >> $(CLUSTER_DIR)/pids; \
+	done; \
+	nohup $(MEMLOG) server --bind 127.0.0.1 --port $(PORT) \
+	  --data-dir $(CLUSTER_DIR)/server --txlog $$addrs --log shard-0 \
+	  > $(CLUSTER_DIR)/server.log 2>&1 & \
+	echo $$! >> $(CLUSTER_DIR)/pids; \
+	echo "txlog nodes on $$addrs, server on 127.0.0.1:$(PORT) (logs and data in $(CLUSTER_DIR))"; \
+	echo "connect: redis-cli -p $(PORT)    stop: make cluster-stop"
+
+cluster-stop:
+	@if [ -f $(CLUSTER_DIR)/pids ]; then \
+	  for p in $$(cat $(CLUSTER_DIR)/pids); do kill $$p 2>/dev/null || true; done; \
+	  rm -f $(CLUSTER_DIR)/pids; echo "stopped"; \
+	else echo "no $(CLUSTER_DIR)/pids: nothing to stop"; fi
 
 build:
 	$(CARGO) build --workspace

@@ -373,10 +373,38 @@ def memlog_embedded_start(ctx: Ctx, data_dir: Path, port: int, log: Path) -> Run
     return Running(port, data_dir, spawn(argv, log), log)
 
 
-# To add memlog with a three-node txlog once the server can use one: write a
-# start function that spawns three `memlog txlog` nodes (free ports, data
-# dirs under data_dir) and the server pointed at them, returning them as
-# Running(helpers=[nodes]); then set start= and drop not_built below.
+def memlog_txlog3_start(ctx: Ctx, data_dir: Path, port: int, log: Path) -> Running:
+    """Three `memlog txlog` nodes (data under data_dir/n1..n3) and `memlog
+    server --txlog` pointed at them. Node ports are chosen once and kept in
+    data_dir/txlog-ports, so a restart (recovery) rejoins the same group."""
+    if not ctx.memlog_bin.is_file():
+        raise RuntimeError(f"{ctx.memlog_bin} not found (cargo build --release -p memlog)")
+    ports_file = data_dir / "txlog-ports"
+    if ports_file.is_file():
+        ports = [int(p) for p in ports_file.read_text().split()]
+    else:
+        ports = [free_port() for _ in range(3)]
+        ports_file.write_text(" ".join(map(str, ports)))
+    init = ",".join(f"{i + 1}=127.0.0.1:{p}" for i, p in enumerate(ports))
+    nodes = []
+    for i, p in enumerate(ports):
+        nodes.append(spawn([
+            str(ctx.memlog_bin), "txlog",
+            "--id", str(i + 1),
+            "--bind", f"127.0.0.1:{p}",
+            "--data-dir", str(data_dir / f"n{i + 1}"),
+            "--init", init,
+        ], log))
+    argv = [
+        str(ctx.memlog_bin), "server",
+        "--bind", "127.0.0.1",
+        "--port", str(port),
+        "--data-dir", str(data_dir / "server"),
+        "--txlog", ",".join(f"127.0.0.1:{p}" for p in ports),
+    ]
+    return Running(port, data_dir, spawn(argv, log), log, helpers=nodes)
+
+
 SYSTEMS: list[System] = [
     System("redis", "Redis, no persistence", "redis", False,
            redis_start("--appendonly", "no"),
@@ -385,12 +413,10 @@ SYSTEMS: list[System] = [
            redis_start("--appendonly", "yes", "--appendfsync", "everysec")),
     System("redis-always", "Redis, AOF appendfsync always", "redis", True,
            redis_start("--appendonly", "yes", "--appendfsync", "always")),
-    System("memlog", "memlog server, embedded (no txlog)", "memlog", False,
-           memlog_embedded_start,
-           recovery="not yet built: memlog does not persist yet"),
-    System("memlog-txlog3", "memlog server + 3-node txlog", "memlog", True, None,
-           not_built="not yet built: the server has no durable path to the txlog yet",
-           recovery="not yet built"),
+    System("memlog", "memlog server, embedded single-node txlog", "memlog", True,
+           memlog_embedded_start),
+    System("memlog-txlog3", "memlog server + 3-node txlog", "memlog", True,
+           memlog_txlog3_start),
 ]
 
 # Which Redis row a memlog row is compared with: writes of a durable system

@@ -223,9 +223,7 @@ impl Connection {
     /// Whether the first parked reply can be released or failed now.
     fn releasable(&self) -> bool {
         match self.parked.front() {
-            Some(&(_, _, seq)) => {
-                seq <= self.progress.acked() || seq >= self.progress.failed_from()
-            }
+            Some(&(_, _, seq)) => self.progress.settled(seq),
             None => false,
         }
     }
@@ -287,7 +285,7 @@ impl Connection {
     fn push_reply(&mut self, reply: crate::engine::ParkedReply) {
         let start = self.out.buf.len();
         self.out.raw(&reply.bytes);
-        if reply.seq > self.progress.acked() {
+        if reply.seq > self.progress.acked() || self.progress.is_failed(reply.seq) {
             self.parked
                 .push_back((start, self.out.buf.len(), reply.seq));
         }
@@ -295,8 +293,7 @@ impl Connection {
 
     /// Replaces parked replies whose records failed with the retryable error.
     fn fail_parked(&mut self) {
-        let failed_from = self.progress.failed_from();
-        if failed_from == u64::MAX || !self.parked.iter().any(|p| p.2 >= failed_from) {
+        if !self.parked.iter().any(|p| self.progress.is_failed(p.2)) {
             return;
         }
         let old = std::mem::take(&mut self.out.buf);
@@ -305,7 +302,7 @@ impl Connection {
         let mut kept = VecDeque::new();
         for &(start, end, seq) in &self.parked {
             new.extend_from_slice(&old[at..start]);
-            if seq >= failed_from {
+            if self.progress.is_failed(seq) {
                 new.extend_from_slice(LOG_FAILED_REPLY);
             } else {
                 let s = new.len();
@@ -325,7 +322,8 @@ impl Connection {
         let acked = self.progress.acked();
         let mut limit = self.out.buf.len();
         while let Some(&(start, _, seq)) = self.parked.front() {
-            if seq <= acked {
+            // A range can fail after fail_parked looked: never release it.
+            if seq <= acked && !self.progress.is_failed(seq) {
                 self.parked.pop_front();
             } else {
                 limit = start;

@@ -107,6 +107,12 @@ pub struct ServerState {
     pub active_expire: bool,
     /// INFO replication master_replid (DEBUG CHANGE-REPL-ID renews it).
     pub replid: String,
+    /// Whether commands may run, when the durable path is on (see
+    /// `durable`): leadership state and lease.
+    pub gate: Option<crate::durable::LogGate>,
+    /// Where SAVE / BGSAVE send snapshots when the durable path is on.
+    pub snapshot_requests:
+        Option<tokio::sync::mpsc::UnboundedSender<crate::durable::SnapshotRequest>>,
     blocked: HashMap<(usize, Elem), VecDeque<ClientId>>,
     blocked_clients: HashMap<ClientId, BlockedClient>,
     /// While a blocked client's command is re-run: the (db, key) whose
@@ -302,6 +308,8 @@ impl Engine {
                 shutdown: None,
                 active_expire: true,
                 replid: random_hex(40),
+                snapshot_requests: None,
+                gate: None,
                 blocked: HashMap::new(),
                 blocked_clients: HashMap::new(),
                 serving_key: None,
@@ -318,6 +326,45 @@ impl Engine {
     /// client and replies wait for their acknowledgement.
     pub fn enable_durability(&mut self) {
         self.ks.effects.capture = true;
+        if self.srv.gate.is_none() {
+            self.srv.gate = Some(crate::durable::LogGate::default());
+        }
+    }
+
+    /// Empties every database (WATCHes of the old data fail) before the
+    /// data set is rebuilt from a snapshot and the log.
+    pub fn reset_dataset(&mut self) {
+        for db in 0..self.ks.dbs.len() {
+            self.ks.touch_all_watched_in_db(db, None);
+            let d = &mut self.ks.dbs[db];
+            d.data = Default::default();
+            d.expires = Default::default();
+        }
+        self.ks.effects.records.clear();
+        self.ks.pending_events.clear();
+        self.ks.ready_keys.clear();
+    }
+
+    /// After a rebuild: clients blocked on keys that now hold data (from the
+    /// snapshot or the replay) are served, as if those keys had just been
+    /// written.
+    pub fn wake_blocked_after_rebuild(&mut self) {
+        if self.ks.blocked_keys.is_empty() {
+            return;
+        }
+        let keys: Vec<(usize, Elem)> = self.ks.blocked_keys.keys().cloned().collect();
+        self.ks.ready_keys.extend(keys);
+        self.ks.now_ms = unix_ms();
+        self.serve_blocked(None);
+        if !self.ks.effects.records.is_empty() {
+            self.records_ready.notify_one();
+        }
+    }
+
+    /// The error every command gets now, if the durable path forbids
+    /// serving (recovering, fenced, lease expired).
+    fn gate_error(&self) -> Option<String> {
+        self.srv.gate.as_ref().and_then(|g| g.error(Instant::now()))
     }
 
     /// Closes the current effect record; a finished record is registered
@@ -415,9 +462,24 @@ impl Engine {
             return BatchOutcome::Close;
         };
         let mut outcome = BatchOutcome::Done;
+        let gate_error = self.gate_error();
         while let Some(argv) = cmds.pop_front() {
             if argv.is_empty() {
                 continue;
+            }
+            if let Some(msg) = &gate_error {
+                // QUIT still closes; INFO still reports (memlog_log_state).
+                if !argv[0].eq_ignore_ascii_case(b"quit") && !argv[0].eq_ignore_ascii_case(b"info")
+                {
+                    // A transaction that lost a command cannot EXEC.
+                    if let Some(m) = client.multi.as_mut() {
+                        m.aborted = true;
+                    }
+                    out.resp3 = client.resp3;
+                    out.error(msg);
+                    self.srv.stats.count_error(msg);
+                    continue;
+                }
             }
             self.ks.now_ms = unix_ms();
             let reply_start = out.buf.len();
@@ -874,7 +936,7 @@ impl Engine {
     /// One run of the active expire cycle: samples keys with a TTL and
     /// deletes the expired ones, within `budget`. Returns keys deleted.
     pub fn active_expire_cycle(&mut self, budget: Duration) -> usize {
-        if !self.srv.active_expire {
+        if !self.srv.active_expire || self.gate_error().is_some() {
             return 0;
         }
         use rand::Rng;

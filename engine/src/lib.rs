@@ -4,7 +4,11 @@
 //! requests ([`resp`]), the [`engine::Engine`] executes them against the
 //! [`keyspace`] under one short lock per batch, and every mutation leaves a
 //! deterministic effect record ([`effect`]) for the transaction log. Replies
-//! are encoded straight into the connection's buffer.
+//! are encoded straight into the connection's buffer. With the durable path
+//! on ([`durable`]), the log client appends the records to the transaction
+//! log, the hazard tracker ([`tracker`]) parks every reply that depends on
+//! an unacknowledged record, and [`snapshot`] stores the data set as of a
+//! log position.
 
 /// Test-only switch (cargo feature `unsafe-early-ack`, never on by default):
 /// the durable write path must reply to a write before the transaction log
@@ -17,6 +21,7 @@ pub mod command;
 pub mod config;
 pub mod connection;
 pub mod digest;
+pub mod durable;
 pub mod effect;
 pub mod engine;
 pub mod error;
@@ -28,6 +33,7 @@ pub mod pubsub;
 pub mod rdb;
 pub mod resp;
 pub mod server;
+pub mod snapshot;
 pub mod stats;
 pub mod tracker;
 

@@ -18,7 +18,26 @@ pub struct ServerConfig {
     pub requirepass: Option<String>,
     pub proto_max_bulk_len: u64,
     pub databases: usize,
+    /// Where writes are made durable.
+    pub durability: Durability,
+    /// The write lease (see `durable`).
+    pub lease: Duration,
 }
+
+/// Where `memlog server` makes writes durable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Durability {
+    /// Nothing is persisted; replies go out at once (`--in-memory`).
+    InMemory,
+    /// A single-node transaction log in this process, on
+    /// `<data-dir>/txlog` (the default).
+    Embedded,
+    /// A txlog cluster: node addresses and the log (shard) name.
+    Remote { addrs: String, log: String },
+}
+
+/// The log name of the embedded mode (and the default shard).
+pub const DEFAULT_LOG: &str = "shard-0";
 
 /// The engine shared by connection tasks; held only for short, await-free
 /// critical sections.
@@ -43,7 +62,43 @@ pub async fn run(config: ServerConfig) -> std::io::Result<()> {
         data_dir: config.data_dir.clone(),
     };
     let engine: SharedEngine = Arc::new(Mutex::new(Engine::new(&opts)));
+    start_durability(&config, &engine)
+        .await
+        .map_err(std::io::Error::other)?;
     serve(listener, engine).await
+}
+
+/// Recovers from the transaction log and starts the log client (nothing in
+/// in-memory mode). Clients that connect meanwhile get `-TRYAGAIN`.
+pub async fn start_durability(
+    config: &ServerConfig,
+    engine: &SharedEngine,
+) -> Result<(), crate::durable::DurableError> {
+    use crate::durable::{Durable, LogBackend};
+    let (backend, log) = match &config.durability {
+        Durability::InMemory => return Ok(()),
+        Durability::Embedded => {
+            let dir = config.data_dir.join("txlog");
+            let node = memlog_txlog::TxlogNode::start_embedded(dir).await?;
+            (LogBackend::Embedded(node), DEFAULT_LOG.to_string())
+        }
+        Durability::Remote { addrs, log } => {
+            let client = memlog_txlog::TxlogClient::from_list(addrs)?
+                .with_request_timeout(crate::durable::append_timeout(config.lease));
+            (LogBackend::Remote(client), log.clone())
+        }
+    };
+    let holder = format!(
+        "memlog-server {}:{} run {}",
+        config.bind,
+        config.port,
+        engine.lock().srv.run_id
+    );
+    let snapshots = Arc::new(crate::snapshot::LocalSnapshotStore::new(
+        config.data_dir.join("snapshots"),
+    ));
+    let d = Durable::new(backend, log, holder, config.lease, snapshots);
+    crate::durable::start(engine, d).await
 }
 
 /// Serves clients from `listener` on `engine` until SHUTDOWN.

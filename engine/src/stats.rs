@@ -19,6 +19,10 @@ pub struct Stats {
     pub rejected_connections: u64,
     pub blocked_total: u64,
     pub total_error_replies: u64,
+    /// Acknowledged DATA appends of the log client, and the effect records
+    /// they carried (records / appends = group commit size).
+    pub log_appends: u64,
+    pub log_records: u64,
     pub commands: BTreeMap<&'static str, CommandStat>,
     /// Error replies by code (`ERR`, `WRONGTYPE`, ...).
     pub errors: BTreeMap<String, u64>,

@@ -179,12 +179,19 @@ mod tests {
 
 /// How far the log has acknowledged, shared with connection tasks so they
 /// can release parked replies without taking the engine lock.
+///
+/// A failed append fails a *range* of sequence numbers (every record that
+/// was executed but not acknowledged when the log failed); numbering goes on
+/// after the range once the engine is rebuilt, and a reply whose sequence
+/// number lies in a failed range is answered with an error even though
+/// `acked` has moved past it.
 #[derive(Debug)]
 pub struct LogProgress {
     acked: std::sync::atomic::AtomicU64,
-    /// Records from this sequence number on will never be acknowledged
-    /// (their append failed or was fenced): their replies become errors.
+    /// Start of the newest failed range (u64::MAX: none yet): the fast check.
     failed_from: std::sync::atomic::AtomicU64,
+    /// Every failed range, inclusive, oldest first.
+    failed: parking_lot::RwLock<Vec<(u64, u64)>>,
     changed: tokio::sync::Notify,
 }
 
@@ -193,6 +200,7 @@ impl Default for LogProgress {
         Self {
             acked: std::sync::atomic::AtomicU64::new(0),
             failed_from: std::sync::atomic::AtomicU64::new(u64::MAX),
+            failed: parking_lot::RwLock::new(Vec::new()),
             changed: tokio::sync::Notify::new(),
         }
     }
@@ -203,8 +211,25 @@ impl LogProgress {
         self.acked.load(std::sync::atomic::Ordering::Acquire)
     }
 
+    /// The lowest sequence number that ever failed (u64::MAX: none).
     pub fn failed_from(&self) -> u64 {
-        self.failed_from.load(std::sync::atomic::Ordering::Acquire)
+        self.failed.read().first().map(|r| r.0).unwrap_or(u64::MAX)
+    }
+
+    /// Whether the record `seq` will never be acknowledged.
+    pub fn is_failed(&self, seq: u64) -> bool {
+        if seq == 0 || self.failed_from.load(std::sync::atomic::Ordering::Acquire) == u64::MAX {
+            return false;
+        }
+        self.failed
+            .read()
+            .iter()
+            .any(|&(from, until)| seq >= from && seq <= until)
+    }
+
+    /// Whether a reply parked on `seq` can leave (as itself or as an error).
+    pub fn settled(&self, seq: u64) -> bool {
+        seq <= self.acked() || self.is_failed(seq)
     }
 
     /// Publishes an acknowledgement and wakes waiting connections.
@@ -214,20 +239,16 @@ impl LogProgress {
         self.changed.notify_waiters();
     }
 
-    /// Marks every record from `seq` on as failed and wakes connections.
-    pub fn set_failed_from(&self, seq: u64) {
-        self.failed_from
-            .fetch_min(seq, std::sync::atomic::Ordering::AcqRel);
-        self.changed.notify_waiters();
-    }
-
-    /// Clears the failure mark once the engine has been rebuilt and records
-    /// numbered after `seq` can be acknowledged again.
-    pub fn clear_failure(&self, seq: u64) {
+    /// Marks records `from..=until` as failed, then treats them as settled
+    /// (`acked` moves to `until`) and wakes connections.
+    pub fn set_failed(&self, from: u64, until: u64) {
+        if from <= until {
+            self.failed.write().push((from, until));
+            self.failed_from
+                .store(from, std::sync::atomic::Ordering::Release);
+        }
         self.acked
-            .fetch_max(seq, std::sync::atomic::Ordering::AcqRel);
-        self.failed_from
-            .store(u64::MAX, std::sync::atomic::Ordering::Release);
+            .fetch_max(until, std::sync::atomic::Ordering::AcqRel);
         self.changed.notify_waiters();
     }
 

@@ -47,6 +47,21 @@ struct ServerArgs {
     /// Number of logical databases (SELECT 0..N-1).
     #[arg(long, default_value_t = 16)]
     databases: usize,
+    /// Transaction log cluster (comma-separated `host:port` of its nodes).
+    /// Without it the server runs a single-node log in-process on
+    /// `<data-dir>/txlog`.
+    #[arg(long, conflicts_with = "in_memory")]
+    txlog: Option<String>,
+    /// Name of the log (shard) in the txlog cluster.
+    #[arg(long, default_value = memlog_engine::server::DEFAULT_LOG)]
+    log: String,
+    /// Write lease in milliseconds: with no append acknowledged for this
+    /// long the server stops answering until the log acknowledges again.
+    #[arg(long, default_value_t = 2000)]
+    lease_ms: u64,
+    /// Persist nothing: no transaction log, replies are sent at once.
+    #[arg(long)]
+    in_memory: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -75,6 +90,15 @@ fn main() -> anyhow::Result<()> {
                     requirepass: args.requirepass,
                     proto_max_bulk_len: args.proto_max_bulk_len,
                     databases: args.databases,
+                    durability: match (args.in_memory, args.txlog) {
+                        (true, _) => memlog_engine::server::Durability::InMemory,
+                        (false, Some(addrs)) => memlog_engine::server::Durability::Remote {
+                            addrs,
+                            log: args.log,
+                        },
+                        (false, None) => memlog_engine::server::Durability::Embedded,
+                    },
+                    lease: std::time::Duration::from_millis(args.lease_ms.max(50)),
                 };
                 memlog_engine::server::run(config)
                     .await

@@ -128,13 +128,37 @@ pub struct MemlogServer {
     pub port: u16,
     pub process: Process,
     pub dir: tempfile::TempDir,
+    /// Extra arguments it was started with (reused by `restart`).
+    pub args: Vec<String>,
+    starts: u32,
 }
 
 impl MemlogServer {
     /// Starts `memlog server` with `extra` arguments and waits for its port.
     pub fn start(extra: &[&str]) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
-        let port = free_port();
+        let args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        Self::start_in(dir, free_port(), args)
+    }
+
+    /// Starts `memlog server` on `port` with data under `dir/data`.
+    pub fn start_in(dir: tempfile::TempDir, port: u16, args: Vec<String>) -> anyhow::Result<Self> {
+        let process = Self::spawn(&dir, port, &args, 0)?;
+        Ok(Self {
+            port,
+            process,
+            dir,
+            args,
+            starts: 1,
+        })
+    }
+
+    fn spawn(
+        dir: &tempfile::TempDir,
+        port: u16,
+        args: &[String],
+        n: u32,
+    ) -> anyhow::Result<Process> {
         let mut cmd = Command::new(memlog_bin());
         cmd.arg("server")
             .arg("--bind")
@@ -143,15 +167,126 @@ impl MemlogServer {
             .arg(port.to_string())
             .arg("--data-dir")
             .arg(dir.path().join("data"))
-            .args(extra);
-        let log = dir.path().join("server.log");
+            .args(args);
+        let log = if n == 0 {
+            dir.path().join("server.log")
+        } else {
+            dir.path().join(format!("server.{n}.log"))
+        };
         let process = Process::spawn("memlog server", cmd, Some(&log))?;
         wait_for_port(port, Duration::from_secs(30))?;
-        Ok(Self { port, process, dir })
+        Ok(process)
+    }
+
+    /// kill -9, then starts again on the same port, data and arguments.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.process.kill();
+        self.process = Self::spawn(&self.dir, self.port, &self.args, self.starts)?;
+        self.starts += 1;
+        Ok(())
     }
 
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.port)
+    }
+}
+
+/// A three-node `memlog txlog` group of real processes on loopback, each
+/// node with its own data directory (fast Raft timings for tests).
+pub struct TxlogCluster {
+    pub dir: tempfile::TempDir,
+    pub ports: Vec<u16>,
+    pub nodes: Vec<Option<Process>>,
+    init: String,
+    starts: u32,
+}
+
+impl TxlogCluster {
+    pub fn start() -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let init = ports
+            .iter()
+            .enumerate()
+            .map(|(i, p)| format!("{}=127.0.0.1:{p}", i + 1))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut c = Self {
+            dir,
+            ports,
+            nodes: vec![None, None, None],
+            init,
+            starts: 0,
+        };
+        for i in 0..3 {
+            c.spawn(i)?;
+        }
+        for i in 0..3 {
+            wait_for_port(c.ports[i], Duration::from_secs(30))?;
+        }
+        Ok(c)
+    }
+
+    pub fn addr(&self, i: usize) -> String {
+        format!("127.0.0.1:{}", self.ports[i])
+    }
+
+    /// `host:port,host:port,host:port` (what `memlog server --txlog` takes).
+    pub fn addrs(&self) -> String {
+        (0..3).map(|i| self.addr(i)).collect::<Vec<_>>().join(",")
+    }
+
+    /// (Re)starts node `i` on its data directory.
+    pub fn spawn(&mut self, i: usize) -> anyhow::Result<()> {
+        self.starts += 1;
+        let mut cmd = Command::new(memlog_bin());
+        cmd.arg("txlog")
+            .arg("--id")
+            .arg((i + 1).to_string())
+            .arg("--bind")
+            .arg(self.addr(i))
+            .arg("--data-dir")
+            .arg(self.dir.path().join(format!("n{}", i + 1)))
+            .arg("--init")
+            .arg(&self.init)
+            .args(["--heartbeat-ms", "50"])
+            .args(["--election-min-ms", "300"])
+            .args(["--election-max-ms", "600"])
+            .env("RUST_LOG", "warn");
+        let log = self
+            .dir
+            .path()
+            .join(format!("n{}.{}.log", i + 1, self.starts));
+        self.nodes[i] = Some(Process::spawn("memlog txlog", cmd, Some(&log))?);
+        Ok(())
+    }
+
+    /// Restarts node `i` and waits for its port.
+    pub fn restart(&mut self, i: usize) -> anyhow::Result<()> {
+        self.spawn(i)?;
+        wait_for_port(self.ports[i], Duration::from_secs(30))
+    }
+
+    /// kill -9 node `i`.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut p) = self.nodes[i].take() {
+            p.kill();
+        }
+    }
+
+    /// Sends `sig` ("STOP", "CONT", ...) to node `i`.
+    pub fn signal(&self, i: usize, sig: &str) -> anyhow::Result<()> {
+        match &self.nodes[i] {
+            Some(p) => p.signal(sig),
+            None => anyhow::bail!("node {i} is not running"),
+        }
+    }
+
+    /// A durable `memlog server` on this cluster (`--txlog`).
+    pub fn server(&self, extra: &[&str]) -> anyhow::Result<MemlogServer> {
+        let mut args = vec!["--txlog".to_string(), self.addrs()];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        MemlogServer::start_in(tempfile::tempdir()?, free_port(), args)
     }
 }
 
@@ -190,6 +325,7 @@ impl RedisServer {
 
 pub mod jepsen;
 pub mod resp;
+pub mod workload;
 
 pub use resp::{RawConn, RespValue};
 
@@ -228,9 +364,16 @@ impl Differential {
     }
 
     /// Sends `args` to both; returns (memlog, redis) replies without checking.
+    ///
+    /// The command is sent to both before either reply is read, so both
+    /// execute at (nearly) the same time even though memlog answers a write
+    /// only once its log has it on disk (time-relative replies such as
+    /// PEXPIRETIME after EXPIRE then agree).
     pub fn both<A: AsRef<[u8]>>(&mut self, args: &[A]) -> (RespValue, RespValue) {
-        let a = self.m.call(args).expect("memlog reply");
-        let b = self.r.call(args).expect("redis reply");
+        self.m.send(args).expect("memlog send");
+        self.r.send(args).expect("redis send");
+        let a = self.m.read().expect("memlog reply");
+        let b = self.r.read().expect("redis reply");
         (a, b)
     }
 

@@ -102,6 +102,16 @@ impl RawConn {
         })
     }
 
+    /// Wraps a connected stream.
+    pub fn from_stream(s: TcpStream) -> std::io::Result<Self> {
+        s.set_read_timeout(Some(Duration::from_secs(30)))?;
+        s.set_nodelay(true)?;
+        Ok(Self {
+            reader: BufReader::new(s.try_clone()?),
+            writer: s,
+        })
+    }
+
     /// Sends one command as a multibulk.
     pub fn send<A: AsRef<[u8]>>(&mut self, args: &[A]) -> std::io::Result<()> {
         let mut buf = format!("*{}\r\n", args.len()).into_bytes();

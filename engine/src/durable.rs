@@ -1,0 +1,1028 @@
+//! The durable write path: the log client that appends the engine's effect
+//! records to the transaction log, leadership and recovery, the lease, and
+//! snapshots.
+//!
+//! - **Log client** ([`run_log_client`]): one task per server. It waits on
+//!   `engine.records_ready`, takes the finished records under the engine lock
+//!   (a `Vec` swap), encodes them as **one `EffectBatch` payload per append**
+//!   (one log entry per group commit: under load one append carries every
+//!   record executed while the previous appends were in flight) and appends
+//!   it with condition `epoch = E`. Up to [`MAX_INFLIGHT_APPENDS`] appends
+//!   (and [`MAX_INFLIGHT_BYTES`]) are in flight, in order; past the bound it
+//!   stops taking records, which then accumulate in the engine and park their
+//!   clients' replies (each connection stops reading past 64 MiB of parked
+//!   replies): back-pressure. Each acknowledgement acknowledges the batch's
+//!   last sequence number in the hazard tracker and in [`LogProgress`],
+//!   which releases parked replies, and renews the lease.
+//! - **Failure**: an append that fails, is FENCED, has an unknown outcome or
+//!   takes longer than [`append_timeout`] fails every unacknowledged record:
+//!   their parked replies become `-TRYAGAIN` errors, and every command is
+//!   refused (see [`LogGate`]) while the engine rebuilds its data set from
+//!   what the log committed (snapshot + replay), because executed but
+//!   uncommitted changes must never become visible. FENCED (another server
+//!   holds the log) stops serving for good: every command answers
+//!   [`FENCED_ERROR`]. Otherwise the server retakes leadership and serves
+//!   again by itself.
+//! - **Startup** ([`start`]): load the newest snapshot, replay the log after
+//!   it, `TakeLeadership(expected_last_lsn)` (on CONFLICT replay more and
+//!   retry), wait out the previous holder's lease, renew ours, serve.
+//! - **Lease**: any acknowledged append renews it until `send time + lease`;
+//!   when idle a HEARTBEAT append goes out every `lease / 4`. While the lease
+//!   is expired every command answers [`LogGate::error`]'s lease error.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::stream::{FuturesOrdered, StreamExt};
+use memlog_txlog::batcher::WriteOutcome;
+use memlog_txlog::store::state_machine::ReadResult;
+use memlog_txlog::types::{Condition, EntryKind, Op, OpResult};
+use memlog_txlog::{AppendPipeline, TxlogClient, TxlogError, TxlogNode};
+use parking_lot::Mutex;
+use prost::Message;
+
+use crate::effect::{EffectBatch, EffectRecord};
+use crate::server::SharedEngine;
+use crate::snapshot::{Snapshot, SnapshotMeta, SnapshotStore};
+
+/// Default lease: a server that had no append acknowledged for this long
+/// stops answering.
+pub const DEFAULT_LEASE: Duration = Duration::from_millis(2000);
+/// Appends in flight at once, at most.
+pub const MAX_INFLIGHT_APPENDS: usize = 3;
+/// Bytes of appends in flight, at most.
+pub const MAX_INFLIGHT_BYTES: usize = 16 * 1024 * 1024;
+/// Records taken into one append, about (at least one record).
+pub const MAX_APPEND_BYTES: usize = 2 * 1024 * 1024;
+
+/// What a fenced server answers to every command.
+pub const FENCED_ERROR: &str = "READONLY You can't write against a read only replica.";
+/// What every command answers while the data set is rebuilt from the log.
+pub const RECOVERING_ERROR: &str =
+    "TRYAGAIN memlog: rebuilding the data set from the transaction log; retry";
+
+/// How long one append may stay unanswered before its outcome counts as
+/// unknown (and the server rebuilds from the log).
+pub fn append_timeout(lease: Duration) -> Duration {
+    (lease * 5).max(Duration::from_secs(10))
+}
+
+/// Where the server stands with its log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GateState {
+    /// Recovering at startup.
+    #[default]
+    Starting,
+    Serving,
+    /// An append failed: rebuilding from the log.
+    Recovering,
+    /// Another server took the log: never serves again.
+    Fenced,
+}
+
+/// Whether commands may run (kept in `Engine::gate` when durable).
+#[derive(Debug, Clone, Default)]
+pub struct LogGate {
+    pub state: GateState,
+    /// Commands run only before this instant (send time of the last
+    /// acknowledged append + lease).
+    pub lease_until: Option<Instant>,
+    pub lease: Duration,
+}
+
+impl LogGate {
+    /// The error every command answers now, if any.
+    /// For INFO: `starting`, `serving`, `lease-expired`, `recovering`, `fenced`.
+    pub fn describe(&self, now: Instant) -> &'static str {
+        match self.state {
+            GateState::Starting => "starting",
+            GateState::Recovering => "recovering",
+            GateState::Fenced => "fenced",
+            GateState::Serving if self.lease_until.is_some_and(|t| now < t) => "serving",
+            GateState::Serving => "lease-expired",
+        }
+    }
+
+    pub fn error(&self, now: Instant) -> Option<String> {
+        match self.state {
+            GateState::Starting | GateState::Recovering => Some(RECOVERING_ERROR.to_string()),
+            GateState::Fenced => Some(FENCED_ERROR.to_string()),
+            GateState::Serving => match self.lease_until {
+                Some(t) if now < t => None,
+                _ => Some(format!(
+                    "TRYAGAIN memlog: lease expired: the transaction log acknowledged nothing for {} ms; retry",
+                    self.lease.as_millis()
+                )),
+            },
+        }
+    }
+}
+
+/// Errors of the durable path.
+#[derive(Debug, thiserror::Error)]
+pub enum DurableError {
+    #[error("transaction log: {0}")]
+    Log(#[from] TxlogError),
+    #[error("fenced: another server holds the log (holder {0:?})")]
+    Fenced(String),
+    #[error(transparent)]
+    Snapshot(#[from] crate::snapshot::SnapshotError),
+    #[error("background task failed: {0}")]
+    Join(String),
+    /// The log's running checksum disagrees with the snapshot + replay:
+    /// the snapshot does not belong to this log (or the log is damaged).
+    #[error("log checksum mismatch at lsn {0}: the snapshot does not match the log")]
+    Checksum(u64),
+}
+
+/// Which transaction log the server writes to.
+#[derive(Clone)]
+pub enum LogBackend {
+    /// A single-node txlog in this process (`memlog server` default).
+    Embedded(TxlogNode),
+    /// A txlog cluster over gRPC (`--txlog ADDR,...`).
+    Remote(TxlogClient),
+}
+
+impl std::fmt::Debug for LogBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LogBackend::Embedded(_) => f.write_str("Embedded"),
+            LogBackend::Remote(c) => write!(f, "Remote({:?})", c.addrs()),
+        }
+    }
+}
+
+/// A log's state as read by the server.
+#[derive(Debug, Clone, Default)]
+struct LogInfo {
+    first_lsn: u64,
+    last_lsn: u64,
+    epoch: u64,
+    holder: String,
+}
+
+/// One entry read back from the log.
+struct ReadEntry {
+    lsn: u64,
+    data: bool,
+    payload: Bytes,
+    /// The log's running checksum after this entry.
+    checksum: u32,
+}
+
+type AppendFuture = Pin<Box<dyn Future<Output = Result<u64, TxlogError>> + Send>>;
+
+fn op_result(
+    o: Result<WriteOutcome, tokio::sync::oneshot::error::RecvError>,
+) -> Result<u64, TxlogError> {
+    match o {
+        Ok(WriteOutcome::Done(OpResult::Appended { last_lsn, .. })) => Ok(last_lsn),
+        Ok(WriteOutcome::Done(OpResult::Fenced(p))) => Err(TxlogError::Fenced {
+            epoch: p.epoch,
+            last_lsn: p.last_lsn,
+            holder: p.holder,
+        }),
+        Ok(WriteOutcome::Done(OpResult::Conflict(p))) => Err(TxlogError::Conflict {
+            epoch: p.epoch,
+            last_lsn: p.last_lsn,
+            holder: p.holder,
+        }),
+        Ok(WriteOutcome::Done(other)) => Err(TxlogError::Invalid(format!("{other:?}"))),
+        Ok(WriteOutcome::NotLeader {
+            leader_id,
+            leader_addr,
+        }) => Err(TxlogError::NotLeader {
+            leader_id,
+            leader_addr,
+        }),
+        Ok(WriteOutcome::Unknown(m)) => Err(TxlogError::OutcomeUnknown(m)),
+        Err(_) => Err(TxlogError::OutcomeUnknown("embedded log stopped".into())),
+    }
+}
+
+impl LogBackend {
+    fn is_remote(&self) -> bool {
+        matches!(self, LogBackend::Remote(_))
+    }
+
+    async fn status(&self, log: &str) -> Result<LogInfo, TxlogError> {
+        match self {
+            LogBackend::Embedded(node) => {
+                let m = node.view.meta(log).unwrap_or_default();
+                Ok(LogInfo {
+                    first_lsn: m.first_lsn,
+                    last_lsn: m.last_lsn,
+                    epoch: m.epoch,
+                    holder: m.holder,
+                })
+            }
+            LogBackend::Remote(c) => {
+                let st = c.status().await?;
+                Ok(st
+                    .logs
+                    .into_iter()
+                    .find(|l| l.name == log)
+                    .map(|l| LogInfo {
+                        first_lsn: l.first_lsn,
+                        last_lsn: l.last_lsn,
+                        epoch: l.epoch,
+                        holder: l.holder,
+                    })
+                    .unwrap_or(LogInfo {
+                        first_lsn: 1,
+                        ..Default::default()
+                    }))
+            }
+        }
+    }
+
+    async fn take_leadership(
+        &self,
+        log: &str,
+        holder: &str,
+        expected_last_lsn: u64,
+    ) -> Result<(u64, u64), TxlogError> {
+        match self {
+            LogBackend::Embedded(n) => n.take_leadership(log, holder, expected_last_lsn).await,
+            LogBackend::Remote(c) => c.take_leadership(log, holder, expected_last_lsn).await,
+        }
+    }
+
+    async fn trim(&self, log: &str, up_to: u64) -> Result<u64, TxlogError> {
+        match self {
+            LogBackend::Embedded(n) => n.trim(log, up_to).await,
+            LogBackend::Remote(c) => c.trim(log, up_to).await,
+        }
+    }
+
+    /// A HEARTBEAT append under `epoch`; returns its LSN.
+    fn heartbeat(&self, log: &str, epoch: u64, payload: Bytes) -> AppendFuture {
+        match self {
+            LogBackend::Embedded(n) => {
+                let (n, log) = (n.clone(), log.to_string());
+                Box::pin(async move {
+                    let rx = n
+                        .batcher
+                        .enqueue(Op::Append {
+                            log,
+                            condition: Condition::Epoch(epoch),
+                            kind: EntryKind::Heartbeat,
+                            payloads: vec![payload],
+                        })
+                        .await;
+                    op_result(rx.await)
+                })
+            }
+            LogBackend::Remote(c) => {
+                let (c, log) = (c.clone(), log.to_string());
+                Box::pin(async move { Ok(c.heartbeat(&log, epoch, payload).await?.last_lsn) })
+            }
+        }
+    }
+
+    /// Reads entries `from..=to` and hands them to `apply` in chunks.
+    async fn replay(
+        &self,
+        log: &str,
+        from: u64,
+        to: u64,
+        mut apply: impl FnMut(Vec<ReadEntry>),
+    ) -> Result<(), TxlogError> {
+        let mut next = from;
+        match self {
+            LogBackend::Embedded(node) => {
+                while next <= to {
+                    match node.view.read(log, next, 1024, 4 * 1024 * 1024).await? {
+                        ReadResult::Entries(v) => {
+                            let chunk: Vec<ReadEntry> = v
+                                .into_iter()
+                                .filter(|(lsn, _)| *lsn <= to)
+                                .map(|(lsn, r)| ReadEntry {
+                                    lsn,
+                                    data: r.kind == EntryKind::Data,
+                                    payload: r.payload,
+                                    checksum: r.checksum,
+                                })
+                                .collect();
+                            let Some(last) = chunk.last().map(|e| e.lsn) else {
+                                return Err(TxlogError::Invalid(format!(
+                                    "log {log:?} ends before lsn {next}"
+                                )));
+                            };
+                            next = last + 1;
+                            apply(chunk);
+                        }
+                        ReadResult::Truncated { first_retained } => {
+                            return Err(TxlogError::Truncated {
+                                requested: next,
+                                first_retained,
+                            })
+                        }
+                    }
+                }
+            }
+            LogBackend::Remote(c) => {
+                if next > to {
+                    return Ok(());
+                }
+                let stream = c.follow(log, next);
+                tokio::pin!(stream);
+                let mut chunk = Vec::new();
+                while next <= to {
+                    let item = tokio::time::timeout(Duration::from_secs(15), stream.next())
+                        .await
+                        .map_err(|_| TxlogError::Unavailable("reading the log timed out".into()))?;
+                    let e = match item {
+                        Some(Ok(e)) => e,
+                        Some(Err(e)) => return Err(e),
+                        None => return Err(TxlogError::Unavailable("log tail ended".into())),
+                    };
+                    next = e.lsn + 1;
+                    chunk.push(ReadEntry {
+                        lsn: e.lsn,
+                        data: e.kind == memlog_proto::txlog::EntryKind::Data as i32,
+                        payload: e.payload,
+                        checksum: e.checksum,
+                    });
+                    if chunk.len() >= 256 || next > to {
+                        apply(std::mem::take(&mut chunk));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl LogBackend {
+    /// The log's running checksum after entry `lsn` (0 for lsn 0).
+    async fn checksum_at(&self, log: &str, lsn: u64) -> Result<u32, TxlogError> {
+        if lsn == 0 {
+            return Ok(0);
+        }
+        let mut found = None;
+        self.replay(log, lsn, lsn, |chunk| {
+            found = chunk.first().map(|e| e.checksum);
+        })
+        .await?;
+        found.ok_or_else(|| TxlogError::Invalid(format!("no entry {lsn} in {log:?}")))
+    }
+}
+
+/// The appender's handle for one epoch.
+enum Writer {
+    Pipeline(AppendPipeline),
+    Embedded(TxlogNode),
+}
+
+impl Writer {
+    async fn open(backend: &LogBackend, log: &str, epoch: u64) -> Result<Self, TxlogError> {
+        Ok(match backend {
+            LogBackend::Embedded(n) => Writer::Embedded(n.clone()),
+            LogBackend::Remote(c) => Writer::Pipeline(AppendPipeline::open(c, log, epoch).await?),
+        })
+    }
+
+    /// Queues a DATA append (appends queued one after the other keep their
+    /// order) and returns the future of its LSN.
+    async fn submit(&self, log: &str, epoch: u64, payload: Bytes) -> AppendFuture {
+        match self {
+            Writer::Pipeline(p) => match p.submit(vec![payload]).await {
+                Ok(f) => Box::pin(async move { f.await.map(|a| a.last_lsn) }),
+                Err(e) => Box::pin(async move { Err(e) }),
+            },
+            Writer::Embedded(n) => {
+                let rx = n
+                    .batcher
+                    .enqueue(Op::Append {
+                        log: log.to_string(),
+                        condition: Condition::Epoch(epoch),
+                        kind: EntryKind::Data,
+                        payloads: vec![payload],
+                    })
+                    .await;
+                Box::pin(async move { op_result(rx.await) })
+            }
+        }
+    }
+}
+
+/// Which log entry holds which records: maps sequence numbers to LSNs for
+/// snapshots.
+#[derive(Debug, Default)]
+struct Positions {
+    /// After the last recovery the data set was the log up to `base_lsn`,
+    /// and the record numbered `base_seq` stands for it.
+    base_seq: u64,
+    base_lsn: u64,
+    /// (first seq, last seq, lsn) of recent acknowledged appends.
+    batches: VecDeque<(u64, u64, u64)>,
+}
+
+impl Positions {
+    /// (lsn, skip) of the data set as of record `seq`.
+    fn locate(&self, seq: u64) -> Option<(u64, u64)> {
+        if let Some(&(a, b, lsn)) = self.batches.iter().find(|(a, b, _)| *a <= seq && seq <= *b) {
+            return Some(if seq == b {
+                (lsn, 0)
+            } else {
+                (lsn - 1, seq - a + 1)
+            });
+        }
+        (seq == self.base_seq).then_some((self.base_lsn, 0))
+    }
+}
+
+/// A snapshot to write once the records up to `seq` are durable.
+#[derive(Debug)]
+pub struct SnapshotRequest {
+    pub seq: u64,
+    pub records: Vec<EffectRecord>,
+}
+
+/// The durable path of one server.
+#[derive(Debug)]
+pub struct Durable {
+    pub backend: LogBackend,
+    pub log: String,
+    /// Unique per process: names this server in leadership entries.
+    pub holder: String,
+    pub lease: Duration,
+    pub snapshots: Arc<dyn SnapshotStore>,
+    positions: Mutex<Positions>,
+}
+
+impl Durable {
+    pub fn new(
+        backend: LogBackend,
+        log: impl Into<String>,
+        holder: impl Into<String>,
+        lease: Duration,
+        snapshots: Arc<dyn SnapshotStore>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            backend,
+            log: log.into(),
+            holder: holder.into(),
+            lease,
+            snapshots,
+            positions: Mutex::new(Positions::default()),
+        })
+    }
+}
+
+/// Recovers (snapshot + log replay + leadership), then starts the log client
+/// and the snapshot writer. Returns once the server may serve.
+pub async fn start(engine: &SharedEngine, d: Arc<Durable>) -> Result<(), DurableError> {
+    let (snap_tx, snap_rx) = tokio::sync::mpsc::unbounded_channel();
+    {
+        let mut e = engine.lock();
+        e.enable_durability();
+        if let Some(g) = e.srv.gate.as_mut() {
+            g.lease = d.lease;
+        }
+        e.srv.snapshot_requests = Some(snap_tx);
+    }
+    let mut attempt = 0u32;
+    let epoch = loop {
+        match recover(engine, &d, None).await {
+            Ok(epoch) => break epoch,
+            Err(
+                e @ (DurableError::Snapshot(_)
+                | DurableError::Checksum(_)
+                | DurableError::Fenced(_)
+                | DurableError::Log(TxlogError::Truncated { .. })),
+            ) => return Err(e),
+            Err(e) => {
+                attempt += 1;
+                if attempt >= 30 {
+                    return Err(e);
+                }
+                tracing::warn!(error = %e, "startup recovery failed; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    };
+    tokio::spawn(run_log_client(engine.clone(), d.clone(), epoch));
+    tokio::spawn(run_snapshots(engine.clone(), d, snap_rx));
+    Ok(())
+}
+
+/// Rebuilds the data set from the newest snapshot and the log, takes
+/// leadership and renews the lease; returns the new epoch. With
+/// `prev_epoch` (recovery after a failed append), finding another holder
+/// means this server was fenced.
+async fn recover(
+    engine: &SharedEngine,
+    d: &Arc<Durable>,
+    prev_epoch: Option<u64>,
+) -> Result<u64, DurableError> {
+    if prev_epoch.is_some() {
+        // Fail fast if someone else took the log while we were away.
+        let info = d.backend.status(&d.log).await?;
+        if info.holder != d.holder {
+            return Err(DurableError::Fenced(info.holder));
+        }
+    }
+    let store = d.snapshots.clone();
+    let snap = tokio::task::spawn_blocking(move || store.load_latest())
+        .await
+        .map_err(|e| DurableError::Join(e.to_string()))??;
+    let (mut applied, mut skip) = snap
+        .as_ref()
+        .map(|s| (s.meta.lsn, s.meta.skip))
+        .unwrap_or((0, 0));
+    // Verify the log's running checksum from the snapshot on (when known).
+    let mut chain = match &snap {
+        None => Some(0),
+        Some(s) if s.meta.checksum != 0 || s.meta.lsn == 0 => Some(s.meta.checksum),
+        Some(_) => None,
+    };
+    {
+        let mut e = engine.lock();
+        e.reset_dataset();
+        if let Some(s) = &snap {
+            for r in &s.records {
+                if let Err(err) = e.apply_effect(r) {
+                    tracing::error!(error = %err, "snapshot record failed to apply");
+                }
+            }
+            tracing::info!(
+                lsn = s.meta.lsn,
+                records = s.records.len(),
+                "loaded snapshot"
+            );
+        }
+    }
+    loop {
+        let info = d.backend.status(&d.log).await?;
+        if prev_epoch.is_some() && info.holder != d.holder {
+            return Err(DurableError::Fenced(info.holder));
+        }
+        if info.first_lsn > applied + 1 {
+            return Err(TxlogError::Truncated {
+                requested: applied + 1,
+                first_retained: info.first_lsn,
+            }
+            .into());
+        }
+        if info.last_lsn > applied {
+            let mut replayed = 0usize;
+            let mut mismatch = None;
+            d.backend
+                .replay(&d.log, applied + 1, info.last_lsn, |chunk| {
+                    replayed += chunk.len();
+                    for e in &chunk {
+                        if let Some(c) = chain {
+                            let next = memlog_txlog::types::chain_checksum(c, &e.payload);
+                            if next == e.checksum {
+                                chain = Some(next);
+                            } else {
+                                mismatch.get_or_insert(e.lsn);
+                                chain = None;
+                            }
+                        }
+                    }
+                    apply_entries(engine, chunk, &mut skip);
+                })
+                .await?;
+            if let Some(lsn) = mismatch {
+                return Err(DurableError::Checksum(lsn));
+            }
+            tracing::info!(
+                from = applied + 1,
+                to = info.last_lsn,
+                entries = replayed,
+                "replayed the log"
+            );
+            applied = info.last_lsn;
+        }
+        skip = 0;
+        let other_holder = info.epoch > 0 && info.holder != d.holder;
+        match d.backend.take_leadership(&d.log, &d.holder, applied).await {
+            Ok((epoch, lsn)) => {
+                // What we replayed plus our leadership entry is the log.
+                applied = lsn;
+                if other_holder && d.backend.is_remote() {
+                    // The previous primary may still serve reads until its
+                    // lease (measured from before our entry) runs out.
+                    tokio::time::sleep(d.lease).await;
+                }
+                let sent = Instant::now();
+                // Fenced here: a newer server took the log right after us.
+                let lsn = d
+                    .backend
+                    .heartbeat(&d.log, epoch, Bytes::from(d.holder.clone()))
+                    .await
+                    .map_err(|e| match e {
+                        TxlogError::Fenced { holder, .. } => DurableError::Fenced(holder),
+                        e => e.into(),
+                    })?;
+                let mut e = engine.lock();
+                e.ks.effects.records.clear();
+                e.ks.effects.last_seq += 1;
+                let base = e.ks.effects.last_seq;
+                e.tracker.reset(base);
+                e.progress.set_acked(base);
+                {
+                    let mut p = d.positions.lock();
+                    p.base_seq = base;
+                    p.base_lsn = lsn.max(applied);
+                }
+                if let Some(g) = e.srv.gate.as_mut() {
+                    g.state = GateState::Serving;
+                    g.lease_until = Some(sent + d.lease);
+                }
+                e.wake_blocked_after_rebuild();
+                tracing::info!(epoch, lsn, "leader of the log; serving");
+                return Ok(epoch);
+            }
+            Err(TxlogError::Conflict { .. }) | Err(TxlogError::OutcomeUnknown(_)) => {
+                // Someone appended after what we read: read more, retry.
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Applies replayed entries (DATA only) to the engine, a chunk per lock.
+fn apply_entries(engine: &SharedEngine, chunk: Vec<ReadEntry>, skip: &mut u64) {
+    let mut batches = Vec::with_capacity(chunk.len());
+    for entry in chunk {
+        let s = std::mem::take(skip);
+        if !entry.data {
+            continue;
+        }
+        match EffectBatch::decode(entry.payload) {
+            Ok(b) => batches.push((entry.lsn, s as usize, b)),
+            Err(err) => tracing::error!(lsn = entry.lsn, error = %err, "undecodable log entry"),
+        }
+    }
+    let mut e = engine.lock();
+    for (lsn, s, b) in batches {
+        for r in b.records.iter().skip(s) {
+            if let Err(err) = e.apply_effect(r) {
+                tracing::error!(lsn, error = %err, "log record failed to apply");
+            }
+        }
+    }
+}
+
+/// Fails every record not yet acknowledged and closes the gate.
+fn fail_pending(engine: &SharedEngine, state: GateState) {
+    let mut e = engine.lock();
+    if let Some(g) = e.srv.gate.as_mut() {
+        g.state = state;
+    }
+    let from = e.tracker.acked() + 1;
+    let until = e.ks.effects.last_seq;
+    e.ks.effects.records.clear();
+    e.tracker.reset(until);
+    e.progress.set_failed(from, until);
+}
+
+/// The log client: appends, acknowledges, renews the lease, and recovers
+/// from failures until fenced.
+pub async fn run_log_client(engine: SharedEngine, d: Arc<Durable>, mut epoch: u64) {
+    loop {
+        let err = serve_epoch(&engine, &d, epoch).await;
+        if let TxlogError::Fenced { holder, .. } = &err {
+            tracing::error!(
+                holder,
+                "fenced: another server took the log; no longer serving"
+            );
+            fail_pending(&engine, GateState::Fenced);
+            return;
+        }
+        tracing::warn!(error = %err, "append failed; rebuilding from the log");
+        fail_pending(&engine, GateState::Recovering);
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match recover(&engine, &d, Some(epoch)).await {
+                Ok(e) => {
+                    epoch = e;
+                    break;
+                }
+                Err(DurableError::Fenced(holder)) => {
+                    tracing::error!(
+                        holder,
+                        "fenced: another server took the log; no longer serving"
+                    );
+                    fail_pending(&engine, GateState::Fenced);
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "recovery failed; retrying");
+                    if let Some(g) = engine.lock().srv.gate.as_mut() {
+                        g.state = GateState::Recovering;
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+    }
+}
+
+type InFlight = Pin<
+    Box<dyn Future<Output = (Result<u64, TxlogError>, Instant, Option<(u64, u64)>, usize)> + Send>,
+>;
+
+/// Takes finished records, about `max_bytes` of them (at least one).
+fn take_records(
+    records: &mut Vec<(u64, EffectRecord)>,
+    max_bytes: usize,
+) -> Vec<(u64, EffectRecord)> {
+    let mut bytes = 0;
+    let mut n = 0;
+    for (_, r) in records.iter() {
+        bytes += r.encoded_len() + 4;
+        n += 1;
+        if bytes >= max_bytes {
+            break;
+        }
+    }
+    if n == records.len() {
+        std::mem::take(records)
+    } else {
+        records.drain(..n).collect()
+    }
+}
+
+/// Appends under `epoch` until an append fails; returns why.
+async fn serve_epoch(engine: &SharedEngine, d: &Arc<Durable>, epoch: u64) -> TxlogError {
+    let writer = match Writer::open(&d.backend, &d.log, epoch).await {
+        Ok(w) => w,
+        Err(e) => return e,
+    };
+    let (records_ready, progress) = {
+        let e = engine.lock();
+        (e.records_ready.clone(), e.progress.clone())
+    };
+    let timeout = append_timeout(d.lease);
+    let heartbeat_every = d.lease / 4;
+    let mut inflight: FuturesOrdered<InFlight> = FuturesOrdered::new();
+    let mut inflight_bytes = 0usize;
+    let mut last_send = Instant::now();
+    loop {
+        let can_take = inflight.len() < MAX_INFLIGHT_APPENDS && inflight_bytes < MAX_INFLIGHT_BYTES;
+        let heartbeat_at = tokio::time::Instant::from_std(last_send + heartbeat_every);
+        tokio::select! {
+            biased;
+            done = inflight.next(), if !inflight.is_empty() => {
+                let Some((result, sent, seqs, bytes)) = done else { continue };
+                inflight_bytes -= bytes;
+                let lsn = match result {
+                    Ok(lsn) => lsn,
+                    Err(e) => return e,
+                };
+                {
+                    let mut e = engine.lock();
+                    if let Some((first, last)) = seqs {
+                        e.tracker.ack(last);
+                        e.srv.stats.log_appends += 1;
+                        e.srv.stats.log_records += last - first + 1;
+                    }
+                    if let Some(g) = e.srv.gate.as_mut() {
+                        let until = sent + d.lease;
+                        if g.lease_until.is_none_or(|t| t < until) {
+                            g.lease_until = Some(until);
+                        }
+                    }
+                }
+                if let Some((first, last)) = seqs {
+                    progress.set_acked(last);
+                    let mut p = d.positions.lock();
+                    p.batches.push_back((first, last, lsn));
+                    while p.batches.len() > 4096 {
+                        p.batches.pop_front();
+                    }
+                }
+            }
+            _ = records_ready.notified(), if can_take => {
+                let (records, more) = {
+                    let mut e = engine.lock();
+                    let r = take_records(&mut e.ks.effects.records, MAX_APPEND_BYTES);
+                    (r, !e.ks.effects.records.is_empty())
+                };
+                if more {
+                    records_ready.notify_one();
+                }
+                let (Some(first), Some(last)) = (records.first().map(|r| r.0), records.last().map(|r| r.0)) else {
+                    continue;
+                };
+                let payload = EffectBatch {
+                    records: records.into_iter().map(|(_, r)| r).collect(),
+                }
+                .encode_to_vec();
+                let bytes = payload.len();
+                let sent = Instant::now();
+                let fut = writer.submit(&d.log, epoch, Bytes::from(payload)).await;
+                last_send = sent;
+                inflight_bytes += bytes;
+                inflight.push_back(Box::pin(async move {
+                    let r = tokio::time::timeout(timeout, fut).await.unwrap_or_else(|_| {
+                        Err(TxlogError::OutcomeUnknown("append not answered in time".into()))
+                    });
+                    (r, sent, Some((first, last)), bytes)
+                }));
+            }
+            _ = tokio::time::sleep_until(heartbeat_at), if inflight.is_empty() => {
+                let sent = Instant::now();
+                last_send = sent;
+                let fut = d.backend.heartbeat(&d.log, epoch, Bytes::from(d.holder.clone()));
+                inflight.push_back(Box::pin(async move {
+                    let r = tokio::time::timeout(timeout, fut).await.unwrap_or_else(|_| {
+                        Err(TxlogError::OutcomeUnknown("heartbeat not answered in time".into()))
+                    });
+                    (r, sent, None, 0)
+                }));
+            }
+        }
+    }
+}
+
+/// Writes snapshots requested by SAVE / BGSAVE once their records are
+/// durable, then trims the log up to them.
+async fn run_snapshots(
+    engine: SharedEngine,
+    d: Arc<Durable>,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<SnapshotRequest>,
+) {
+    let progress = engine.lock().progress.clone();
+    while let Some(req) = rx.recv().await {
+        // Wait until the records it contains are durable (or failed).
+        let ok = loop {
+            let changed = progress.changed();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if progress.is_failed(req.seq) {
+                break false;
+            }
+            if progress.acked() >= req.seq {
+                break true;
+            }
+            changed.await;
+        };
+        let located = d.positions.lock().locate(req.seq);
+        let (true, Some((lsn, skip))) = (ok, located) else {
+            tracing::warn!(
+                seq = req.seq,
+                "snapshot dropped: its records did not commit"
+            );
+            continue;
+        };
+        // Read before the trim below makes entry `lsn` unreadable.
+        let checksum = match d.backend.checksum_at(&d.log, lsn).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "snapshot dropped: cannot read the log checksum");
+                continue;
+            }
+        };
+        let snap = Snapshot {
+            meta: SnapshotMeta {
+                lsn,
+                skip,
+                checksum,
+                created_ms: crate::keyspace::unix_ms(),
+            },
+            records: req.records,
+        };
+        let store = d.snapshots.clone();
+        let saved = tokio::task::spawn_blocking(move || store.save(&snap)).await;
+        match saved {
+            Ok(Ok(())) => {
+                engine.lock().srv.lastsave_ms = crate::keyspace::unix_ms();
+                tracing::info!(lsn, skip, "snapshot saved");
+                if lsn > 0 {
+                    if let Err(e) = d.backend.trim(&d.log, lsn).await {
+                        tracing::warn!(error = %e, "trimming the log after a snapshot failed");
+                    }
+                }
+            }
+            Ok(Err(e)) => tracing::error!(error = %e, "snapshot failed"),
+            Err(e) => tracing::error!(error = %e, "snapshot task failed"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_locate_whole_and_partial_entries() {
+        let mut p = Positions {
+            base_seq: 10,
+            base_lsn: 4,
+            ..Default::default()
+        };
+        p.batches.push_back((11, 13, 6));
+        assert_eq!(p.locate(10), Some((4, 0)));
+        assert_eq!(p.locate(13), Some((6, 0)));
+        assert_eq!(p.locate(11), Some((5, 1)));
+        assert_eq!(p.locate(12), Some((5, 2)));
+        assert_eq!(p.locate(9), None);
+    }
+
+    /// The embedded log acknowledges group commits; a second engine on the
+    /// same log recovers the data and fences the first.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn embedded_log_group_commit_recovery_and_fencing() {
+        use crate::engine::{Engine, EngineOptions};
+        use crate::snapshot::LocalSnapshotStore;
+        let dir =
+            std::env::temp_dir().join(format!("memlog-durable-{}", crate::engine::random_hex(8)));
+        let node = TxlogNode::start_embedded(dir.join("txlog"))
+            .await
+            .expect("node");
+        let open = |holder: &str| {
+            Durable::new(
+                LogBackend::Embedded(node.clone()),
+                "shard-0",
+                holder,
+                Duration::from_millis(400),
+                Arc::new(LocalSnapshotStore::new(dir.join("snapshots"))),
+            )
+        };
+        let first: SharedEngine = Arc::new(Mutex::new(Engine::new(&EngineOptions::default())));
+        start(&first, open("one")).await.expect("start");
+        let id = first.lock().register_client(None, "t".into(), "t".into());
+        let mut out = crate::resp::ReplyBuf::new(false);
+        let mut parked = Vec::new();
+        let mut cmds: VecDeque<Vec<Bytes>> = (0..200)
+            .map(|i| crate::argv![b"SET", format!("k{i}"), b"v"])
+            .collect();
+        first
+            .lock()
+            .execute_batch(id, &mut cmds, &mut out, &mut parked);
+        assert_eq!(parked.len(), 200, "every write waits for the log");
+        let last = parked.last().map(|p| p.2).unwrap_or(0);
+        let progress = first.lock().progress.clone();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while progress.acked() < last {
+            assert!(Instant::now() < deadline, "never acknowledged");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let (appends, records) = {
+            let e = first.lock();
+            (e.srv.stats.log_appends, e.srv.stats.log_records)
+        };
+        assert_eq!(records, 200);
+        assert!(appends < 200, "no group commit: {appends} appends");
+
+        let second: SharedEngine = Arc::new(Mutex::new(Engine::new(&EngineOptions::default())));
+        start(&second, open("two")).await.expect("second start");
+        assert_eq!(second.lock().ks.dbs[0].len(), 200);
+        // The first one's next heartbeat is fenced.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let state = first.lock().srv.gate.as_ref().map(|g| g.state);
+            if state == Some(GateState::Fenced) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "first engine never fenced");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // A snapshot that does not match the log is refused.
+        let store = LocalSnapshotStore::new(dir.join("snapshots"));
+        store
+            .save(&Snapshot {
+                meta: SnapshotMeta {
+                    lsn: 1,
+                    skip: 0,
+                    checksum: 12345,
+                    created_ms: 0,
+                },
+                records: Vec::new(),
+            })
+            .expect("save");
+        let third: SharedEngine = Arc::new(Mutex::new(Engine::new(&EngineOptions::default())));
+        let r = start(&third, open("three")).await;
+        assert!(matches!(r, Err(DurableError::Checksum(_))), "{r:?}");
+        node.shutdown().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn gate_errors() {
+        let now = Instant::now();
+        let mut g = LogGate {
+            state: GateState::Serving,
+            lease_until: Some(now + Duration::from_secs(1)),
+            lease: Duration::from_secs(2),
+        };
+        assert_eq!(g.error(now), None);
+        g.lease_until = Some(now);
+        assert!(g.error(now).is_some_and(|e| e.contains("lease expired")));
+        g.state = GateState::Fenced;
+        assert_eq!(g.error(now).as_deref(), Some(FENCED_ERROR));
+    }
+}

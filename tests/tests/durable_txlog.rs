@@ -1,0 +1,243 @@
+//! The durable server against failures of a three-node txlog: the leader
+//! killed under load, two nodes stopped (lease), and fencing by a second
+//! server. Real processes, killed / stopped by PID; bounded waits only.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use memlog_tests::workload::{run_clients, verify, Ledger};
+use memlog_tests::{RawConn, RespValue, TxlogCluster};
+
+fn leader(cluster: &TxlogCluster) -> usize {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let addrs: Vec<String> = (0..3).map(|i| cluster.addr(i)).collect();
+    for _ in 0..200 {
+        let client = memlog_txlog::TxlogClient::new(addrs.clone()).expect("client");
+        if let Ok(s) = rt.block_on(client.status()) {
+            if let Some(i) = addrs.iter().position(|a| *a == s.leader_addr) {
+                return i;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("no txlog leader");
+}
+
+/// Calls until the reply is not an error (bounded).
+fn call_until_ok(conn: &mut RawConn, args: &[&str]) -> RespValue {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = conn.call(args).expect("reply");
+        if !r.is_error() {
+            return r;
+        }
+        assert!(Instant::now() < deadline, "{args:?} kept failing: {r:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn bulk(s: &str) -> RespValue {
+    RespValue::Bulk(s.as_bytes().to_vec())
+}
+
+/// A raw connection whose reads time out quickly (to show a reply is held).
+fn raw(port: u16) -> TcpStream {
+    let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_millis(300)))
+        .expect("timeout");
+    s
+}
+
+fn nothing_to_read(s: &mut TcpStream) -> bool {
+    let mut b = [0u8; 64];
+    match s.read(&mut b) {
+        Ok(0) => false,
+        Ok(_) => false,
+        Err(e) => matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    }
+}
+
+#[test]
+fn txlog_leader_killed_under_load() {
+    let mut cluster = TxlogCluster::start().expect("cluster");
+    let server = cluster.server(&["--lease-ms", "1000"]).expect("server");
+    let stop = Arc::new(AtomicBool::new(false));
+    let (port, s) = (server.port, stop.clone());
+    let load = std::thread::spawn(move || run_clients(port, 8, "a", s, true));
+    std::thread::sleep(Duration::from_millis(500));
+    let l = leader(&cluster);
+    cluster.kill(l);
+    std::thread::sleep(Duration::from_secs(4));
+    stop.store(true, Ordering::Relaxed);
+    let mut total = load.join().expect("load");
+    verify(server.port, &total).expect("nothing acknowledged lost");
+    // Writes continue on the surviving majority.
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    let load = std::thread::spawn(move || run_clients(port, 4, "b", s, true));
+    std::thread::sleep(Duration::from_millis(1000));
+    stop.store(true, Ordering::Relaxed);
+    let after = load.join().expect("load");
+    assert!(
+        after.acked > 0,
+        "no write acknowledged after the leader died"
+    );
+    total.merge(after);
+    cluster.restart(l).expect("restart node");
+    verify(server.port, &total).expect("nothing acknowledged lost");
+}
+
+#[test]
+fn two_txlog_nodes_stopped_lease_then_recovery() {
+    let cluster = TxlogCluster::start().expect("cluster");
+    // A long lease so that the reads below surely fall inside it.
+    let server = cluster.server(&["--lease-ms", "3000"]).expect("server");
+    let mut c = RawConn::connect(server.port).expect("connect");
+    assert_eq!(
+        c.call(&["SET", "cold", "1"]).unwrap(),
+        RespValue::Simple("OK".into())
+    );
+    let stopped = [0usize, 1];
+    for &i in &stopped {
+        cluster.signal(i, "STOP").expect("stop");
+    }
+    // A write: executed, never acknowledged while the log is stopped.
+    let mut w = raw(server.port);
+    w.write_all(b"*3\r\n$3\r\nSET\r\n$3\r\nhot\r\n$1\r\n2\r\n")
+        .unwrap();
+    // A read of a key without pending writes answers within the lease.
+    assert_eq!(c.call(&["GET", "cold"]).unwrap(), bulk("1"));
+    // Wait until the write has executed (INFO keyspace counts it) before
+    // reading its key on another connection.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let RespValue::Bulk(info) = c.call(&["INFO", "keyspace"]).unwrap() else {
+            panic!("INFO failed");
+        };
+        if String::from_utf8_lossy(&info).contains("keys=2") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the write never executed");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // A read of the pending key is held.
+    let mut r = raw(server.port);
+    r.write_all(b"*2\r\n$3\r\nGET\r\n$3\r\nhot\r\n").unwrap();
+    assert!(
+        nothing_to_read(&mut w),
+        "a write was acknowledged with no log"
+    );
+    assert!(nothing_to_read(&mut r), "a pending write was revealed");
+    // After the lease, everything answers an error.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let v = c.call(&["GET", "cold"]).unwrap();
+        if let RespValue::Error(e) = &v {
+            assert!(e.contains("lease expired"), "{e}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "lease never expired");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        nothing_to_read(&mut w),
+        "a write was acknowledged with no log"
+    );
+    for &i in &stopped {
+        cluster.signal(i, "CONT").expect("cont");
+    }
+    // Serves again by itself; the held write either committed or failed.
+    call_until_ok(&mut c, &["SET", "after", "3"]);
+    let v = call_until_ok(&mut c, &["GET", "hot"]);
+    assert!(v == bulk("2") || v == RespValue::Null, "{v:?}");
+    assert_eq!(call_until_ok(&mut c, &["GET", "cold"]), bulk("1"));
+    assert_eq!(call_until_ok(&mut c, &["GET", "after"]), bulk("3"));
+}
+
+#[test]
+fn a_second_server_fences_the_first() {
+    let cluster = TxlogCluster::start().expect("cluster");
+    let first = cluster.server(&["--lease-ms", "1000"]).expect("server 1");
+    let mut c1 = RawConn::connect(first.port).expect("connect");
+    let mut committed = Ledger::default();
+    for i in 0..50 {
+        let (k, v) = (format!("k{i}"), format!("v{i}"));
+        assert_eq!(
+            c1.call(&["SET", &k, &v]).unwrap(),
+            RespValue::Simple("OK".into())
+        );
+        committed.sets.insert(k, v);
+    }
+    let second = cluster.server(&["--lease-ms", "1000"]).expect("server 2");
+    let mut c2 = RawConn::connect(second.port).expect("connect");
+    call_until_ok(&mut c2, &["PING"]);
+    // The first server's next write is rejected, and it stops serving.
+    let r = c1.call(&["SET", "late", "x"]).unwrap();
+    assert!(r.is_error(), "a fenced server acknowledged a write: {r:?}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match c1.call(&["GET", "k1"]).unwrap() {
+            RespValue::Error(e) if e.starts_with("READONLY") => break,
+            other => {
+                assert!(!matches!(other, RespValue::Bulk(_)) || Instant::now() < deadline);
+                assert!(
+                    Instant::now() < deadline,
+                    "fenced server still answers: {other:?}"
+                );
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let RespValue::Bulk(info) = c1.call(&["INFO", "persistence"]).unwrap() else {
+        panic!("INFO answers on a fenced server");
+    };
+    assert!(String::from_utf8_lossy(&info).contains("memlog_log_state:fenced"));
+    // The second serves exactly what was committed.
+    verify(second.port, &committed).expect("committed data on the new primary");
+    assert_eq!(c2.call(&["GET", "late"]).unwrap(), RespValue::Null);
+    assert_eq!(c2.call(&["DBSIZE"]).unwrap(), RespValue::Int(50));
+}
+
+/// The log unavailable for longer than an append may take: the pending
+/// write fails (it may or may not be applied), the server rebuilds and
+/// retakes leadership by itself once the log is back.
+#[test]
+fn log_down_past_the_append_timeout_then_back() {
+    let cluster = TxlogCluster::start().expect("cluster");
+    let server = cluster.server(&["--lease-ms", "500"]).expect("server");
+    let mut c = RawConn::connect(server.port).expect("connect");
+    assert_eq!(
+        c.call(&["SET", "cold", "1"]).unwrap(),
+        RespValue::Simple("OK".into())
+    );
+    for i in [0usize, 1] {
+        cluster.signal(i, "STOP").expect("stop");
+    }
+    let mut w = RawConn::connect(server.port).expect("connect");
+    w.send(&["SET", "hot", "2"]).unwrap();
+    // Appends time out after max(5 x lease, 10 s): the write fails.
+    let r = w.read().expect("reply");
+    assert!(
+        matches!(&r, RespValue::Error(e) if e.starts_with("TRYAGAIN")),
+        "{r:?}"
+    );
+    // Still down: every command fails.
+    assert!(c.call(&["GET", "cold"]).unwrap().is_error());
+    for i in [0usize, 1] {
+        cluster.signal(i, "CONT").expect("cont");
+    }
+    assert_eq!(call_until_ok(&mut c, &["GET", "cold"]), bulk("1"));
+    let v = call_until_ok(&mut c, &["GET", "hot"]);
+    assert!(v == bulk("2") || v == RespValue::Null, "{v:?}");
+    call_until_ok(&mut c, &["SET", "after", "3"]);
+    assert_eq!(call_until_ok(&mut c, &["GET", "after"]), bulk("3"));
+}
