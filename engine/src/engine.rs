@@ -246,6 +246,8 @@ pub struct Engine {
     pub records_ready: std::sync::Arc<tokio::sync::Notify>,
     /// Barrier of the command being executed (see `tracker`).
     cmd_barrier: u64,
+    /// TEST ONLY: never park replies (see `ServerConfig::unsafe_early_ack`).
+    pub unsafe_early_ack: bool,
 }
 
 /// How `memlog server` configures the engine.
@@ -319,6 +321,7 @@ impl Engine {
             progress: std::sync::Arc::new(LogProgress::default()),
             records_ready: std::sync::Arc::new(tokio::sync::Notify::new()),
             cmd_barrier: 0,
+            unsafe_early_ack: false,
         }
     }
 
@@ -490,7 +493,10 @@ impl Engine {
             self.cmd_barrier = 0;
             let r = self.dispatch(&mut client, &argv, out, true);
             apply_reply_mode(&mut client, out, reply_start);
-            if self.cmd_barrier > self.tracker.acked() && !matches!(r, Dispatched::Blocked(_)) {
+            if self.cmd_barrier > self.tracker.acked()
+                && !self.unsafe_early_ack
+                && !matches!(r, Dispatched::Blocked(_))
+            {
                 parked.push((reply_start, out.buf.len(), self.cmd_barrier));
             }
             self.after_command(Some(&client));

@@ -10,12 +10,6 @@
 //! an unacknowledged record, and [`snapshot`] stores the data set as of a
 //! log position.
 
-/// Test-only switch (cargo feature `unsafe-early-ack`, never on by default):
-/// the durable write path must reply to a write before the transaction log
-/// acknowledges it when this is true, so that `memlog-jepsen` can show that
-/// it catches lost acknowledged writes. No effect until the durable path lands.
-pub const UNSAFE_EARLY_ACK: bool = cfg!(feature = "unsafe-early-ack");
-
 pub mod client;
 pub mod command;
 pub mod config;

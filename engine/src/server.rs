@@ -22,6 +22,10 @@ pub struct ServerConfig {
     pub durability: Durability,
     /// The write lease (see `durable`).
     pub lease: Duration,
+    /// TEST ONLY (settable in debug builds alone, `--unsafe-early-ack`):
+    /// replies leave before the log acknowledges, breaking durability on
+    /// purpose so `memlog-jepsen` can prove it detects lost writes.
+    pub unsafe_early_ack: bool,
 }
 
 /// Where `memlog server` makes writes durable.
@@ -61,7 +65,9 @@ pub async fn run(config: ServerConfig) -> std::io::Result<()> {
         bind: config.bind.clone(),
         data_dir: config.data_dir.clone(),
     };
-    let engine: SharedEngine = Arc::new(Mutex::new(Engine::new(&opts)));
+    let mut engine = Engine::new(&opts);
+    engine.unsafe_early_ack = config.unsafe_early_ack;
+    let engine: SharedEngine = Arc::new(Mutex::new(engine));
     start_durability(&config, &engine)
         .await
         .map_err(std::io::Error::other)?;

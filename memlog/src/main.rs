@@ -62,6 +62,11 @@ struct ServerArgs {
     /// Persist nothing: no transaction log, replies are sent at once.
     #[arg(long)]
     in_memory: bool,
+    /// TEST ONLY, debug builds only: reply before the log acknowledges
+    /// (breaks durability on purpose; see docs/jepsen.md).
+    #[cfg(debug_assertions)]
+    #[arg(long, hide = true)]
+    unsafe_early_ack: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -99,6 +104,10 @@ fn main() -> anyhow::Result<()> {
                         (false, None) => memlog_engine::server::Durability::Embedded,
                     },
                     lease: std::time::Duration::from_millis(args.lease_ms.max(50)),
+                    #[cfg(debug_assertions)]
+                    unsafe_early_ack: args.unsafe_early_ack,
+                    #[cfg(not(debug_assertions))]
+                    unsafe_early_ack: false,
                 };
                 memlog_engine::server::run(config)
                     .await

@@ -1,10 +1,9 @@
 //! `memlog-jepsen` end to end, embedded mode (docs/jepsen.md).
 //!
-//! Today's `memlog server` keeps data in memory only, so kill -9 of the server
-//! must be reported as lost acknowledged writes: this proves the harness can
-//! fail. When the durable write path merges, flip as docs/jepsen.md says:
-//! the kill test runs a `--features unsafe-early-ack` build (still expected
-//! to fail) and `durable_server_survives_kill` is un-ignored.
+//! The durable server must survive kill -9 and pauses with a linearizable
+//! history and no lost acknowledged write. The same run against a server
+//! started with the debug-only `--unsafe-early-ack` (replies before the log
+//! commits) must be reported as lost writes: proof that the harness can fail.
 
 use std::process::Command;
 
@@ -50,8 +49,11 @@ fn field(summary: &str, name: &str) -> String {
 }
 
 #[test]
-fn kill_of_non_durable_server_loses_acked_writes() {
+fn early_ack_server_loses_acked_writes_under_kill() {
+    // The debug-only switch makes the server reply before its log commits:
+    // exactly the bug the harness must catch.
     let r = jepsen(&[
+        "--server-arg=--unsafe-early-ack",
         "--mode",
         "embedded",
         "--time",
@@ -75,7 +77,7 @@ fn kill_of_non_durable_server_loses_acked_writes() {
 }
 
 #[test]
-fn pauses_and_partitions_keep_the_in_memory_server_linearizable() {
+fn pauses_and_partitions_keep_the_server_linearizable() {
     let r = jepsen(&[
         "--mode",
         "embedded",
@@ -94,8 +96,36 @@ fn pauses_and_partitions_keep_the_in_memory_server_linearizable() {
 }
 
 #[test]
-#[ignore = "enable when the durable write path (`memlog server --data-dir` durable) merges"]
-fn durable_server_survives_kill() {
-    let r = jepsen(&["--mode", "embedded", "--time", "30", "--nemesis", "all"]);
+fn durable_server_survives_kills_and_pauses() {
+    let r = jepsen(&[
+        "--mode",
+        "embedded",
+        "--time",
+        "30",
+        "--seed",
+        "11",
+        "--nemesis",
+        "kill,pause",
+        "--nemesis-interval",
+        "4",
+    ]);
     assert_eq!(r.code, Some(0), "{}\n{}", r.summary, r.report);
+}
+
+#[test]
+fn cluster_survives_txlog_kills_partitions_and_pauses() {
+    let r = jepsen(&[
+        "--mode",
+        "cluster",
+        "--time",
+        "20",
+        "--seed",
+        "5",
+        "--nemesis",
+        "all",
+        "--nemesis-interval",
+        "4",
+    ]);
+    assert_eq!(r.code, Some(0), "{}\n{}", r.summary, r.report);
+    assert_eq!(field(&r.summary, "lost_acked"), "0");
 }

@@ -61,6 +61,11 @@ struct Args {
     /// Re-check a recorded history.jsonl instead of running.
     #[arg(long)]
     check: Option<PathBuf>,
+    /// Extra argument for `memlog server` (repeatable), e.g.
+    /// `--server-arg=--unsafe-early-ack` (debug builds only: breaks
+    /// durability on purpose, to prove the checker catches it).
+    #[arg(long, allow_hyphen_values = true)]
+    server_arg: Vec<String>,
 }
 
 fn main() -> ExitCode {
@@ -112,6 +117,7 @@ fn real_main() -> anyhow::Result<u8> {
         out,
         check_time: Duration::from_secs(a.check_time),
         max_steps: a.max_steps,
+        server_args: a.server_arg.clone(),
     };
     let outcome = match &a.check {
         Some(path) => {

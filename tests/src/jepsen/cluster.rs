@@ -132,7 +132,12 @@ pub struct Cluster {
 impl Cluster {
     /// Starts every process and proxy under `dir` and waits until the server
     /// answers PING through the client proxy.
-    pub fn start(mode: Mode, dir: &Path, rt: &tokio::runtime::Handle) -> anyhow::Result<Self> {
+    pub fn start(
+        mode: Mode,
+        dir: &Path,
+        extra_server_args: &[String],
+        rt: &tokio::runtime::Handle,
+    ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let server_port = free_port();
         let mut proxies = vec![(
@@ -203,6 +208,7 @@ impl Cluster {
                 "shard-0".to_string(),
             ]);
         }
+        server_args.extend(extra_server_args.iter().cloned());
         nodes.insert(
             0,
             Node::new("server", Role::Server, server_port, server_args, dir),

@@ -34,6 +34,8 @@ pub struct RunCfg {
     pub check_time: Duration,
     /// Bound on one key's search.
     pub max_steps: u64,
+    /// Extra arguments for `memlog server` (e.g. `--unsafe-early-ack`).
+    pub server_args: Vec<String>,
 }
 
 /// What a run found.
@@ -79,7 +81,7 @@ pub fn run(cfg: &RunCfg) -> anyhow::Result<RunOutcome> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let c = cluster::Cluster::start(cfg.mode, &dir.join("nodes"), rt.handle())?;
+    let c = cluster::Cluster::start(cfg.mode, &dir.join("nodes"), &cfg.server_args, rt.handle())?;
     let port = c.client_port();
     let cluster = Arc::new(Mutex::new(c));
     let rec = workload::Recorder::new();
