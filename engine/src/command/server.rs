@@ -44,7 +44,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "server",
         config,
     ),
-    CommandSpec::new("info", -1, LOADING | STALE, (0, 0, 0), "server", info),
+    // WHOLE_KEYSPACE: INFO keyspace counts keys, so it waits for the newest record.
+    CommandSpec::new("info", -1, LOADING | STALE | WHOLE_KEYSPACE, (0, 0, 0), "server", info),
     CommandSpec::new("time", 1, LOADING | STALE | FAST, (0, 0, 0), "server", time),
     CommandSpec::new(
         "lastsave",
