@@ -45,7 +45,14 @@ pub static COMMANDS: &[CommandSpec] = &[
         config,
     ),
     // WHOLE_KEYSPACE: INFO keyspace counts keys, so it waits for the newest record.
-    CommandSpec::new("info", -1, LOADING | STALE | WHOLE_KEYSPACE, (0, 0, 0), "server", info),
+    CommandSpec::new(
+        "info",
+        -1,
+        LOADING | STALE | WHOLE_KEYSPACE,
+        (0, 0, 0),
+        "server",
+        info,
+    ),
     CommandSpec::new("time", 1, LOADING | STALE | FAST, (0, 0, 0), "server", time),
     CommandSpec::new(
         "lastsave",
