@@ -52,8 +52,12 @@ use crate::snapshot::{Snapshot, SnapshotMeta, SnapshotStore};
 /// Default lease: a server that had no append acknowledged for this long
 /// stops answering.
 pub const DEFAULT_LEASE: Duration = Duration::from_millis(2000);
-/// Appends in flight at once, at most.
-pub const MAX_INFLIGHT_APPENDS: usize = 3;
+/// Appends in flight at once, at most. One: while it is in flight every new
+/// record waits and the next append carries them all, which is what makes
+/// group commit effective. Measured on 2 cores (embedded log, redis-benchmark
+/// SET, 50 clients): 1 in flight 26.7k ops/s, p99 3.6 ms; 2: 15.5k, 4.9 ms;
+/// 3: 15.1k, 6.3 ms (more appends compete for the same CPU and fsyncs).
+pub const MAX_INFLIGHT_APPENDS: usize = 1;
 /// Bytes of appends in flight, at most.
 pub const MAX_INFLIGHT_BYTES: usize = 16 * 1024 * 1024;
 /// Records taken into one append, about (at least one record).
