@@ -122,17 +122,6 @@ fn trim_zeros(s: &str) -> &str {
     }
 }
 
-/// Formats the result of INCRBYFLOAT/HINCRBYFLOAT: Redis prints a long double
-/// with `%.17Lf` and trims zeros; the shortest round-trip form of the f64
-/// gives the same text for the values an f64 can hold.
-pub fn fmt_incr_float(d: f64) -> String {
-    if d == 0.0 {
-        return "0".into();
-    }
-    let s = format!("{d}");
-    s
-}
-
 /// Formats an integer into a new byte vector.
 pub fn i64_bytes(n: i64) -> Vec<u8> {
     itoa::Buffer::new().format(n).as_bytes().to_vec()

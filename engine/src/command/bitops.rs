@@ -137,6 +137,33 @@ fn popcount(s: &[u8]) -> i64 {
     s.iter().map(|b| b.count_ones() as i64).sum()
 }
 
+/// Redis' start/end normalisation for BITCOUNT and BITPOS: negative
+/// indexes count from the end of `len` bytes (bits with BIT), the range is
+/// clamped, and a BIT range becomes a byte range plus the masks of the bits
+/// outside it in its first and last byte. Returns (start, end, first, last).
+fn byte_range(mut st: i64, mut en: i64, len: i64, isbit: bool) -> (i64, i64, u8, u8) {
+    let totlen = if isbit { len << 3 } else { len };
+    if st < 0 {
+        st += totlen;
+    }
+    if en < 0 {
+        en += totlen;
+    }
+    st = st.max(0);
+    en = en.max(0);
+    if en >= totlen {
+        en = totlen - 1;
+    }
+    let (mut first_mask, mut last_mask) = (0u8, 0u8);
+    if isbit && st <= en {
+        first_mask = (!((1u32 << (8 - (st & 7))) - 1) & 0xff) as u8;
+        last_mask = ((1u32 << (7 - (en & 7))) - 1) as u8;
+        st >>= 3;
+        en >>= 3;
+    }
+    (st, en, first_mask, last_mask)
+}
+
 fn bitcount(ctx: &mut Ctx) -> CmdResult {
     let db = ctx.db();
     let args = ctx.args;
@@ -149,36 +176,14 @@ fn bitcount(ctx: &mut Ctx) -> CmdResult {
     let (start, end);
     match args.len() {
         4 | 5 => {
-            let mut totlen = strlen;
-            let mut st = int(&args[2])?;
-            let mut en = int(&args[3])?;
+            let st = int(&args[2])?;
+            let en = int(&args[3])?;
             if st < 0 && en < 0 && st > en {
                 ctx.out.int(0);
                 return Ok(());
             }
             let isbit = args.len() == 5 && unit_is_bit(&args[4])?;
-            if isbit {
-                totlen <<= 3;
-            }
-            if st < 0 {
-                st += totlen;
-            }
-            if en < 0 {
-                en += totlen;
-            }
-            st = st.max(0);
-            en = en.max(0);
-            if en >= totlen {
-                en = totlen - 1;
-            }
-            if isbit && st <= en {
-                first_mask = (!((1u32 << (8 - (st & 7))) - 1) & 0xff) as u8;
-                last_mask = ((1u32 << (7 - (en & 7))) - 1) as u8;
-                st >>= 3;
-                en >>= 3;
-            }
-            start = st;
-            end = en;
+            (start, end, first_mask, last_mask) = byte_range(st, en, strlen, isbit);
         }
         2 => {
             start = 0;
@@ -238,40 +243,17 @@ fn bitpos(ctx: &mut Ctx) -> CmdResult {
     let (mut start, end);
     match args.len() {
         4..=6 => {
-            let mut totlen = strlen;
-            let mut st = int(&args[3])?;
+            let st = int(&args[3])?;
             let isbit = args.len() == 6 && unit_is_bit(&args[5])?;
-            let mut en;
-            if args.len() >= 5 {
-                en = int(&args[4])?;
+            let en = if args.len() >= 5 {
                 end_given = true;
+                int(&args[4])?
             } else if isbit {
-                en = (totlen << 3) + 7;
+                (strlen << 3) + 7
             } else {
-                en = totlen - 1;
-            }
-            if isbit {
-                totlen <<= 3;
-            }
-            if st < 0 {
-                st += totlen;
-            }
-            if en < 0 {
-                en += totlen;
-            }
-            st = st.max(0);
-            en = en.max(0);
-            if en >= totlen {
-                en = totlen - 1;
-            }
-            if isbit && st <= en {
-                first_mask = (!((1u32 << (8 - (st & 7))) - 1) & 0xff) as u8;
-                last_mask = ((1u32 << (7 - (en & 7))) - 1) as u8;
-                st >>= 3;
-                en >>= 3;
-            }
-            start = st;
-            end = en;
+                strlen - 1
+            };
+            (start, end, first_mask, last_mask) = byte_range(st, en, strlen, isbit);
         }
         3 => {
             start = 0;
