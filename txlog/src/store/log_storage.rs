@@ -8,13 +8,23 @@
 //! covers a whole batch of appends (group commit). The vote is flushed before
 //! `save_vote` returns.
 //!
+//! The newest entries are also kept in memory ([`RecentEntries`]):
+//! replication and the state machine read them right after they are
+//! appended, and a sled range read waits while a flush is writing, which
+//! would put every fsync on the path of every replication RPC and apply.
+//!
+//! Entries are plain sled inserts and removes, never a sled batch (see the
+//! state machine's module docs for why): sled recovers a prefix of its
+//! operations, so inserting in index order and removing a suffix from its
+//! end can never leave a hole in the log.
+//!
 //! sled's own flush is `sync_file_range` on Linux and never syncs the files it
 //! keeps large values in (`blobs/`): it survives a process crash but not a
 //! power loss. [`DiskSync`] closes that gap: after every sled flush it runs
 //! `fdatasync` on sled's data file and fsyncs new blob files and the
 //! directories, so "flushed" means on the device.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::ffi::OsString;
 use std::fmt::Debug;
 use std::fs::File;
@@ -101,8 +111,86 @@ async fn durable_flush(
     .map_err(std::io::Error::other)?
 }
 
+/// The newest entries, contiguous by index, about `RECENT_BYTES` of them.
+#[derive(Default)]
+struct RecentEntries {
+    entries: VecDeque<(Entry, usize)>,
+    bytes: usize,
+}
+
+/// Bound of [`RecentEntries`]: a follower further behind reads from sled.
+const RECENT_BYTES: usize = 32 * 1024 * 1024;
+
+impl RecentEntries {
+    fn first_index(&self) -> Option<u64> {
+        self.entries.front().map(|(e, _)| e.log_id.index)
+    }
+
+    fn push(&mut self, entry: Entry, size: usize) {
+        let contiguous = match self.entries.back() {
+            Some((last, _)) => last.log_id.index + 1 == entry.log_id.index,
+            None => true,
+        };
+        if !contiguous {
+            self.entries.clear();
+            self.bytes = 0;
+        }
+        self.bytes += size;
+        self.entries.push_back((entry, size));
+        while self.bytes > RECENT_BYTES && self.entries.len() > 1 {
+            if let Some((_, n)) = self.entries.pop_front() {
+                self.bytes -= n;
+            }
+        }
+    }
+
+    /// Entries `start..end` if all of them are here.
+    fn get(&self, start: u64, end: u64) -> Option<Vec<Entry>> {
+        let first = self.first_index()?;
+        let next = first + self.entries.len() as u64;
+        if start < first || end > next {
+            return None;
+        }
+        let from = (start - first) as usize;
+        let to = (end.max(start) - first) as usize;
+        Some(
+            self.entries
+                .range(from..to)
+                .map(|(e, _)| e.clone())
+                .collect(),
+        )
+    }
+
+    /// Drops entries with index >= `index`.
+    fn truncate(&mut self, index: u64) {
+        while self
+            .entries
+            .back()
+            .is_some_and(|(e, _)| e.log_id.index >= index)
+        {
+            if let Some((_, n)) = self.entries.pop_back() {
+                self.bytes -= n;
+            }
+        }
+    }
+
+    /// Drops entries with index <= `index`.
+    fn purge(&mut self, index: u64) {
+        while self
+            .entries
+            .front()
+            .is_some_and(|(e, _)| e.log_id.index <= index)
+        {
+            if let Some((_, n)) = self.entries.pop_front() {
+                self.bytes -= n;
+            }
+        }
+    }
+}
+
 struct Inner {
     db: sled::Db,
+    recent: parking_lot::Mutex<RecentEntries>,
     disk: Arc<parking_lot::Mutex<DiskSync>>,
     /// index (u64 big-endian) -> bincode(Entry)
     log: sled::Tree,
@@ -127,6 +215,7 @@ impl LogStore {
         Ok(Self {
             inner: Arc::new(Inner {
                 db,
+                recent: parking_lot::Mutex::new(RecentEntries::default()),
                 disk,
                 log,
                 meta,
@@ -201,6 +290,16 @@ impl RaftLogReader<TypeConfig> for LogStore {
             Bound::Excluded(&i) => i.saturating_add(1),
             Bound::Unbounded => 0,
         };
+        let end_index = match range.end_bound() {
+            Bound::Included(&i) => Some(i.saturating_add(1)),
+            Bound::Excluded(&i) => Some(i),
+            Bound::Unbounded => None,
+        };
+        if let Some(end_index) = end_index {
+            if let Some(entries) = self.inner.recent.lock().get(start, end_index) {
+                return Ok(entries);
+            }
+        }
         let end = match range.end_bound() {
             Bound::Included(&i) => Bound::Included(index_key(i)),
             Bound::Excluded(&i) => Bound::Excluded(index_key(i)),
@@ -279,15 +378,15 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
-        let mut batch = sled::Batch::default();
         for entry in entries {
             let v = bincode::serialize(&entry).map_err(|e| StorageIOError::write_logs(&e))?;
-            batch.insert(&index_key(entry.log_id.index), v);
+            let size = v.len();
+            self.inner
+                .log
+                .insert(index_key(entry.log_id.index), v)
+                .map_err(|e| StorageIOError::write_logs(&e))?;
+            self.inner.recent.lock().push(entry, size);
         }
-        self.inner
-            .log
-            .apply_batch(batch)
-            .map_err(|e| StorageIOError::write_logs(&e))?;
         // Readable now; durable (and acknowledged) after the next group flush.
         if let Err(mpsc::error::SendError(cb)) = self.inner.flush_requests.send(callback) {
             let r = self.flush().await;
@@ -297,29 +396,92 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        let mut batch = sled::Batch::default();
-        for kv in self.inner.log.range(index_key(log_id.index)..) {
+        self.inner.recent.lock().truncate(log_id.index);
+        // From the end backwards: a crash midway leaves a shorter log, not
+        // one with a hole.
+        for kv in self.inner.log.range(index_key(log_id.index)..).rev() {
             let (k, _) = kv.map_err(|e| StorageIOError::write_logs(&e))?;
-            batch.remove(k);
+            self.inner
+                .log
+                .remove(k)
+                .map_err(|e| StorageIOError::write_logs(&e))?;
         }
-        self.inner
-            .log
-            .apply_batch(batch)
-            .map_err(|e| StorageIOError::write_logs(&e))?;
         self.flush().await
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
         self.write_meta(KEY_LAST_PURGED, &log_id)?;
-        let mut batch = sled::Batch::default();
+        self.inner.recent.lock().purge(log_id.index);
+        // `last_purged` first: a crash midway leaves entries that are
+        // purged already by the record and simply get removed again.
         for kv in self.inner.log.range(..=index_key(log_id.index)) {
             let (k, _) = kv.map_err(|e| StorageIOError::write_logs(&e))?;
-            batch.remove(k);
+            self.inner
+                .log
+                .remove(k)
+                .map_err(|e| StorageIOError::write_logs(&e))?;
         }
-        self.inner
-            .log
-            .apply_batch(batch)
-            .map_err(|e| StorageIOError::write_logs(&e))?;
         self.flush().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::{CommittedLeaderId, EntryPayload};
+
+    use super::*;
+
+    fn entry(index: u64) -> Entry {
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Blank,
+        }
+    }
+
+    fn indexes(v: Option<Vec<Entry>>) -> Option<Vec<u64>> {
+        v.map(|v| v.iter().map(|e| e.log_id.index).collect())
+    }
+
+    #[test]
+    fn recent_entries_serve_only_ranges_they_hold() {
+        let mut r = RecentEntries::default();
+        assert_eq!(indexes(r.get(1, 2)), None);
+        for i in 5..=9 {
+            r.push(entry(i), 10);
+        }
+        assert_eq!(indexes(r.get(5, 10)), Some(vec![5, 6, 7, 8, 9]));
+        assert_eq!(indexes(r.get(7, 9)), Some(vec![7, 8]));
+        assert_eq!(indexes(r.get(7, 7)), Some(vec![]));
+        assert_eq!(indexes(r.get(4, 6)), None, "starts before the first");
+        assert_eq!(indexes(r.get(8, 11)), None, "ends after the last");
+
+        r.truncate(8);
+        assert_eq!(indexes(r.get(5, 8)), Some(vec![5, 6, 7]));
+        assert_eq!(indexes(r.get(5, 9)), None);
+        r.push(entry(8), 10);
+        assert_eq!(indexes(r.get(7, 9)), Some(vec![7, 8]));
+
+        r.purge(6);
+        assert_eq!(r.first_index(), Some(7));
+        assert_eq!(r.bytes, 20);
+
+        // A gap (or an overwrite without truncate) starts over.
+        r.push(entry(20), 10);
+        assert_eq!(r.first_index(), Some(20));
+        assert_eq!(r.bytes, 10);
+        r.push(entry(20), 10);
+        assert_eq!(indexes(r.get(20, 21)), Some(vec![20]));
+    }
+
+    #[test]
+    fn recent_entries_stay_within_their_byte_bound() {
+        let mut r = RecentEntries::default();
+        let size = RECENT_BYTES / 4;
+        for i in 1..=10 {
+            r.push(entry(i), size);
+        }
+        assert!(r.bytes <= RECENT_BYTES);
+        assert_eq!(r.first_index(), Some(7));
+        assert_eq!(indexes(r.get(7, 11)), Some(vec![7, 8, 9, 10]));
     }
 }

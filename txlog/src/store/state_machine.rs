@@ -1,12 +1,22 @@
 //! The transaction log's state machine: the named logs themselves, kept in
 //! sled, implementing openraft's [`RaftStateMachine`] (storage-v2).
 //!
-//! Layout of the `sm` tree (one atomic sled batch per `apply` call):
-//! - `a`                         -> last applied Raft log id
-//! - `b`                         -> last applied membership
-//! - `m` name                    -> [`LogMeta`] of a named log
+//! Layout of the `sm` tree:
+//! - `s`                         -> [`Cache`]: last applied Raft log id,
+//!   membership and every named log's [`LogMeta`], in one value
 //! - `e` len(name) name lsn(BE)  -> [`RecordChunk`]: the entries of one
 //!   append, the first of which has LSN `lsn`
+//!
+//! No sled batch or transaction is ever used: the first `apply_batch` in a
+//! process switches sled to a global reader-writer lock, after which every
+//! batch waits for any running flush (a disk sync) and every read waits for
+//! that batch, which serialised the whole write path behind each fsync.
+//! Plain inserts are enough: sled recovers a prefix of its operations, and
+//! `apply` writes an entry's records before the `s` value that covers them,
+//! so after a crash either the new `s` is there with everything before it,
+//! or the old `s` is, and re-applying the entries (deterministic) writes the
+//! same records under the same keys again. The state machine is not flushed
+//! on apply at all: the Raft log is the durable copy.
 //!
 //! Trimming only moves a log's `first_lsn`; a background task deletes the
 //! trimmed records later, never while a snapshot is being written (the
@@ -29,18 +39,12 @@ use crate::types::{
     RecordChunk, Response, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
 };
 
+const KEY_STATE: &[u8] = b"s";
+// The layout before KEY_STATE, still read at open.
 const KEY_APPLIED: &[u8] = b"a";
 const KEY_MEMBERSHIP: &[u8] = b"b";
 const CONTROL_CURRENT: &[u8] = b"current_snapshot";
 const CONTROL_INSTALLING: &[u8] = b"installing_snapshot";
-
-/// Key of a log's metadata.
-pub(crate) fn meta_key(log: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(1 + log.len());
-    k.push(b'm');
-    k.extend_from_slice(log.as_bytes());
-    k
-}
 
 /// Prefix of all entry keys of a log.
 pub(crate) fn entry_prefix(log: &str) -> Vec<u8> {
@@ -66,8 +70,9 @@ fn lsn_of_key(key: &[u8]) -> u64 {
     u64::from_be_bytes(b)
 }
 
-/// In-memory copy of the small metadata of the state machine.
-#[derive(Debug, Clone, Default)]
+/// The small metadata of the state machine: kept in memory and stored whole
+/// under `s` after every apply.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Cache {
     pub last_applied: Option<LogId>,
     pub membership: StoredMembership,
@@ -174,6 +179,9 @@ impl StateMachineStore {
 }
 
 fn load_cache(tree: &sled::Tree) -> Result<Cache> {
+    if let Some(v) = tree.get(KEY_STATE)? {
+        return Ok(bincode::deserialize(&v)?);
+    }
     let mut cache = Cache::default();
     if let Some(v) = tree.get(KEY_APPLIED)? {
         cache.last_applied = bincode::deserialize(&v)?;
@@ -209,39 +217,34 @@ pub(crate) fn remove_stale_snapshot_files(control: &sled::Tree, dir: &Path) {
 }
 
 /// Replaces the whole state machine with the content of a snapshot file.
+///
+/// Not atomic by itself: the caller marks the install in the control tree
+/// first and finishes it at open after a crash. The `s` value goes last.
 pub(crate) fn load_snapshot_file(tree: &sled::Tree, path: &Path) -> Result<()> {
     tree.clear()?;
     let mut reader = snapshot::Reader::open(path)?;
-    let mut batch = sled::Batch::default();
     let header = &reader.header;
-    for (name, meta) in &header.logs {
-        batch.insert(meta_key(name), bincode::serialize(meta)?);
-    }
-    batch.insert(KEY_APPLIED, bincode::serialize(&header.meta.last_log_id)?);
-    batch.insert(
-        KEY_MEMBERSHIP,
-        bincode::serialize(&header.meta.last_membership)?,
-    );
+    let state = Cache {
+        last_applied: header.meta.last_log_id,
+        membership: header.meta.last_membership.clone(),
+        logs: header.logs.iter().cloned().collect(),
+    };
     let names: Vec<String> = header.logs.iter().map(|(n, _)| n.clone()).collect();
-    let mut n = 0usize;
     while let Some(rec) = reader.next_record()? {
         let name = names
             .get(rec.log as usize)
             .ok_or_else(|| TxlogError::Invalid("snapshot record names no log".into()))?;
-        batch.insert(entry_key(name, rec.lsn), rec.value);
-        n += 1;
-        if n.is_multiple_of(10_000) {
-            tree.apply_batch(std::mem::take(&mut batch))?;
-        }
+        tree.insert(entry_key(name, rec.lsn), rec.value)?;
     }
-    tree.apply_batch(batch)?;
+    tree.insert(KEY_STATE, bincode::serialize(&state)?)?;
     Ok(())
 }
 
-/// Applies one client op to `logs`, staging its writes in `batch`.
+/// Applies one client op to `logs`, staging the records it adds in `records`
+/// (key, value).
 fn apply_op(
     logs: &mut BTreeMap<String, LogMeta>,
-    batch: &mut sled::Batch,
+    records: &mut Vec<(Vec<u8>, Vec<u8>)>,
     op: Op,
     trimmed: &mut bool,
 ) -> std::result::Result<OpResult, bincode::Error> {
@@ -280,8 +283,7 @@ fn apply_op(
                 checksums,
                 payloads,
             };
-            batch.insert(entry_key(&log, first_lsn), bincode::serialize(&chunk)?);
-            batch.insert(meta_key(&log), bincode::serialize(&*meta)?);
+            records.push((entry_key(&log, first_lsn), bincode::serialize(&chunk)?));
             Ok(OpResult::Appended {
                 first_lsn,
                 last_lsn: meta.last_lsn,
@@ -313,8 +315,7 @@ fn apply_op(
                 checksums: vec![meta.checksum],
                 payloads: vec![payload],
             };
-            batch.insert(entry_key(&log, meta.last_lsn), bincode::serialize(&chunk)?);
-            batch.insert(meta_key(&log), bincode::serialize(&*meta)?);
+            records.push((entry_key(&log, meta.last_lsn), bincode::serialize(&chunk)?));
             Ok(OpResult::Appended {
                 first_lsn: meta.last_lsn,
                 last_lsn: meta.last_lsn,
@@ -328,7 +329,6 @@ fn apply_op(
             let up_to = up_to_lsn.min(meta.last_lsn);
             if up_to + 1 > meta.first_lsn {
                 meta.first_lsn = up_to + 1;
-                batch.insert(meta_key(&log), bincode::serialize(&*meta)?);
                 *trimmed = true;
             }
             Ok(OpResult::Trimmed {
@@ -367,7 +367,6 @@ async fn run_collector(shared: Weak<Shared>, notify: Arc<Notify>) {
                 for (name, first) in targets {
                     let start = entry_prefix(&name);
                     let end = entry_key(&name, first);
-                    let mut batch = sled::Batch::default();
                     for kv in tree.range(start..end) {
                         let (k, v) = kv?;
                         let chunk: RecordChunk = bincode::deserialize(&v)?;
@@ -375,13 +374,12 @@ async fn run_collector(shared: Weak<Shared>, notify: Arc<Notify>) {
                         if lsn_of_key(&k) + chunk.len() > first {
                             break;
                         }
-                        batch.remove(k);
+                        tree.remove(k)?;
                         removed += 1;
                         if removed >= 20_000 {
                             break;
                         }
                     }
-                    tree.apply_batch(batch)?;
                     if removed >= 20_000 {
                         return Ok(false);
                     }
@@ -424,7 +422,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             let c = self.shared.cache.read();
             (c.logs.clone(), c.membership.clone())
         };
-        let mut batch = sled::Batch::default();
+        let mut records = Vec::new();
         let mut responses = Vec::new();
         let mut last = None;
         let mut trimmed = false;
@@ -440,7 +438,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                     let mut results = Vec::with_capacity(req.ops.len());
                     for op in req.ops {
                         results.push(
-                            apply_op(&mut logs, &mut batch, op, &mut trimmed)
+                            apply_op(&mut logs, &mut records, op, &mut trimmed)
                                 .map_err(|e| StorageIOError::apply(entry.log_id, &e))?,
                         );
                     }
@@ -451,22 +449,21 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let Some(last) = last else {
             return Ok(responses);
         };
-        let applied =
-            bincode::serialize(&Some(last)).map_err(|e| StorageIOError::write_state_machine(&e))?;
-        let mship =
-            bincode::serialize(&membership).map_err(|e| StorageIOError::write_state_machine(&e))?;
-        batch.insert(KEY_APPLIED, applied);
-        batch.insert(KEY_MEMBERSHIP, mship);
-        self.shared
-            .tree
-            .apply_batch(batch)
-            .map_err(|e| StorageIOError::write_state_machine(&e))?;
-        {
-            let mut c = self.shared.cache.write();
-            c.last_applied = Some(last);
-            c.membership = membership;
-            c.logs = logs;
+        let state = Cache {
+            last_applied: Some(last),
+            membership,
+            logs,
+        };
+        let state_bytes =
+            bincode::serialize(&state).map_err(|e| StorageIOError::write_state_machine(&e))?;
+        let tree = &self.shared.tree;
+        for (k, v) in records {
+            tree.insert(k, v)
+                .map_err(|e| StorageIOError::write_state_machine(&e))?;
         }
+        tree.insert(KEY_STATE, state_bytes)
+            .map_err(|e| StorageIOError::write_state_machine(&e))?;
+        *self.shared.cache.write() = state;
         self.shared.applied_tx.send_modify(|n| *n += 1);
         if trimmed {
             self.shared.gc_notify.notify_one();
