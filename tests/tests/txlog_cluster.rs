@@ -686,6 +686,52 @@ async fn lagging_node_catches_up_through_a_snapshot() {
     assert!(installed > 0, "the lagging node holds a snapshot");
 }
 
+/// Snapshots are only descriptors until a lagging node needs one: trimming
+/// and collecting records in between must not take away what the current
+/// snapshot covers, and the file written on demand must carry the log from
+/// its trim point exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn snapshot_written_on_demand_after_trims_carries_the_retained_log() {
+    let mut cluster = Cluster::start(30);
+    let client = cluster.client();
+    let log = "shard-9";
+    let (epoch, _) = client.take_leadership(log, "p", 0).await.expect("lead");
+    let leader = cluster.leader().await;
+    let lagging = (leader + 1) % 3;
+    cluster.kill(lagging);
+    let mut last = 0;
+    for round in 0..3u32 {
+        for i in 0..80u32 {
+            last = client
+                .append(
+                    log,
+                    Condition::Epoch(epoch),
+                    vec![Bytes::from(format!("r{round}e{i}")); 2],
+                )
+                .await
+                .expect("append")
+                .last_lsn;
+        }
+        // Trim behind the newest snapshot descriptor, then keep writing so
+        // more descriptors (and collector runs) follow.
+        client.trim(log, last - 40).await.expect("trim");
+    }
+    let first = last - 40 + 1;
+    cluster.restart(lagging);
+    let lagging_entries = tail_until(&client, &cluster.addr(lagging), log, first, last).await;
+    let leader_entries = tail_until(&client, &cluster.addr(leader), log, first, last).await;
+    assert_eq!(lagging_entries.first().map(|e| e.lsn), Some(first));
+    assert_eq!(lagging_entries, leader_entries);
+    let snapshots = cluster
+        .root
+        .join(format!("n{}", lagging + 1))
+        .join("snapshots");
+    let installed = std::fs::read_dir(&snapshots)
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert!(installed > 0, "the lagging node holds a snapshot");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn pipelined_appends_keep_their_order_and_fence() {
     let cluster = Cluster::start(10_000);

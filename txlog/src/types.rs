@@ -19,7 +19,7 @@ openraft::declare_raft_types!(
         R = Response,
         NodeId = NodeId,
         Node = openraft::BasicNode,
-        SnapshotData = tokio::fs::File,
+        SnapshotData = crate::store::snapshot_file::SnapshotFile,
 );
 
 /// Aliases of openraft's generic types for this configuration.

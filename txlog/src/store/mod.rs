@@ -4,10 +4,12 @@
 //!   with group-committed flushes;
 //! - [`state_machine`]: the named logs themselves ([`openraft::storage::RaftStateMachine`]);
 //! - [`snapshot`]: the snapshot file format and builder
-//!   ([`openraft::RaftSnapshotBuilder`]).
+//!   ([`openraft::RaftSnapshotBuilder`]);
+//! - [`snapshot_file`]: a snapshot's bytes, written out on first read.
 
 pub mod log_storage;
 pub mod snapshot;
+pub mod snapshot_file;
 pub mod state_machine;
 
 use std::path::Path;

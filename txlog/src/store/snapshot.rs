@@ -1,8 +1,17 @@
 //! Snapshots of the state machine: a streamed file format and the
 //! [`RaftSnapshotBuilder`].
 //!
-//! A snapshot is a file, never a buffer in memory, so GB-size state is fine:
-//! the builder streams records from sled into it, openraft sends it in chunks
+//! Building a snapshot is cheap: the state machine is already durable in
+//! sled, so the builder flushes it and records a descriptor (the [`Header`]:
+//! the snapshot's Raft metadata and each log's first and last LSN). Records
+//! of a log are never rewritten, and the trimmed-record collector keeps
+//! every record the descriptor covers, so the snapshot's content stays in
+//! sled until a newer descriptor replaces it; only then can openraft purge
+//! the Raft log up to it. The file is written only when a snapshot is read
+//! (a follower behind the purged log; see `snapshot_file`).
+//!
+//! A snapshot file is never a buffer in memory, so GB-size state is fine:
+//! records stream from sled into it, openraft sends it in chunks
 //! (`snapshot_max_chunk_size`) and the receiver writes chunks straight into a
 //! file before loading it.
 //!
@@ -18,7 +27,11 @@ use openraft::{RaftSnapshotBuilder, Snapshot, SnapshotId, StorageIOError};
 use serde::{Deserialize, Serialize};
 use tokio::sync::OwnedRwLockReadGuard;
 
-use super::state_machine::{entry_key, entry_prefix, remove_stale_snapshot_files, Cache, Shared};
+use super::snapshot_file::SnapshotFile;
+use super::state_machine::{
+    entry_key, entry_prefix, remove_stale_snapshot_files, Cache, Shared, CONTROL_CURRENT,
+    CONTROL_DESCRIPTOR,
+};
 use crate::error::{Result, TxlogError};
 use crate::types::{LogMeta, RecordChunk, SnapshotMeta, StorageError, TypeConfig};
 
@@ -31,8 +44,9 @@ pub struct SnapshotInfo {
     pub file: String,
 }
 
-/// First frame of a snapshot file.
-#[derive(Debug, Serialize, Deserialize)]
+/// First frame of a snapshot file, and the descriptor of the current
+/// snapshot (kept in the `sm_control` tree).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Header {
     pub meta: SnapshotMeta,
     pub logs: Vec<(String, LogMeta)>,
@@ -183,11 +197,59 @@ impl Reader {
     }
 }
 
+/// Makes the file of the snapshot `header` describes (its records are in
+/// `shared.tree`), or opens it if an earlier read wrote it already.
+pub(crate) fn materialize(shared: &Arc<Shared>, header: &Header) -> Result<File> {
+    let file = file_name(&header.meta);
+    let path = shared.snapshot_dir.join(&file);
+    if let Some(v) = shared.control.get(CONTROL_CURRENT)? {
+        let info: SnapshotInfo = bincode::deserialize(&v)?;
+        if info.meta.snapshot_id == header.meta.snapshot_id {
+            if let Ok(f) = File::open(&path) {
+                return Ok(f);
+            }
+        }
+    }
+    // Keeps the collector from deleting records while they are copied.
+    let _guard = tokio::runtime::Handle::current().block_on(shared.gc_lock.clone().read_owned());
+    let tmp = shared
+        .snapshot_dir
+        .join(format!("{file}.{}.tmp", unique_suffix()));
+    let n = write_file(&shared.tree, header, &tmp)?;
+    std::fs::rename(&tmp, &path)?;
+    sync_dir(&shared.snapshot_dir)?;
+    let info = SnapshotInfo {
+        meta: header.meta.clone(),
+        file,
+    };
+    shared
+        .control
+        .insert(CONTROL_CURRENT, bincode::serialize(&info)?)?;
+    remove_stale_snapshot_files(&shared.control, &shared.snapshot_dir, false);
+    tracing::info!(records = n, snapshot = %header.meta.snapshot_id, "wrote snapshot file");
+    Ok(File::open(&path)?)
+}
+
+/// The snapshot `header` describes, as openraft's `SnapshotData`: its file
+/// is written on first read.
+pub(crate) fn lazy_snapshot(shared: Arc<Shared>, header: Header) -> Snapshot<TypeConfig> {
+    let meta = header.meta.clone();
+    let file = SnapshotFile::pending(Box::new(move || {
+        materialize(&shared, &header).map_err(|e| std::io::Error::other(e.to_string()))
+    }));
+    Snapshot {
+        meta,
+        snapshot: Box::new(file),
+    }
+}
+
 /// Builds one snapshot from the state captured when openraft asked for it.
 pub struct Builder {
     shared: Arc<Shared>,
     cache: Cache,
-    /// Keeps the trimmed-record collector away while records are copied.
+    /// Keeps the trimmed-record collector from deleting records this
+    /// snapshot covers until its descriptor (which the collector respects)
+    /// is stored.
     guard: Option<OwnedRwLockReadGuard<()>>,
 }
 
@@ -222,42 +284,30 @@ impl RaftSnapshotBuilder<TypeConfig> for Builder {
                 .map(|(n, m)| (n.clone(), m.clone()))
                 .collect(),
         };
-        let file = file_name(&meta);
         let shared = self.shared.clone();
         let guard = self.guard.take();
         let sig = Some(meta.signature());
-        let info = SnapshotInfo {
-            meta: meta.clone(),
-            file: file.clone(),
-        };
-        let res = tokio::task::spawn_blocking(move || -> Result<u64> {
-            let tmp = shared.snapshot_dir.join(format!("{file}.tmp"));
-            let n = write_file(&shared.tree, &header, &tmp)?;
-            drop(guard);
-            std::fs::rename(&tmp, shared.snapshot_dir.join(&file))?;
-            sync_dir(&shared.snapshot_dir)?;
-            // The state machine must be durable at least up to the snapshot
-            // before openraft purges the Raft log it was built from.
+        let descriptor = header.clone();
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            // The state machine must be durable up to the snapshot before
+            // openraft purges the Raft log it was built from, and so must
+            // the descriptor that stops the collector from deleting it.
             shared
                 .control
-                .insert(b"current_snapshot", bincode::serialize(&info)?)?;
+                .insert(CONTROL_DESCRIPTOR, bincode::serialize(&descriptor)?)?;
+            drop(guard);
             shared.db.flush()?;
             if let Some(root) = shared.snapshot_dir.parent() {
                 super::log_storage::DiskSync::open(&root.join("db"))?.sync()?;
             }
-            remove_stale_snapshot_files(&shared.control, &shared.snapshot_dir);
-            Ok(n)
+            // Files of older snapshots are of no use any more.
+            remove_stale_snapshot_files(&shared.control, &shared.snapshot_dir, false);
+            Ok(())
         })
         .await
         .map_err(|e| StorageIOError::write_snapshot(sig.clone(), &e))?
         .map_err(|e| StorageIOError::write_snapshot(sig.clone(), &e))?;
-        tracing::info!(records = res, snapshot = %meta.snapshot_id, "built snapshot");
-        let f = tokio::fs::File::open(self.shared.snapshot_dir.join(file_name(&meta)))
-            .await
-            .map_err(|e| StorageIOError::read_snapshot(sig, &e))?;
-        Ok(Snapshot {
-            meta,
-            snapshot: Box::new(f),
-        })
+        tracing::info!(snapshot = %meta.snapshot_id, "recorded snapshot");
+        Ok(lazy_snapshot(self.shared.clone(), header))
     }
 }

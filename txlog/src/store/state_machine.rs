@@ -32,7 +32,8 @@ use openraft::{EntryPayload, Snapshot, StorageIOError};
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{watch, Notify};
 
-use super::snapshot::{self, SnapshotInfo};
+use super::snapshot::{self, Header, SnapshotInfo};
+use super::snapshot_file::SnapshotFile;
 use crate::error::{Result, TxlogError};
 use crate::types::{
     chain_checksum, Condition, Entry, EntryKind, LogId, LogMeta, LogRecord, Op, OpResult,
@@ -43,7 +44,10 @@ const KEY_STATE: &[u8] = b"s";
 // The layout before KEY_STATE, still read at open.
 const KEY_APPLIED: &[u8] = b"a";
 const KEY_MEMBERSHIP: &[u8] = b"b";
-const CONTROL_CURRENT: &[u8] = b"current_snapshot";
+/// The snapshot file written last (a [`SnapshotInfo`]).
+pub(crate) const CONTROL_CURRENT: &[u8] = b"current_snapshot";
+/// The [`snapshot::Header`] of the current snapshot.
+pub(crate) const CONTROL_DESCRIPTOR: &[u8] = b"snapshot_descriptor";
 const CONTROL_INSTALLING: &[u8] = b"installing_snapshot";
 
 /// Prefix of all entry keys of a log.
@@ -138,12 +142,13 @@ impl StateMachineStore {
                 if let Some(v) = control.get(CONTROL_INSTALLING)? {
                     let info: SnapshotInfo = bincode::deserialize(&v)?;
                     tracing::warn!(file = %info.file, "finishing interrupted snapshot install");
-                    load_snapshot_file(&tree, &dir.join(&info.file))?;
+                    let header = load_snapshot_file(&tree, &dir.join(&info.file))?;
+                    control.insert(CONTROL_DESCRIPTOR, bincode::serialize(&header)?)?;
                     control.insert(CONTROL_CURRENT, v)?;
                     control.remove(CONTROL_INSTALLING)?;
                     db.flush()?;
                 }
-                remove_stale_snapshot_files(&control, &dir);
+                remove_stale_snapshot_files(&control, &dir, true);
                 Ok(())
             })
             .await
@@ -197,8 +202,9 @@ fn load_cache(tree: &sled::Tree) -> Result<Cache> {
     Ok(cache)
 }
 
-/// Deletes snapshot files other than the current one.
-pub(crate) fn remove_stale_snapshot_files(control: &sled::Tree, dir: &Path) {
+/// Deletes snapshot files other than the current one; files being written
+/// or received (`.tmp`, `.part`) only with `partial` (at open).
+pub(crate) fn remove_stale_snapshot_files(control: &sled::Tree, dir: &Path, partial: bool) {
     let current = control
         .get(CONTROL_CURRENT)
         .ok()
@@ -210,7 +216,8 @@ pub(crate) fn remove_stale_snapshot_files(control: &sled::Tree, dir: &Path) {
     };
     for e in rd.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        if Some(&name) != current.as_ref() {
+        let in_progress = name.ends_with(".tmp") || name.ends_with(".part");
+        if Some(&name) != current.as_ref() && (partial || !in_progress) {
             let _ = std::fs::remove_file(e.path());
         }
     }
@@ -220,7 +227,8 @@ pub(crate) fn remove_stale_snapshot_files(control: &sled::Tree, dir: &Path) {
 ///
 /// Not atomic by itself: the caller marks the install in the control tree
 /// first and finishes it at open after a crash. The `s` value goes last.
-pub(crate) fn load_snapshot_file(tree: &sled::Tree, path: &Path) -> Result<()> {
+/// Returns the snapshot's header (its descriptor).
+pub(crate) fn load_snapshot_file(tree: &sled::Tree, path: &Path) -> Result<Header> {
     tree.clear()?;
     let mut reader = snapshot::Reader::open(path)?;
     let header = &reader.header;
@@ -237,7 +245,7 @@ pub(crate) fn load_snapshot_file(tree: &sled::Tree, path: &Path) -> Result<()> {
         tree.insert(entry_key(name, rec.lsn), rec.value)?;
     }
     tree.insert(KEY_STATE, bincode::serialize(&state)?)?;
-    Ok(())
+    Ok(reader.header)
 }
 
 /// Applies one client op to `logs`, staging the records it adds in `records`
@@ -354,12 +362,24 @@ async fn run_collector(shared: Weak<Shared>, notify: Arc<Notify>) {
                     Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
                 }
             };
+            // Records the current snapshot covers stay until a newer one.
+            let floors: BTreeMap<String, u64> = s
+                .control
+                .get(CONTROL_DESCRIPTOR)
+                .ok()
+                .flatten()
+                .and_then(|v| bincode::deserialize::<Header>(&v).ok())
+                .map(|h| h.logs.into_iter().map(|(n, m)| (n, m.first_lsn)).collect())
+                .unwrap_or_default();
             let targets: Vec<(String, u64)> = s
                 .cache
                 .read()
                 .logs
                 .iter()
-                .map(|(n, m)| (n.clone(), m.first_lsn))
+                .map(|(n, m)| {
+                    let floor = floors.get(n).copied().unwrap_or(u64::MAX);
+                    (n.clone(), m.first_lsn.min(floor))
+                })
                 .collect();
             let tree = s.tree.clone();
             let done = tokio::task::spawn_blocking(move || -> Result<bool> {
@@ -479,7 +499,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
 
     async fn begin_receiving_snapshot(
         &mut self,
-    ) -> std::result::Result<Box<tokio::fs::File>, StorageError> {
+    ) -> std::result::Result<Box<SnapshotFile>, StorageError> {
         let path = self
             .shared
             .snapshot_dir
@@ -493,19 +513,24 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             .await
             .map_err(|e| StorageIOError::write_snapshot(None, &e))?;
         *self.shared.receiving.lock() = Some(path);
-        Ok(Box::new(f))
+        Ok(Box::new(SnapshotFile::ready(f)))
     }
 
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta,
-        snapshot: Box<tokio::fs::File>,
+        mut snapshot: Box<SnapshotFile>,
     ) -> std::result::Result<(), StorageError> {
         let sig = Some(meta.signature());
         let werr = |e: &dyn std::fmt::Display| {
             StorageIOError::write_snapshot(sig.clone(), &std::io::Error::other(e.to_string()))
         };
-        snapshot.sync_all().await.map_err(|e| werr(&e))?;
+        snapshot
+            .file()
+            .map_err(|e| werr(&e))?
+            .sync_all()
+            .await
+            .map_err(|e| werr(&e))?;
         drop(snapshot);
         let received = self
             .shared
@@ -529,11 +554,14 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 .control
                 .insert(CONTROL_INSTALLING, info_bytes.clone())?;
             shared.db.flush()?;
-            load_snapshot_file(&shared.tree, &path)?;
+            let header = load_snapshot_file(&shared.tree, &path)?;
+            shared
+                .control
+                .insert(CONTROL_DESCRIPTOR, bincode::serialize(&header)?)?;
             shared.control.insert(CONTROL_CURRENT, info_bytes)?;
             shared.control.remove(CONTROL_INSTALLING)?;
             shared.db.flush()?;
-            remove_stale_snapshot_files(&shared.control, &shared.snapshot_dir);
+            remove_stale_snapshot_files(&shared.control, &shared.snapshot_dir, false);
             load_cache(&shared.tree)
         })
         .await
@@ -547,22 +575,34 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     async fn get_current_snapshot(
         &mut self,
     ) -> std::result::Result<Option<Snapshot<TypeConfig>>, StorageError> {
+        let rerr = |e: &dyn std::fmt::Display| {
+            StorageIOError::read_snapshot(None, &std::io::Error::other(e.to_string()))
+        };
+        if let Some(v) = self
+            .shared
+            .control
+            .get(CONTROL_DESCRIPTOR)
+            .map_err(|e| rerr(&e))?
+        {
+            let header: Header = bincode::deserialize(&v).map_err(|e| rerr(&e))?;
+            return Ok(Some(snapshot::lazy_snapshot(self.shared.clone(), header)));
+        }
+        // A data directory from before descriptors: the file is the snapshot.
         let Some(v) = self
             .shared
             .control
             .get(CONTROL_CURRENT)
-            .map_err(|e| StorageIOError::read_snapshot(None, &e))?
+            .map_err(|e| rerr(&e))?
         else {
             return Ok(None);
         };
-        let info: SnapshotInfo =
-            bincode::deserialize(&v).map_err(|e| StorageIOError::read_snapshot(None, &e))?;
+        let info: SnapshotInfo = bincode::deserialize(&v).map_err(|e| rerr(&e))?;
         let f = tokio::fs::File::open(self.shared.snapshot_dir.join(&info.file))
             .await
             .map_err(|e| StorageIOError::read_snapshot(Some(info.meta.signature()), &e))?;
         Ok(Some(Snapshot {
             meta: info.meta,
-            snapshot: Box::new(f),
+            snapshot: Box::new(SnapshotFile::ready(f)),
         }))
     }
 }
