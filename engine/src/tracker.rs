@@ -17,7 +17,11 @@
 //! case the tracker costs one hash lookup and no allocation (none at all
 //! while nothing is pending).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+// foldhash (hashbrown's default), as for the keyspace's own maps: SipHash
+// showed up in profiles of the write path.
+use hashbrown::HashMap;
 
 use crate::keyspace::Elem;
 
@@ -107,8 +111,10 @@ impl HazardTracker {
             }
             if let Some((s, keys)) = self.by_seq.pop_front() {
                 for k in keys {
-                    if self.pending.get(&k) == Some(&s) {
-                        self.pending.remove(&k);
+                    if let hashbrown::hash_map::Entry::Occupied(e) = self.pending.entry(k) {
+                        if *e.get() == s {
+                            e.remove();
+                        }
                     }
                 }
             }
