@@ -17,7 +17,8 @@ use memlog_txlog::types::{chain_checksum, Condition};
 use memlog_txlog::{TxlogClient, TxlogError};
 use parking_lot::Mutex;
 
-/// A three-node txlog group of real processes.
+/// A three-node txlog group of real processes (plus any nodes added later
+/// with [`Cluster::spawn_extra`]).
 struct Cluster {
     _tmp: tempfile::TempDir,
     root: PathBuf,
@@ -61,11 +62,23 @@ impl Cluster {
         format!("127.0.0.1:{}", self.ports[i])
     }
 
+    /// Every node's address, founders first.
     fn addrs(&self) -> Vec<String> {
-        (0..3).map(|i| self.addr(i)).collect()
+        (0..self.ports.len()).map(|i| self.addr(i)).collect()
     }
 
-    /// (Re)starts node `i` on its data directory.
+    /// Starts one more node (id `index + 1`) on a fresh data directory and
+    /// without `--init`: it waits to be added to the group. Returns its index.
+    fn spawn_extra(&mut self) -> usize {
+        let i = self.ports.len();
+        self.ports.push(free_port());
+        self.procs.push(None);
+        self.restart(i);
+        i
+    }
+
+    /// (Re)starts node `i` on its data directory; only the founding three
+    /// get `--init`.
     fn spawn(&mut self, i: usize) {
         self.starts += 1;
         let mut cmd = Command::new(memlog_bin());
@@ -75,10 +88,11 @@ impl Cluster {
             .arg("--bind")
             .arg(self.addr(i))
             .arg("--data-dir")
-            .arg(self.root.join(format!("n{}", i + 1)))
-            .arg("--init")
-            .arg(&self.init)
-            .args(["--heartbeat-ms", "50"])
+            .arg(self.root.join(format!("n{}", i + 1)));
+        if i < 3 {
+            cmd.arg("--init").arg(&self.init);
+        }
+        cmd.args(["--heartbeat-ms", "50"])
             .args(["--election-min-ms", "300"])
             .args(["--election-max-ms", "600"])
             .arg("--snapshot-every")
@@ -122,6 +136,26 @@ impl Cluster {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         panic!("no leader");
+    }
+
+    /// Everything node `i` has logged, over all its starts.
+    fn log_text(&self, i: usize) -> String {
+        let prefix = format!("n{}.", i + 1);
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(&self.root)
+            .expect("cluster dir")
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".log"))
+            })
+            .collect();
+        paths.sort();
+        paths
+            .iter()
+            .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+            .collect()
     }
 
     /// Bytes under a node's data directory.
@@ -766,4 +800,206 @@ async fn pipelined_appends_keep_their_order_and_fence() {
     assert!(matches!(r, Err(TxlogError::Fenced { .. })), "{r:?}");
     let entries = tail_until(&client, &cluster.addr(2), log, 1, last + 1).await;
     check_chain(&entries);
+}
+
+/// Runs `memlog txlog ARGS...` to completion (killed by PID after 2
+/// minutes); returns (success, stdout, stderr).
+async fn txlog_cli(args: &[&str]) -> (bool, String, String) {
+    let mut cmd = tokio::process::Command::new(memlog_bin());
+    cmd.arg("txlog")
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(Duration::from_secs(120), cmd.output())
+        .await
+        .unwrap_or_else(|_| panic!("memlog txlog {args:?} did not finish"))
+        .expect("run memlog txlog");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs an admin subcommand that must succeed; returns its stdout.
+async fn txlog_admin(args: &[&str]) -> String {
+    let (ok, out, err) = txlog_cli(args).await;
+    assert!(
+        ok,
+        "memlog txlog {args:?} failed\nstdout: {out}\nstderr: {err}"
+    );
+    out
+}
+
+/// The `members:` section of `memlog txlog status` output: (id, addr, role).
+fn status_members(out: &str) -> Vec<(u64, String, String)> {
+    out.lines()
+        .skip_while(|l| l.trim() != "members:")
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            assert_eq!(f.len(), 3, "member line {l:?}");
+            (
+                f[0].parse().expect("member id"),
+                f[1].to_string(),
+                f[2].to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The `leader: ID (ADDR)` line of `memlog txlog status` output.
+fn status_leader(out: &str) -> u64 {
+    out.lines()
+        .find_map(|l| l.strip_prefix("leader: "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|id| id.parse().ok())
+        .unwrap_or_else(|| panic!("no leader line in {out:?}"))
+}
+
+/// A node started without `--init` joins through `memlog txlog add-node`
+/// (learner first, caught up, then voter) sent to a follower, serves the same
+/// log as the leader, and the group keeps committing after
+/// `memlog txlog remove-node` takes out the old leader and its process dies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn add_node_joins_as_learner_is_promoted_and_remove_node_shrinks_the_group() {
+    // Snapshot every 30 Raft entries: by the time node 4 joins, the log it
+    // would need is purged, so it catches up through a snapshot.
+    let mut cluster = Cluster::start(30);
+    let client = cluster.client();
+    let log = "shard-7";
+    let (epoch, _) = client.take_leadership(log, "p", 0).await.expect("lead");
+    let mut last = 0;
+    for i in 0..100u32 {
+        last = client
+            .append(
+                log,
+                Condition::Epoch(epoch),
+                vec![Bytes::from(format!("before{i}")); 2],
+            )
+            .await
+            .expect("append")
+            .last_lsn;
+    }
+
+    let leader = cluster.leader().await;
+    let follower = (leader + 1) % 3;
+    let new = cluster.spawn_extra();
+    let new_id = (new + 1).to_string();
+    let new_addr = cluster.addr(new);
+    let follower_addr = cluster.addr(follower);
+    let add = [
+        "add-node",
+        "--addr",
+        &follower_addr,
+        "--id",
+        &new_id,
+        "--node-addr",
+        &new_addr,
+    ];
+    // First as a learner only, then again to promote it.
+    let out = txlog_admin(&[&add[..], &["--learner"]].concat()).await;
+    assert!(
+        out.lines()
+            .any(|l| l == format!("{new_id} {new_addr} voter=false")),
+        "add-node --learner output lists the new learner: {out}"
+    );
+    assert_eq!(out.lines().count(), 4, "four members: {out}");
+    let out = txlog_admin(&["status", "--addr", &follower_addr]).await;
+    assert!(
+        status_members(&out).contains(&(new as u64 + 1, new_addr.clone(), "learner".into())),
+        "{out}"
+    );
+    let out = txlog_admin(&add).await;
+    assert!(
+        out.lines()
+            .any(|l| l == format!("{new_id} {new_addr} voter=true")),
+        "add-node output lists the new voter: {out}"
+    );
+    assert_eq!(out.lines().count(), 4, "four members: {out}");
+    // A known id at another address is refused, not silently ignored.
+    let (ok, _, err) = txlog_cli(&[
+        "add-node",
+        "--addr",
+        &follower_addr,
+        "--id",
+        &new_id,
+        "--node-addr",
+        "127.0.0.1:1",
+    ])
+    .await;
+    assert!(!ok && err.contains("already a member"), "{err}");
+
+    // Status from the new node itself (forwarded to the leader).
+    let out = txlog_admin(&["status", "--addr", &new_addr]).await;
+    let members = status_members(&out);
+    assert_eq!(members.len(), 4, "{out}");
+    assert!(
+        members.contains(&(new as u64 + 1, new_addr.clone(), "voter".into())),
+        "{out}"
+    );
+    assert!(members.iter().all(|m| m.2 == "voter"), "{out}");
+
+    // The new node serves the same log, from LSN 1, as the leader.
+    let from_new = tail_until(&client, &new_addr, log, 1, last).await;
+    check_chain(&from_new);
+    let from_leader = tail_until(&client, &cluster.addr(leader), log, 1, last).await;
+    assert_eq!(from_new, from_leader);
+    let snapshots = cluster.root.join(format!("n{}", new + 1)).join("snapshots");
+    let installed = std::fs::read_dir(&snapshots)
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert!(installed > 0, "the new node caught up through a snapshot");
+
+    // Remove the Raft leader (the hardest member to take out: it must commit
+    // its own removal and step down), then kill its process.
+    let removed = leader;
+    let removed_id = (removed + 1).to_string();
+    let via = cluster.addr(new);
+    let out = txlog_admin(&["remove-node", "--addr", &via, "--id", &removed_id]).await;
+    assert_eq!(out.lines().count(), 3, "three members left: {out}");
+    assert!(
+        !out.lines()
+            .any(|l| l.starts_with(&format!("{removed_id} "))),
+        "remove-node output no longer lists node {removed_id}: {out}"
+    );
+    // It stepped down; its Raft core did not crash on the way out.
+    let logged = cluster.log_text(removed);
+    assert!(!logged.contains("panicked"), "node {removed_id}:\n{logged}");
+    cluster.kill(removed);
+
+    // Appends still commit on the three voters left (a majority is 2 of 3).
+    let client = TxlogClient::new(cluster.addrs())
+        .expect("client")
+        .with_retry_window(Duration::from_secs(30));
+    for i in 0..50u32 {
+        last = client
+            .append(
+                log,
+                Condition::Epoch(epoch),
+                vec![Bytes::from(format!("after{i}"))],
+            )
+            .await
+            .expect("append after remove-node")
+            .last_lsn;
+    }
+    let out = txlog_admin(&["status", "--addr", &follower_addr]).await;
+    let members = status_members(&out);
+    let ids: Vec<u64> = members.iter().map(|m| m.0).collect();
+    let expected: Vec<u64> = (1..=4).filter(|id| *id != removed as u64 + 1).collect();
+    assert_eq!(ids, expected, "{out}");
+    assert!(members.iter().all(|m| m.2 == "voter"), "{out}");
+    assert_ne!(status_leader(&out), removed as u64 + 1, "{out}");
+
+    let mut seqs = Vec::new();
+    for i in (0..=new).filter(|i| *i != removed) {
+        let entries = tail_until(&client, &cluster.addr(i), log, 1, last).await;
+        check_chain(&entries);
+        seqs.push(entries);
+    }
+    assert_eq!(seqs[0], seqs[1]);
+    assert_eq!(seqs[0], seqs[2]);
+    assert_eq!(&seqs[0][..from_leader.len()], &from_leader[..]);
 }

@@ -304,7 +304,17 @@ impl TxlogClient {
                 let timeout = self.inner.request_timeout;
                 match tokio::time::timeout(timeout, call(self.connection(&addr)?)).await {
                     Ok(Ok(r)) => return Ok(r.into_inner()),
-                    Ok(Err(s)) if s.code() == tonic::Code::NotFound => return Err(s.into()),
+                    // Answers that another node or attempt would repeat.
+                    Ok(Err(s))
+                        if matches!(
+                            s.code(),
+                            tonic::Code::NotFound
+                                | tonic::Code::InvalidArgument
+                                | tonic::Code::FailedPrecondition
+                        ) =>
+                    {
+                        return Err(s.into())
+                    }
                     Ok(Err(s)) => last = Some(s),
                     Err(_) => {
                         last = Some(tonic::Status::deadline_exceeded(format!(

@@ -38,6 +38,14 @@ pub enum TxlogError {
     },
     #[error("lsn {requested} is trimmed; first retained lsn is {first_retained}")]
     Truncated { requested: u64, first_retained: u64 },
+    /// A node added as a learner has not caught up yet, so it was not
+    /// promoted; once it runs and catches up, adding it again promotes it.
+    #[error("node {id} ({addr}) was added as a learner but did not catch up within {waited:?}; check that it runs there, then add it again")]
+    LearnerBehind {
+        id: NodeId,
+        addr: String,
+        waited: std::time::Duration,
+    },
     #[error("invalid request: {0}")]
     Invalid(String),
     #[error("no txlog node reachable: {0}")]

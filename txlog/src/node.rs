@@ -22,6 +22,10 @@ use crate::service::TxlogService;
 use crate::store::{self, LogsView};
 use crate::types::{Condition, EntryKind, NodeId, Op, OpResult, Raft};
 
+/// How long [`TxlogNode::add_node`] waits for a new learner to catch up
+/// (below the 30 s a forwarded request and the client allow).
+const LEARNER_CATCH_UP: Duration = Duration::from_secs(20);
+
 /// How to run one node.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
@@ -228,12 +232,52 @@ impl TxlogNode {
         }
     }
 
-    /// Adds a node (as learner, then voter unless `learner_only`).
+    /// Adds a node as a learner, waits (bounded) until it has caught up to
+    /// its own addition, then makes it a voter unless `learner_only`.
+    /// Re-running it for the same id and address is harmless (it promotes a
+    /// learner added earlier).
     pub async fn add_node(&self, id: NodeId, addr: String, learner_only: bool) -> Result<()> {
-        self.raft
-            .add_learner(id, BasicNode::new(addr), true)
+        let known = self
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .get_node(&id)
+            .map(|n| n.addr.clone());
+        // openraft keeps a known node's address: refuse instead of ignoring it.
+        if let Some(known) = known.filter(|k| *k != addr) {
+            return Err(TxlogError::Invalid(format!(
+                "node {id} is already a member at {known}; remove it first"
+            )));
+        }
+        // Not openraft's blocking add_learner: it waits forever for a node
+        // that is down or unreachable.
+        let added = self
+            .raft
+            .add_learner(id, BasicNode::new(addr.clone()), false)
             .await
-            .map_err(raft_err)?;
+            .map_err(raft_err)?
+            .log_id;
+        self.raft
+            .wait(Some(LEARNER_CATCH_UP))
+            .metrics(
+                |m| match &m.replication {
+                    Some(r) => r
+                        .get(&id)
+                        .and_then(|matched| matched.as_ref())
+                        .is_some_and(|l| l.index >= added.index),
+                    // No longer the leader: the promotion below says so.
+                    None => true,
+                },
+                "new learner caught up",
+            )
+            .await
+            .map_err(|_| TxlogError::LearnerBehind {
+                id,
+                addr: addr.clone(),
+                waited: LEARNER_CATCH_UP,
+            })?;
         if !learner_only {
             self.raft
                 .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
@@ -243,24 +287,30 @@ impl TxlogNode {
         Ok(())
     }
 
-    /// Removes a node from the group.
+    /// Removes a node (voter or learner) from the group; removing a node
+    /// that is not a member is a no-op, so a retried request succeeds.
     pub async fn remove_node(&self, id: NodeId) -> Result<()> {
-        let voters: BTreeSet<NodeId> = self
-            .raft
-            .metrics()
-            .borrow()
-            .membership_config
-            .membership()
-            .voter_ids()
-            .collect();
-        if voters.contains(&id) {
-            self.raft
-                .change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])), false)
-                .await
-                .map_err(raft_err)?;
-        }
+        let (voter, known) = {
+            let m = self.raft.metrics();
+            let m = m.borrow();
+            let membership = m.membership_config.membership();
+            (
+                membership.voter_ids().any(|v| v == id),
+                membership.get_node(&id).is_some(),
+            )
+        };
+        // One change only: without `retain`, removing a voter also drops it
+        // from the nodes, and a second change proposed by a leader that just
+        // removed itself panics openraft's core.
+        let change = if voter {
+            ChangeMembers::RemoveVoters(BTreeSet::from([id]))
+        } else if known {
+            ChangeMembers::RemoveNodes(BTreeSet::from([id]))
+        } else {
+            return Ok(());
+        };
         self.raft
-            .change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([id])), false)
+            .change_membership(change, false)
             .await
             .map_err(raft_err)?;
         Ok(())

@@ -19,6 +19,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::batcher::WriteOutcome;
+use crate::error::TxlogError;
 use crate::network::client::channel;
 use crate::node::TxlogNode;
 use crate::store::state_machine::ReadResult;
@@ -77,6 +78,17 @@ fn forwarded<T>(msg: T) -> Request<T> {
         .insert(FORWARDED, tonic::metadata::MetadataValue::from_static("1"));
     r.set_timeout(Duration::from_secs(30));
     r
+}
+
+/// A failed membership change as a status: the client does not retry
+/// `INVALID_ARGUMENT` or `FAILED_PRECONDITION` (a retry would fail the same
+/// way), only the rest (a new leader may succeed).
+fn membership_error(e: TxlogError) -> Status {
+    match e {
+        TxlogError::Invalid(_) => Status::invalid_argument(e.to_string()),
+        TxlogError::LearnerBehind { .. } => Status::failed_precondition(e.to_string()),
+        _ => Status::unavailable(e.to_string()),
+    }
 }
 
 fn condition_from(c: Option<pb::Condition>) -> Option<Condition> {
@@ -386,7 +398,7 @@ impl Txlog for TxlogService {
         self.node
             .add_node(req.id, req.addr, req.learner_only)
             .await
-            .map_err(|e| Status::unavailable(e.to_string()))?;
+            .map_err(membership_error)?;
         Ok(Response::new(self.members()))
     }
 
@@ -401,7 +413,7 @@ impl Txlog for TxlogService {
         self.node
             .remove_node(request.into_inner().id)
             .await
-            .map_err(|e| Status::unavailable(e.to_string()))?;
+            .map_err(membership_error)?;
         Ok(Response::new(self.members()))
     }
 }
