@@ -19,7 +19,10 @@ use crate::types::{NodeId, Op, OpResult, Raft, Request};
 const MAX_IN_FLIGHT: usize = 8;
 /// Bounds of one Raft entry.
 const MAX_OPS_PER_ENTRY: usize = 4096;
-const MAX_BYTES_PER_ENTRY: usize = 4 * 1024 * 1024;
+// One entry must replicate within a heartbeat interval (see
+// `network::client::MAX_APPEND_RPC_BYTES`); a single bigger op still makes
+// one entry.
+const MAX_BYTES_PER_ENTRY: usize = 1024 * 1024;
 
 /// What became of one op.
 #[derive(Debug, Clone)]

@@ -6,7 +6,8 @@ use std::time::Duration;
 use memlog_proto::txlog::raft_internal_client::RaftInternalClient;
 use memlog_proto::txlog::{RaftPayload, RaftReply};
 use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError,
+    Unreachable,
 };
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
@@ -126,12 +127,40 @@ impl PeerConnection {
     }
 }
 
+/// Bytes of entries in one AppendEntries RPC, about (always at least one
+/// entry). openraft 0.9 gives the RPC one heartbeat interval to finish,
+/// follower fsync included, and bounds it only by entry count (256): a
+/// follower catching up on big entries got RPCs of tens of MB that timed out
+/// and were retried whole, forever.
+pub const MAX_APPEND_RPC_BYTES: u64 = 1024 * 1024;
+
+/// How many of `entries` fit in [`MAX_APPEND_RPC_BYTES`] (at least one), or
+/// `None` if all do.
+fn entries_that_fit(entries: &[crate::types::Entry]) -> Option<u64> {
+    let mut bytes = 0u64;
+    for (i, e) in entries.iter().enumerate() {
+        bytes += bincode::serialized_size(e).unwrap_or(0);
+        if bytes > MAX_APPEND_RPC_BYTES {
+            return Some((i as u64).max(1));
+        }
+    }
+    None
+}
+
 impl RaftNetwork<TypeConfig> for PeerConnection {
     async fn append_entries(
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RpcErr<openraft::error::Infallible>> {
+        if rpc.entries.len() > 1 {
+            if let Some(n) = entries_that_fit(&rpc.entries) {
+                // openraft resends at once with at most `n` entries.
+                return Err(RPCError::PayloadTooLarge(
+                    PayloadTooLarge::new_entries_hint(n),
+                ));
+            }
+        }
         self.call(Rpc::AppendEntries, &rpc, option.hard_ttl()).await
     }
 
@@ -150,5 +179,37 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RpcErr<openraft::error::Infallible>> {
         self.call(Rpc::Vote, &rpc, option.hard_ttl()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::{CommittedLeaderId, EntryPayload, LogId};
+
+    use super::*;
+    use crate::types::{Condition, Entry, EntryKind, Op, Request};
+
+    fn entry(index: u64, bytes: usize) -> Entry {
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Normal(Request {
+                ops: vec![Op::Append {
+                    log: "l".into(),
+                    condition: Condition::Epoch(1),
+                    kind: EntryKind::Data,
+                    payloads: vec![bytes::Bytes::from(vec![0u8; bytes])],
+                }],
+            }),
+        }
+    }
+
+    #[test]
+    fn append_rpcs_are_bounded_in_bytes_but_carry_at_least_one_entry() {
+        let small: Vec<Entry> = (1..=100).map(|i| entry(i, 1000)).collect();
+        assert_eq!(entries_that_fit(&small), None);
+        let big: Vec<Entry> = (1..=10).map(|i| entry(i, 300 * 1024)).collect();
+        assert_eq!(entries_that_fit(&big), Some(3));
+        let huge: Vec<Entry> = (1..=3).map(|i| entry(i, 4 * 1024 * 1024)).collect();
+        assert_eq!(entries_that_fit(&huge), Some(1));
     }
 }

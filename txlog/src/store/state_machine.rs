@@ -569,6 +569,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         .map_err(|e| werr(&e))?;
         *self.shared.cache.write() = cache;
         self.shared.applied_tx.send_modify(|n| *n += 1);
+        tracing::info!(snapshot = %meta.snapshot_id, "installed snapshot");
         Ok(())
     }
 
