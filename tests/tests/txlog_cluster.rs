@@ -752,6 +752,21 @@ async fn snapshot_written_on_demand_after_trims_carries_the_retained_log() {
         client.trim(log, last - 40).await.expect("trim");
     }
     let first = last - 40 + 1;
+    // Snapshots are only recorded while the node is down: no file is written
+    // for a follower that cannot be reached.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let leader_files = std::fs::read_dir(
+        cluster
+            .root
+            .join(format!("n{}", leader + 1))
+            .join("snapshots"),
+    )
+    .map(|d| d.count())
+    .unwrap_or(0);
+    assert_eq!(
+        leader_files, 0,
+        "no snapshot file while the follower is down"
+    );
     cluster.restart(lagging);
     let lagging_entries = tail_until(&client, &cluster.addr(lagging), log, first, last).await;
     let leader_entries = tail_until(&client, &cluster.addr(leader), log, first, last).await;

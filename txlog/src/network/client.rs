@@ -6,15 +6,16 @@ use std::time::Duration;
 use memlog_proto::txlog::raft_internal_client::RaftInternalClient;
 use memlog_proto::txlog::{RaftPayload, RaftReply};
 use openraft::error::{
-    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError,
-    Unreachable,
+    Fatal, InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError,
+    ReplicationClosed, StreamingError, Unreachable,
 };
+use openraft::network::snapshot_transport::{Chunked, SnapshotTransport};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
-    VoteRequest, VoteResponse,
+    SnapshotResponse, VoteRequest, VoteResponse,
 };
-use openraft::BasicNode;
+use openraft::{BasicNode, OptionalSend, Snapshot, Vote};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tonic::transport::{Channel, Endpoint};
@@ -171,6 +172,26 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
     ) -> Result<InstallSnapshotResponse<NodeId>, RpcErr<InstallSnapshotError>> {
         self.call(Rpc::InstallSnapshot, &rpc, option.hard_ttl())
             .await
+    }
+
+    /// A snapshot's file is written when first read (`store::snapshot_file`),
+    /// and openraft reads it before its first chunk goes out: without this
+    /// probe every retry towards a node that is down wrote a new file of the
+    /// whole state machine whenever a newer snapshot had been recorded.
+    async fn full_snapshot(
+        &mut self,
+        vote: Vote<NodeId>,
+        snapshot: Snapshot<TypeConfig>,
+        cancel: impl std::future::Future<Output = ReplicationClosed> + OptionalSend + 'static,
+        option: RPCOption,
+    ) -> Result<SnapshotResponse<NodeId>, StreamingError<TypeConfig, Fatal<NodeId>>> {
+        let probe = tokio::net::TcpStream::connect(self.addr.as_str());
+        match tokio::time::timeout(Duration::from_secs(1), probe).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(StreamingError::Unreachable(Unreachable::new(&e))),
+            Err(e) => return Err(StreamingError::Unreachable(Unreachable::new(&e))),
+        }
+        Chunked::send_snapshot(self, vote, snapshot, cancel, option).await
     }
 
     async fn vote(
