@@ -803,7 +803,7 @@ async fn serve_epoch(engine: &SharedEngine, d: &Arc<Durable>, epoch: u64) -> Txl
                     Ok(lsn) => lsn,
                     Err(e) => return e,
                 };
-                {
+                let queued = {
                     let mut e = engine.lock();
                     if let Some((first, last)) = seqs {
                         e.tracker.ack(last);
@@ -816,11 +816,12 @@ async fn serve_epoch(engine: &SharedEngine, d: &Arc<Durable>, epoch: u64) -> Txl
                             g.lease_until = Some(until);
                         }
                     }
-                }
+                    e.ks.effects.records.len()
+                };
                 if let Some((first, last)) = seqs {
                     // The clients of this append now send their next
                     // writes; the ones queued meanwhile are waiting already.
-                    last_batch = (last - first + 1) as usize + engine.lock().ks.effects.records.len();
+                    last_batch = (last - first + 1) as usize + queued;
                     progress.set_acked(last);
                     let mut p = d.positions.lock();
                     p.batches.push_back((first, last, lsn));

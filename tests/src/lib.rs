@@ -192,17 +192,25 @@ impl MemlogServer {
 }
 
 /// A three-node `memlog txlog` group of real processes on loopback, each
-/// node with its own data directory (fast Raft timings for tests).
+/// node with its own data directory (fast Raft timings for tests), plus any
+/// nodes added later with [`TxlogCluster::spawn_extra`].
 pub struct TxlogCluster {
     pub dir: tempfile::TempDir,
     pub ports: Vec<u16>,
     pub nodes: Vec<Option<Process>>,
     init: String,
+    /// `--snapshot-every` of every node (the binary's default if `None`).
+    snapshot_every: Option<u64>,
     starts: u32,
 }
 
 impl TxlogCluster {
     pub fn start() -> anyhow::Result<Self> {
+        Self::start_with(None)
+    }
+
+    /// Starts the founding three with `--snapshot-every` set, if given.
+    pub fn start_with(snapshot_every: Option<u64>) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
         let init = ports
@@ -216,6 +224,7 @@ impl TxlogCluster {
             ports,
             nodes: vec![None, None, None],
             init,
+            snapshot_every,
             starts: 0,
         };
         for i in 0..3 {
@@ -231,12 +240,23 @@ impl TxlogCluster {
         format!("127.0.0.1:{}", self.ports[i])
     }
 
-    /// `host:port,host:port,host:port` (what `memlog server --txlog` takes).
-    pub fn addrs(&self) -> String {
-        (0..3).map(|i| self.addr(i)).collect::<Vec<_>>().join(",")
+    /// Every node's address, founders first.
+    pub fn addr_list(&self) -> Vec<String> {
+        (0..self.ports.len()).map(|i| self.addr(i)).collect()
     }
 
-    /// (Re)starts node `i` on its data directory.
+    /// `host:port,host:port,...` (what `memlog server --txlog` takes).
+    pub fn addrs(&self) -> String {
+        self.addr_list().join(",")
+    }
+
+    /// Node `i`'s data directory.
+    pub fn node_dir(&self, i: usize) -> PathBuf {
+        self.dir.path().join(format!("n{}", i + 1))
+    }
+
+    /// (Re)starts node `i` on its data directory; only the founding three
+    /// get `--init`.
     pub fn spawn(&mut self, i: usize) -> anyhow::Result<()> {
         self.starts += 1;
         let mut cmd = Command::new(memlog_bin());
@@ -246,10 +266,14 @@ impl TxlogCluster {
             .arg("--bind")
             .arg(self.addr(i))
             .arg("--data-dir")
-            .arg(self.dir.path().join(format!("n{}", i + 1)))
-            .arg("--init")
-            .arg(&self.init)
-            .args(["--heartbeat-ms", "50"])
+            .arg(self.node_dir(i));
+        if i < 3 {
+            cmd.arg("--init").arg(&self.init);
+        }
+        if let Some(n) = self.snapshot_every {
+            cmd.arg("--snapshot-every").arg(n.to_string());
+        }
+        cmd.args(["--heartbeat-ms", "50"])
             .args(["--election-min-ms", "300"])
             .args(["--election-max-ms", "600"])
             .env("RUST_LOG", "warn");
@@ -265,6 +289,34 @@ impl TxlogCluster {
     pub fn restart(&mut self, i: usize) -> anyhow::Result<()> {
         self.spawn(i)?;
         wait_for_port(self.ports[i], Duration::from_secs(30))
+    }
+
+    /// Starts one more node (id `index + 1`) on a fresh data directory and
+    /// without `--init`: it waits to be added to the group. Returns its index.
+    pub fn spawn_extra(&mut self) -> anyhow::Result<usize> {
+        let i = self.ports.len();
+        self.ports.push(free_port());
+        self.nodes.push(None);
+        self.restart(i)?;
+        Ok(i)
+    }
+
+    /// Everything node `i` has logged, over all its starts.
+    pub fn log_text(&self, i: usize) -> String {
+        let prefix = format!("n{}.", i + 1);
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
+            .map(|rd| rd.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        paths.retain(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".log"))
+        });
+        paths.sort();
+        paths
+            .iter()
+            .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+            .collect()
     }
 
     /// kill -9 node `i`.

@@ -5,120 +5,52 @@
 //! Build the binary first (`cargo build -p memlog`; `make test` does).
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use memlog_proto::txlog::{EntryKind, TailStatus};
-use memlog_tests::{free_port, memlog_bin, wait_for_port, Process};
+use memlog_tests::{memlog_bin, TxlogCluster};
 use memlog_txlog::types::{chain_checksum, Condition};
 use memlog_txlog::{TxlogClient, TxlogError};
 use parking_lot::Mutex;
 
-/// A three-node txlog group of real processes (plus any nodes added later
-/// with [`Cluster::spawn_extra`]).
-struct Cluster {
-    _tmp: tempfile::TempDir,
-    root: PathBuf,
-    ports: Vec<u16>,
-    procs: Vec<Option<Process>>,
-    init: String,
-    snapshot_every: u64,
-    starts: u32,
-}
+/// The shared [`TxlogCluster`] fixture with this file's defaults: a chosen
+/// `--snapshot-every`, and panics instead of errors.
+struct Cluster(TxlogCluster);
 
 impl Cluster {
     fn start(snapshot_every: u64) -> Self {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let root = tmp.path().to_path_buf();
-        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-        let init = ports
-            .iter()
-            .enumerate()
-            .map(|(i, p)| format!("{}=127.0.0.1:{p}", i + 1))
-            .collect::<Vec<_>>()
-            .join(",");
-        let mut c = Self {
-            _tmp: tmp,
-            root,
-            ports,
-            procs: vec![None, None, None],
-            init,
-            snapshot_every,
-            starts: 0,
-        };
-        for i in 0..3 {
-            c.spawn(i);
-        }
-        for i in 0..3 {
-            wait_for_port(c.ports[i], Duration::from_secs(30)).expect("node port");
-        }
-        c
+        Self(TxlogCluster::start_with(Some(snapshot_every)).expect("cluster"))
     }
 
     fn addr(&self, i: usize) -> String {
-        format!("127.0.0.1:{}", self.ports[i])
+        self.0.addr(i)
     }
 
     /// Every node's address, founders first.
     fn addrs(&self) -> Vec<String> {
-        (0..self.ports.len()).map(|i| self.addr(i)).collect()
+        self.0.addr_list()
     }
 
-    /// Starts one more node (id `index + 1`) on a fresh data directory and
-    /// without `--init`: it waits to be added to the group. Returns its index.
     fn spawn_extra(&mut self) -> usize {
-        let i = self.ports.len();
-        self.ports.push(free_port());
-        self.procs.push(None);
-        self.restart(i);
-        i
-    }
-
-    /// (Re)starts node `i` on its data directory; only the founding three
-    /// get `--init`.
-    fn spawn(&mut self, i: usize) {
-        self.starts += 1;
-        let mut cmd = Command::new(memlog_bin());
-        cmd.arg("txlog")
-            .arg("--id")
-            .arg((i + 1).to_string())
-            .arg("--bind")
-            .arg(self.addr(i))
-            .arg("--data-dir")
-            .arg(self.root.join(format!("n{}", i + 1)));
-        if i < 3 {
-            cmd.arg("--init").arg(&self.init);
-        }
-        cmd.args(["--heartbeat-ms", "50"])
-            .args(["--election-min-ms", "300"])
-            .args(["--election-max-ms", "600"])
-            .arg("--snapshot-every")
-            .arg(self.snapshot_every.to_string())
-            .env("RUST_LOG", "warn");
-        let log = self.root.join(format!("n{}.{}.log", i + 1, self.starts));
-        self.procs[i] = Some(Process::spawn("memlog txlog", cmd, Some(&log)).expect("spawn node"));
+        self.0.spawn_extra().expect("extra node")
     }
 
     fn restart(&mut self, i: usize) {
-        self.spawn(i);
-        wait_for_port(self.ports[i], Duration::from_secs(30)).expect("node port");
+        self.0.restart(i).expect("restart node");
     }
 
     fn kill(&mut self, i: usize) {
-        if let Some(mut p) = self.procs[i].take() {
-            p.kill();
-        }
+        self.0.kill(i);
     }
 
     fn signal(&self, i: usize, sig: &str) {
-        self.procs[i]
-            .as_ref()
-            .expect("running node")
-            .signal(sig)
-            .expect("signal");
+        self.0.signal(i, sig).expect("signal");
+    }
+
+    fn log_text(&self, i: usize) -> String {
+        self.0.log_text(i)
     }
 
     fn client(&self) -> TxlogClient {
@@ -138,24 +70,11 @@ impl Cluster {
         panic!("no leader");
     }
 
-    /// Everything node `i` has logged, over all its starts.
-    fn log_text(&self, i: usize) -> String {
-        let prefix = format!("n{}.", i + 1);
-        let mut paths: Vec<PathBuf> = std::fs::read_dir(&self.root)
-            .expect("cluster dir")
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".log"))
-            })
-            .collect();
-        paths.sort();
-        paths
-            .iter()
-            .map(|p| std::fs::read_to_string(p).unwrap_or_default())
-            .collect()
+    /// Files in node `i`'s snapshot directory.
+    fn snapshot_files(&self, i: usize) -> usize {
+        std::fs::read_dir(self.0.node_dir(i).join("snapshots"))
+            .map(|d| d.count())
+            .unwrap_or(0)
     }
 
     /// Bytes under a node's data directory.
@@ -173,7 +92,7 @@ impl Cluster {
                 })
                 .sum()
         }
-        walk(&self.root.join(format!("n{}", i + 1)))
+        walk(&self.0.node_dir(i))
     }
 }
 
@@ -711,13 +630,7 @@ async fn lagging_node_catches_up_through_a_snapshot() {
     check_chain(&lagging_entries);
     let leader_entries = tail_until(&client, &cluster.addr(leader), log, 1, last).await;
     assert_eq!(lagging_entries, leader_entries);
-    let snapshots = cluster
-        .root
-        .join(format!("n{}", lagging + 1))
-        .join("snapshots");
-    let installed = std::fs::read_dir(&snapshots)
-        .map(|d| d.count())
-        .unwrap_or(0);
+    let installed = cluster.snapshot_files(lagging);
     assert!(installed > 0, "the lagging node holds a snapshot");
 }
 
@@ -755,14 +668,7 @@ async fn snapshot_written_on_demand_after_trims_carries_the_retained_log() {
     // Snapshots are only recorded while the node is down: no file is written
     // for a follower that cannot be reached.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let leader_files = std::fs::read_dir(
-        cluster
-            .root
-            .join(format!("n{}", leader + 1))
-            .join("snapshots"),
-    )
-    .map(|d| d.count())
-    .unwrap_or(0);
+    let leader_files = cluster.snapshot_files(leader);
     assert_eq!(
         leader_files, 0,
         "no snapshot file while the follower is down"
@@ -772,13 +678,7 @@ async fn snapshot_written_on_demand_after_trims_carries_the_retained_log() {
     let leader_entries = tail_until(&client, &cluster.addr(leader), log, first, last).await;
     assert_eq!(lagging_entries.first().map(|e| e.lsn), Some(first));
     assert_eq!(lagging_entries, leader_entries);
-    let snapshots = cluster
-        .root
-        .join(format!("n{}", lagging + 1))
-        .join("snapshots");
-    let installed = std::fs::read_dir(&snapshots)
-        .map(|d| d.count())
-        .unwrap_or(0);
+    let installed = cluster.snapshot_files(lagging);
     assert!(installed > 0, "the lagging node holds a snapshot");
 }
 
@@ -963,10 +863,7 @@ async fn add_node_joins_as_learner_is_promoted_and_remove_node_shrinks_the_group
     check_chain(&from_new);
     let from_leader = tail_until(&client, &cluster.addr(leader), log, 1, last).await;
     assert_eq!(from_new, from_leader);
-    let snapshots = cluster.root.join(format!("n{}", new + 1)).join("snapshots");
-    let installed = std::fs::read_dir(&snapshots)
-        .map(|d| d.count())
-        .unwrap_or(0);
+    let installed = cluster.snapshot_files(new);
     assert!(installed > 0, "the new node caught up through a snapshot");
 
     // Remove the Raft leader (the hardest member to take out: it must commit
