@@ -413,7 +413,10 @@ async fn no_ack_without_a_majority() {
         .await
         .expect("append");
 
-    // Both followers stopped: the append waits, then commits once they resume.
+    // Both followers stopped: the append waits. When they resume it commits,
+    // or, if a resumed follower's election timer fired before the leader's
+    // queued heartbeats were read and the other one (without the entry)
+    // won, the client learns the outcome is unknown; never a false success.
     let leader = cluster.leader().await;
     let followers: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
     for f in &followers {
@@ -438,10 +441,11 @@ async fn no_ack_without_a_majority() {
     for f in &followers {
         cluster.signal(*f, "CONT");
     }
-    let two = pending
-        .await
-        .expect("task")
-        .expect("append commits once a majority is back");
+    let two = match pending.await.expect("task") {
+        Ok(r) => Some(r),
+        Err(TxlogError::OutcomeUnknown(_) | TxlogError::NotLeader { .. }) => None,
+        Err(e) => panic!("append while a majority was stopped: {e:?}"),
+    };
 
     // Leader and one follower killed: the survivor acknowledges nothing, and
     // an append refused for lack of a leader never shows up later.
@@ -474,10 +478,15 @@ async fn no_ack_without_a_majority() {
         .expect("append after recovery");
     let entries = tail_until(&client, &cluster.addr(0), log, 1, four.last_lsn).await;
     check_chain(&entries);
-    assert_eq!(
-        entries[two.first_lsn as usize - 1].payload,
-        Bytes::from_static(b"two")
-    );
+    let twos = entries.iter().filter(|e| &e.payload[..] == b"two").count();
+    match two {
+        Some(two) => assert_eq!(
+            entries[two.first_lsn as usize - 1].payload,
+            Bytes::from_static(b"two")
+        ),
+        None => assert!(twos <= 1),
+    }
+    assert!(twos <= 1, "an append appears once at most");
     let threes = entries
         .iter()
         .filter(|e| &e.payload[..] == b"three")

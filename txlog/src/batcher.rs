@@ -11,6 +11,7 @@
 use std::sync::Arc;
 
 use openraft::error::ClientWriteError;
+use openraft::impls::ProgressResponder;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::types::{NodeId, Op, OpResult, Raft, Request};
@@ -98,8 +99,9 @@ async fn run(raft: Raft, mut rx: mpsc::Receiver<Pending>) {
                 Err(_) => break,
             }
         }
-        let responder = match raft.client_write_ff(Request { ops }).await {
-            Ok(r) => r,
+        let (responder, reply) = ProgressResponder::complete_only();
+        match raft.client_write_ff(Request { ops }, Some(responder)).await {
+            Ok(()) => {}
             Err(fatal) => {
                 tracing::warn!("raft stopped: {fatal}");
                 for r in replies {
@@ -112,7 +114,7 @@ async fn run(raft: Raft, mut rx: mpsc::Receiver<Pending>) {
             }
         };
         tokio::spawn(async move {
-            let result = responder.await;
+            let result = reply.await;
             drop(permit);
             match result {
                 Ok(Ok(resp)) => {

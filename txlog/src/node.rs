@@ -11,6 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use memlog_proto::txlog::raft_internal_server::RaftInternalServer;
 use memlog_proto::txlog::txlog_server::TxlogServer;
+use openraft::async_runtime::watch::WatchReceiver;
 use openraft::{BasicNode, ChangeMembers, Config, SnapshotPolicy};
 
 use crate::batcher::{AppendBatcher, WriteOutcome};
@@ -20,11 +21,15 @@ use crate::network::server::RaftRpcService;
 use crate::network::MAX_MESSAGE_BYTES;
 use crate::service::TxlogService;
 use crate::store::{self, LogsView};
-use crate::types::{Condition, EntryKind, NodeId, Op, OpResult, Raft};
+use crate::types::{Condition, EntryKind, NodeId, Op, OpResult, Raft, TypeConfig};
 
 /// How long [`TxlogNode::add_node`] waits for a new learner to catch up
 /// (below the 30 s a forwarded request and the client allow).
 const LEARNER_CATCH_UP: Duration = Duration::from_secs(20);
+
+/// Reset HTTP/2 streams a connection may have waiting (see `serve`): ten
+/// minutes of heartbeats at 20 per second.
+const MAX_RESET_STREAMS: usize = 12_000;
 
 /// How to run one node.
 #[derive(Debug, Clone)]
@@ -65,6 +70,7 @@ impl NodeConfig {
             max_payload_entries: 256,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_every),
             max_in_snapshot_log_to_keep: self.snapshot_every.min(1000),
+            broadcast_submitted_on_append: Some(true),
             ..Default::default()
         };
         Ok(Arc::new(
@@ -163,11 +169,17 @@ impl TxlogNode {
         let public = TxlogServer::new(TxlogService::new(self.clone()))
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        let internal = RaftInternalServer::new(RaftRpcService::new(self.raft.clone()))
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let internal =
+            RaftInternalServer::new(RaftRpcService::new(self.raft.clone(), self.view.clone()))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES);
         tonic::transport::Server::builder()
             .tcp_nodelay(true)
+            // openraft drops a heartbeat RPC that outlives its interval,
+            // which resets its HTTP/2 stream; h2's default of 20 such
+            // streams per connection closed the leader's connection (and
+            // with it the replication stream) after a 1 s pause of a node.
+            .http2_max_pending_accept_reset_streams(Some(MAX_RESET_STREAMS))
             .add_service(public)
             .add_service(internal)
             .serve_with_shutdown(bind, shutdown)
@@ -240,7 +252,7 @@ impl TxlogNode {
         let known = self
             .raft
             .metrics()
-            .borrow()
+            .borrow_watched()
             .membership_config
             .membership()
             .get_node(&id)
@@ -291,13 +303,10 @@ impl TxlogNode {
     /// that is not a member is a no-op, so a retried request succeeds.
     pub async fn remove_node(&self, id: NodeId) -> Result<()> {
         let (voter, known) = {
-            let m = self.raft.metrics();
-            let m = m.borrow();
+            let m = self.raft.metrics().borrow_watched().clone();
             let membership = m.membership_config.membership();
-            (
-                membership.voter_ids().any(|v| v == id),
-                membership.get_node(&id).is_some(),
-            )
+            let voter = membership.voter_ids().any(|v| v == id);
+            (voter, membership.get_node(&id).is_some())
         };
         // One change only: without `retain`, removing a voter also drops it
         // from the nodes, and a second change proposed by a leader that just
@@ -322,11 +331,11 @@ impl TxlogNode {
     }
 }
 
-fn raft_err<E>(e: openraft::error::RaftError<NodeId, E>) -> TxlogError
+fn raft_err<E>(e: openraft::error::RaftError<TypeConfig, E>) -> TxlogError
 where
-    E: std::error::Error + openraft::TryAsRef<openraft::error::ForwardToLeader<NodeId, BasicNode>>,
+    E: std::error::Error + openraft::TryAsRef<openraft::error::ForwardToLeader<TypeConfig>>,
 {
-    match e.forward_to_leader::<BasicNode>() {
+    match e.forward_to_leader() {
         Some(f) => TxlogError::NotLeader {
             leader_id: f.leader_id,
             leader_addr: f.leader_node.as_ref().map(|n| n.addr.clone()),

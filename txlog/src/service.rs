@@ -6,6 +6,7 @@
 //! membership changes are forwarded to the leader. Tail is served by any node
 //! from its own applied state machine.
 
+use openraft::async_runtime::watch::WatchReceiver;
 use std::collections::BTreeSet;
 use std::pin::Pin;
 use std::time::Duration;
@@ -43,7 +44,7 @@ impl TxlogService {
     }
 
     fn leader_addr(&self) -> Option<String> {
-        let m = self.node.raft.metrics().borrow().clone();
+        let m = self.node.raft.metrics().borrow_watched().clone();
         let leader = m.current_leader?;
         m.membership_config
             .membership()
@@ -52,7 +53,7 @@ impl TxlogService {
     }
 
     fn is_leader(&self) -> bool {
-        self.node.raft.metrics().borrow().current_leader == Some(self.node.id)
+        self.node.raft.metrics().borrow_watched().current_leader == Some(self.node.id)
     }
 
     /// A client to the leader, for forwarding `req` (once).
@@ -339,14 +340,19 @@ impl Txlog for TxlogService {
         &self,
         request: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
-        if let Err(e) = self.node.raft.ensure_linearizable().await {
-            if e.forward_to_leader::<openraft::BasicNode>().is_some() {
+        if let Err(e) = self
+            .node
+            .raft
+            .ensure_linearizable(openraft::ReadPolicy::ReadIndex)
+            .await
+        {
+            if e.forward_to_leader().is_some() {
                 let mut c = self.forward_target(&request)?;
                 return c.status(forwarded(request.into_inner())).await;
             }
             return Err(Status::unavailable(e.to_string()));
         }
-        let m = self.node.raft.metrics().borrow().clone();
+        let m = self.node.raft.metrics().borrow_watched().clone();
         let membership = m.membership_config.membership();
         let voters: BTreeSet<u64> = membership.voter_ids().collect();
         let members = membership
@@ -420,7 +426,7 @@ impl Txlog for TxlogService {
 
 impl TxlogService {
     fn members(&self) -> pb::MembershipResponse {
-        let m = self.node.raft.metrics().borrow().clone();
+        let m = self.node.raft.metrics().borrow_watched().clone();
         let membership = m.membership_config.membership();
         let voters: BTreeSet<u64> = membership.voter_ids().collect();
         pb::MembershipResponse {

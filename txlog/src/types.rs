@@ -19,17 +19,17 @@ openraft::declare_raft_types!(
         R = Response,
         NodeId = NodeId,
         Node = openraft::BasicNode,
-        SnapshotData = crate::store::snapshot_file::SnapshotFile,
 );
 
 /// Aliases of openraft's generic types for this configuration.
-pub type Raft = openraft::Raft<TypeConfig>;
-pub type LogId = openraft::LogId<NodeId>;
-pub type Vote = openraft::Vote<NodeId>;
-pub type Entry = openraft::Entry<TypeConfig>;
-pub type StoredMembership = openraft::StoredMembership<NodeId, openraft::BasicNode>;
-pub type SnapshotMeta = openraft::SnapshotMeta<NodeId, openraft::BasicNode>;
-pub type StorageError = openraft::StorageError<NodeId>;
+pub type Raft = openraft::Raft<TypeConfig, crate::store::StateMachineStore>;
+pub type LogId = openraft::type_config::alias::LogIdOf<TypeConfig>;
+pub type Vote = openraft::type_config::alias::VoteOf<TypeConfig>;
+pub type Entry = openraft::type_config::alias::EntryOf<TypeConfig>;
+pub type StoredMembership = openraft::type_config::alias::StoredMembershipOf<TypeConfig>;
+pub type SnapshotMeta = openraft::type_config::alias::SnapshotMetaOf<TypeConfig>;
+pub type Snapshot =
+    openraft::type_config::alias::SnapshotOf<TypeConfig, crate::store::snapshot_file::SnapshotFile>;
 
 /// What must hold for an append to take effect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,6 +96,15 @@ impl Op {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Request {
     pub ops: Vec<Op>,
+}
+
+/// openraft logs entries by their `Display`: the op count and size, not
+/// the payloads.
+impl std::fmt::Display for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let bytes: usize = self.ops.iter().map(Op::size_hint).sum();
+        write!(f, "Request({} ops, ~{bytes} bytes)", self.ops.len())
+    }
 }
 
 /// Per-op outcomes of one applied Raft entry (same order as `Request::ops`).

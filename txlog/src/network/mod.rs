@@ -1,9 +1,12 @@
 //! Raft RPCs between txlog nodes over tonic gRPC (`RaftInternal` service).
 //!
 //! openraft's requests and responses travel bincode-encoded in a bytes
-//! field; errors travel as JSON. Snapshots are sent by openraft's chunked
-//! transport (`snapshot_max_chunk_size` per `InstallSnapshot` call, each with
-//! its own timeout), so a GB-size snapshot is many small RPCs.
+//! field. Replication is one bidirectional `StreamAppend` call per follower
+//! (several AppendEntries in flight, each at most ~1 MiB of entries);
+//! heartbeats and votes are unary calls. A snapshot is one client-streaming
+//! `Snapshot` call: its meta, then the file in chunks of
+//! `snapshot_max_chunk_size`, written straight to a file by the receiver,
+//! so a GB-size snapshot never sits in memory.
 
 pub mod client;
 pub mod server;

@@ -1,44 +1,51 @@
 //! The receiving side of Raft RPCs: the `RaftInternal` gRPC service handing
 //! requests to the local [`openraft::Raft`].
 
+use std::pin::Pin;
+
+use futures::{Stream, StreamExt};
 use memlog_proto::txlog::raft_internal_server::RaftInternal;
 use memlog_proto::txlog::{RaftPayload, RaftReply};
 use serde::Serialize;
-use tonic::{Request, Response, Status};
+use tokio::io::AsyncWriteExt;
+use tonic::{Request, Response, Status, Streaming};
 
-use crate::types::Raft;
+use crate::store::LogsView;
+use crate::types::{Raft, Snapshot, SnapshotMeta, Vote};
 
 /// Serves Raft RPCs for one node.
 pub struct RaftRpcService {
     raft: Raft,
+    view: LogsView,
 }
 
 impl RaftRpcService {
-    pub fn new(raft: Raft) -> Self {
-        Self { raft }
+    pub fn new(raft: Raft, view: LogsView) -> Self {
+        Self { raft, view }
     }
 }
 
-fn decode<T: serde::de::DeserializeOwned>(req: Request<RaftPayload>) -> Result<T, Status> {
-    bincode::deserialize(&req.into_inner().data)
+fn decode<T: serde::de::DeserializeOwned>(payload: &RaftPayload) -> Result<T, Status> {
+    bincode::deserialize(&payload.data)
         .map_err(|e| Status::invalid_argument(format!("undecodable raft message: {e}")))
 }
 
-fn reply<T: Serialize, E: Serialize>(r: Result<T, E>) -> Result<Response<RaftReply>, Status> {
-    let out = match r {
-        Ok(v) => RaftReply {
-            ok: bincode::serialize(&v)
-                .map_err(|e| Status::internal(e.to_string()))?
-                .into(),
-            error_json: String::new(),
-        },
-        Err(e) => RaftReply {
-            ok: Default::default(),
-            error_json: serde_json::to_string(&e).map_err(|e| Status::internal(e.to_string()))?,
-        },
-    };
-    Ok(Response::new(out))
+fn ok_reply<T: Serialize>(v: &T) -> Result<RaftReply, Status> {
+    Ok(RaftReply {
+        ok: bincode::serialize(v)
+            .map_err(|e| Status::internal(e.to_string()))?
+            .into(),
+        error_json: String::new(),
+    })
 }
+
+/// openraft's only error here is Fatal (the node is stopping): the peer
+/// treats the node as unreachable.
+fn fatal(e: impl std::fmt::Display) -> Status {
+    Status::unavailable(format!("raft stopped: {e}"))
+}
+
+type ReplyStream = Pin<Box<dyn Stream<Item = Result<RaftReply, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl RaftInternal for RaftRpcService {
@@ -46,20 +53,86 @@ impl RaftInternal for RaftRpcService {
         &self,
         request: Request<RaftPayload>,
     ) -> Result<Response<RaftReply>, Status> {
-        let req = decode(request)?;
-        reply(self.raft.append_entries(req).await)
+        let req = decode(request.get_ref())?;
+        let resp = self.raft.append_entries(req).await.map_err(fatal)?;
+        Ok(Response::new(ok_reply(&resp)?))
+    }
+
+    type StreamAppendStream = ReplyStream;
+
+    async fn stream_append(
+        &self,
+        request: Request<Streaming<RaftPayload>>,
+    ) -> Result<Response<ReplyStream>, Status> {
+        // An undecodable message ends the input, and with it the stream.
+        let input = request
+            .into_inner()
+            .take_while(|m| futures::future::ready(m.is_ok()))
+            .filter_map(|m| {
+                futures::future::ready(m.ok().and_then(|p| bincode::deserialize(&p.data).ok()))
+            });
+        let output = self.raft.stream_append(Box::pin(input)).map(|r| match r {
+            Ok(result) => ok_reply(&result),
+            Err(e) => Err(fatal(e)),
+        });
+        Ok(Response::new(Box::pin(output)))
     }
 
     async fn vote(&self, request: Request<RaftPayload>) -> Result<Response<RaftReply>, Status> {
-        let req = decode(request)?;
-        reply(self.raft.vote(req).await)
+        let req = decode(request.get_ref())?;
+        let resp = self.raft.vote(req).await.map_err(fatal)?;
+        Ok(Response::new(ok_reply(&resp)?))
     }
 
-    async fn install_snapshot(
+    async fn pre_vote(&self, request: Request<RaftPayload>) -> Result<Response<RaftReply>, Status> {
+        let req = decode(request.get_ref())?;
+        let resp = self.raft.pre_vote(req).await.map_err(fatal)?;
+        Ok(Response::new(ok_reply(&resp)?))
+    }
+
+    /// Writes the snapshot's bytes straight into a file (snapshots can be
+    /// GBs), then installs it.
+    async fn snapshot(
         &self,
-        request: Request<RaftPayload>,
+        request: Request<Streaming<RaftPayload>>,
     ) -> Result<Response<RaftReply>, Status> {
-        let req = decode(request)?;
-        reply(self.raft.install_snapshot(req).await)
+        let mut input = request.into_inner();
+        let first = input
+            .next()
+            .await
+            .ok_or_else(|| Status::invalid_argument("empty snapshot stream"))??;
+        let (vote, meta): (Vote, SnapshotMeta) = decode(&first)?;
+        let mut data = self
+            .view
+            .begin_receiving_snapshot()
+            .await
+            .map_err(|e| Status::internal(format!("snapshot file: {e}")))?;
+        let received = async {
+            let file = data.file()?;
+            while let Some(chunk) = input.next().await {
+                let chunk = chunk.map_err(std::io::Error::other)?;
+                file.write_all(&chunk.data).await?;
+            }
+            file.flush().await
+        }
+        .await;
+        if let Err(e) = received {
+            if let Some(p) = data.path() {
+                let _ = tokio::fs::remove_file(p).await;
+            }
+            return Err(Status::aborted(format!("receiving snapshot: {e}")));
+        }
+        let resp = self
+            .raft
+            .install_full_snapshot(
+                vote,
+                Snapshot {
+                    meta,
+                    snapshot: data,
+                },
+            )
+            .await
+            .map_err(fatal)?;
+        Ok(Response::new(ok_reply(&resp)?))
     }
 }

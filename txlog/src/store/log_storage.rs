@@ -32,11 +32,15 @@ use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use openraft::storage::{LogFlushed, RaftLogStorage};
-use openraft::{LogState, RaftLogReader, StorageIOError};
+use openraft::storage::{IOFlushed, RaftLogStorage};
+use openraft::{LogState, RaftLogReader};
 use tokio::sync::mpsc;
 
-use crate::types::{Entry, LogId, StorageError, TypeConfig, Vote};
+use crate::types::{Entry, LogId, TypeConfig, Vote};
+
+fn io_err(e: impl std::fmt::Display) -> std::io::Error {
+    std::io::Error::other(e.to_string())
+}
 
 const KEY_VOTE: &[u8] = b"vote";
 const KEY_COMMITTED: &[u8] = b"committed";
@@ -196,7 +200,7 @@ struct Inner {
     log: sled::Tree,
     /// vote, committed, last purged log id
     meta: sled::Tree,
-    flush_requests: mpsc::UnboundedSender<LogFlushed<TypeConfig>>,
+    flush_requests: mpsc::UnboundedSender<IOFlushed<TypeConfig>>,
 }
 
 fn index_key(index: u64) -> [u8; 8] {
@@ -227,34 +231,21 @@ impl LogStore {
     fn read_meta<T: serde::de::DeserializeOwned>(
         &self,
         key: &[u8],
-    ) -> Result<Option<T>, StorageError> {
-        match self
-            .inner
-            .meta
-            .get(key)
-            .map_err(|e| StorageIOError::read(&e))?
-        {
-            Some(v) => Ok(Some(
-                bincode::deserialize(&v).map_err(|e| StorageIOError::read(&e))?,
-            )),
+    ) -> Result<Option<T>, std::io::Error> {
+        match self.inner.meta.get(key).map_err(io_err)? {
+            Some(v) => Ok(Some(bincode::deserialize(&v).map_err(io_err)?)),
             None => Ok(None),
         }
     }
 
-    fn write_meta<T: serde::Serialize>(&self, key: &[u8], value: &T) -> Result<(), StorageError> {
-        let v = bincode::serialize(value).map_err(|e| StorageIOError::write(&e))?;
-        self.inner
-            .meta
-            .insert(key, v)
-            .map_err(|e| StorageIOError::write(&e))?;
+    fn write_meta<T: serde::Serialize>(&self, key: &[u8], value: &T) -> Result<(), std::io::Error> {
+        let v = bincode::serialize(value).map_err(io_err)?;
+        self.inner.meta.insert(key, v).map_err(io_err)?;
         Ok(())
     }
 
-    async fn flush(&self) -> Result<(), StorageError> {
-        durable_flush(&self.inner.db, &self.inner.disk)
-            .await
-            .map_err(|e| StorageIOError::write(&e))?;
-        Ok(())
+    async fn flush(&self) -> Result<(), std::io::Error> {
+        durable_flush(&self.inner.db, &self.inner.disk).await
     }
 }
 
@@ -262,7 +253,7 @@ impl LogStore {
 async fn run_flusher(
     db: sled::Db,
     disk: Arc<parking_lot::Mutex<DiskSync>>,
-    mut rx: mpsc::UnboundedReceiver<LogFlushed<TypeConfig>>,
+    mut rx: mpsc::UnboundedReceiver<IOFlushed<TypeConfig>>,
 ) {
     let mut pending = Vec::new();
     while let Some(first) = rx.recv().await {
@@ -273,8 +264,8 @@ async fn run_flusher(
         let result = durable_flush(&db, &disk).await;
         for cb in pending.drain(..) {
             match &result {
-                Ok(_) => cb.log_io_completed(Ok(())),
-                Err(e) => cb.log_io_completed(Err(std::io::Error::other(e.to_string()))),
+                Ok(_) => cb.io_completed(Ok(())),
+                Err(e) => cb.io_completed(Err(std::io::Error::other(e.to_string()))),
             }
         }
     }
@@ -284,7 +275,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + Send>(
         &mut self,
         range: RB,
-    ) -> Result<Vec<Entry>, StorageError> {
+    ) -> Result<Vec<Entry>, std::io::Error> {
         let start = match range.start_bound() {
             Bound::Included(&i) => i,
             Bound::Excluded(&i) => i.saturating_add(1),
@@ -311,29 +302,26 @@ impl RaftLogReader<TypeConfig> for LogStore {
             .log
             .range::<[u8; 8], _>((Bound::Included(index_key(start)), end))
         {
-            let (_, v) = kv.map_err(|e| StorageIOError::read_logs(&e))?;
-            let entry: Entry =
-                bincode::deserialize(&v).map_err(|e| StorageIOError::read_logs(&e))?;
+            let (_, v) = kv.map_err(io_err)?;
+            let entry: Entry = bincode::deserialize(&v).map_err(io_err)?;
             out.push(entry);
         }
         Ok(out)
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote>, std::io::Error> {
+        self.read_meta(KEY_VOTE)
     }
 }
 
 impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = Self;
 
-    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, std::io::Error> {
         let last_purged: Option<LogId> = self.read_meta(KEY_LAST_PURGED)?;
-        let last = match self
-            .inner
-            .log
-            .last()
-            .map_err(|e| StorageIOError::read_logs(&e))?
-        {
+        let last = match self.inner.log.last().map_err(io_err)? {
             Some((_, v)) => {
-                let e: Entry =
-                    bincode::deserialize(&v).map_err(|e| StorageIOError::read_logs(&e))?;
+                let e: Entry = bincode::deserialize(&v).map_err(io_err)?;
                 Some(e.log_id)
             }
             None => last_purged,
@@ -348,78 +336,69 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.clone()
     }
 
-    async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
+    async fn save_vote(&mut self, vote: &Vote) -> Result<(), std::io::Error> {
         self.write_meta(KEY_VOTE, vote)?;
         durable_flush(&self.inner.db, &self.inner.disk)
             .await
-            .map_err(|e| StorageIOError::write_vote(&e))?;
+            .map_err(io_err)?;
         Ok(())
     }
 
-    async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
-        self.read_meta(KEY_VOTE)
-    }
-
-    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), std::io::Error> {
         // Not flushed: a lost `committed` is recomputed by the next leader.
         self.write_meta(KEY_COMMITTED, &committed)
     }
 
-    async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
+    async fn read_committed(&mut self) -> Result<Option<LogId>, std::io::Error> {
         Ok(self.read_meta::<Option<LogId>>(KEY_COMMITTED)?.flatten())
     }
 
     async fn append<I>(
         &mut self,
         entries: I,
-        callback: LogFlushed<TypeConfig>,
-    ) -> Result<(), StorageError>
+        callback: IOFlushed<TypeConfig>,
+    ) -> Result<(), std::io::Error>
     where
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
         for entry in entries {
-            let v = bincode::serialize(&entry).map_err(|e| StorageIOError::write_logs(&e))?;
+            let v = bincode::serialize(&entry).map_err(io_err)?;
             let size = v.len();
             self.inner
                 .log
                 .insert(index_key(entry.log_id.index), v)
-                .map_err(|e| StorageIOError::write_logs(&e))?;
+                .map_err(io_err)?;
             self.inner.recent.lock().push(entry, size);
         }
         // Readable now; durable (and acknowledged) after the next group flush.
         if let Err(mpsc::error::SendError(cb)) = self.inner.flush_requests.send(callback) {
             let r = self.flush().await;
-            cb.log_io_completed(r.map_err(|e| std::io::Error::other(e.to_string())));
+            cb.io_completed(r.map_err(|e| std::io::Error::other(e.to_string())));
         }
         Ok(())
     }
 
-    async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        self.inner.recent.lock().truncate(log_id.index);
+    async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), std::io::Error> {
+        let from = last_log_id.map_or(0, |l| l.index + 1);
+        self.inner.recent.lock().truncate(from);
         // From the end backwards: a crash midway leaves a shorter log, not
         // one with a hole.
-        for kv in self.inner.log.range(index_key(log_id.index)..).rev() {
-            let (k, _) = kv.map_err(|e| StorageIOError::write_logs(&e))?;
-            self.inner
-                .log
-                .remove(k)
-                .map_err(|e| StorageIOError::write_logs(&e))?;
+        for kv in self.inner.log.range(index_key(from)..).rev() {
+            let (k, _) = kv.map_err(io_err)?;
+            self.inner.log.remove(k).map_err(io_err)?;
         }
         self.flush().await
     }
 
-    async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+    async fn purge(&mut self, log_id: LogId) -> Result<(), std::io::Error> {
         self.write_meta(KEY_LAST_PURGED, &log_id)?;
         self.inner.recent.lock().purge(log_id.index);
         // `last_purged` first: a crash midway leaves entries that are
         // purged already by the record and simply get removed again.
         for kv in self.inner.log.range(..=index_key(log_id.index)) {
-            let (k, _) = kv.map_err(|e| StorageIOError::write_logs(&e))?;
-            self.inner
-                .log
-                .remove(k)
-                .map_err(|e| StorageIOError::write_logs(&e))?;
+            let (k, _) = kv.map_err(io_err)?;
+            self.inner.log.remove(k).map_err(io_err)?;
         }
         self.flush().await
     }
@@ -427,13 +406,20 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
 #[cfg(test)]
 mod tests {
-    use openraft::{CommittedLeaderId, EntryPayload};
+    use openraft::impls::leader_id_adv::LeaderId;
+    use openraft::EntryPayload;
 
     use super::*;
 
     fn entry(index: u64) -> Entry {
         Entry {
-            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+            log_id: LogId::new(
+                LeaderId {
+                    term: 1,
+                    node_id: 1,
+                },
+                index,
+            ),
             payload: EntryPayload::Blank,
         }
     }

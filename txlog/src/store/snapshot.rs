@@ -23,7 +23,7 @@ use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::Path;
 use std::sync::Arc;
 
-use openraft::{RaftSnapshotBuilder, Snapshot, SnapshotId, StorageIOError};
+use openraft::RaftSnapshotBuilder;
 use serde::{Deserialize, Serialize};
 use tokio::sync::OwnedRwLockReadGuard;
 
@@ -33,7 +33,7 @@ use super::state_machine::{
     CONTROL_DESCRIPTOR,
 };
 use crate::error::{Result, TxlogError};
-use crate::types::{LogMeta, RecordChunk, SnapshotMeta, StorageError, TypeConfig};
+use crate::types::{LogMeta, RecordChunk, Snapshot, SnapshotMeta, TypeConfig};
 
 const MAGIC: &[u8; 8] = b"MLTXSNP1";
 
@@ -70,9 +70,19 @@ pub fn unique_suffix() -> String {
     format!("{nanos}-{}", rand::random::<u32>())
 }
 
+/// A snapshot's name: its last log id. The state machine is deterministic,
+/// so two snapshots up to the same log id (built here or received) hold the
+/// same state.
+pub fn snapshot_name(meta: &SnapshotMeta) -> String {
+    match &meta.last_log_id {
+        Some(l) => format!("{}-{}-{}", l.leader_id.term, l.leader_id.node_id, l.index),
+        None => "0-0-0".to_string(),
+    }
+}
+
 /// The file name a snapshot is stored under.
 pub fn file_name(meta: &SnapshotMeta) -> String {
-    format!("snap-{}.bin", meta.snapshot_id)
+    format!("snap-{}.bin", snapshot_name(meta))
 }
 
 /// fsyncs a directory so renames in it are durable.
@@ -204,7 +214,7 @@ pub(crate) fn materialize(shared: &Arc<Shared>, header: &Header) -> Result<File>
     let path = shared.snapshot_dir.join(&file);
     if let Some(v) = shared.control.get(CONTROL_CURRENT)? {
         let info: SnapshotInfo = bincode::deserialize(&v)?;
-        if info.meta.snapshot_id == header.meta.snapshot_id {
+        if info.meta.last_log_id == header.meta.last_log_id {
             if let Ok(f) = File::open(&path) {
                 return Ok(f);
             }
@@ -226,20 +236,20 @@ pub(crate) fn materialize(shared: &Arc<Shared>, header: &Header) -> Result<File>
         .control
         .insert(CONTROL_CURRENT, bincode::serialize(&info)?)?;
     remove_stale_snapshot_files(&shared.control, &shared.snapshot_dir, false);
-    tracing::info!(records = n, snapshot = %header.meta.snapshot_id, "wrote snapshot file");
+    tracing::info!(records = n, snapshot = %snapshot_name(&header.meta), "wrote snapshot file");
     Ok(File::open(&path)?)
 }
 
 /// The snapshot `header` describes, as openraft's `SnapshotData`: its file
 /// is written on first read.
-pub(crate) fn lazy_snapshot(shared: Arc<Shared>, header: Header) -> Snapshot<TypeConfig> {
+pub(crate) fn lazy_snapshot(shared: Arc<Shared>, header: Header) -> Snapshot {
     let meta = header.meta.clone();
     let file = SnapshotFile::pending(Box::new(move || {
         materialize(&shared, &header).map_err(|e| std::io::Error::other(e.to_string()))
     }));
     Snapshot {
         meta,
-        snapshot: Box::new(file),
+        snapshot: file,
     }
 }
 
@@ -264,16 +274,13 @@ impl Builder {
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for Builder {
-    async fn build_snapshot(&mut self) -> std::result::Result<Snapshot<TypeConfig>, StorageError> {
+    type SnapshotData = SnapshotFile;
+
+    async fn build_snapshot(&mut self) -> std::io::Result<Snapshot> {
         let last = self.cache.last_applied;
-        let snapshot_id: SnapshotId = match last {
-            Some(l) => format!("{}-{}-{}", l.leader_id.term, l.index, unique_suffix()),
-            None => format!("0-0-{}", unique_suffix()),
-        };
         let meta = SnapshotMeta {
             last_log_id: last,
             last_membership: self.cache.membership.clone(),
-            snapshot_id,
         };
         let header = Header {
             meta: meta.clone(),
@@ -286,7 +293,6 @@ impl RaftSnapshotBuilder<TypeConfig> for Builder {
         };
         let shared = self.shared.clone();
         let guard = self.guard.take();
-        let sig = Some(meta.signature());
         let descriptor = header.clone();
         tokio::task::spawn_blocking(move || -> Result<()> {
             // The state machine must be durable up to the snapshot before
@@ -305,9 +311,9 @@ impl RaftSnapshotBuilder<TypeConfig> for Builder {
             Ok(())
         })
         .await
-        .map_err(|e| StorageIOError::write_snapshot(sig.clone(), &e))?
-        .map_err(|e| StorageIOError::write_snapshot(sig.clone(), &e))?;
-        tracing::info!(snapshot = %meta.snapshot_id, "recorded snapshot");
+        .map_err(std::io::Error::other)?
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+        tracing::info!(snapshot = %snapshot_name(&meta), "recorded snapshot");
         Ok(lazy_snapshot(self.shared.clone(), header))
     }
 }

@@ -10,6 +10,7 @@
 
 use std::future::Future;
 use std::io::{self, SeekFrom};
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
@@ -24,6 +25,8 @@ pub struct SnapshotFile {
     state: State,
     /// A seek asked for before the file existed.
     pending_seek: Option<SeekFrom>,
+    /// Where a snapshot being received is written.
+    path: Option<PathBuf>,
 }
 
 enum State {
@@ -39,7 +42,22 @@ impl SnapshotFile {
         Self {
             state: State::Ready(file),
             pending_seek: None,
+            path: None,
         }
+    }
+
+    /// A snapshot being received into the file at `path`.
+    pub fn received(file: tokio::fs::File, path: PathBuf) -> Self {
+        Self {
+            state: State::Ready(file),
+            pending_seek: None,
+            path: Some(path),
+        }
+    }
+
+    /// The file a received snapshot was written to.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
     }
 
     /// A snapshot whose file `materialize` writes on first read or seek.
@@ -47,6 +65,7 @@ impl SnapshotFile {
         Self {
             state: State::Pending(Some(materialize)),
             pending_seek: None,
+            path: None,
         }
     }
 

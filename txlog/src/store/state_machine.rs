@@ -27,17 +27,18 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
-use openraft::storage::RaftStateMachine;
-use openraft::{EntryPayload, Snapshot, StorageIOError};
-use parking_lot::{Mutex, RwLock};
+use futures::StreamExt;
+use openraft::storage::{EntryResponder, RaftStateMachine};
+use openraft::EntryPayload;
+use parking_lot::RwLock;
 use tokio::sync::{watch, Notify};
 
 use super::snapshot::{self, Header, SnapshotInfo};
 use super::snapshot_file::SnapshotFile;
 use crate::error::{Result, TxlogError};
 use crate::types::{
-    chain_checksum, Condition, Entry, EntryKind, LogId, LogMeta, LogRecord, Op, OpResult,
-    RecordChunk, Response, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
+    chain_checksum, Condition, EntryKind, LogId, LogMeta, LogRecord, Op, OpResult, RecordChunk,
+    Response, Snapshot, SnapshotMeta, StoredMembership, TypeConfig,
 };
 
 const KEY_STATE: &[u8] = b"s";
@@ -95,8 +96,6 @@ pub(crate) struct Shared {
     pub gc_lock: Arc<tokio::sync::RwLock<()>>,
     pub gc_notify: Arc<Notify>,
     pub snapshot_dir: PathBuf,
-    /// The file the snapshot being received is written to.
-    pub receiving: Mutex<Option<PathBuf>>,
 }
 
 /// The state machine handed to openraft.
@@ -165,7 +164,6 @@ impl StateMachineStore {
             gc_lock: Arc::new(tokio::sync::RwLock::new(())),
             gc_notify: Arc::new(Notify::new()),
             snapshot_dir,
-            receiving: Mutex::new(None),
         });
         tokio::spawn(run_collector(
             Arc::downgrade(&shared),
@@ -423,72 +421,87 @@ async fn run_collector(shared: Weak<Shared>, notify: Arc<Notify>) {
     }
 }
 
-impl RaftStateMachine<TypeConfig> for StateMachineStore {
-    type SnapshotBuilder = snapshot::Builder;
-
-    async fn applied_state(
+impl StateMachineStore {
+    /// Applies a run of committed entries: every op's records first, then
+    /// the `s` value covering them, then the replies.
+    async fn apply_entries(
         &mut self,
-    ) -> std::result::Result<(Option<LogId>, StoredMembership), StorageError> {
-        let c = self.shared.cache.read();
-        Ok((c.last_applied, c.membership.clone()))
-    }
-
-    async fn apply<I>(&mut self, entries: I) -> std::result::Result<Vec<Response>, StorageError>
-    where
-        I: IntoIterator<Item = Entry> + Send,
-        I::IntoIter: Send,
-    {
+        entries: &mut (impl futures::Stream<Item = std::io::Result<EntryResponder<TypeConfig>>> + Unpin),
+    ) -> std::io::Result<()> {
         let (mut logs, mut membership) = {
             let c = self.shared.cache.read();
             (c.logs.clone(), c.membership.clone())
         };
         let mut records = Vec::new();
-        let mut responses = Vec::new();
+        let mut replies = Vec::new();
         let mut last = None;
         let mut trimmed = false;
-        for entry in entries {
+        while let Some(item) = entries.next().await {
+            let (entry, responder) = item?;
             last = Some(entry.log_id);
-            match entry.payload {
-                EntryPayload::Blank => responses.push(Response::default()),
+            let response = match entry.payload {
+                EntryPayload::Blank => Response::default(),
                 EntryPayload::Membership(m) => {
                     membership = StoredMembership::new(Some(entry.log_id), m);
-                    responses.push(Response::default());
+                    Response::default()
                 }
                 EntryPayload::Normal(req) => {
                     let mut results = Vec::with_capacity(req.ops.len());
                     for op in req.ops {
                         results.push(
                             apply_op(&mut logs, &mut records, op, &mut trimmed)
-                                .map_err(|e| StorageIOError::apply(entry.log_id, &e))?,
+                                .map_err(std::io::Error::other)?,
                         );
                     }
-                    responses.push(Response { results });
+                    Response { results }
                 }
+            };
+            if let Some(r) = responder {
+                replies.push((r, response));
             }
         }
         let Some(last) = last else {
-            return Ok(responses);
+            return Ok(());
         };
         let state = Cache {
             last_applied: Some(last),
             membership,
             logs,
         };
-        let state_bytes =
-            bincode::serialize(&state).map_err(|e| StorageIOError::write_state_machine(&e))?;
+        let state_bytes = bincode::serialize(&state).map_err(std::io::Error::other)?;
         let tree = &self.shared.tree;
         for (k, v) in records {
-            tree.insert(k, v)
-                .map_err(|e| StorageIOError::write_state_machine(&e))?;
+            tree.insert(k, v).map_err(std::io::Error::other)?;
         }
         tree.insert(KEY_STATE, state_bytes)
-            .map_err(|e| StorageIOError::write_state_machine(&e))?;
+            .map_err(std::io::Error::other)?;
         *self.shared.cache.write() = state;
         self.shared.applied_tx.send_modify(|n| *n += 1);
         if trimmed {
             self.shared.gc_notify.notify_one();
         }
-        Ok(responses)
+        // Only now can a tailer read what the replies acknowledge.
+        for (r, response) in replies {
+            r.send(response);
+        }
+        Ok(())
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    type SnapshotData = SnapshotFile;
+    type SnapshotBuilder = snapshot::Builder;
+
+    async fn applied_state(&mut self) -> std::io::Result<(Option<LogId>, StoredMembership)> {
+        let c = self.shared.cache.read();
+        Ok((c.last_applied, c.membership.clone()))
+    }
+
+    async fn apply<Strm>(&mut self, mut entries: Strm) -> std::io::Result<()>
+    where
+        Strm: futures::Stream<Item = std::io::Result<EntryResponder<TypeConfig>>> + Unpin + Send,
+    {
+        self.apply_entries(&mut entries).await
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
@@ -497,47 +510,17 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         snapshot::Builder::new(self.shared.clone(), cache, guard)
     }
 
-    async fn begin_receiving_snapshot(
-        &mut self,
-    ) -> std::result::Result<Box<SnapshotFile>, StorageError> {
-        let path = self
-            .shared
-            .snapshot_dir
-            .join(format!("recv-{}.part", snapshot::unique_suffix()));
-        let f = tokio::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .await
-            .map_err(|e| StorageIOError::write_snapshot(None, &e))?;
-        *self.shared.receiving.lock() = Some(path);
-        Ok(Box::new(SnapshotFile::ready(f)))
-    }
-
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta,
-        mut snapshot: Box<SnapshotFile>,
-    ) -> std::result::Result<(), StorageError> {
-        let sig = Some(meta.signature());
-        let werr = |e: &dyn std::fmt::Display| {
-            StorageIOError::write_snapshot(sig.clone(), &std::io::Error::other(e.to_string()))
-        };
-        snapshot
-            .file()
-            .map_err(|e| werr(&e))?
-            .sync_all()
-            .await
-            .map_err(|e| werr(&e))?;
+        mut snapshot: SnapshotFile,
+    ) -> std::io::Result<()> {
+        snapshot.file()?.sync_all().await?;
+        let received = snapshot
+            .path()
+            .map(Path::to_path_buf)
+            .ok_or_else(|| std::io::Error::other("installing a snapshot that was not received"))?;
         drop(snapshot);
-        let received = self
-            .shared
-            .receiving
-            .lock()
-            .take()
-            .ok_or_else(|| werr(&"no snapshot being received"))?;
         let file = snapshot::file_name(meta);
         let path = self.shared.snapshot_dir.join(&file);
         let info = SnapshotInfo {
@@ -565,27 +548,22 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             load_cache(&shared.tree)
         })
         .await
-        .map_err(|e| werr(&e))?
-        .map_err(|e| werr(&e))?;
+        .map_err(std::io::Error::other)?
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
         *self.shared.cache.write() = cache;
         self.shared.applied_tx.send_modify(|n| *n += 1);
-        tracing::info!(snapshot = %meta.snapshot_id, "installed snapshot");
+        tracing::info!(snapshot = %snapshot::snapshot_name(meta), "installed snapshot");
         Ok(())
     }
 
-    async fn get_current_snapshot(
-        &mut self,
-    ) -> std::result::Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        let rerr = |e: &dyn std::fmt::Display| {
-            StorageIOError::read_snapshot(None, &std::io::Error::other(e.to_string()))
-        };
+    async fn get_current_snapshot(&mut self) -> std::io::Result<Option<Snapshot>> {
         if let Some(v) = self
             .shared
             .control
             .get(CONTROL_DESCRIPTOR)
-            .map_err(|e| rerr(&e))?
+            .map_err(std::io::Error::other)?
         {
-            let header: Header = bincode::deserialize(&v).map_err(|e| rerr(&e))?;
+            let header: Header = bincode::deserialize(&v).map_err(std::io::Error::other)?;
             return Ok(Some(snapshot::lazy_snapshot(self.shared.clone(), header)));
         }
         // A data directory from before descriptors: the file is the snapshot.
@@ -593,22 +571,37 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             .shared
             .control
             .get(CONTROL_CURRENT)
-            .map_err(|e| rerr(&e))?
+            .map_err(std::io::Error::other)?
         else {
             return Ok(None);
         };
-        let info: SnapshotInfo = bincode::deserialize(&v).map_err(|e| rerr(&e))?;
-        let f = tokio::fs::File::open(self.shared.snapshot_dir.join(&info.file))
-            .await
-            .map_err(|e| StorageIOError::read_snapshot(Some(info.meta.signature()), &e))?;
+        let info: SnapshotInfo = bincode::deserialize(&v).map_err(std::io::Error::other)?;
+        let f = tokio::fs::File::open(self.shared.snapshot_dir.join(&info.file)).await?;
         Ok(Some(Snapshot {
             meta: info.meta,
-            snapshot: Box::new(SnapshotFile::ready(f)),
+            snapshot: SnapshotFile::ready(f),
         }))
     }
 }
 
 impl LogsView {
+    /// A new file for a snapshot being received from the leader; installing
+    /// it (openraft's `install_full_snapshot`) moves it in place.
+    pub async fn begin_receiving_snapshot(&self) -> std::io::Result<SnapshotFile> {
+        let path = self
+            .shared
+            .snapshot_dir
+            .join(format!("recv-{}.part", snapshot::unique_suffix()));
+        let f = tokio::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .await?;
+        Ok(SnapshotFile::received(f, path))
+    }
+
     /// Metadata of one log, if it exists.
     pub fn meta(&self, log: &str) -> Option<LogMeta> {
         self.shared.cache.read().logs.get(log).cloned()
