@@ -43,5 +43,5 @@ start 3 "$P3"
 until grep -q "installed snapshot" "$D/n3.log"; do sleep 0.5; done
 t1=$(date +%s.%N)
 echo "node 3 installed the snapshot (log at lsn $last) $(echo "$t1 - $t0" | bc) s after its start"
-echo "snapshot files (the leader's was sent; node 3 loads and drops its copy):"
+echo "snapshot files (the leader's was sent; node 3 keeps what it received as its current snapshot):"
 ls -la "$D"/n*/snapshots
