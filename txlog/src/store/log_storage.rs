@@ -201,6 +201,8 @@ struct Inner {
     /// vote, committed, last purged log id
     meta: sled::Tree,
     flush_requests: mpsc::UnboundedSender<IOFlushed<TypeConfig>>,
+    /// Highest index the purger is to delete up to.
+    purge_requests: tokio::sync::watch::Sender<u64>,
 }
 
 fn index_key(index: u64) -> [u8; 8] {
@@ -216,7 +218,9 @@ impl LogStore {
         let disk = Arc::new(parking_lot::Mutex::new(DiskSync::open(db_dir)?));
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(run_flusher(db.clone(), disk.clone(), rx));
-        Ok(Self {
+        let (purge_tx, purge_rx) = tokio::sync::watch::channel(0);
+        tokio::spawn(run_purger(log.clone(), purge_rx));
+        let store = Self {
             inner: Arc::new(Inner {
                 db,
                 recent: parking_lot::Mutex::new(RecentEntries::default()),
@@ -224,8 +228,14 @@ impl LogStore {
                 log,
                 meta,
                 flush_requests: tx,
+                purge_requests: purge_tx,
             }),
-        })
+        };
+        // Finishes a purge a crash interrupted.
+        if let Some(purged) = store.read_meta::<LogId>(KEY_LAST_PURGED)? {
+            store.inner.purge_requests.send_replace(purged.index);
+        }
+        Ok(store)
     }
 
     fn read_meta<T: serde::de::DeserializeOwned>(
@@ -246,6 +256,31 @@ impl LogStore {
 
     async fn flush(&self) -> Result<(), std::io::Error> {
         durable_flush(&self.inner.db, &self.inner.disk).await
+    }
+}
+
+/// Deletes purged entries in the background: openraft runs `purge` inside
+/// its core task, and removing tens of thousands of entries there held up
+/// every write behind it.
+async fn run_purger(log: sled::Tree, mut requests: tokio::sync::watch::Receiver<u64>) {
+    while requests.changed().await.is_ok() {
+        let upto = *requests.borrow_and_update();
+        let tree = log.clone();
+        let done = tokio::task::spawn_blocking(move || -> sled::Result<usize> {
+            let mut n = 0;
+            for kv in tree.range(..=index_key(upto)) {
+                let (k, _) = kv?;
+                tree.remove(k)?;
+                n += 1;
+            }
+            Ok(n)
+        })
+        .await;
+        match done {
+            Ok(Ok(n)) => tracing::debug!(upto, removed = n, "purged raft log entries"),
+            Ok(Err(e)) => tracing::error!("purging raft log entries: {e}"),
+            Err(e) => tracing::error!("raft log purger task: {e}"),
+        }
     }
 }
 
@@ -391,16 +426,15 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.flush().await
     }
 
+    /// Records the purge point and leaves the deletes to the purger. Not
+    /// flushed: openraft never reads below the purge point, and an entry
+    /// that comes back after a crash is deleted again (the next log flush
+    /// makes the record durable anyway).
     async fn purge(&mut self, log_id: LogId) -> Result<(), std::io::Error> {
         self.write_meta(KEY_LAST_PURGED, &log_id)?;
         self.inner.recent.lock().purge(log_id.index);
-        // `last_purged` first: a crash midway leaves entries that are
-        // purged already by the record and simply get removed again.
-        for kv in self.inner.log.range(..=index_key(log_id.index)) {
-            let (k, _) = kv.map_err(io_err)?;
-            self.inner.log.remove(k).map_err(io_err)?;
-        }
-        self.flush().await
+        self.inner.purge_requests.send_replace(log_id.index);
+        Ok(())
     }
 }
 
@@ -457,6 +491,64 @@ mod tests {
         assert_eq!(r.bytes, 10);
         r.push(entry(20), 10);
         assert_eq!(indexes(r.get(20, 21)), Some(vec![20]));
+    }
+
+    #[tokio::test]
+    async fn purge_returns_at_once_and_the_purger_deletes_in_the_background() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db_dir = dir.path().join("db");
+        let db = sled::open(&db_dir).expect("sled");
+        let mut store = LogStore::open(db.clone(), &db_dir).expect("open");
+        store
+            .append((1..=100).map(entry), IOFlushed::noop())
+            .await
+            .expect("append");
+        store.purge(entry(60).log_id).await.expect("purge");
+        let state = store.get_log_state().await.expect("state");
+        assert_eq!(state.last_purged_log_id.map(|l| l.index), Some(60));
+        assert_eq!(state.last_log_id.map(|l| l.index), Some(100));
+        let first_left = || {
+            store
+                .inner
+                .log
+                .first()
+                .expect("first")
+                .map(|(k, _)| u64::from_be_bytes(k.as_ref().try_into().expect("key")))
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while first_left() != Some(61) {
+            assert!(std::time::Instant::now() < deadline, "purger never ran");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let entries = store.try_get_log_entries(61..=100).await.expect("read");
+        assert_eq!(entries.len(), 40);
+
+        // A purge recorded but not carried out (a crash) finishes at open.
+        store
+            .inner
+            .meta
+            .insert(
+                KEY_LAST_PURGED,
+                bincode::serialize(&entry(80).log_id).expect("ser"),
+            )
+            .expect("meta");
+        drop(store);
+        let store = LogStore::open(db, &db_dir).expect("reopen");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while store
+            .inner
+            .log
+            .first()
+            .expect("first")
+            .map(|(k, _)| k.to_vec())
+            != Some(index_key(81).to_vec())
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "purge not finished at open"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     }
 
     #[test]
