@@ -64,13 +64,14 @@ impl RaftInternal for RaftRpcService {
         &self,
         request: Request<Streaming<RaftPayload>>,
     ) -> Result<Response<ReplyStream>, Status> {
-        // An undecodable message ends the input, and with it the stream.
+        // A transport error or an undecodable message ends the input, and
+        // with it the stream: skipping one would answer the leader's next
+        // request in its place.
         let input = request
             .into_inner()
-            .take_while(|m| futures::future::ready(m.is_ok()))
-            .filter_map(|m| {
-                futures::future::ready(m.ok().and_then(|p| bincode::deserialize(&p.data).ok()))
-            });
+            .map(|m| m.ok().and_then(|p| bincode::deserialize(&p.data).ok()))
+            .take_while(|r| futures::future::ready(r.is_some()))
+            .filter_map(futures::future::ready);
         let output = self.raft.stream_append(Box::pin(input)).map(|r| match r {
             Ok(result) => ok_reply(&result),
             Err(e) => Err(fatal(e)),
