@@ -643,6 +643,44 @@ async fn lagging_node_catches_up_through_a_snapshot() {
     assert!(installed > 0, "the lagging node holds a snapshot");
 }
 
+/// A follower behind by tens of MB of big entries catches up through the
+/// log. openraft bounds an AppendEntries only by entry count (256): with
+/// openraft 0.9's per-RPC timeout such requests of tens of MB were resent
+/// forever; now the network splits them into ~1 MiB messages on the
+/// replication stream (which also keeps them under the gRPC message limit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lagging_node_catches_up_on_big_entries_through_the_log() {
+    let mut cluster = Cluster::start(10_000);
+    let client = cluster.client();
+    let log = "shard-10";
+    let (epoch, _) = client.take_leadership(log, "p", 0).await.expect("lead");
+    let leader = cluster.leader().await;
+    let lagging = (leader + 1) % 3;
+    cluster.kill(lagging);
+    let mut last = 0;
+    for i in 0..48u8 {
+        last = client
+            .append(
+                log,
+                Condition::Epoch(epoch),
+                vec![Bytes::from(vec![i; 768 * 1024])],
+            )
+            .await
+            .expect("append")
+            .last_lsn;
+    }
+    cluster.restart(lagging);
+    let lagging_entries = tail_until(&client, &cluster.addr(lagging), log, 1, last).await;
+    check_chain(&lagging_entries);
+    let leader_entries = tail_until(&client, &cluster.addr(leader), log, 1, last).await;
+    assert_eq!(lagging_entries, leader_entries);
+    assert_eq!(
+        cluster.snapshot_files(lagging),
+        0,
+        "caught up through the log, not a snapshot"
+    );
+}
+
 /// Snapshots are only descriptors until a lagging node needs one: trimming
 /// and collecting records in between must not take away what the current
 /// snapshot covers, and the file written on demand must carry the log from
