@@ -681,6 +681,41 @@ async fn lagging_node_catches_up_on_big_entries_through_the_log() {
     );
 }
 
+/// A snapshot that openraft does not install (here: sent under a vote older
+/// than the node's) leaves no received file behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_snapshot_leaves_no_file_behind() {
+    use memlog_proto::txlog::raft_internal_client::RaftInternalClient;
+    use memlog_proto::txlog::RaftPayload;
+    use memlog_txlog::types::{SnapshotMeta, Vote};
+
+    let cluster = Cluster::start(10_000);
+    cluster.leader().await;
+    let channel = memlog_txlog::network::client::channel(&cluster.addr(0)).expect("channel");
+    let mut raft = RaftInternalClient::new(channel);
+    let meta = SnapshotMeta {
+        last_log_id: None,
+        last_membership: Default::default(),
+    };
+    let first = bincode::serialize(&(Vote::new_committed(0, 9), meta)).expect("encode");
+    let messages = vec![
+        RaftPayload { data: first.into() },
+        RaftPayload {
+            data: Bytes::from(vec![7u8; 64 * 1024]),
+        },
+    ];
+    raft.snapshot(futures::stream::iter(messages))
+        .await
+        .expect("the node answers with its own vote");
+    let left: Vec<String> = std::fs::read_dir(cluster.0.node_dir(0).join("snapshots"))
+        .expect("snapshots dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("recv-"))
+        .collect();
+    assert!(left.is_empty(), "received files left behind: {left:?}");
+}
+
 /// Snapshots are only descriptors until a lagging node needs one: trimming
 /// and collecting records in between must not take away what the current
 /// snapshot covers, and the file written on demand must carry the log from

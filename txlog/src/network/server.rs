@@ -123,7 +123,8 @@ impl RaftInternal for RaftRpcService {
             }
             return Err(Status::aborted(format!("receiving snapshot: {e}")));
         }
-        let resp = self
+        let received = data.path().map(std::path::Path::to_path_buf);
+        let installed = self
             .raft
             .install_full_snapshot(
                 vote,
@@ -132,8 +133,16 @@ impl RaftInternal for RaftRpcService {
                     snapshot: data,
                 },
             )
-            .await
-            .map_err(fatal)?;
+            .await;
+        // openraft answers once the snapshot is installed (which moves the
+        // file in place) or skipped (one not newer than this node's state,
+        // or from a stale leader), which left the file behind until the next
+        // start. (After a fatal error the node is stopping; the next start
+        // cleans up.)
+        if let (Ok(_), Some(p)) = (&installed, received) {
+            let _ = tokio::fs::remove_file(p).await;
+        }
+        let resp = installed.map_err(fatal)?;
         Ok(Response::new(ok_reply(&resp)?))
     }
 }
