@@ -434,17 +434,26 @@ async fn no_ack_without_a_majority() {
         })
     };
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(
-        !pending.is_finished(),
-        "no acknowledgement without a majority"
-    );
+    // It may also fail early: on a loaded machine a follower's election
+    // timer can fire just before the stop, and a leader change discards
+    // the pending entry. What must never happen is a success.
+    let pending = if pending.is_finished() {
+        let r = pending.await.expect("task");
+        assert!(r.is_err(), "acknowledged without a majority: {r:?}");
+        None
+    } else {
+        Some(pending)
+    };
     for f in &followers {
         cluster.signal(*f, "CONT");
     }
-    let two = match pending.await.expect("task") {
-        Ok(r) => Some(r),
-        Err(TxlogError::OutcomeUnknown(_) | TxlogError::NotLeader { .. }) => None,
-        Err(e) => panic!("append while a majority was stopped: {e:?}"),
+    let two = match pending {
+        None => None,
+        Some(p) => match p.await.expect("task") {
+            Ok(r) => Some(r),
+            Err(TxlogError::OutcomeUnknown(_) | TxlogError::NotLeader { .. }) => None,
+            Err(e) => panic!("append while a majority was stopped: {e:?}"),
+        },
     };
 
     // Leader and one follower killed: the survivor acknowledges nothing, and
