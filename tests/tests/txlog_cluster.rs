@@ -143,6 +143,50 @@ async fn tail_until(
     out
 }
 
+/// Kills the follower after the leader (in ring order); returns (leader,
+/// stopped follower).
+async fn stop_a_follower(cluster: &mut Cluster) -> (usize, usize) {
+    let leader = cluster.leader().await;
+    let lagging = (leader + 1) % 3;
+    cluster.kill(lagging);
+    (leader, lagging)
+}
+
+/// Appends each batch of payloads in turn; returns the last LSN.
+async fn append_each(
+    client: &TxlogClient,
+    log: &str,
+    epoch: u64,
+    batches: impl IntoIterator<Item = Vec<Bytes>>,
+) -> u64 {
+    let mut last = 0;
+    for payloads in batches {
+        last = client
+            .append(log, Condition::Epoch(epoch), payloads)
+            .await
+            .expect("append")
+            .last_lsn;
+    }
+    last
+}
+
+/// Restarts the stopped follower and waits until it serves `from..=last`
+/// exactly as the leader does; returns what it served.
+async fn restart_and_compare(
+    cluster: &mut Cluster,
+    client: &TxlogClient,
+    (leader, lagging): (usize, usize),
+    log: &str,
+    from: u64,
+    last: u64,
+) -> Vec<Tailed> {
+    cluster.restart(lagging);
+    let lagging_entries = tail_until(client, &cluster.addr(lagging), log, from, last).await;
+    let leader_entries = tail_until(client, &cluster.addr(leader), log, from, last).await;
+    assert_eq!(lagging_entries, leader_entries);
+    lagging_entries
+}
+
 /// Checks density and the running checksum of a full log read from LSN 1.
 fn check_chain(entries: &[Tailed]) {
     let mut sum = 0u32;
@@ -626,28 +670,14 @@ async fn lagging_node_catches_up_through_a_snapshot() {
     let client = cluster.client();
     let log = "shard-5";
     let (epoch, _) = client.take_leadership(log, "p", 0).await.expect("lead");
-    let leader = cluster.leader().await;
-    let lagging = (leader + 1) % 3;
-    cluster.kill(lagging);
+    let nodes = stop_a_follower(&mut cluster).await;
+    let lagging = nodes.1;
     // Far more Raft entries than a snapshot keeps: the leader purges the log
     // the lagging node would need, so it must install a snapshot.
-    let mut last = 0;
-    for i in 0..200u32 {
-        last = client
-            .append(
-                log,
-                Condition::Epoch(epoch),
-                vec![Bytes::from(format!("e{i}")); 4],
-            )
-            .await
-            .expect("append")
-            .last_lsn;
-    }
-    cluster.restart(lagging);
-    let lagging_entries = tail_until(&client, &cluster.addr(lagging), log, 1, last).await;
+    let batches = (0..200u32).map(|i| vec![Bytes::from(format!("e{i}")); 4]);
+    let last = append_each(&client, log, epoch, batches).await;
+    let lagging_entries = restart_and_compare(&mut cluster, &client, nodes, log, 1, last).await;
     check_chain(&lagging_entries);
-    let leader_entries = tail_until(&client, &cluster.addr(leader), log, 1, last).await;
-    assert_eq!(lagging_entries, leader_entries);
     let installed = cluster.snapshot_files(lagging);
     assert!(installed > 0, "the lagging node holds a snapshot");
 }
@@ -663,26 +693,12 @@ async fn lagging_node_catches_up_on_big_entries_through_the_log() {
     let client = cluster.client();
     let log = "shard-10";
     let (epoch, _) = client.take_leadership(log, "p", 0).await.expect("lead");
-    let leader = cluster.leader().await;
-    let lagging = (leader + 1) % 3;
-    cluster.kill(lagging);
-    let mut last = 0;
-    for i in 0..48u8 {
-        last = client
-            .append(
-                log,
-                Condition::Epoch(epoch),
-                vec![Bytes::from(vec![i; 768 * 1024])],
-            )
-            .await
-            .expect("append")
-            .last_lsn;
-    }
-    cluster.restart(lagging);
-    let lagging_entries = tail_until(&client, &cluster.addr(lagging), log, 1, last).await;
+    let nodes = stop_a_follower(&mut cluster).await;
+    let lagging = nodes.1;
+    let batches = (0..48u8).map(|i| vec![Bytes::from(vec![i; 768 * 1024])]);
+    let last = append_each(&client, log, epoch, batches).await;
+    let lagging_entries = restart_and_compare(&mut cluster, &client, nodes, log, 1, last).await;
     check_chain(&lagging_entries);
-    let leader_entries = tail_until(&client, &cluster.addr(leader), log, 1, last).await;
-    assert_eq!(lagging_entries, leader_entries);
     assert_eq!(
         cluster.snapshot_files(lagging),
         0,
@@ -735,22 +751,12 @@ async fn snapshot_written_on_demand_after_trims_carries_the_retained_log() {
     let client = cluster.client();
     let log = "shard-9";
     let (epoch, _) = client.take_leadership(log, "p", 0).await.expect("lead");
-    let leader = cluster.leader().await;
-    let lagging = (leader + 1) % 3;
-    cluster.kill(lagging);
+    let nodes = stop_a_follower(&mut cluster).await;
+    let (leader, lagging) = nodes;
     let mut last = 0;
     for round in 0..3u32 {
-        for i in 0..80u32 {
-            last = client
-                .append(
-                    log,
-                    Condition::Epoch(epoch),
-                    vec![Bytes::from(format!("r{round}e{i}")); 2],
-                )
-                .await
-                .expect("append")
-                .last_lsn;
-        }
+        let batches = (0..80u32).map(|i| vec![Bytes::from(format!("r{round}e{i}")); 2]);
+        last = append_each(&client, log, epoch, batches).await;
         // Trim behind the newest snapshot descriptor, then keep writing so
         // more descriptors (and collector runs) follow.
         client.trim(log, last - 40).await.expect("trim");
@@ -764,11 +770,8 @@ async fn snapshot_written_on_demand_after_trims_carries_the_retained_log() {
         leader_files, 0,
         "no snapshot file while the follower is down"
     );
-    cluster.restart(lagging);
-    let lagging_entries = tail_until(&client, &cluster.addr(lagging), log, first, last).await;
-    let leader_entries = tail_until(&client, &cluster.addr(leader), log, first, last).await;
+    let lagging_entries = restart_and_compare(&mut cluster, &client, nodes, log, first, last).await;
     assert_eq!(lagging_entries.first().map(|e| e.lsn), Some(first));
-    assert_eq!(lagging_entries, leader_entries);
     let installed = cluster.snapshot_files(lagging);
     assert!(installed > 0, "the lagging node holds a snapshot");
 }

@@ -31,6 +31,18 @@ pub type SnapshotMeta = openraft::type_config::alias::SnapshotMetaOf<TypeConfig>
 pub type Snapshot =
     openraft::type_config::alias::SnapshotOf<TypeConfig, crate::store::snapshot_file::SnapshotFile>;
 
+/// The id of entry `index` written by node 1 in term 1 (unit tests).
+#[cfg(test)]
+pub(crate) fn test_log_id(index: u64) -> LogId {
+    LogId::new(
+        openraft::impls::leader_id_adv::LeaderId {
+            term: 1,
+            node_id: 1,
+        },
+        index,
+    )
+}
+
 /// What must hold for an append to take effect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Condition {

@@ -372,21 +372,14 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
 
 #[cfg(test)]
 mod tests {
-    use openraft::impls::leader_id_adv::LeaderId;
     use openraft::EntryPayload;
 
     use super::*;
-    use crate::types::{Condition, Entry, EntryKind, LogId, Op, Request};
+    use crate::types::{test_log_id, Condition, Entry, EntryKind, Op, Request};
 
     fn entry(index: u64, bytes: usize) -> Entry {
         Entry {
-            log_id: LogId::new(
-                LeaderId {
-                    term: 1,
-                    node_id: 1,
-                },
-                index,
-            ),
+            log_id: test_log_id(index),
             payload: EntryPayload::Normal(Request {
                 ops: vec![Op::Append {
                     log: "l".into(),
@@ -401,13 +394,7 @@ mod tests {
     fn request(entries: Vec<Entry>) -> AppendEntriesRequest<TypeConfig> {
         AppendEntriesRequest {
             vote: Vote::new_committed(1, 1),
-            prev_log_id: Some(LogId::new(
-                LeaderId {
-                    term: 1,
-                    node_id: 1,
-                },
-                0,
-            )),
+            prev_log_id: Some(test_log_id(0)),
             entries,
             leader_commit: None,
         }

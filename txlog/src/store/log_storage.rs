@@ -440,20 +440,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
 #[cfg(test)]
 mod tests {
-    use openraft::impls::leader_id_adv::LeaderId;
     use openraft::EntryPayload;
 
     use super::*;
+    use crate::types::test_log_id;
 
     fn entry(index: u64) -> Entry {
         Entry {
-            log_id: LogId::new(
-                LeaderId {
-                    term: 1,
-                    node_id: 1,
-                },
-                index,
-            ),
+            log_id: test_log_id(index),
             payload: EntryPayload::Blank,
         }
     }

@@ -421,13 +421,21 @@ async fn run_collector(shared: Weak<Shared>, notify: Arc<Notify>) {
     }
 }
 
-impl StateMachineStore {
+impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    type SnapshotData = SnapshotFile;
+    type SnapshotBuilder = snapshot::Builder;
+
+    async fn applied_state(&mut self) -> std::io::Result<(Option<LogId>, StoredMembership)> {
+        let c = self.shared.cache.read();
+        Ok((c.last_applied, c.membership.clone()))
+    }
+
     /// Applies a run of committed entries: every op's records first, then
     /// the `s` value covering them, then the replies.
-    async fn apply_entries(
-        &mut self,
-        entries: &mut (impl futures::Stream<Item = std::io::Result<EntryResponder<TypeConfig>>> + Unpin),
-    ) -> std::io::Result<()> {
+    async fn apply<Strm>(&mut self, mut entries: Strm) -> std::io::Result<()>
+    where
+        Strm: futures::Stream<Item = std::io::Result<EntryResponder<TypeConfig>>> + Unpin + Send,
+    {
         let (mut logs, mut membership) = {
             let c = self.shared.cache.read();
             (c.logs.clone(), c.membership.clone())
@@ -485,23 +493,6 @@ impl StateMachineStore {
             r.send(response);
         }
         Ok(())
-    }
-}
-
-impl RaftStateMachine<TypeConfig> for StateMachineStore {
-    type SnapshotData = SnapshotFile;
-    type SnapshotBuilder = snapshot::Builder;
-
-    async fn applied_state(&mut self) -> std::io::Result<(Option<LogId>, StoredMembership)> {
-        let c = self.shared.cache.read();
-        Ok((c.last_applied, c.membership.clone()))
-    }
-
-    async fn apply<Strm>(&mut self, mut entries: Strm) -> std::io::Result<()>
-    where
-        Strm: futures::Stream<Item = std::io::Result<EntryResponder<TypeConfig>>> + Unpin + Send,
-    {
-        self.apply_entries(&mut entries).await
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
