@@ -812,6 +812,63 @@ async fn pipelined_appends_keep_their_order_and_fence() {
     check_chain(&entries);
 }
 
+/// Many tasks appending one at a time through one pipeline (`memlog txlog
+/// bench`'s shape) each get distinct, dense LSNs in their own order, and
+/// their appends share requests. (How well they share depends on
+/// scheduling, so the bound here is loose; the bench prints appends per
+/// request: about 30 at 64 appenders on 2 cores.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_pipelined_appends_share_requests() {
+    let cluster = Cluster::start(10_000);
+    let client = cluster.client();
+    let log = "shard-7";
+    let (epoch, _) = client.take_leadership(log, "p", 0).await.expect("lead");
+    let pipeline = memlog_txlog::AppendPipeline::open(&client, log, epoch)
+        .await
+        .expect("pipeline");
+    const TASKS: usize = 64;
+    const EACH: usize = 25;
+    let mut tasks = Vec::new();
+    for t in 0..TASKS {
+        let pipeline = pipeline.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lsns = Vec::new();
+            for i in 0..EACH {
+                let a = pipeline
+                    .append(vec![Bytes::from(format!("t{t}-{i}"))])
+                    .await
+                    .unwrap_or_else(|e| panic!("append t{t}-{i}: {e:?}"));
+                assert_eq!(a.first_lsn, a.last_lsn);
+                lsns.push(a.first_lsn);
+            }
+            lsns
+        }));
+    }
+    let mut lsns = Vec::new();
+    for t in tasks {
+        let mine = t.await.expect("task");
+        assert!(
+            mine.windows(2).all(|w| w[0] < w[1]),
+            "one task's appends in order"
+        );
+        lsns.extend(mine);
+    }
+    lsns.sort_unstable();
+    let total = (TASKS * EACH) as u64;
+    assert_eq!(
+        lsns,
+        (2..2 + total).collect::<Vec<_>>(),
+        "distinct and dense"
+    );
+    let requests = pipeline.requests_sent();
+    assert!(
+        requests * 8 <= total,
+        "{total} appends took {requests} requests: concurrent appends did not coalesce"
+    );
+    let entries = tail_until(&client, &cluster.addr(1), log, 1, total + 1).await;
+    check_chain(&entries);
+}
+
 /// Runs `memlog txlog ARGS...` to completion (killed by PID after 2
 /// minutes); returns (success, stdout, stderr).
 async fn txlog_cli(args: &[&str]) -> (bool, String, String) {

@@ -47,6 +47,8 @@ pub struct BenchResult {
     pub p99_us: u64,
     pub p999_us: u64,
     pub errors: u64,
+    /// Appends per AppendStream request (pipeline mode; 1 for unary).
+    pub appends_per_request: f64,
 }
 
 fn new_hist() -> anyhow::Result<Histogram<u64>> {
@@ -125,7 +127,9 @@ pub async fn measure(
         errors += e;
     }
     let elapsed = start.elapsed().as_secs_f64();
+    let requests = pipeline.as_ref().map_or(total.len(), |p| p.requests_sent());
     Ok(BenchResult {
+        appends_per_request: total.len() as f64 / requests.max(1) as f64,
         clients,
         appends_per_sec: total.len() as f64 / elapsed,
         p50_us: total.value_at_quantile(0.5),
@@ -156,8 +160,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     for n in counts {
         let r = measure(&client, n, args.payload, args.seconds, args.mode != "unary").await?;
         println!(
-            "appenders={:<4} appends/s={:>10.0} p50={}us p99={}us p999={}us errors={}",
-            r.clients, r.appends_per_sec, r.p50_us, r.p99_us, r.p999_us, r.errors
+            "appenders={:<4} appends/s={:>10.0} p50={}us p99={}us p999={}us errors={} appends/request={:.1}",
+            r.clients,
+            r.appends_per_sec,
+            r.p50_us,
+            r.p99_us,
+            r.p999_us,
+            r.errors,
+            r.appends_per_request
         );
         results.push(r);
     }

