@@ -36,6 +36,13 @@ For each system it measures, in this order:
 Once per run it also measures the disk: 4 KiB write + fdatasync in a loop
 in the temporary directory's file system, p50/p99.
 
+Then the transaction log on its own (``txlog``, the issue's "row in make
+bench"): three ``memlog txlog`` nodes on loopback and ``memlog txlog bench``
+against them (1, 16, 64 and 256 concurrent appenders, 256-byte payloads),
+which measures fdatasync on the nodes' disk in the same run and prints the
+goal ratios: throughput(64)/throughput(1) >= 30 (group commit) and
+p50(1 appender)/p50(fdatasync) <= 3.
+
 Outputs (in --out, default bench/results/): latest.md (also printed on
 stdout), latest.json (raw numbers) and latest.png (gnuplot: ops/s and p99
 per system and workload).  ``--smoke`` runs everything tiny (a few seconds,
@@ -630,13 +637,16 @@ class Settings:
     min_n: int
     max_n: int
     fsync_seconds: float
+    txlog_clients: list[int]  # `memlog txlog bench --clients`
+    txlog_seconds: int  # seconds per appender count
 
 
 def settings_for(args) -> Settings:
     if args.smoke:
-        return Settings(True, args.seconds or 0.2, args.keys or 2000, [1], 300, 300, 3000, 0.1)
+        return Settings(True, args.seconds or 0.2, args.keys or 2000, [1], 300, 300, 3000, 0.1,
+                        [1, 64], 1)
     return Settings(False, args.seconds or 3.0, args.keys or 1_000_000, [1, 16],
-                    5_000, 5_000, 5_000_000, 1.0)
+                    5_000, 5_000, 5_000_000, 1.0, [1, 16, 64, 256], 5)
 
 
 def measure_system(system: System, ctx: Ctx, st: Settings, tmp: Path) -> dict:
@@ -744,6 +754,74 @@ def add_ratios(systems: list[dict], by_name: dict[str, System]) -> None:
 
 
 # ---------------------------------------------------------------------------
+# The transaction log on its own (memlog txlog bench)
+# ---------------------------------------------------------------------------
+
+TXLOG_SYSTEM = "txlog"
+_TXLOG_ROW_RE = re.compile(
+    r"appenders=(\d+)\s+appends/s=\s*([\d.]+) p50=(\d+)us p99=(\d+)us p999=(\d+)us "
+    r"errors=(\d+) appends/request=([\d.]+)")
+_TXLOG_FSYNC_RE = re.compile(r"^fdatasync 4KiB \(.*\): p50=(\d+)us p99=(\d+)us", re.M)
+_TXLOG_FSYNC_AFTER_RE = re.compile(r"^fdatasync 4KiB again after the run: p50=(\d+)us", re.M)
+
+
+def measure_txlog(ctx: Ctx, st: Settings, tmp: Path) -> dict:
+    """Three txlog nodes under tmp/txlog and `memlog txlog bench` against
+    them; the nodes are stopped by PID afterwards."""
+    rec: dict = {"status": "ok", "rows": []}
+    if not ctx.memlog_bin.is_file():
+        return {"status": f"not yet built: {ctx.memlog_bin} not found", "rows": []}
+    data_dir = tmp / "txlog"
+    data_dir.mkdir()
+    log = data_dir / "txlog.log"
+    ports = [free_port() for _ in range(3)]
+    addrs = ",".join(f"127.0.0.1:{p}" for p in ports)
+    init = ",".join(f"{i + 1}=127.0.0.1:{p}" for i, p in enumerate(ports))
+    nodes = []
+    try:
+        for i, p in enumerate(ports):
+            nodes.append(spawn([
+                str(ctx.memlog_bin), "txlog", "--id", str(i + 1), "--bind", f"127.0.0.1:{p}",
+                "--data-dir", str(data_dir / f"n{i + 1}"), "--init", init,
+            ], log))
+        # `status` retries until a leader is elected.
+        subprocess.run([str(ctx.memlog_bin), "txlog", "status", "--addr", addrs],
+                       check=True, capture_output=True, timeout=60)
+        argv = [str(ctx.memlog_bin), "txlog", "bench", "--addr", addrs,
+                "--clients", ",".join(map(str, st.txlog_clients)), "--payload", str(VALUE_SIZE),
+                "--seconds", str(st.txlog_seconds), "--fsync-dir", str(data_dir)]
+        rec["command"] = ("memlog txlog bench --clients " + argv[6] + " --payload "
+                          + str(VALUE_SIZE) + " --seconds " + str(st.txlog_seconds))
+        timeout = 120 + 2 * st.txlog_seconds * len(st.txlog_clients)
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        if p.returncode != 0:
+            return {**rec, "status": f"failed: {p.stderr.strip()[-300:]}"}
+        for m in _TXLOG_ROW_RE.finditer(p.stdout):
+            rec["rows"].append({
+                "appenders": int(m[1]), "appends_per_s": float(m[2]), "p50_ms": int(m[3]) / 1e3,
+                "p99_ms": int(m[4]) / 1e3, "p999_ms": int(m[5]) / 1e3, "errors": int(m[6]),
+                "appends_per_request": float(m[7])})
+        fs = _TXLOG_FSYNC_RE.search(p.stdout)
+        fs_after = _TXLOG_FSYNC_AFTER_RE.search(p.stdout)
+        if not rec["rows"] or not fs:
+            return {**rec, "status": f"failed: unexpected output: {p.stdout.strip()[-300:]}"}
+        rec["fdatasync_p50_ms"] = int(fs[1]) / 1e3
+        rec["fdatasync_p99_ms"] = int(fs[2]) / 1e3
+        rec["fdatasync_after_p50_ms"] = int(fs_after[1]) / 1e3 if fs_after else None
+        by = {r["appenders"]: r for r in rec["rows"]}
+        if 1 in by and 64 in by and by[1]["appends_per_s"]:
+            rec["ratio_64_to_1"] = by[64]["appends_per_s"] / by[1]["appends_per_s"]
+        if 1 in by and rec["fdatasync_p50_ms"]:
+            rec["ratio_p50_to_fdatasync"] = by[1]["p50_ms"] / rec["fdatasync_p50_ms"]
+        return rec
+    except (OSError, subprocess.SubprocessError) as e:
+        return {**rec, "status": f"failed: {e}: {log_tail(log)}"}
+    finally:
+        for n in nodes:
+            stop(n)
+
+
+# ---------------------------------------------------------------------------
 # Reports
 # ---------------------------------------------------------------------------
 
@@ -827,6 +905,27 @@ def markdown(report: dict) -> str:
                        f"{rc['keys_before']:,} → {rc['keys_after']:,} |")
         else:
             out.append(f"| {s['name']} | {_cell(rc['status'])} | |")
+    tx = report.get("txlog")
+    if tx is not None:
+        out += ["", "## Transaction log alone (3 nodes, `memlog txlog bench`)", ""]
+        if tx["status"] != "ok":
+            out.append(f"{_cell(tx['status'])}")
+        else:
+            out += [f"`{tx['command']}`; fdatasync of 4 KiB on the nodes' disk in the same run: "
+                    f"p50 {tx['fdatasync_p50_ms']:.3f} ms, p99 {tx['fdatasync_p99_ms']:.3f} ms"
+                    + (f" (p50 {tx['fdatasync_after_p50_ms']:.3f} ms after the run)"
+                       if tx.get("fdatasync_after_p50_ms") is not None else "") + ".", "",
+                    "| appenders | appends/s | p50 ms | p99 ms | p99.9 ms | appends/request | errors |",
+                    "|---:|---:|---:|---:|---:|---:|---:|"]
+            for r in tx["rows"]:
+                out.append(f"| {r['appenders']} | {r['appends_per_s']:,.0f} | {r['p50_ms']:.3f} | "
+                           f"{r['p99_ms']:.3f} | {r['p999_ms']:.3f} | "
+                           f"{r['appends_per_request']:.1f} | {r['errors']} |")
+            out += ["",
+                    f"- throughput(64) / throughput(1) = {_f(tx.get('ratio_64_to_1'), '{:.1f}')} "
+                    "(goal ≥ 30: group commit)",
+                    f"- p50(1 appender) / p50(fdatasync) = "
+                    f"{_f(tx.get('ratio_p50_to_fdatasync'), '{:.2f}')} (goal ≤ 3)"]
     out += ["", "Raw numbers: `latest.json`; chart: `latest.png`.", ""]
     return "\n".join(out)
 
@@ -932,7 +1031,7 @@ def main() -> int:
     ap.add_argument("--smoke", action="store_true",
                     help="tiny run (a few seconds, pipeline 1); no assertions on numbers")
     ap.add_argument("--systems", help="comma-separated names (default all): "
-                    + ",".join(s.name for s in SYSTEMS))
+                    + ",".join([*(s.name for s in SYSTEMS), TXLOG_SYSTEM]))
     ap.add_argument("--seconds", type=float,
                     help="target seconds per measured workload run (default 3; smoke 0.2)")
     ap.add_argument("--keys", type=int, help="keys to load (default 1000000; smoke 2000)")
@@ -951,12 +1050,14 @@ def main() -> int:
 
     by_name = {s.name: s for s in SYSTEMS}
     chosen = SYSTEMS
+    run_txlog = True
     if args.systems:
         names = [n.strip() for n in args.systems.split(",") if n.strip()]
-        unknown = [n for n in names if n not in by_name]
+        unknown = [n for n in names if n not in by_name and n != TXLOG_SYSTEM]
         if unknown:
-            ap.error(f"unknown systems {unknown}; known: {list(by_name)}")
-        chosen = [by_name[n] for n in names]
+            ap.error(f"unknown systems {unknown}; known: {[*by_name, TXLOG_SYSTEM]}")
+        chosen = [by_name[n] for n in names if n != TXLOG_SYSTEM]
+        run_txlog = TXLOG_SYSTEM in names
     if not shutil.which("redis-benchmark"):
         print("redis-benchmark not found (apt-get install redis-tools)", file=sys.stderr)
         return 2
@@ -976,6 +1077,13 @@ def main() -> int:
             systems.append(measure_system(s, ctx, st, tmp))
             if systems[-1]["status"] != "ok":
                 print(f"  {systems[-1]['status']}", file=sys.stderr)
+        txlog = None
+        if run_txlog:
+            print(f"bench: {TXLOG_SYSTEM} (3-node transaction log, memlog txlog bench)",
+                  file=sys.stderr, flush=True)
+            txlog = measure_txlog(ctx, st, tmp)
+            if txlog["status"] != "ok":
+                print(f"  {txlog['status']}", file=sys.stderr)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     add_ratios(systems, by_name)
@@ -985,6 +1093,7 @@ def main() -> int:
                      "pipelines": st.pipelines, "clients": CLIENTS, "value_size": VALUE_SIZE},
         "fdatasync": fsync,
         "systems": systems,
+        "txlog": txlog,
     }
     write_outputs(report, args.out)
     if st.smoke:
