@@ -85,6 +85,11 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if let Command::Txlog(cmd) = &cli.command {
+        if cmd.is_admin() {
+            die_on_sigpipe();
+        }
+    }
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if let Command::Server(args) = &cli.command {
         builder.worker_threads(usize::from(args.io_threads));
@@ -128,3 +133,19 @@ fn main() -> anyhow::Result<()> {
         }
     })
 }
+
+/// Rust ignores SIGPIPE, so printing to a closed pipe (`memlog txlog status
+/// | head -1`) panics. The admin commands are ordinary command-line tools:
+/// they get the default action back and end quietly, as `ls | head` does.
+/// (Servers and nodes keep ignoring it: a client that goes away must cost
+/// them one connection, not the process.)
+#[cfg(unix)]
+fn die_on_sigpipe() {
+    // SAFETY: called before any thread is started; SIG_DFL is a valid action.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+#[cfg(not(unix))]
+fn die_on_sigpipe() {}

@@ -869,6 +869,47 @@ async fn concurrent_pipelined_appends_share_requests() {
     check_chain(&entries);
 }
 
+/// `memlog txlog status | head -1`: an admin command whose reader goes away
+/// ends quietly (SIGPIPE), without a panic and its backtrace on stderr.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_into_a_closed_pipe_ends_quietly() {
+    let cluster = Cluster::start(10_000);
+    let client = cluster.client();
+    // Many logs with long holder names: more output (~200 KB) than a
+    // pipe's buffer holds.
+    let holder = "h".repeat(500);
+    for i in 0..400 {
+        client
+            .take_leadership(&format!("pipe-{i:03}"), &holder, 0)
+            .await
+            .expect("lead");
+    }
+    let mut child = std::process::Command::new(memlog_bin())
+        .args(["txlog", "status", "--addr", &cluster.addr(0)])
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn status");
+    let stdout = child.stdout.take().expect("stdout");
+    let first = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).expect("read");
+        // The reader (and the pipe) closes here.
+        line
+    })
+    .await
+    .expect("reader");
+    assert!(first.starts_with("leader: "), "{first:?}");
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .expect("wait task")
+        .expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "stderr: {err}");
+}
+
 /// Runs `memlog txlog ARGS...` to completion (killed by PID after 2
 /// minutes); returns (success, stdout, stderr).
 async fn txlog_cli(args: &[&str]) -> (bool, String, String) {

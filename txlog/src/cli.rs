@@ -22,6 +22,14 @@ use crate::node::{NodeConfig, TxlogNode};
 #[derive(Debug)]
 pub struct TxlogCommand(pub TxlogArgs);
 
+impl TxlogCommand {
+    /// Whether this is a short-lived admin command (`status`, `bench`, ...)
+    /// printing to stdout, rather than a node.
+    pub fn is_admin(&self) -> bool {
+        self.0.admin.is_some()
+    }
+}
+
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct TxlogArgs {
