@@ -649,8 +649,11 @@ def settings_for(args) -> Settings:
                     5_000, 5_000, 5_000_000, 1.0, [1, 16, 64, 256], 5)
 
 
-def measure_system(system: System, ctx: Ctx, st: Settings, tmp: Path) -> dict:
-    """Every measurement of one system; never raises for the system's faults."""
+def measure_system(system: System, ctx: Ctx, st: Settings, tmp: Path,
+                   failed_logs: Optional[Path] = None) -> dict:
+    """Every measurement of one system; never raises for the system's faults.
+    If anything failed, the system's log (all its processes) is copied to
+    failed_logs/NAME.log, since the data directory is removed."""
     rec: dict = {"name": system.name, "label": system.label, "engine": system.engine,
                  "durable": system.durable, "status": "ok", "results": []}
     if system.start is None:
@@ -732,7 +735,18 @@ def measure_system(system: System, ctx: Ctx, st: Settings, tmp: Path) -> dict:
     finally:
         if run is not None:
             run.stop()
+        if failed_logs is not None and log.is_file() and _any_failure(rec):
+            try:
+                shutil.copy(log, failed_logs / f"{system.name}.log")
+                rec["log"] = f"{system.name}.log"
+            except OSError:
+                pass
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _any_failure(rec: dict) -> bool:
+    parts = [rec, rec.get("memory") or {}, rec.get("recovery") or {}, *rec["results"]]
+    return any(str(p.get("status", "")).startswith("failed") for p in parts)
 
 
 def add_ratios(systems: list[dict], by_name: dict[str, System]) -> None:
@@ -867,7 +881,11 @@ def markdown(report: dict) -> str:
             "| system | workload | pipeline | ops/s | p50 ms | p99 ms | p99.9 ms | server CPU s "
             "| client CPU s | vs | ops/s ratio | p99 ratio |",
             "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|"]
+    failed_logs_note: list[str] = []
     for s in report["systems"]:
+        if s.get("log"):
+            failed_logs_note.append(f"- {s['name']}: something failed; its log is `{s['log']}` "
+                                    "beside this file.")
         if not s["results"]:
             out.append(f"| {s['name']} | all | | {_cell(s['status'])} | | | | | | | | |")
             continue
@@ -883,6 +901,8 @@ def markdown(report: dict) -> str:
                 f"| {s['name']} | {r['workload']} | {r['pipeline']} | {r['rps']:,.0f} | "
                 f"{r['p50_ms']:.3f} | {r['p99_ms']:.3f} | {_f(r['p999_ms'])} | "
                 f"{r['server_cpu_s']:.2f} | {r['client_cpu_s']:.2f} | {base} | {ratios} |")
+    if failed_logs_note:
+        out += [""] + failed_logs_note
     out += ["", f"## Memory after loading {st['keys']:,} keys of {VALUE_SIZE} bytes", "",
             "| system | RSS MiB | used_memory MiB | RSS bytes/key | load s |",
             "|---|---:|---:|---:|---:|"]
@@ -1065,6 +1085,8 @@ def main() -> int:
     ctx = Ctx(memlog_bin=args.memlog_bin.resolve(),
               redis_server=shutil.which(args.redis_server) or args.redis_server)
     args.out.mkdir(parents=True, exist_ok=True)
+    for s in SYSTEMS:  # logs of an earlier run's failures
+        (args.out / f"{s.name}.log").unlink(missing_ok=True)
 
     t0 = time.monotonic()
     tmp = Path(tempfile.mkdtemp(prefix="memlog-bench-", dir=args.tmp))
@@ -1074,7 +1096,7 @@ def main() -> int:
         systems = []
         for s in chosen:
             print(f"bench: {s.name} ({s.label})", file=sys.stderr, flush=True)
-            systems.append(measure_system(s, ctx, st, tmp))
+            systems.append(measure_system(s, ctx, st, tmp, failed_logs=args.out))
             if systems[-1]["status"] != "ok":
                 print(f"  {systems[-1]['status']}", file=sys.stderr)
         txlog = None
