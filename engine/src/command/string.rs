@@ -228,8 +228,14 @@ fn set_generic(
     } else {
         None
     };
-    let found = ctx.ks.exists(db, key);
-    let write = !((o.nx && found) || (o.xx && !found));
+    // Only NX/XX need to know whether the key exists: a plain SET skips
+    // that lookup (one hash probe of three on SET's path).
+    let write = if o.nx || o.xx {
+        let found = ctx.ks.exists(db, key);
+        !((o.nx && found) || (o.xx && !found))
+    } else {
+        true
+    };
     if write {
         let v = Value::str(&args[val_idx]);
         if o.keepttl {
