@@ -801,11 +801,11 @@ def measure_txlog(ctx: Ctx, st: Settings, tmp: Path) -> dict:
         # `status` retries until a leader is elected.
         subprocess.run([str(ctx.memlog_bin), "txlog", "status", "--addr", addrs],
                        check=True, capture_output=True, timeout=60)
-        argv = [str(ctx.memlog_bin), "txlog", "bench", "--addr", addrs,
-                "--clients", ",".join(map(str, st.txlog_clients)), "--payload", str(VALUE_SIZE),
-                "--seconds", str(st.txlog_seconds), "--fsync-dir", str(data_dir)]
-        rec["command"] = ("memlog txlog bench --clients " + argv[6] + " --payload "
-                          + str(VALUE_SIZE) + " --seconds " + str(st.txlog_seconds))
+        shown = ["--clients", ",".join(map(str, st.txlog_clients)), "--payload", str(VALUE_SIZE),
+                 "--seconds", str(st.txlog_seconds)]
+        argv = [str(ctx.memlog_bin), "txlog", "bench", "--addr", addrs, *shown,
+                "--fsync-dir", str(data_dir)]
+        rec["command"] = "memlog txlog bench " + " ".join(shown)
         timeout = 120 + 2 * st.txlog_seconds * len(st.txlog_clients)
         p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
         if p.returncode != 0:

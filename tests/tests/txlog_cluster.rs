@@ -781,10 +781,7 @@ async fn pipelined_appends_keep_their_order_and_fence() {
     let cluster = Cluster::start(10_000);
     let client = cluster.client();
     let log = "shard-6";
-    let (epoch, _) = client.take_leadership(log, "p", 0).await.expect("lead");
-    let pipeline = memlog_txlog::AppendPipeline::open(&client, log, epoch)
-        .await
-        .expect("pipeline");
+    let pipeline = lead_with_pipeline(&client, log).await;
     let mut pending = Vec::new();
     for i in 0..300u32 {
         let n = 1 + (i % 3) as usize;
@@ -822,10 +819,7 @@ async fn concurrent_pipelined_appends_share_requests() {
     let cluster = Cluster::start(10_000);
     let client = cluster.client();
     let log = "shard-7";
-    let (epoch, _) = client.take_leadership(log, "p", 0).await.expect("lead");
-    let pipeline = memlog_txlog::AppendPipeline::open(&client, log, epoch)
-        .await
-        .expect("pipeline");
+    let pipeline = lead_with_pipeline(&client, log).await;
     const TASKS: usize = 64;
     const EACH: usize = 25;
     let mut tasks = Vec::new();
@@ -908,6 +902,15 @@ async fn status_into_a_closed_pipe_ends_quietly() {
         .expect("wait");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("panicked"), "stderr: {err}");
+}
+
+/// Takes leadership of `log` as holder "p" (a fresh log) and opens a
+/// pipeline under that epoch.
+async fn lead_with_pipeline(client: &TxlogClient, log: &str) -> memlog_txlog::AppendPipeline {
+    let (epoch, _) = client.take_leadership(log, "p", 0).await.expect("lead");
+    memlog_txlog::AppendPipeline::open(client, log, epoch)
+        .await
+        .expect("pipeline")
 }
 
 /// Runs `memlog txlog ARGS...` to completion (killed by PID after 2
