@@ -66,7 +66,7 @@ pub struct ClientState {
     pub laddr: String,
     pub created_ms: i64,
     pub last_cmd_ms: i64,
-    pub last_cmd: String,
+    pub last_cmd: &'static str,
     /// Set while blocked (BLPOP & co): the command it waits in.
     pub blocked_on: Option<String>,
     pub killed: bool,
@@ -96,7 +96,7 @@ impl ClientState {
             laddr: String::new(),
             created_ms: now,
             last_cmd_ms: now,
-            last_cmd: "NULL".into(),
+            last_cmd: "NULL",
             blocked_on: None,
             killed: false,
             push_tx,

@@ -255,6 +255,10 @@ mod tests {
         s.as_bytes().into()
     }
 
+    fn k(s: &str) -> crate::keyspace::Key {
+        s.as_bytes().into()
+    }
+
     #[test]
     fn all_types_match_redis() {
         // Expected values from redis-server 7.0.15 after:
@@ -262,13 +266,13 @@ mod tests {
         // ZADD z 1 a 2.5 b 0.1 c; PEXPIREAT l 99999999999999
         let mut ks = Keyspace::new(16);
         let d = &mut ks.dbs[0];
-        d.data.insert(e("a"), Value::str(b"1"));
+        d.data.insert(k("a"), Value::str(b"1"));
         d.data.insert(
-            e("l"),
+            k("l"),
             Value::List(Box::new(["x", "y", "z"].iter().map(|x| e(x)).collect())),
         );
         d.data.insert(
-            e("s"),
+            k("s"),
             Value::Set(Box::new(
                 ["abc", "3", "1", "2"].iter().map(|x| e(x)).collect(),
             )),
@@ -276,13 +280,13 @@ mod tests {
         let mut h = crate::keyspace::Map::default();
         h.insert(e("g"), e("w"));
         h.insert(e("f"), e("v"));
-        d.data.insert(e("h"), Value::Hash(Box::new(h)));
+        d.data.insert(k("h"), Value::Hash(Box::new(h)));
         let mut z = crate::keyspace::ZSet::default();
         z.insert(b"a", 1.0);
         z.insert(b"b", 2.5);
         z.insert(b"c", 0.1);
-        d.data.insert(e("z"), Value::ZSet(Box::new(z)));
-        d.expires.insert(e("l"), 99999999999999);
+        d.data.insert(k("z"), Value::ZSet(Box::new(z)));
+        d.expires.insert(k("l"), 99999999999999);
         let d = &ks.dbs[0];
         assert_eq!(
             hex(&value_digest(d, b"l")),
@@ -319,9 +323,9 @@ mod tests {
             z.insert(format!("m{i}").as_bytes(), i as f64 + 0.5);
         }
         let d = &mut ks.dbs[0];
-        d.data.insert(e("bs"), Value::Set(Box::new(s)));
-        d.data.insert(e("bh"), Value::Hash(Box::new(h)));
-        d.data.insert(e("bz"), Value::ZSet(Box::new(z)));
+        d.data.insert(k("bs"), Value::Set(Box::new(s)));
+        d.data.insert(k("bh"), Value::Hash(Box::new(h)));
+        d.data.insert(k("bz"), Value::ZSet(Box::new(z)));
         let d = &ks.dbs[0];
         assert_eq!(
             hex(&value_digest(d, b"bs")),

@@ -667,7 +667,7 @@ impl Engine {
             return Dispatched::Done;
         }
         if top_level {
-            client.last_cmd = spec.name.to_string();
+            client.last_cmd = spec.name;
             client.last_cmd_ms = self.ks.now_ms;
         }
         self.call(spec, client, argv, out)

@@ -23,7 +23,8 @@ pub struct Stats {
     /// they carried (records / appends = group commit size).
     pub log_appends: u64,
     pub log_records: u64,
-    pub commands: BTreeMap<&'static str, CommandStat>,
+    /// Hashed, not ordered: it is updated on every command; INFO sorts.
+    pub commands: hashbrown::HashMap<&'static str, CommandStat>,
     /// Error replies by code (`ERR`, `WRONGTYPE`, ...).
     pub errors: BTreeMap<String, u64>,
 }

@@ -108,7 +108,7 @@ pub fn client_line(c: &ClientState, now_ms: i64, current_cmd: Option<&str>) -> S
         .as_ref()
         .map(|m| m.queued.len() as i64)
         .unwrap_or(-1);
-    let cmd = current_cmd.unwrap_or(&c.last_cmd);
+    let cmd = current_cmd.unwrap_or(c.last_cmd);
     let mut s = String::with_capacity(256);
     let _ = write!(
         s,

@@ -429,7 +429,7 @@ fn swapdb(ctx: &mut Ctx) -> CmdResult {
             .filter(|(db, key)| {
                 (*db == a || *db == b)
                     && matches!(
-                        ctx.ks.dbs[*db].data.get(key),
+                        ctx.ks.dbs[*db].data.get(&key[..]),
                         Some(Value::List(_) | Value::ZSet(_))
                     )
             })

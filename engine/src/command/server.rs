@@ -515,7 +515,9 @@ fn section_text(ctx: &Ctx, name: &str, s: &mut String) {
         }
         "commandstats" => {
             s.push_str("# Commandstats\r\n");
-            for (name, c) in &stats.commands {
+            let mut commands: Vec<_> = stats.commands.iter().collect();
+            commands.sort_unstable_by_key(|(name, _)| **name);
+            for (name, c) in commands {
                 if c.calls == 0 && c.rejected_calls == 0 && c.failed_calls == 0 {
                     continue;
                 }
@@ -1145,7 +1147,7 @@ fn debug(ctx: &mut Ctx) -> CmdResult {
                     val.resize(n, 0);
                 }
                 ctx.ks.dbs[db].data.insert(
-                    key.into_boxed_slice(),
+                    key.into(),
                     crate::keyspace::Value::Str(val.into_boxed_slice()),
                 );
                 added += 1;

@@ -16,7 +16,7 @@ use std::collections::{HashMap, HashSet};
 use bytes::Bytes;
 
 use crate::effect::EffectLog;
-pub use value::{Elem, Map, Set, Value, ValueType};
+pub use value::{Elem, Key, Map, Set, Value, ValueType};
 pub use zset::ZSet;
 
 /// A connection's identity (CLIENT ID).
@@ -25,9 +25,9 @@ pub type ClientId = u64;
 /// One logical database (SELECT n).
 #[derive(Debug, Default)]
 pub struct Db {
-    pub data: Map<Elem, Value>,
+    pub data: Map<Key, Value>,
     /// Absolute expiry times in Unix milliseconds, for keys that have one.
-    pub expires: Map<Elem, i64>,
+    pub expires: Map<Key, i64>,
 }
 
 impl Db {
@@ -245,11 +245,14 @@ impl Keyspace {
     /// Like [`get`](Self::get), counting keyspace hits and misses.
     pub fn get_counted(&mut self, db: usize, key: &[u8]) -> Option<&Value> {
         self.expire_if_needed(db, key);
-        if self.dbs[db].data.contains_key(key) {
-            self.stat_keyspace_hits += 1;
-            self.dbs[db].data.get(key)
-        } else {
-            {
+        // One hash probe: the index is looked up once and then dereferenced
+        // (returning `get`'s borrow from one branch would need a second probe).
+        match self.dbs[db].data.get_index_of(key) {
+            Some(i) => {
+                self.stat_keyspace_hits += 1;
+                self.dbs[db].data.get_index(i).map(|(_, v)| v)
+            }
+            None => {
                 self.stat_keyspace_misses += 1;
                 if self.notify_flags & notify::KEY_MISS != 0 {
                     self.notify(db, notify::KEY_MISS, "keymiss", key);
@@ -453,8 +456,8 @@ impl Keyspace {
             if *wdb != db {
                 continue;
             }
-            let exists_here = self.dbs[db].data.contains_key(key);
-            let exists_there = other.is_some_and(|o| self.dbs[o].data.contains_key(key));
+            let exists_here = self.dbs[db].data.contains_key(&key[..]);
+            let exists_there = other.is_some_and(|o| self.dbs[o].data.contains_key(&key[..]));
             if exists_here || exists_there {
                 hit.extend(list.iter().map(|w| w.client));
             }

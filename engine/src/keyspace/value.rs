@@ -14,8 +14,14 @@ pub type Map<K, V> = indexmap::IndexMap<K, V, hashbrown::DefaultHashBuilder>;
 /// The set counterpart of [`Map`].
 pub type Set<K> = indexmap::IndexSet<K, hashbrown::DefaultHashBuilder>;
 
-/// A key or an element of a collection.
+/// An element of a collection (and a string value).
 pub type Elem = Box<[u8]>;
+
+/// A key of the keyspace. Keys up to 24 bytes (most keys) live inside the
+/// map entry: no allocation of their own, and a lookup compares them without
+/// chasing a pointer, which is a cache miss per GET on a large data set.
+/// Hashes and compares as its bytes, so maps are looked up with `&[u8]`.
+pub type Key = smallvec::SmallVec<[u8; 24]>;
 
 /// A Redis value.
 #[derive(Debug, Clone, PartialEq)]
