@@ -907,10 +907,35 @@ async fn status_into_a_closed_pipe_ends_quietly() {
 /// Takes leadership of `log` as holder "p" (a fresh log) and opens a
 /// pipeline under that epoch.
 async fn lead_with_pipeline(client: &TxlogClient, log: &str) -> memlog_txlog::AppendPipeline {
+    wait_settled(client).await;
     let (epoch, _) = client.take_leadership(log, "p", 0).await.expect("lead");
     memlog_txlog::AppendPipeline::open(client, log, epoch)
         .await
         .expect("pipeline")
+}
+
+/// Waits until the same Raft leader, in the same term, has held for longer
+/// than an election timeout. Right after a cluster starts, a node that
+/// missed the first heartbeats can still call an election; a pipeline
+/// (which never retries) opened at the old leader would then fail its first
+/// appends with NotLeader, which is not what the pipeline tests are about.
+async fn wait_settled(client: &TxlogClient) {
+    let mut last: Option<(String, u64)> = None;
+    let mut since = std::time::Instant::now();
+    let deadline = since + Duration::from_secs(60);
+    while std::time::Instant::now() < deadline {
+        if let Ok(s) = client.status().await {
+            let now = (s.leader_addr.clone(), s.term);
+            if s.leader_addr.is_empty() || last.as_ref() != Some(&now) {
+                last = Some(now);
+                since = std::time::Instant::now();
+            } else if since.elapsed() > Duration::from_millis(1500) {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no stable Raft leader within 60 s (last seen: {last:?})");
 }
 
 /// Runs `memlog txlog ARGS...` to completion (killed by PID after 2
