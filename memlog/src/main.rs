@@ -4,8 +4,11 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 #[cfg(not(target_env = "msvc"))]
+mod allocator;
+
+#[cfg(not(target_env = "msvc"))]
 #[global_allocator]
-static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+static GLOBAL: allocator::Allocator = allocator::Allocator::new();
 
 #[derive(Parser)]
 #[command(
@@ -76,6 +79,24 @@ struct ServerArgs {
     unsafe_early_ack: bool,
 }
 
+/// Starts the thread that hands kept sled IO buffers back once writes stop
+/// (see `allocator`). A plain thread: the allocator is no runtime's business.
+#[cfg(not(target_env = "msvc"))]
+fn release_idle_io_buffers() {
+    let spawned = std::thread::Builder::new()
+        .name("io-buffer-release".into())
+        .spawn(|| {
+            let mut seen = 0;
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+                GLOBAL.release_if_idle(&mut seen);
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("not releasing idle IO buffers: {e}");
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -90,6 +111,8 @@ fn main() -> anyhow::Result<()> {
             die_on_sigpipe();
         }
     }
+    #[cfg(not(target_env = "msvc"))]
+    release_idle_io_buffers();
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if let Command::Server(args) = &cli.command {
         builder.worker_threads(usize::from(args.io_threads));

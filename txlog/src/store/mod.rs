@@ -47,7 +47,12 @@ pub async fn open(dir: &Path) -> Result<(LogStore, StateMachineStore)> {
 /// default 512 KiB every append over 128 KiB (a group commit at pipeline 16
 /// is ~250 KiB) did that. 8 MiB keeps values up to 2 MiB inline (3-node
 /// SET at pipeline 16 here: 43k -> 59k ops/s).
-const SEGMENT_SIZE: usize = 8 * 1024 * 1024;
+pub const SEGMENT_SIZE: usize = 8 * 1024 * 1024;
+
+/// Alignment of sled's IO buffers: sled 0.34 allocates each one, a whole
+/// segment, from the global allocator as `Layout(segment_size, 8192)` at
+/// every flush (the `memlog` binary's allocator keeps a few for reuse).
+pub const IO_BUFFER_ALIGN: usize = 8192;
 
 /// The segment size to open `dir` with: sled refuses a size other than the
 /// one the database was created with (kept in its `conf` file).
