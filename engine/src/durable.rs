@@ -14,8 +14,14 @@
 //!   replies): back-pressure. Each acknowledgement acknowledges the batch's
 //!   last sequence number in the hazard tracker and in [`LogProgress`],
 //!   which releases parked replies, and renews the lease.
-//! - **Failure**: an append that fails, is FENCED, has an unknown outcome or
-//!   takes longer than [`append_timeout`] fails every unacknowledged record:
+//! - **Failover** (`resume`): when the txlog's Raft leader changes or the
+//!   stream to it breaks, the log client asks the log which appends in
+//!   flight it committed (after a heartbeat through the new leader settles
+//!   them), acknowledges those and resends the rest: clients wait out the
+//!   election, the data set stays.
+//! - **Failure**: an append that fails otherwise, is FENCED, or cannot be
+//!   resumed (its outcome is unknown and the log has no leader within
+//!   [`append_timeout`]) fails every unacknowledged record:
 //!   their parked replies become `-TRYAGAIN` errors, and every command is
 //!   refused (see [`LogGate`]) while the engine rebuilds its data set from
 //!   what the log committed (snapshot + replay), because executed but
@@ -90,7 +96,8 @@ pub const RECOVERING_ERROR: &str =
     "TRYAGAIN memlog: rebuilding the data set from the transaction log; retry";
 
 /// How long one append may stay unanswered before its outcome counts as
-/// unknown (and the server rebuilds from the log).
+/// unknown (the server then asks the log, see `resume`), and how long a
+/// resume may wait for a log leader before the server rebuilds instead.
 pub fn append_timeout(lease: Duration) -> Duration {
     (lease * 5).max(Duration::from_secs(10))
 }
@@ -725,6 +732,7 @@ pub async fn run_log_client(engine: SharedEngine, d: Arc<Durable>, mut epoch: u6
             return;
         }
         tracing::warn!(error = %err, "append failed; rebuilding from the log");
+        engine.lock().srv.stats.log_rebuilds += 1;
         fail_pending(&engine, GateState::Recovering);
         let mut backoff = Duration::from_millis(100);
         loop {
@@ -754,9 +762,20 @@ pub async fn run_log_client(engine: SharedEngine, d: Arc<Durable>, mut epoch: u6
     }
 }
 
-type InFlight = Pin<
-    Box<dyn Future<Output = (Result<u64, TxlogError>, Instant, Option<(u64, u64)>, usize)> + Send>,
->;
+/// What became of one append (or heartbeat) in flight.
+struct Sent {
+    result: Result<u64, TxlogError>,
+    /// When it was sent: the lease it renews runs from here.
+    at: Instant,
+    /// The records it carries (first, last); `None` for a heartbeat.
+    seqs: Option<(u64, u64)>,
+    bytes: usize,
+    /// The payload of a DATA append, kept to recognise it in the log or send
+    /// it again after a failover (see [`resume`]).
+    payload: Option<Bytes>,
+}
+
+type InFlight = Pin<Box<dyn Future<Output = Sent> + Send>>;
 
 /// Takes finished records, about `max_bytes` of them (at least one).
 fn take_records(
@@ -779,9 +798,9 @@ fn take_records(
     }
 }
 
-/// Appends under `epoch` until an append fails; returns why.
+/// Appends under `epoch` until an append fails for good; returns why.
 async fn serve_epoch(engine: &SharedEngine, d: &Arc<Durable>, epoch: u64) -> TxlogError {
-    let writer = match Writer::open(&d.backend, &d.log, epoch).await {
+    let mut writer = match Writer::open(&d.backend, &d.log, epoch).await {
         Ok(w) => w,
         Err(e) => return e,
     };
@@ -794,6 +813,8 @@ async fn serve_epoch(engine: &SharedEngine, d: &Arc<Durable>, epoch: u64) -> Txl
     let mut inflight: FuturesOrdered<InFlight> = FuturesOrdered::new();
     let mut inflight_bytes = 0usize;
     let mut last_send = Instant::now();
+    // The newest LSN the log acknowledged to this epoch (see `resume`).
+    let mut acked_lsn: Option<u64> = None;
     // Records expected after the last acknowledgement, and how long a
     // batch may still wait for them (see LINGER).
     let mut last_batch = 0usize;
@@ -805,41 +826,50 @@ async fn serve_epoch(engine: &SharedEngine, d: &Arc<Durable>, epoch: u64) -> Txl
         let take = tokio::select! {
             biased;
             done = inflight.next(), if !inflight.is_empty() => {
-                let Some((result, sent, seqs, bytes)) = done else { continue };
-                inflight_bytes -= bytes;
+                let Some(mut sent) = done else { continue };
+                inflight_bytes -= sent.bytes;
+                let result = std::mem::replace(&mut sent.result, Ok(0));
                 let lsn = match result {
                     Ok(lsn) => lsn,
-                    Err(e) => return e,
-                };
-                let queued = {
-                    let mut e = engine.lock();
-                    if let Some((first, last)) = seqs {
-                        e.tracker.ack(last);
-                        e.srv.stats.log_appends += 1;
-                        e.srv.stats.log_records += last - first + 1;
-                    }
-                    if let Some(g) = e.srv.gate.as_mut() {
-                        let until = sent + d.lease;
-                        if g.lease_until.is_none_or(|t| t < until) {
-                            g.lease_until = Some(until);
+                    Err(e) => {
+                        // A failover of the log, not a refusal: find out what
+                        // committed and resend the rest instead of rebuilding.
+                        let Some(acked) = acked_lsn.filter(|_| retriable(&e)) else {
+                            return e;
+                        };
+                        tracing::warn!(error = %e, "append failed; resuming at the log's leader");
+                        let mut pending = vec![sent];
+                        while let Some(next) = inflight.next().await {
+                            pending.push(next);
                         }
+                        inflight_bytes = 0;
+                        let resumed = match resume(d, epoch, acked, pending).await {
+                            Ok(r) => r,
+                            Err(e) => return e,
+                        };
+                        engine.lock().srv.stats.log_resumes += 1;
+                        writer = resumed.writer;
+                        acked_lsn = Some(resumed.heartbeat_lsn);
+                        last_send = resumed.heartbeat_at;
+                        renew_lease(engine, d, resumed.heartbeat_at);
+                        for (p, lsn) in resumed.committed {
+                            last_batch = acknowledge(engine, d, &records_ready, &progress, &p, lsn);
+                        }
+                        for p in resumed.resend {
+                            let (Some(payload), Some(seqs)) = (p.payload, p.seqs) else { continue };
+                            inflight_bytes += p.bytes;
+                            let sent_at = Instant::now();
+                            let fut = writer.submit(&d.log, epoch, payload.clone()).await;
+                            inflight.push_back(in_flight(fut, timeout, sent_at, Some(seqs), payload));
+                        }
+                        continue;
                     }
-                    e.ks.effects.records.len()
                 };
-                if queued > 0 {
-                    // Records held back while this append was in flight.
-                    records_ready.notify_one();
-                }
-                if let Some((first, last)) = seqs {
-                    // The clients of this append now send their next
-                    // writes; the ones queued meanwhile are waiting already.
-                    last_batch = (last - first + 1) as usize + queued;
-                    progress.set_acked(last);
-                    let mut p = d.positions.lock();
-                    p.batches.push_back((first, last, lsn));
-                    while p.batches.len() > 4096 {
-                        p.batches.pop_front();
-                    }
+                acked_lsn = Some(acked_lsn.map_or(lsn, |a| a.max(lsn)));
+                if sent.seqs.is_some() {
+                    last_batch = acknowledge(engine, d, &records_ready, &progress, &sent, lsn);
+                } else {
+                    renew_lease(engine, d, sent.at);
                 }
                 false
             }
@@ -865,10 +895,10 @@ async fn serve_epoch(engine: &SharedEngine, d: &Arc<Durable>, epoch: u64) -> Txl
                 last_send = sent;
                 let fut = d.backend.heartbeat(&d.log, epoch, Bytes::from(d.holder.clone()));
                 inflight.push_back(Box::pin(async move {
-                    let r = tokio::time::timeout(timeout, fut).await.unwrap_or_else(|_| {
+                    let result = tokio::time::timeout(timeout, fut).await.unwrap_or_else(|_| {
                         Err(TxlogError::OutcomeUnknown("heartbeat not answered in time".into()))
                     });
-                    (r, sent, None, 0)
+                    Sent { result, at: sent, seqs: None, bytes: 0, payload: None }
                 }));
                 false
             }
@@ -889,26 +919,199 @@ async fn serve_epoch(engine: &SharedEngine, d: &Arc<Durable>, epoch: u64) -> Txl
         else {
             continue;
         };
-        let payload = EffectBatch {
-            records: records.into_iter().map(|(_, r)| r).collect(),
-        }
-        .encode_to_vec();
-        let bytes = payload.len();
+        let payload = Bytes::from(
+            EffectBatch {
+                records: records.into_iter().map(|(_, r)| r).collect(),
+            }
+            .encode_to_vec(),
+        );
+        inflight_bytes += payload.len();
         let sent = Instant::now();
-        let fut = writer.submit(&d.log, epoch, Bytes::from(payload)).await;
+        let fut = writer.submit(&d.log, epoch, payload.clone()).await;
         last_send = sent;
-        inflight_bytes += bytes;
-        inflight.push_back(Box::pin(async move {
-            let r = tokio::time::timeout(timeout, fut)
-                .await
-                .unwrap_or_else(|_| {
-                    Err(TxlogError::OutcomeUnknown(
-                        "append not answered in time".into(),
-                    ))
-                });
-            (r, sent, Some((first, last)), bytes)
-        }));
+        inflight.push_back(in_flight(fut, timeout, sent, Some((first, last)), payload));
     }
+}
+
+/// Wraps a DATA append's future with the append timeout.
+fn in_flight(
+    fut: AppendFuture,
+    timeout: Duration,
+    at: Instant,
+    seqs: Option<(u64, u64)>,
+    payload: Bytes,
+) -> InFlight {
+    let bytes = payload.len();
+    Box::pin(async move {
+        let result = tokio::time::timeout(timeout, fut)
+            .await
+            .unwrap_or_else(|_| {
+                Err(TxlogError::OutcomeUnknown(
+                    "append not answered in time".into(),
+                ))
+            });
+        Sent {
+            result,
+            at,
+            seqs,
+            bytes,
+            payload: Some(payload),
+        }
+    })
+}
+
+/// Extends the lease to `sent + lease` (an append sent then was committed).
+fn renew_lease(engine: &SharedEngine, d: &Durable, sent: Instant) {
+    let mut e = engine.lock();
+    if let Some(g) = e.srv.gate.as_mut() {
+        let until = sent + d.lease;
+        if g.lease_until.is_none_or(|t| t < until) {
+            g.lease_until = Some(until);
+        }
+    }
+}
+
+/// The log committed `sent` (a DATA append) at `lsn`: releases its parked
+/// replies, renews the lease. Returns the size of the next expected batch
+/// (see LINGER).
+fn acknowledge(
+    engine: &SharedEngine,
+    d: &Durable,
+    records_ready: &tokio::sync::Notify,
+    progress: &crate::tracker::LogProgress,
+    sent: &Sent,
+    lsn: u64,
+) -> usize {
+    renew_lease(engine, d, sent.at);
+    let Some((first, last)) = sent.seqs else {
+        return 0;
+    };
+    let queued = {
+        let mut e = engine.lock();
+        e.tracker.ack(last);
+        e.srv.stats.log_appends += 1;
+        e.srv.stats.log_records += last - first + 1;
+        e.ks.effects.records.len()
+    };
+    if queued > 0 {
+        // Records held back while this append was in flight.
+        records_ready.notify_one();
+    }
+    progress.set_acked(last);
+    let mut p = d.positions.lock();
+    p.batches.push_back((first, last, lsn));
+    while p.batches.len() > 4096 {
+        p.batches.pop_front();
+    }
+    // The clients of this append now send their next writes; the ones
+    // queued meanwhile are waiting already.
+    (last - first + 1) as usize + queued
+}
+
+/// Failures after which the appends in flight may or may not be in the
+/// log, and the log itself can say which: the Raft leader changed or the
+/// stream to it broke. Anything else (FENCED, an invalid request, ...)
+/// ends the epoch.
+fn retriable(e: &TxlogError) -> bool {
+    matches!(
+        e,
+        TxlogError::NotLeader { .. } | TxlogError::OutcomeUnknown(_) | TxlogError::Unavailable(_)
+    )
+}
+
+/// What [`resume`] found out.
+struct Resumed {
+    writer: Writer,
+    /// The heartbeat that settled the log: every entry before it is final.
+    heartbeat_lsn: u64,
+    heartbeat_at: Instant,
+    /// Appends the log holds, with their LSNs, in order.
+    committed: Vec<(Sent, u64)>,
+    /// Appends it does not hold and never will: to be sent again, in order.
+    resend: Vec<Sent>,
+}
+
+/// After a failover of the log (see [`retriable`]): appends a heartbeat
+/// under `epoch` through the new Raft leader, which settles every entry
+/// before it (committed in the leader's own term, so an entry of an older
+/// term is in the log by then or never will be), reads the log after
+/// `acked_lsn` (the last LSN acknowledged to this epoch) and matches its
+/// DATA entries against `pending`, the appends that were in flight, in
+/// order. Those found are committed; the rest are to be sent again. The
+/// server keeps its data set and its clients only wait: the alternative,
+/// failing them and rebuilding, costs a full replay. Anything unexpected
+/// (FENCED, an entry this server did not send in this order, no leader
+/// within the append timeout) is returned and ends the epoch as before.
+async fn resume(
+    d: &Durable,
+    epoch: u64,
+    acked_lsn: u64,
+    pending: Vec<Sent>,
+) -> Result<Resumed, TxlogError> {
+    let deadline = Instant::now() + append_timeout(d.lease);
+    let mut backoff = Duration::from_millis(50);
+    let (heartbeat_lsn, heartbeat_at) = loop {
+        let at = Instant::now();
+        let hb = d
+            .backend
+            .heartbeat(&d.log, epoch, Bytes::from(d.holder.clone()));
+        match tokio::time::timeout(d.lease, hb).await {
+            Ok(Ok(lsn)) => break (lsn, at),
+            Ok(Err(e)) if !retriable(&e) => return Err(e),
+            Ok(Err(e)) if Instant::now() >= deadline => return Err(e),
+            Err(_) if Instant::now() >= deadline => {
+                return Err(TxlogError::OutcomeUnknown("no log leader in time".into()))
+            }
+            _ => {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_millis(500));
+            }
+        }
+    };
+    let mut entries = Vec::new();
+    d.backend
+        .replay(
+            &d.log,
+            acked_lsn + 1,
+            heartbeat_lsn.saturating_sub(1),
+            |chunk| {
+                entries.extend(chunk.into_iter().filter(|e| e.data));
+            },
+        )
+        .await?;
+    let mut pending = pending.into_iter().filter(|s| s.payload.is_some());
+    let mut committed = Vec::new();
+    for e in entries {
+        match pending.next() {
+            Some(s) if s.payload.as_ref() == Some(&e.payload) => committed.push((s, e.lsn)),
+            _ => {
+                return Err(TxlogError::Invalid(format!(
+                    "log entry {} is not the next append this server had in flight",
+                    e.lsn
+                )))
+            }
+        }
+    }
+    let resend: Vec<Sent> = pending.collect();
+    let writer = loop {
+        match Writer::open(&d.backend, &d.log, epoch).await {
+            Ok(w) => break w,
+            Err(e) if !retriable(&e) || Instant::now() >= deadline => return Err(e),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    };
+    tracing::info!(
+        committed = committed.len(),
+        resent = resend.len(),
+        "resumed at the log's leader"
+    );
+    Ok(Resumed {
+        writer,
+        heartbeat_lsn,
+        heartbeat_at,
+        committed,
+        resend,
+    })
 }
 
 /// Writes snapshots requested by SAVE / BGSAVE once their records are

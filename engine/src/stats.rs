@@ -23,6 +23,10 @@ pub struct Stats {
     /// they carried (records / appends = group commit size).
     pub log_appends: u64,
     pub log_records: u64,
+    /// Failovers of the log the log client rode out by resending what was
+    /// not committed, and rebuilds of the data set after failed appends.
+    pub log_resumes: u64,
+    pub log_rebuilds: u64,
     /// Hashed, not ordered: it is updated on every command; INFO sorts.
     pub commands: hashbrown::HashMap<&'static str, CommandStat>,
     /// Error replies by code (`ERR`, `WRONGTYPE`, ...).

@@ -66,6 +66,23 @@ fn nothing_to_read(s: &mut TcpStream) -> bool {
     }
 }
 
+/// A counter of `INFO persistence` (`memlog_log_resumes`, ...).
+fn persistence_counter(port: u16, name: &str) -> u64 {
+    let mut c = RawConn::connect(port).expect("connect");
+    let RespValue::Bulk(info) = c.call(&["INFO", "persistence"]).expect("INFO") else {
+        panic!("INFO persistence is not a bulk string");
+    };
+    let info = String::from_utf8_lossy(&info).into_owned();
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {info}"))
+}
+
+/// The txlog's Raft leader dies while appends are in flight: the server
+/// finds out from the log which of them committed, resends the rest to the
+/// new leader, and keeps its data set: its clients wait through the
+/// election instead of getting TRYAGAIN while it rebuilds.
 #[test]
 fn txlog_leader_killed_under_load() {
     let mut cluster = TxlogCluster::start().expect("cluster");
@@ -73,13 +90,30 @@ fn txlog_leader_killed_under_load() {
     let stop = Arc::new(AtomicBool::new(false));
     let (port, s) = (server.port, stop.clone());
     let load = std::thread::spawn(move || run_clients(port, 8, "a", s, true));
-    std::thread::sleep(Duration::from_millis(500));
+    // Kill it once appends flow, not while the server is still starting.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while persistence_counter(port, "memlog_log_appends") < 20 {
+        assert!(Instant::now() < deadline, "no appends acknowledged");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let l = leader(&cluster);
     cluster.kill(l);
     std::thread::sleep(Duration::from_secs(4));
     stop.store(true, Ordering::Relaxed);
     let mut total = load.join().expect("load");
     verify(server.port, &total).expect("nothing acknowledged lost");
+    assert_eq!(
+        persistence_counter(server.port, "memlog_log_rebuilds"),
+        0,
+        "the server rebuilt its data set instead of resuming at the new leader; server log:\n{}",
+        std::fs::read_to_string(server.dir.path().join("server.log")).unwrap_or_default()
+    );
+    let resumes = persistence_counter(server.port, "memlog_log_resumes");
+    assert!(
+        resumes >= 1,
+        "no resume after the leader died; server log:\n{}",
+        std::fs::read_to_string(server.dir.path().join("server.log")).unwrap_or_default()
+    );
     // Writes continue on the surviving majority.
     let stop = Arc::new(AtomicBool::new(false));
     let s = stop.clone();
