@@ -57,13 +57,16 @@ fn early_ack_server_loses_acked_writes_under_kill() {
         "--mode",
         "embedded",
         "--time",
-        "20",
+        "30",
         "--seed",
         "42",
         "--nemesis",
         "kill",
+        // Many kills: the faster the log commits, the narrower the window
+        // in which an early reply is not yet on disk (4 kills in 20 s
+        // once missed it).
         "--nemesis-interval",
-        "4",
+        "2",
     ]);
     assert_eq!(r.code, Some(1), "expected a violation\n{}", r.report);
     let lost: usize = field(&r.summary, "lost_acked").parse().expect("lost_acked");

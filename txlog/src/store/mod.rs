@@ -101,7 +101,10 @@ mod tests {
             }
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        assert!(db.is_ok(), "reopens with the size it was created with: {db:?}");
+        assert!(
+            db.is_ok(),
+            "reopens with the size it was created with: {db:?}"
+        );
         let new = dir.path().join("new");
         drop(
             sled::Config::new()
