@@ -813,8 +813,9 @@ async fn serve_epoch(engine: &SharedEngine, d: &Arc<Durable>, epoch: u64) -> Txl
     let mut inflight: FuturesOrdered<InFlight> = FuturesOrdered::new();
     let mut inflight_bytes = 0usize;
     let mut last_send = Instant::now();
-    // The newest LSN the log acknowledged to this epoch (see `resume`).
-    let mut acked_lsn: Option<u64> = None;
+    // The newest LSN the log acknowledged to this epoch (see `resume`):
+    // at first the heartbeat `recover` appended under it.
+    let mut acked_lsn: u64 = d.positions.lock().base_lsn;
     // Records expected after the last acknowledgement, and how long a
     // batch may still wait for them (see LINGER).
     let mut last_batch = 0usize;
@@ -834,22 +835,22 @@ async fn serve_epoch(engine: &SharedEngine, d: &Arc<Durable>, epoch: u64) -> Txl
                     Err(e) => {
                         // A failover of the log, not a refusal: find out what
                         // committed and resend the rest instead of rebuilding.
-                        let Some(acked) = acked_lsn.filter(|_| retriable(&e)) else {
+                        if !retriable(&e) {
                             return e;
-                        };
+                        }
                         tracing::warn!(error = %e, "append failed; resuming at the log's leader");
                         let mut pending = vec![sent];
                         while let Some(next) = inflight.next().await {
                             pending.push(next);
                         }
                         inflight_bytes = 0;
-                        let resumed = match resume(d, epoch, acked, pending).await {
+                        let resumed = match resume(d, epoch, acked_lsn, pending).await {
                             Ok(r) => r,
                             Err(e) => return e,
                         };
                         engine.lock().srv.stats.log_resumes += 1;
                         writer = resumed.writer;
-                        acked_lsn = Some(resumed.heartbeat_lsn);
+                        acked_lsn = resumed.heartbeat_lsn;
                         last_send = resumed.heartbeat_at;
                         renew_lease(engine, d, resumed.heartbeat_at);
                         for (p, lsn) in resumed.committed {
@@ -865,7 +866,7 @@ async fn serve_epoch(engine: &SharedEngine, d: &Arc<Durable>, epoch: u64) -> Txl
                         continue;
                     }
                 };
-                acked_lsn = Some(acked_lsn.map_or(lsn, |a| a.max(lsn)));
+                acked_lsn = acked_lsn.max(lsn);
                 if sent.seqs.is_some() {
                     last_batch = acknowledge(engine, d, &records_ready, &progress, &sent, lsn);
                 } else {
