@@ -816,6 +816,8 @@ async fn serve_epoch(engine: &SharedEngine, d: &Arc<Durable>, epoch: u64) -> Txl
     // The newest LSN the log acknowledged to this epoch (see `resume`):
     // at first the heartbeat `recover` appended under it.
     let mut acked_lsn: u64 = d.positions.lock().base_lsn;
+    // Resumes since the last DATA acknowledgement (see MAX_RESUMES).
+    let mut resumes = 0u32;
     // Records expected after the last acknowledgement, and how long a
     // batch may still wait for them (see LINGER).
     let mut last_batch = 0usize;
@@ -835,9 +837,10 @@ async fn serve_epoch(engine: &SharedEngine, d: &Arc<Durable>, epoch: u64) -> Txl
                     Err(e) => {
                         // A failover of the log, not a refusal: find out what
                         // committed and resend the rest instead of rebuilding.
-                        if !retriable(&e) {
+                        if !retriable(&e) || resumes >= MAX_RESUMES {
                             return e;
                         }
+                        resumes += 1;
                         tracing::warn!(error = %e, "append failed; resuming at the log's leader");
                         let mut pending = vec![sent];
                         while let Some(next) = inflight.next().await {
@@ -853,6 +856,9 @@ async fn serve_epoch(engine: &SharedEngine, d: &Arc<Durable>, epoch: u64) -> Txl
                         acked_lsn = resumed.heartbeat_lsn;
                         last_send = resumed.heartbeat_at;
                         renew_lease(engine, d, resumed.heartbeat_at);
+                        if !resumed.committed.is_empty() {
+                            resumes = 0;
+                        }
                         for (p, lsn) in resumed.committed {
                             last_batch = acknowledge(engine, d, &records_ready, &progress, &p, lsn);
                         }
@@ -868,6 +874,7 @@ async fn serve_epoch(engine: &SharedEngine, d: &Arc<Durable>, epoch: u64) -> Txl
                 };
                 acked_lsn = acked_lsn.max(lsn);
                 if sent.seqs.is_some() {
+                    resumes = 0;
                     last_batch = acknowledge(engine, d, &records_ready, &progress, &sent, lsn);
                 } else {
                     renew_lease(engine, d, sent.at);
@@ -1008,6 +1015,11 @@ fn acknowledge(
     // queued meanwhile are waiting already.
     (last - first + 1) as usize + queued
 }
+
+/// Resumes in a row without a DATA append acknowledged in between; then the
+/// epoch ends (rebuild) rather than resending to a log that takes
+/// heartbeats but keeps failing appends.
+const MAX_RESUMES: u32 = 3;
 
 /// Failures after which the appends in flight may or may not be in the
 /// log, and the log itself can say which: the Raft leader changed or the
