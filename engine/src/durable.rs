@@ -767,12 +767,16 @@ struct Sent {
     result: Result<u64, TxlogError>,
     /// When it was sent: the lease it renews runs from here.
     at: Instant,
-    /// The records it carries (first, last); `None` for a heartbeat.
-    seqs: Option<(u64, u64)>,
-    bytes: usize,
-    /// The payload of a DATA append, kept to recognise it in the log or send
-    /// it again after a failover (see [`resume`]).
-    payload: Option<Bytes>,
+    /// `None` for a heartbeat.
+    data: Option<DataAppend>,
+}
+
+/// A DATA append: the records it carries and its payload, kept to recognise
+/// it in the log or send it again after a failover (see [`resume`]).
+struct DataAppend {
+    /// Sequence numbers of its first and last record.
+    seqs: (u64, u64),
+    payload: Bytes,
 }
 
 type InFlight = Pin<Box<dyn Future<Output = Sent> + Send>>;
@@ -829,9 +833,8 @@ async fn serve_epoch(engine: &SharedEngine, d: &Arc<Durable>, epoch: u64) -> Txl
         let take = tokio::select! {
             biased;
             done = inflight.next(), if !inflight.is_empty() => {
-                let Some(mut sent) = done else { continue };
-                inflight_bytes -= sent.bytes;
-                let result = std::mem::replace(&mut sent.result, Ok(0));
+                let Some(Sent { result, at, data }) = done else { continue };
+                inflight_bytes -= data.as_ref().map_or(0, |a| a.payload.len());
                 let lsn = match result {
                     Ok(lsn) => lsn,
                     Err(e) => {
@@ -842,9 +845,9 @@ async fn serve_epoch(engine: &SharedEngine, d: &Arc<Durable>, epoch: u64) -> Txl
                         }
                         resumes += 1;
                         tracing::warn!(error = %e, "append failed; resuming at the log's leader");
-                        let mut pending = vec![sent];
+                        let mut pending: Vec<_> = data.into_iter().collect();
                         while let Some(next) = inflight.next().await {
-                            pending.push(next);
+                            pending.extend(next.data);
                         }
                         inflight_bytes = 0;
                         let resumed = match resume(d, epoch, acked_lsn, pending).await {
@@ -859,25 +862,26 @@ async fn serve_epoch(engine: &SharedEngine, d: &Arc<Durable>, epoch: u64) -> Txl
                         if !resumed.committed.is_empty() {
                             resumes = 0;
                         }
-                        for (p, lsn) in resumed.committed {
-                            last_batch = acknowledge(engine, d, &records_ready, &progress, &p, lsn);
+                        // Sent before the heartbeat that settled the log.
+                        for (a, lsn) in resumed.committed {
+                            last_batch = acknowledge(engine, d, &records_ready, &progress, &a, at, lsn);
                         }
-                        for p in resumed.resend {
-                            let (Some(payload), Some(seqs)) = (p.payload, p.seqs) else { continue };
-                            inflight_bytes += p.bytes;
+                        for a in resumed.resend {
+                            inflight_bytes += a.payload.len();
                             let sent_at = Instant::now();
-                            let fut = writer.submit(&d.log, epoch, payload.clone()).await;
-                            inflight.push_back(in_flight(fut, timeout, sent_at, Some(seqs), payload));
+                            let fut = writer.submit(&d.log, epoch, a.payload.clone()).await;
+                            inflight.push_back(in_flight(fut, timeout, sent_at, Some(a)));
                         }
                         continue;
                     }
                 };
                 acked_lsn = acked_lsn.max(lsn);
-                if sent.seqs.is_some() {
-                    resumes = 0;
-                    last_batch = acknowledge(engine, d, &records_ready, &progress, &sent, lsn);
-                } else {
-                    renew_lease(engine, d, sent.at);
+                match data {
+                    Some(a) => {
+                        resumes = 0;
+                        last_batch = acknowledge(engine, d, &records_ready, &progress, &a, at, lsn);
+                    }
+                    None => renew_lease(engine, d, at),
                 }
                 false
             }
@@ -902,12 +906,7 @@ async fn serve_epoch(engine: &SharedEngine, d: &Arc<Durable>, epoch: u64) -> Txl
                 let sent = Instant::now();
                 last_send = sent;
                 let fut = d.backend.heartbeat(&d.log, epoch, Bytes::from(d.holder.clone()));
-                inflight.push_back(Box::pin(async move {
-                    let result = tokio::time::timeout(timeout, fut).await.unwrap_or_else(|_| {
-                        Err(TxlogError::OutcomeUnknown("heartbeat not answered in time".into()))
-                    });
-                    Sent { result, at: sent, seqs: None, bytes: 0, payload: None }
-                }));
+                inflight.push_back(in_flight(fut, timeout, sent, None));
                 false
             }
         };
@@ -937,34 +936,36 @@ async fn serve_epoch(engine: &SharedEngine, d: &Arc<Durable>, epoch: u64) -> Txl
         let sent = Instant::now();
         let fut = writer.submit(&d.log, epoch, payload.clone()).await;
         last_send = sent;
-        inflight.push_back(in_flight(fut, timeout, sent, Some((first, last)), payload));
+        let data = DataAppend {
+            seqs: (first, last),
+            payload,
+        };
+        inflight.push_back(in_flight(fut, timeout, sent, Some(data)));
     }
 }
 
-/// Wraps a DATA append's future with the append timeout.
+/// Wraps an append's (or with `data` `None`, a heartbeat's) future with the
+/// append timeout.
 fn in_flight(
     fut: AppendFuture,
     timeout: Duration,
     at: Instant,
-    seqs: Option<(u64, u64)>,
-    payload: Bytes,
+    data: Option<DataAppend>,
 ) -> InFlight {
-    let bytes = payload.len();
     Box::pin(async move {
         let result = tokio::time::timeout(timeout, fut)
             .await
             .unwrap_or_else(|_| {
-                Err(TxlogError::OutcomeUnknown(
-                    "append not answered in time".into(),
-                ))
+                Err(TxlogError::OutcomeUnknown(format!(
+                    "{} not answered in time",
+                    if data.is_some() {
+                        "append"
+                    } else {
+                        "heartbeat"
+                    }
+                )))
             });
-        Sent {
-            result,
-            at,
-            seqs,
-            bytes,
-            payload: Some(payload),
-        }
+        Sent { result, at, data }
     })
 }
 
@@ -979,21 +980,20 @@ fn renew_lease(engine: &SharedEngine, d: &Durable, sent: Instant) {
     }
 }
 
-/// The log committed `sent` (a DATA append) at `lsn`: releases its parked
-/// replies, renews the lease. Returns the size of the next expected batch
-/// (see LINGER).
+/// The log committed `append`, sent at `sent`, at `lsn`: releases its
+/// parked replies, renews the lease. Returns the size of the next expected
+/// batch (see LINGER).
 fn acknowledge(
     engine: &SharedEngine,
     d: &Durable,
     records_ready: &tokio::sync::Notify,
     progress: &crate::tracker::LogProgress,
-    sent: &Sent,
+    append: &DataAppend,
+    sent: Instant,
     lsn: u64,
 ) -> usize {
-    renew_lease(engine, d, sent.at);
-    let Some((first, last)) = sent.seqs else {
-        return 0;
-    };
+    renew_lease(engine, d, sent);
+    let (first, last) = append.seqs;
     let queued = {
         let mut e = engine.lock();
         e.tracker.ack(last);
@@ -1039,9 +1039,9 @@ struct Resumed {
     heartbeat_lsn: u64,
     heartbeat_at: Instant,
     /// Appends the log holds, with their LSNs, in order.
-    committed: Vec<(Sent, u64)>,
+    committed: Vec<(DataAppend, u64)>,
     /// Appends it does not hold and never will: to be sent again, in order.
-    resend: Vec<Sent>,
+    resend: Vec<DataAppend>,
 }
 
 /// After a failover of the log (see [`retriable`]): appends a heartbeat
@@ -1059,7 +1059,7 @@ async fn resume(
     d: &Durable,
     epoch: u64,
     acked_lsn: u64,
-    pending: Vec<Sent>,
+    pending: Vec<DataAppend>,
 ) -> Result<Resumed, TxlogError> {
     let deadline = Instant::now() + append_timeout(d.lease);
     let mut backoff = Duration::from_millis(50);
@@ -1092,11 +1092,11 @@ async fn resume(
             },
         )
         .await?;
-    let mut pending = pending.into_iter().filter(|s| s.payload.is_some());
+    let mut pending = pending.into_iter();
     let mut committed = Vec::new();
     for e in entries {
         match pending.next() {
-            Some(s) if s.payload.as_ref() == Some(&e.payload) => committed.push((s, e.lsn)),
+            Some(a) if a.payload == e.payload => committed.push((a, e.lsn)),
             _ => {
                 return Err(TxlogError::Invalid(format!(
                     "log entry {} is not the next append this server had in flight",
@@ -1105,7 +1105,7 @@ async fn resume(
             }
         }
     }
-    let resend: Vec<Sent> = pending.collect();
+    let resend: Vec<DataAppend> = pending.collect();
     let writer = loop {
         match Writer::open(&d.backend, &d.log, epoch).await {
             Ok(w) => break w,

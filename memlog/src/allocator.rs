@@ -118,10 +118,6 @@ unsafe impl GlobalAlloc for Allocator {
 mod tests {
     use super::*;
 
-    fn io_buffer() -> Layout {
-        io_buffer_layout()
-    }
-
     fn kept(a: &Allocator) -> usize {
         a.kept
             .iter()
@@ -134,8 +130,8 @@ mod tests {
         let a = Allocator::new();
         let mut seen = 0;
         unsafe {
-            let p = a.alloc(io_buffer());
-            a.dealloc(p, io_buffer());
+            let p = a.alloc(io_buffer_layout());
+            a.dealloc(p, io_buffer_layout());
             // An allocation since the last look: still busy, keep it.
             a.release_if_idle(&mut seen);
             assert_eq!(kept(&a), 1);
@@ -148,16 +144,16 @@ mod tests {
     fn a_freed_io_buffer_is_handed_out_again() {
         let a = Allocator::new();
         unsafe {
-            let p = a.alloc(io_buffer());
+            let p = a.alloc(io_buffer_layout());
             assert!(!p.is_null());
             assert_eq!(p as usize % IO_BUFFER_ALIGN, 0);
             p.write_bytes(7, SEGMENT_SIZE);
-            a.dealloc(p, io_buffer());
-            let q = a.alloc(io_buffer());
+            a.dealloc(p, io_buffer_layout());
+            let q = a.alloc(io_buffer_layout());
             assert_eq!(p, q, "the kept buffer is reused");
             // Its pages were kept, contents and all.
             assert_eq!(*q.add(SEGMENT_SIZE - 1), 7);
-            Jemalloc.dealloc(q, io_buffer());
+            Jemalloc.dealloc(q, io_buffer_layout());
         }
     }
 
@@ -166,10 +162,10 @@ mod tests {
         let a = Allocator::new();
         unsafe {
             let ps: Vec<_> = (0..KEPT_BUFFERS + 2)
-                .map(|_| a.alloc(io_buffer()))
+                .map(|_| a.alloc(io_buffer_layout()))
                 .collect();
             for &p in &ps {
-                a.dealloc(p, io_buffer());
+                a.dealloc(p, io_buffer_layout());
             }
             assert_eq!(kept(&a), KEPT_BUFFERS);
             let mut seen = a.io_buffer_allocs.load(Ordering::Relaxed);
@@ -190,9 +186,9 @@ mod tests {
                 a.dealloc(p, layout);
             }
             assert_eq!(kept(&a), 0);
-            let z = a.alloc_zeroed(io_buffer());
+            let z = a.alloc_zeroed(io_buffer_layout());
             assert_eq!(*z.add(12345), 0);
-            Jemalloc.dealloc(z, io_buffer());
+            Jemalloc.dealloc(z, io_buffer_layout());
         }
     }
 }
