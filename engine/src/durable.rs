@@ -7,7 +7,9 @@
 //!   (a `Vec` swap), encodes them as **one `EffectBatch` payload per append**
 //!   (one log entry per group commit: under load one append carries every
 //!   record executed while the previous appends were in flight) and appends
-//!   it with condition `epoch = E`. Up to [`MAX_INFLIGHT_APPENDS`] appends
+//!   it with condition `epoch_after (E, L)`: the log takes it only right
+//!   after LSN `L`, so a delayed request can never land twice or after a
+//!   gap. Up to [`MAX_INFLIGHT_APPENDS`] appends
 //!   (and [`MAX_INFLIGHT_BYTES`]) are in flight, in order; past the bound it
 //!   stops taking records, which then accumulate in the engine and park their
 //!   clients' replies (each connection stops reading past 64 MiB of parked
@@ -419,11 +421,12 @@ impl Writer {
         })
     }
 
-    /// Queues a DATA append (appends queued one after the other keep their
-    /// order) and returns the future of its LSN.
-    async fn submit(&self, log: &str, epoch: u64, payload: Bytes) -> AppendFuture {
+    /// Queues a DATA append that must follow LSN `after` (appends queued
+    /// one after the other keep their order) and returns the future of its
+    /// LSN.
+    async fn submit(&self, log: &str, epoch: u64, after: u64, payload: Bytes) -> AppendFuture {
         match self {
-            Writer::Pipeline(p) => match p.submit(vec![payload]).await {
+            Writer::Pipeline(p) => match p.submit_after(vec![payload], after).await {
                 Ok(f) => Box::pin(async move { f.await.map(|a| a.last_lsn) }),
                 Err(e) => Box::pin(async move { Err(e) }),
             },
@@ -432,7 +435,10 @@ impl Writer {
                     .batcher
                     .enqueue(Op::Append {
                         log: log.to_string(),
-                        condition: Condition::Epoch(epoch),
+                        condition: Condition::EpochAfter {
+                            epoch,
+                            last_lsn: after,
+                        },
                         kind: EntryKind::Data,
                         payloads: vec![payload],
                     })
@@ -820,6 +826,13 @@ async fn serve_epoch(engine: &SharedEngine, d: &Arc<Durable>, epoch: u64) -> Txl
     // The newest LSN the log acknowledged to this epoch (see `resume`):
     // at first the heartbeat `recover` appended under it.
     let mut acked_lsn: u64 = d.positions.lock().base_lsn;
+    // Where the log ends once everything sent so far is in: each DATA
+    // append names the LSN it follows (condition `epoch_after`), so a
+    // request delayed past a failover can never land twice or after a gap.
+    // Every entry of this epoch comes from this loop, and no DATA append
+    // goes out while a heartbeat is in flight (their order would be open).
+    let mut log_end = acked_lsn;
+    let mut heartbeat_in_flight = false;
     // Resumes since the last DATA acknowledgement (see MAX_RESUMES).
     let mut resumes = 0u32;
     // Records expected after the last acknowledgement, and how long a
@@ -827,7 +840,9 @@ async fn serve_epoch(engine: &SharedEngine, d: &Arc<Durable>, epoch: u64) -> Txl
     let mut last_batch = 0usize;
     let mut linger_until: Option<tokio::time::Instant> = None;
     loop {
-        let can_take = inflight.len() < MAX_INFLIGHT_APPENDS && inflight_bytes < MAX_INFLIGHT_BYTES;
+        let can_take = inflight.len() < MAX_INFLIGHT_APPENDS
+            && inflight_bytes < MAX_INFLIGHT_BYTES
+            && !heartbeat_in_flight;
         let heartbeat_at = tokio::time::Instant::from_std(last_send + heartbeat_every);
         let linger_at = linger_until.unwrap_or_else(tokio::time::Instant::now);
         let take = tokio::select! {
@@ -835,6 +850,9 @@ async fn serve_epoch(engine: &SharedEngine, d: &Arc<Durable>, epoch: u64) -> Txl
             done = inflight.next(), if !inflight.is_empty() => {
                 let Some(Sent { result, at, data }) = done else { continue };
                 inflight_bytes -= data.as_ref().map_or(0, |a| a.payload.len());
+                if data.is_none() {
+                    heartbeat_in_flight = false;
+                }
                 let lsn = match result {
                     Ok(lsn) => lsn,
                     Err(e) => {
@@ -857,6 +875,7 @@ async fn serve_epoch(engine: &SharedEngine, d: &Arc<Durable>, epoch: u64) -> Txl
                         engine.lock().srv.stats.log_resumes += 1;
                         writer = resumed.writer;
                         acked_lsn = resumed.heartbeat_lsn;
+                        log_end = resumed.heartbeat_lsn;
                         last_send = resumed.heartbeat_at;
                         renew_lease(engine, d, resumed.heartbeat_at);
                         if !resumed.committed.is_empty() {
@@ -869,7 +888,8 @@ async fn serve_epoch(engine: &SharedEngine, d: &Arc<Durable>, epoch: u64) -> Txl
                         for a in resumed.resend {
                             inflight_bytes += a.payload.len();
                             let sent_at = Instant::now();
-                            let fut = writer.submit(&d.log, epoch, a.payload.clone()).await;
+                            let fut = writer.submit(&d.log, epoch, log_end, a.payload.clone()).await;
+                            log_end += 1;
                             inflight.push_back(in_flight(fut, timeout, sent_at, Some(a)));
                         }
                         continue;
@@ -881,7 +901,11 @@ async fn serve_epoch(engine: &SharedEngine, d: &Arc<Durable>, epoch: u64) -> Txl
                         resumes = 0;
                         last_batch = acknowledge(engine, d, &records_ready, &progress, &a, at, lsn);
                     }
-                    None => renew_lease(engine, d, at),
+                    None => {
+                        // Sent with nothing else in flight: the log ends here.
+                        log_end = lsn;
+                        renew_lease(engine, d, at);
+                    }
                 }
                 false
             }
@@ -907,6 +931,7 @@ async fn serve_epoch(engine: &SharedEngine, d: &Arc<Durable>, epoch: u64) -> Txl
                 last_send = sent;
                 let fut = d.backend.heartbeat(&d.log, epoch, Bytes::from(d.holder.clone()));
                 inflight.push_back(in_flight(fut, timeout, sent, None));
+                heartbeat_in_flight = true;
                 false
             }
         };
@@ -934,7 +959,8 @@ async fn serve_epoch(engine: &SharedEngine, d: &Arc<Durable>, epoch: u64) -> Txl
         );
         inflight_bytes += payload.len();
         let sent = Instant::now();
-        let fut = writer.submit(&d.log, epoch, payload.clone()).await;
+        let fut = writer.submit(&d.log, epoch, log_end, payload.clone()).await;
+        log_end += 1;
         last_send = sent;
         let data = DataAppend {
             seqs: (first, last),
@@ -1023,12 +1049,16 @@ const MAX_RESUMES: u32 = 3;
 
 /// Failures after which the appends in flight may or may not be in the
 /// log, and the log itself can say which: the Raft leader changed or the
-/// stream to it broke. Anything else (FENCED, an invalid request, ...)
-/// ends the epoch.
+/// stream to it broke, or the log refused an append as not the next one
+/// (CONFLICT: one sent before it was lost in a failover). Anything else
+/// (FENCED, an invalid request, ...) ends the epoch.
 fn retriable(e: &TxlogError) -> bool {
     matches!(
         e,
-        TxlogError::NotLeader { .. } | TxlogError::OutcomeUnknown(_) | TxlogError::Unavailable(_)
+        TxlogError::NotLeader { .. }
+            | TxlogError::OutcomeUnknown(_)
+            | TxlogError::Unavailable(_)
+            | TxlogError::Conflict { .. }
     )
 }
 

@@ -809,6 +809,112 @@ async fn pipelined_appends_keep_their_order_and_fence() {
     check_chain(&entries);
 }
 
+/// A primary's appends name the LSN they follow (`epoch_after`): the log
+/// takes each exactly once and in order. A resend of a request that already
+/// landed (a request delayed past a failover) and a request after a lost one
+/// answer CONFLICT and append nothing; positioned appends still share
+/// requests; an older epoch is FENCED wherever it thinks the log ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn positioned_appends_land_once_and_in_order() {
+    let cluster = Cluster::start(10_000);
+    let client = cluster.client();
+    let log = "shard-9";
+    let pipeline = lead_with_pipeline(&client, log).await;
+    let epoch = client
+        .status()
+        .await
+        .expect("status")
+        .logs
+        .iter()
+        .find(|l| l.name == log)
+        .expect("log")
+        .epoch;
+    // Submitted without awaiting: they coalesce only because each follows
+    // the one before.
+    let mut end = 1; // the leadership entry
+    let mut pending = Vec::new();
+    let mut expected = vec![Bytes::from_static(b"p")];
+    for i in 0..200u32 {
+        let n = 1 + (i % 3) as usize;
+        let payloads: Vec<Bytes> = (0..n).map(|k| Bytes::from(format!("a{i}.{k}"))).collect();
+        expected.extend(payloads.iter().cloned());
+        let f = pipeline.submit_after(payloads, end).await.expect("submit");
+        pending.push((end, n, f));
+        end += n as u64;
+    }
+    for (after, n, f) in pending {
+        let a = f.await.expect("append");
+        assert_eq!((a.first_lsn, a.last_lsn), (after + 1, after + n as u64));
+    }
+    let requests = pipeline.requests_sent();
+    assert!(
+        requests < 200,
+        "200 positioned appends took {requests} requests"
+    );
+
+    // A stale copy of the first append, and one that skips an LSN.
+    let at = |last_lsn| Condition::EpochAfter { epoch, last_lsn };
+    let stale = client
+        .append(log, at(1), vec![Bytes::from_static(b"a0.0")])
+        .await;
+    assert!(
+        matches!(stale, Err(TxlogError::Conflict { last_lsn, .. }) if last_lsn == end),
+        "{stale:?}"
+    );
+    let gap = pipeline
+        .append_after(vec![Bytes::from_static(b"gap")], end + 1)
+        .await;
+    assert!(matches!(gap, Err(TxlogError::Conflict { .. })), "{gap:?}");
+    // One burst on the stream: the right one lands, the wrong one and the
+    // one positioned after it do not; the stream goes on.
+    let ok = pipeline
+        .submit_after(vec![Bytes::from_static(b"next")], end)
+        .await
+        .expect("submit");
+    let wrong = pipeline
+        .submit_after(vec![Bytes::from_static(b"dup")], end)
+        .await
+        .expect("submit");
+    let after_wrong = pipeline
+        .submit_after(vec![Bytes::from_static(b"after-dup")], end + 1)
+        .await
+        .expect("submit");
+    let a = ok.await.expect("the next append lands");
+    assert_eq!(a.first_lsn, end + 1);
+    expected.push(Bytes::from_static(b"next"));
+    end += 1;
+    assert!(matches!(wrong.await, Err(TxlogError::Conflict { .. })));
+    assert!(matches!(
+        after_wrong.await,
+        Err(TxlogError::Conflict { .. })
+    ));
+    let a = pipeline
+        .append_after(vec![Bytes::from_static(b"last")], end)
+        .await
+        .expect("the stream goes on");
+    assert_eq!(a.first_lsn, end + 1);
+    expected.push(Bytes::from_static(b"last"));
+    end += 1;
+
+    // Exactly what was acknowledged, in order, on every node.
+    for i in 0..3 {
+        let entries = tail_until(&client, &cluster.addr(i), log, 1, end).await;
+        check_chain(&entries);
+        let payloads: Vec<Bytes> = entries.iter().map(|e| e.payload.clone()).collect();
+        assert_eq!(payloads, expected, "node {i}");
+    }
+
+    // A new holder: the old epoch is fenced even at the right position.
+    client
+        .take_leadership(log, "q", end)
+        .await
+        .expect("take over");
+    let r = pipeline
+        .append_after(vec![Bytes::from_static(b"late")], end)
+        .await;
+    assert!(matches!(r, Err(TxlogError::Fenced { .. })), "{r:?}");
+}
+
 /// Many tasks appending one at a time through one pipeline (`memlog txlog
 /// bench`'s shape) each get distinct, dense LSNs in their own order, and
 /// their appends share requests. (How well they share depends on

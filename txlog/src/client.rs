@@ -59,6 +59,9 @@ fn to_condition(c: Condition) -> pb::Condition {
         kind: Some(match c {
             Condition::Epoch(e) => pb::condition::Kind::Epoch(e),
             Condition::LastLsn(l) => pb::condition::Kind::LastLsn(l),
+            Condition::EpochAfter { epoch, last_lsn } => {
+                pb::condition::Kind::EpochAfter(pb::EpochAfter { epoch, last_lsn })
+            }
         }),
     }
 }

@@ -9,6 +9,12 @@
 //! the same epoch condition: the entries of one request are contiguous and
 //! the epoch cannot change in the middle of a Raft entry.
 //!
+//! An append may also name the LSN it must follow
+//! ([`AppendPipeline::submit_after`], condition `epoch_after`): that is how
+//! a primary makes each of its appends land exactly once and in its order,
+//! whatever becomes of a request delayed in the network. Such appends are
+//! coalesced only when each follows the one before it.
+//!
 //! A pipeline does not retry: an append that fails (FENCED, leader change,
 //! broken stream) fails, and every later append of the pipeline fails too
 //! once the stream breaks. The caller opens a new pipeline (after checking
@@ -38,7 +44,20 @@ type Waiters = Vec<(usize, oneshot::Sender<Result<Appended>>)>;
 
 struct Job {
     payloads: Vec<Bytes>,
+    /// The LSN the log must end at before these payloads (`epoch_after`).
+    after: Option<u64>,
     reply: oneshot::Sender<Result<Appended>>,
+}
+
+/// Whether a job with condition `next` may join a request whose last job
+/// had `len` payloads and condition `after`: both unpositioned, or the next
+/// one starts where the other ends.
+fn follows(after: Option<u64>, len: usize, next: Option<u64>) -> bool {
+    match (after, next) {
+        (None, None) => true,
+        (Some(a), Some(b)) => a + len as u64 == b,
+        _ => false,
+    }
 }
 
 /// An ordered, coalescing append stream for one log and epoch.
@@ -87,6 +106,13 @@ impl AppendPipeline {
         self.submit(payloads).await?.await
     }
 
+    /// Appends `payloads` right after LSN `last_lsn` (see
+    /// [`submit_after`](Self::submit_after)); returns once they are
+    /// committed.
+    pub async fn append_after(&self, payloads: Vec<Bytes>, last_lsn: u64) -> Result<Appended> {
+        self.submit_after(payloads, last_lsn).await?.await
+    }
+
     /// Queues `payloads` and returns at once with a future of the result:
     /// appends submitted one after the other enter the log in that order,
     /// without waiting for each other.
@@ -94,12 +120,35 @@ impl AppendPipeline {
         &self,
         payloads: Vec<Bytes>,
     ) -> Result<impl std::future::Future<Output = Result<Appended>>> {
+        self.queue(payloads, None).await
+    }
+
+    /// Like [`submit`](Self::submit), but the payloads must follow LSN
+    /// `last_lsn` in the log (condition `epoch_after`), else the append
+    /// fails with CONFLICT and appends nothing.
+    pub async fn submit_after(
+        &self,
+        payloads: Vec<Bytes>,
+        last_lsn: u64,
+    ) -> Result<impl std::future::Future<Output = Result<Appended>>> {
+        self.queue(payloads, Some(last_lsn)).await
+    }
+
+    async fn queue(
+        &self,
+        payloads: Vec<Bytes>,
+        after: Option<u64>,
+    ) -> Result<impl std::future::Future<Output = Result<Appended>>> {
         if payloads.is_empty() {
             return Err(TxlogError::Invalid("no payloads".into()));
         }
         let (reply, rx) = oneshot::channel();
         self.jobs
-            .send(Job { payloads, reply })
+            .send(Job {
+                payloads,
+                after,
+                reply,
+            })
             .await
             .map_err(|_| TxlogError::Unavailable("pipeline closed".into()))?;
         Ok(async move {
@@ -120,6 +169,11 @@ fn response_error(r: &pb::AppendResponse) -> TxlogError {
             leader_id: None,
             leader_addr: Some(r.leader_addr.clone()).filter(|a| !a.is_empty()),
         },
+        Ok(pb::AppendStatus::Conflict) => TxlogError::Conflict {
+            epoch: r.epoch,
+            last_lsn: r.log_last_lsn,
+            holder: r.holder.clone(),
+        },
         Ok(pb::AppendStatus::Invalid) => TxlogError::Invalid(r.message.clone()),
         _ => TxlogError::OutcomeUnknown(format!("status {}: {}", r.status, r.message)),
     }
@@ -135,24 +189,41 @@ async fn run(
 ) {
     let mut in_flight: VecDeque<Waiters> = VecDeque::new();
     let mut open = true;
+    // A job that could not join the request before it (see `follows`).
+    let mut held: Option<Job> = None;
     loop {
-        if !open && in_flight.is_empty() {
+        if !open && in_flight.is_empty() && held.is_none() {
             return;
         }
         tokio::select! {
-            job = jobs.recv(), if open && in_flight.len() < MAX_IN_FLIGHT => {
+            job = async {
+                match held.take() {
+                    Some(j) => Some(j),
+                    None => jobs.recv().await,
+                }
+            }, if (open || held.is_some()) && in_flight.len() < MAX_IN_FLIGHT => {
                 let Some(first) = job else {
                     open = false;
                     continue;
                 };
                 gather(&jobs).await;
+                let condition = match first.after {
+                    Some(last_lsn) => pb::condition::Kind::EpochAfter(pb::EpochAfter { epoch, last_lsn }),
+                    None => pb::condition::Kind::Epoch(epoch),
+                };
                 let mut bytes: usize = first.payloads.iter().map(Bytes::len).sum();
                 let mut payloads = Vec::new();
                 let mut waiters = Vec::new();
+                let (mut last, mut after) = (first.payloads.len(), first.after);
                 waiters.push((first.payloads.len(), first.reply));
                 payloads.extend(first.payloads);
                 while payloads.len() < MAX_PAYLOADS_PER_REQUEST && bytes < MAX_BYTES_PER_REQUEST {
                     let Ok(j) = jobs.try_recv() else { break };
+                    if !follows(after, last, j.after) {
+                        held = Some(j);
+                        break;
+                    }
+                    (last, after) = (j.payloads.len(), j.after);
                     bytes += j.payloads.iter().map(Bytes::len).sum::<usize>();
                     waiters.push((j.payloads.len(), j.reply));
                     payloads.extend(j.payloads);
@@ -160,7 +231,7 @@ async fn run(
                 let req = pb::AppendRequest {
                     log: log.clone(),
                     condition: Some(pb::Condition {
-                        kind: Some(pb::condition::Kind::Epoch(epoch)),
+                        kind: Some(condition),
                     }),
                     payloads,
                     kind: pb::EntryKind::Data as i32,
@@ -168,6 +239,9 @@ async fn run(
                 if requests.send(req).await.is_err() {
                     for (_, w) in waiters {
                         let _ = w.send(Err(TxlogError::Unavailable("stream closed".into())));
+                    }
+                    if let Some(j) = held.take() {
+                        let _ = j.reply.send(Err(TxlogError::Unavailable("stream closed".into())));
                     }
                     fail_all(&mut in_flight, &mut jobs, "append stream closed");
                     return;
@@ -198,6 +272,9 @@ async fn run(
                         }
                     }
                     Ok(None) | Err(_) => {
+                        if let Some(j) = held.take() {
+                            let _ = j.reply.send(Err(TxlogError::Unavailable("append stream broke".into())));
+                        }
                         fail_all(&mut in_flight, &mut jobs, "append stream broke");
                         return;
                     }

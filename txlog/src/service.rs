@@ -96,6 +96,10 @@ fn condition_from(c: Option<pb::Condition>) -> Option<Condition> {
     match c?.kind? {
         pb::condition::Kind::Epoch(e) => Some(Condition::Epoch(e)),
         pb::condition::Kind::LastLsn(l) => Some(Condition::LastLsn(l)),
+        pb::condition::Kind::EpochAfter(c) => Some(Condition::EpochAfter {
+            epoch: c.epoch,
+            last_lsn: c.last_lsn,
+        }),
     }
 }
 

@@ -50,6 +50,30 @@ pub enum Condition {
     Epoch(u64),
     /// The log's last LSN is exactly this (0 for an empty log).
     LastLsn(u64),
+    /// Both (how a primary appends): the writer holds `epoch` and its
+    /// append goes right after `last_lsn`, so a stale or out-of-order
+    /// request of its own is refused (CONFLICT) instead of landing twice or
+    /// after a gap. A new variant at the end: entries already in a Raft log
+    /// decode as before.
+    EpochAfter { epoch: u64, last_lsn: u64 },
+}
+
+impl Condition {
+    /// The epoch the writer must hold, if any.
+    pub fn epoch(&self) -> Option<u64> {
+        match *self {
+            Condition::Epoch(e) | Condition::EpochAfter { epoch: e, .. } => Some(e),
+            Condition::LastLsn(_) => None,
+        }
+    }
+
+    /// The last LSN the log must have, if any.
+    pub fn last_lsn(&self) -> Option<u64> {
+        match *self {
+            Condition::LastLsn(l) | Condition::EpochAfter { last_lsn: l, .. } => Some(l),
+            Condition::Epoch(_) => None,
+        }
+    }
 }
 
 /// Kinds of log entries (mirrors `memlog.txlog.EntryKind`).

@@ -37,8 +37,8 @@ use super::snapshot::{self, Header, SnapshotInfo};
 use super::snapshot_file::SnapshotFile;
 use crate::error::{Result, TxlogError};
 use crate::types::{
-    chain_checksum, Condition, EntryKind, LogId, LogMeta, LogRecord, Op, OpResult, RecordChunk,
-    Response, Snapshot, SnapshotMeta, StoredMembership, TypeConfig,
+    chain_checksum, EntryKind, LogId, LogMeta, LogRecord, Op, OpResult, RecordChunk, Response,
+    Snapshot, SnapshotMeta, StoredMembership, TypeConfig,
 };
 
 const KEY_STATE: &[u8] = b"s";
@@ -267,14 +267,13 @@ fn apply_op(
                 ));
             }
             let meta = logs.entry(log.clone()).or_default();
-            match condition {
-                Condition::Epoch(e) if e != meta.epoch => {
-                    return Ok(OpResult::Fenced(meta.position()))
-                }
-                Condition::LastLsn(l) if l != meta.last_lsn => {
-                    return Ok(OpResult::Conflict(meta.position()))
-                }
-                _ => {}
+            // An older epoch is FENCED even where the position is wrong too:
+            // that writer must stop, not retry.
+            if condition.epoch().is_some_and(|e| e != meta.epoch) {
+                return Ok(OpResult::Fenced(meta.position()));
+            }
+            if condition.last_lsn().is_some_and(|l| l != meta.last_lsn) {
+                return Ok(OpResult::Conflict(meta.position()));
             }
             let first_lsn = meta.last_lsn + 1;
             let mut checksums = Vec::with_capacity(payloads.len());
@@ -703,5 +702,96 @@ impl LogsView {
     /// Bytes the node's database takes on disk.
     pub fn size_on_disk(&self) -> u64 {
         self.shared.db.size_on_disk().unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::Condition;
+
+    fn append(
+        logs: &mut BTreeMap<String, LogMeta>,
+        condition: Condition,
+        payload: &'static [u8],
+    ) -> OpResult {
+        let mut records = Vec::new();
+        let op = Op::Append {
+            log: "l".into(),
+            condition,
+            kind: EntryKind::Data,
+            payloads: vec![Bytes::from_static(payload)],
+        };
+        match apply_op(logs, &mut records, op, &mut false) {
+            Ok(r) => r,
+            Err(e) => panic!("apply_op: {e}"),
+        }
+    }
+
+    fn lead(logs: &mut BTreeMap<String, LogMeta>, expected_last_lsn: u64) {
+        let op = Op::TakeLeadership {
+            log: "l".into(),
+            candidate: "p".into(),
+            expected_last_lsn,
+        };
+        let r = apply_op(logs, &mut Vec::new(), op, &mut false);
+        assert!(matches!(r, Ok(OpResult::Appended { .. })), "{r:?}");
+    }
+
+    #[test]
+    fn epoch_after_takes_only_the_next_append_of_the_current_epoch() {
+        let mut logs = BTreeMap::new();
+        lead(&mut logs, 0); // lsn 1, epoch 1
+        let at = |l| Condition::EpochAfter {
+            epoch: 1,
+            last_lsn: l,
+        };
+        assert!(matches!(
+            append(&mut logs, at(1), b"a"),
+            OpResult::Appended { first_lsn: 2, .. }
+        ));
+        // A duplicate of the request just taken (a stale resend) and one
+        // after a gap (an earlier append lost) are refused.
+        assert!(matches!(append(&mut logs, at(1), b"a"), OpResult::Conflict(p) if p.last_lsn == 2));
+        assert!(matches!(append(&mut logs, at(3), b"c"), OpResult::Conflict(p) if p.last_lsn == 2));
+        assert!(matches!(
+            append(&mut logs, at(2), b"b"),
+            OpResult::Appended { first_lsn: 3, .. }
+        ));
+        // An older epoch is fenced, wherever it thinks the log ends.
+        lead(&mut logs, 3); // lsn 4, epoch 2
+        let old = Condition::EpochAfter {
+            epoch: 1,
+            last_lsn: 4,
+        };
+        assert!(matches!(append(&mut logs, old, b"x"), OpResult::Fenced(p) if p.epoch == 2));
+        assert!(matches!(
+            append(&mut logs, at(3), b"x"),
+            OpResult::Fenced(_)
+        ));
+        let meta = &logs["l"];
+        assert_eq!((meta.last_lsn, meta.epoch), (4, 2));
+    }
+
+    #[test]
+    fn epoch_and_last_lsn_conditions_alone() {
+        let mut logs = BTreeMap::new();
+        lead(&mut logs, 0);
+        assert!(matches!(
+            append(&mut logs, Condition::Epoch(1), b"a"),
+            OpResult::Appended { .. }
+        ));
+        assert!(matches!(
+            append(&mut logs, Condition::Epoch(0), b"a"),
+            OpResult::Fenced(_)
+        ));
+        assert!(matches!(
+            append(&mut logs, Condition::LastLsn(1), b"a"),
+            OpResult::Conflict(_)
+        ));
+        assert!(matches!(
+            append(&mut logs, Condition::LastLsn(2), b"a"),
+            OpResult::Appended { first_lsn: 3, .. }
+        ));
     }
 }
