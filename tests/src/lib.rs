@@ -34,10 +34,40 @@ pub fn workspace_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
-/// A loopback port nobody listens on right now.
+/// A loopback port nobody listens on right now, for a process started
+/// next to listen on. It is taken from below the kernel's ephemeral range:
+/// a port from that range (what binding port 0 gives) can be taken, before
+/// the process binds it, as the source port of any outgoing connection,
+/// such as the txlog nodes' connections to each other (a Jepsen run once
+/// failed with "Address already in use" that way).
 pub fn free_port() -> u16 {
+    use rand::Rng;
+    let (low, _) = ephemeral_range();
+    let (from, to) = if low > 12_000 {
+        (10_000, low)
+    } else {
+        (1_024, low.max(1_025))
+    };
+    let mut rng = rand::thread_rng();
+    for _ in 0..1000 {
+        let port = rng.gen_range(from..to);
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
     l.local_addr().expect("local addr").port()
+}
+
+/// The kernel's ephemeral port range (Linux; the usual default elsewhere).
+fn ephemeral_range() -> (u16, u16) {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| {
+            let mut it = s.split_whitespace().map(|p| p.parse::<u16>().ok());
+            Some((it.next()??, it.next()??))
+        })
+        .unwrap_or((32_768, 60_999))
 }
 
 /// Waits until something accepts TCP connections on `port`.
