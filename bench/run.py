@@ -9,7 +9,8 @@ SIGTERM if the harness dies (PR_SET_PDEATHSIG), so nothing outlives a run.
 For each system it measures, in this order:
 
 1. Memory: it loads KEYS keys (``key:%012d``, 256-byte values, pipelined
-   from this script) and reads the server's VmRSS from /proc/PID/status and
+   from this script) and reads the server's VmRSS from /proc/PID/status
+   (right after the load, and again after SETTLE_S seconds idle) and
    ``used_memory`` from ``INFO memory`` (absent on servers without it).
    The same keys are the ones redis-benchmark's ``-t get`` reads, so GET
    measures hits, not misses.
@@ -83,6 +84,7 @@ DEFAULT_OUT = REPO / "bench" / "results"
 VALUE_SIZE = 256
 CLIENTS = 50
 READY_TIMEOUT_S = 120.0  # long enough for a Redis AOF reload of 1M keys
+SETTLE_S = 5.0  # idle time before the second RSS reading after the load
 
 # ---------------------------------------------------------------------------
 # Processes
@@ -680,9 +682,16 @@ def measure_system(system: System, ctx: Ctx, st: Settings, tmp: Path,
             load_keys(port, st.keys)
             used = info_field(port, "memory", "used_memory")
             rss = rss_bytes(run.server.pid)
+            load_s = time.monotonic() - t0
+            # Right after the load RSS still holds write-path buffers (the
+            # embedded log's IO buffers, freed pages not yet returned), which
+            # made the column swing by 30 % between runs; a second reading
+            # once the server idled is the comparable one.
+            time.sleep(settle_s(st.smoke))
+            rss_settled = rss_bytes(run.server.pid)
             rec["memory"] = {
-                "status": "ok", "keys": st.keys, "load_s": time.monotonic() - t0,
-                "rss_empty_bytes": rss0, "rss_bytes": rss,
+                "status": "ok", "keys": st.keys, "load_s": load_s,
+                "rss_empty_bytes": rss0, "rss_bytes": rss, "rss_settled_bytes": rss_settled,
                 "used_memory_bytes": int(used) if used and used.isdigit() else None,
             }
         except Exception as e:  # noqa: BLE001
@@ -849,6 +858,11 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")[:200]
 
 
+def settle_s(smoke: bool) -> float:
+    """Idle time before the second RSS reading (short in a smoke run)."""
+    return 0.2 if smoke else SETTLE_S
+
+
 def _mib(b) -> str:
     return _f(b / 2**20 if b is not None else None, "{:,.1f}")
 
@@ -904,16 +918,18 @@ def markdown(report: dict) -> str:
     if failed_logs_note:
         out += [""] + failed_logs_note
     out += ["", f"## Memory after loading {st['keys']:,} keys of {VALUE_SIZE} bytes", "",
-            "| system | RSS MiB | used_memory MiB | RSS bytes/key | load s |",
-            "|---|---:|---:|---:|---:|"]
+            f"| system | RSS MiB | RSS MiB after {settle_s(st['smoke']):g} s idle | used_memory MiB "
+            "| RSS bytes/key (idle) | load s |",
+            "|---|---:|---:|---:|---:|---:|"]
     for s in report["systems"]:
         mem = s.get("memory")
         if not mem or mem["status"] != "ok":
-            out.append(f"| {s['name']} | {_cell((mem or {}).get('status', s['status']))} | | | |")
+            out.append(f"| {s['name']} | {_cell((mem or {}).get('status', s['status']))} | | | | |")
             continue
-        per_key = (mem["rss_bytes"] - (mem["rss_empty_bytes"] or 0)) / mem["keys"] \
+        settled = mem.get("rss_settled_bytes")
+        per_key = ((settled or mem["rss_bytes"]) - (mem["rss_empty_bytes"] or 0)) / mem["keys"] \
             if mem["rss_bytes"] else None
-        out.append(f"| {s['name']} | {_mib(mem['rss_bytes'])} | "
+        out.append(f"| {s['name']} | {_mib(mem['rss_bytes'])} | {_mib(settled) if settled else 'n/a'} | "
                    f"{_mib(mem['used_memory_bytes']) if mem['used_memory_bytes'] else 'n/a (no INFO used_memory)'} | "
                    f"{_f(per_key, '{:,.0f}')} | {mem['load_s']:.2f} |")
     out += ["", "## Recovery (restart on the same data directory: start to first reply)", "",
