@@ -110,7 +110,11 @@ fn save_string(out: &mut Vec<u8>, s: &[u8]) {
 
 /// Serializes `value` as a DUMP payload.
 pub fn dump(value: &Value) -> Vec<u8> {
-    let mut out = Vec::new();
+    let mut out = match value {
+        // type, length (at most 9 bytes), bytes, version, crc64
+        Value::Str(s) => Vec::with_capacity(1 + 9 + s.len() + 2 + 8),
+        _ => Vec::new(),
+    };
     match value {
         Value::Str(s) => {
             out.push(TYPE_STRING);
@@ -151,6 +155,17 @@ pub fn dump(value: &Value) -> Vec<u8> {
     out.extend_from_slice(&RDB_VERSION.to_le_bytes());
     let crc = crc64(0, &out);
     out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// [`dump`] without spare capacity: for payloads kept in memory (a
+/// snapshot keeps one per key), where a growing buffer's doubling left up to
+/// half of each allocation unused.
+pub fn dump_exact(value: &Value) -> Vec<u8> {
+    let mut out = dump(value);
+    if out.capacity() > out.len() + out.len() / 8 {
+        out.shrink_to_fit();
+    }
     out
 }
 

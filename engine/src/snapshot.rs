@@ -110,21 +110,54 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 
 /// Encodes a snapshot file.
 pub fn encode(snap: &Snapshot) -> Vec<u8> {
-    let body = EffectBatch {
-        records: snap.records.clone(),
-    }
-    .encode_to_vec();
-    let mut out = Vec::with_capacity(HEADER_LEN + body.len() + 4);
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&snap.meta.lsn.to_le_bytes());
-    out.extend_from_slice(&snap.meta.skip.to_le_bytes());
-    out.extend_from_slice(&snap.meta.checksum.to_le_bytes());
-    out.extend_from_slice(&snap.meta.created_ms.to_le_bytes());
-    out.extend_from_slice(&(body.len() as u64).to_le_bytes());
-    out.extend_from_slice(&body);
-    let crc = crc32c::crc32c(&out);
-    out.extend_from_slice(&crc.to_le_bytes());
+    let mut out = Vec::new();
+    // Writing to a Vec cannot fail.
+    let _ = write(snap, &mut out);
     out
+}
+
+/// Writes a snapshot file to `w` a record at a time: the body (the
+/// `EffectBatch` of all records) is never built whole, so a snapshot costs
+/// no memory beyond the captured records themselves (encoding it into one
+/// buffer and then framing that took two more copies of the data set).
+pub fn write(snap: &Snapshot, w: &mut impl Write) -> std::io::Result<()> {
+    let mut w = Crc32cWriter { inner: w, crc: 0 };
+    let body_len = prost::encoding::message::encoded_len_repeated(1, &snap.records);
+    let mut header = Vec::with_capacity(HEADER_LEN);
+    header.extend_from_slice(MAGIC);
+    header.extend_from_slice(&snap.meta.lsn.to_le_bytes());
+    header.extend_from_slice(&snap.meta.skip.to_le_bytes());
+    header.extend_from_slice(&snap.meta.checksum.to_le_bytes());
+    header.extend_from_slice(&snap.meta.created_ms.to_le_bytes());
+    header.extend_from_slice(&(body_len as u64).to_le_bytes());
+    w.write_all(&header)?;
+    // The body is `EffectBatch { records }`: each record as field 1.
+    let mut buf = Vec::new();
+    for r in &snap.records {
+        buf.clear();
+        prost::encoding::message::encode(1, r, &mut buf);
+        w.write_all(&buf)?;
+    }
+    let crc = w.crc;
+    w.inner.write_all(&crc.to_le_bytes())
+}
+
+/// Passes writes through, keeping the crc32c of everything written.
+struct Crc32cWriter<'a, W: Write> {
+    inner: &'a mut W,
+    crc: u32,
+}
+
+impl<W: Write> Write for Crc32cWriter<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.crc = crc32c::crc32c_append(self.crc, &buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// Decodes a snapshot file (`path` only names it in errors).
@@ -168,9 +201,11 @@ impl SnapshotStore for LocalSnapshotStore {
         let name = Self::file_name(&snap.meta);
         let tmp = self.dir.join(format!(".{name}.tmp"));
         {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&encode(snap))?;
-            f.sync_all()?;
+            let mut f = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
+            write(snap, &mut f)?;
+            f.into_inner()
+                .map_err(std::io::IntoInnerError::into_error)?
+                .sync_all()?;
         }
         std::fs::rename(&tmp, self.dir.join(&name))?;
         sync_dir(&self.dir)?;
@@ -207,7 +242,7 @@ pub fn capture(ks: &Keyspace) -> Vec<EffectRecord> {
                     Bytes::from_static(b"RESTORE"),
                     Bytes::copy_from_slice(key),
                     Bytes::from(ttl.to_string()),
-                    Bytes::from(crate::rdb::dump(value)),
+                    Bytes::from(crate::rdb::dump_exact(value)),
                     Bytes::from_static(b"ABSTTL"),
                     Bytes::from_static(b"REPLACE"),
                 ],
@@ -258,7 +293,18 @@ mod tests {
         let back = store.load_latest().unwrap().unwrap();
         assert_eq!(back.meta, snap.meta);
         assert_eq!(back.records, snap.records);
-        let mut bytes = encode(&snap);
+        // The streamed file is what encoding the body whole gives.
+        let body = EffectBatch {
+            records: snap.records.clone(),
+        }
+        .encode_to_vec();
+        let bytes = encode(&snap);
+        assert_eq!(&bytes[HEADER_LEN..bytes.len() - 4], &body[..]);
+        assert_eq!(
+            u32::from_le_bytes(bytes[bytes.len() - 4..].try_into().unwrap()),
+            crc32c::crc32c(&bytes[..bytes.len() - 4])
+        );
+        let mut bytes = bytes;
         bytes[HEADER_LEN + 1] ^= 1;
         assert!(decode(Path::new("x"), &bytes).is_err());
         let _ = std::fs::remove_dir_all(dir);
