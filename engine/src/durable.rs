@@ -566,35 +566,31 @@ async fn recover(
             return Err(DurableError::Fenced(info.holder));
         }
     }
-    let store = d.snapshots.clone();
-    let snap = tokio::task::spawn_blocking(move || store.load_latest())
-        .await
-        .map_err(|e| DurableError::Join(e.to_string()))??;
-    let (mut applied, mut skip) = snap
-        .as_ref()
-        .map(|s| (s.meta.lsn, s.meta.skip))
-        .unwrap_or((0, 0));
-    // Verify the log's running checksum from the snapshot on (when known).
-    let mut chain = match &snap {
-        None => Some(0),
-        Some(s) if s.meta.checksum != 0 || s.meta.lsn == 0 => Some(s.meta.checksum),
-        Some(_) => None,
-    };
-    {
-        let mut e = engine.lock();
-        e.reset_dataset();
-        if let Some(s) = &snap {
-            for r in &s.records {
+    engine.lock().reset_dataset();
+    // Records are applied as they are read (a chunk per lock), so loading
+    // costs no memory beyond the data set itself.
+    let (store, e) = (d.snapshots.clone(), engine.clone());
+    let meta = tokio::task::spawn_blocking(move || {
+        store.load_latest(&mut |records| {
+            let mut e = e.lock();
+            for r in &records {
                 if let Err(err) = e.apply_effect(r) {
                     tracing::error!(error = %err, "snapshot record failed to apply");
                 }
             }
-            tracing::info!(
-                lsn = s.meta.lsn,
-                records = s.records.len(),
-                "loaded snapshot"
-            );
-        }
+        })
+    })
+    .await
+    .map_err(|e| DurableError::Join(e.to_string()))??;
+    let (mut applied, mut skip) = meta.map(|m| (m.lsn, m.skip)).unwrap_or((0, 0));
+    // Verify the log's running checksum from the snapshot on (when known).
+    let mut chain = match &meta {
+        None => Some(0),
+        Some(m) if m.checksum != 0 || m.lsn == 0 => Some(m.checksum),
+        Some(_) => None,
+    };
+    if let Some(m) = &meta {
+        tracing::info!(lsn = m.lsn, "loaded snapshot");
     }
     loop {
         let info = d.backend.status(&d.log).await?;

@@ -10,20 +10,23 @@
 //!
 //! [`SnapshotStore`] is the storage interface; [`LocalSnapshotStore`] keeps
 //! files under `<data-dir>/snapshots` (the snapshotter issue adds S3). Its
-//! methods block on disk: call them from `spawn_blocking`.
+//! methods block on disk: call them from `spawn_blocking`. Files are
+//! written and read a record at a time: a snapshot costs no memory beyond
+//! the captured data set when saved, and none beyond the data set being
+//! rebuilt when loaded.
 //!
 //! File format (little-endian): `MLSNAP01`, lsn u64, skip u64, log checksum
 //! at lsn u32 (0: unknown), created Unix ms i64, body length u64, body (an
 //! `EffectBatch` protobuf), crc32c of everything before it u32. A file is
 //! written to a temporary name, fsynced, renamed, and the directory fsynced.
 
-use std::io::Write;
+use std::io::{BufRead, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use prost::Message;
 
-use crate::effect::{EffectBatch, EffectCommand, EffectRecord, ENGINE_VERSION};
+use crate::effect::{EffectCommand, EffectRecord, ENGINE_VERSION};
 use crate::keyspace::Keyspace;
 
 const MAGIC: &[u8; 8] = b"MLSNAP01";
@@ -60,12 +63,21 @@ pub enum SnapshotError {
     Corrupt(PathBuf, String),
 }
 
+/// Records handed to [`SnapshotStore::load_latest`]'s callback at a time.
+pub const LOAD_CHUNK_RECORDS: usize = 64;
+
 /// Storage for snapshots. Methods block: run them on the blocking pool.
 pub trait SnapshotStore: Send + Sync + std::fmt::Debug + 'static {
     /// Stores `snap` atomically (all or nothing, durable when it returns).
     fn save(&self, snap: &Snapshot) -> Result<(), SnapshotError>;
-    /// The newest readable snapshot, if any.
-    fn load_latest(&self) -> Result<Option<Snapshot>, SnapshotError>;
+    /// Loads the newest readable snapshot, if any: checks it whole first
+    /// (an unreadable one is skipped for the one before it, and `apply` has
+    /// seen nothing of it), then hands its records to `apply` in order, a
+    /// few at a time. Returns where it stands in the log.
+    fn load_latest(
+        &self,
+        apply: &mut dyn FnMut(Vec<EffectRecord>),
+    ) -> Result<Option<SnapshotMeta>, SnapshotError>;
 }
 
 /// Snapshots as files in a local directory.
@@ -106,14 +118,6 @@ impl LocalSnapshotStore {
 
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
-}
-
-/// Encodes a snapshot file.
-pub fn encode(snap: &Snapshot) -> Vec<u8> {
-    let mut out = Vec::new();
-    // Writing to a Vec cannot fail.
-    let _ = write(snap, &mut out);
-    out
 }
 
 /// Writes a snapshot file to `w` a record at a time: the body (the
@@ -160,39 +164,117 @@ impl<W: Write> Write for Crc32cWriter<'_, W> {
     }
 }
 
-/// Decodes a snapshot file (`path` only names it in errors).
-pub fn decode(path: &Path, b: &[u8]) -> Result<Snapshot, SnapshotError> {
+/// Checks a snapshot file whole (header, length, crc32c) without holding
+/// it in memory; returns its meta and body length.
+fn verify(path: &Path) -> Result<(SnapshotMeta, u64), SnapshotError> {
     let bad = |m: &str| SnapshotError::Corrupt(path.to_path_buf(), m.to_string());
-    if b.len() < HEADER_LEN + 4 || &b[..8] != MAGIC {
+    let mut f = std::fs::File::open(path)?;
+    let size = f.metadata()?.len();
+    let mut header = [0u8; HEADER_LEN];
+    if size < (HEADER_LEN + 4) as u64 || f.read_exact(&mut header).is_err() {
         return Err(bad("bad header"));
     }
-    let (content, crc) = b.split_at(b.len() - 4);
-    let crc = u32::from_le_bytes(crc.try_into().map_err(|_| bad("crc"))?);
-    if crc32c::crc32c(content) != crc {
-        return Err(bad("checksum mismatch"));
+    if &header[..8] != MAGIC {
+        return Err(bad("bad header"));
     }
     let u64_at = |i: usize| -> u64 {
         let mut a = [0u8; 8];
-        a.copy_from_slice(&content[i..i + 8]);
+        a.copy_from_slice(&header[i..i + 8]);
         u64::from_le_bytes(a)
     };
     let mut c4 = [0u8; 4];
-    c4.copy_from_slice(&content[24..28]);
+    c4.copy_from_slice(&header[24..28]);
     let meta = SnapshotMeta {
         lsn: u64_at(8),
         skip: u64_at(16),
         checksum: u32::from_le_bytes(c4),
         created_ms: u64_at(28) as i64,
     };
-    let len = u64_at(36) as usize;
-    if content.len() != HEADER_LEN + len {
+    let body_len = u64_at(36);
+    if body_len.checked_add((HEADER_LEN + 4) as u64) != Some(size) {
         return Err(bad("length mismatch"));
     }
-    let batch = EffectBatch::decode(&content[HEADER_LEN..]).map_err(|e| bad(&e.to_string()))?;
-    Ok(Snapshot {
-        meta,
-        records: batch.records,
-    })
+    let mut crc = crc32c::crc32c(&header);
+    let mut r = std::io::BufReader::with_capacity(1 << 20, f);
+    let mut left = body_len;
+    while left > 0 {
+        let buf = r.fill_buf()?;
+        if buf.is_empty() {
+            return Err(bad("truncated"));
+        }
+        let n = buf.len().min(left as usize);
+        crc = crc32c::crc32c_append(crc, &buf[..n]);
+        r.consume(n);
+        left -= n as u64;
+    }
+    let mut tail = [0u8; 4];
+    r.read_exact(&mut tail)?;
+    if u32::from_le_bytes(tail) != crc {
+        return Err(bad("checksum mismatch"));
+    }
+    Ok((meta, body_len))
+}
+
+/// Reads a verified file's records in order (the body is `EffectBatch {
+/// records }`: field 1, length-delimited, per record), `LOAD_CHUNK_RECORDS`
+/// per call of `apply`.
+fn read_records(
+    path: &Path,
+    body_len: u64,
+    apply: &mut dyn FnMut(Vec<EffectRecord>),
+) -> Result<(), SnapshotError> {
+    let bad = |m: String| SnapshotError::Corrupt(path.to_path_buf(), m);
+    let mut r = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(path)?);
+    r.seek(std::io::SeekFrom::Start(HEADER_LEN as u64))?;
+    let mut r = r.take(body_len);
+    let mut buf = Vec::new();
+    let mut chunk = Vec::with_capacity(LOAD_CHUNK_RECORDS);
+    while let Some(key) = read_varint(&mut r)? {
+        // Field 1, wire type 2 (length-delimited): the only field written.
+        if key != (1 << 3) | 2 {
+            return Err(bad(format!("unexpected field key {key}")));
+        }
+        let len = read_varint(&mut r)?.ok_or_else(|| bad("truncated record".into()))?;
+        if len > body_len {
+            return Err(bad(format!("record of {len} bytes")));
+        }
+        buf.resize(len as usize, 0);
+        r.read_exact(&mut buf)?;
+        chunk.push(EffectRecord::decode(&buf[..]).map_err(|e| bad(e.to_string()))?);
+        if chunk.len() >= LOAD_CHUNK_RECORDS {
+            apply(std::mem::replace(
+                &mut chunk,
+                Vec::with_capacity(LOAD_CHUNK_RECORDS),
+            ));
+        }
+    }
+    if !chunk.is_empty() {
+        apply(chunk);
+    }
+    Ok(())
+}
+
+/// A protobuf varint, or `None` at the end of the input.
+fn read_varint(r: &mut impl Read) -> std::io::Result<Option<u64>> {
+    let mut v = 0u64;
+    for i in 0..10 {
+        let mut b = [0u8; 1];
+        if r.read(&mut b)? == 0 {
+            return if i == 0 {
+                Ok(None)
+            } else {
+                Err(std::io::ErrorKind::UnexpectedEof.into())
+            };
+        }
+        v |= u64::from(b[0] & 0x7f) << (7 * i);
+        if b[0] & 0x80 == 0 {
+            return Ok(Some(v));
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        "varint longer than 10 bytes",
+    ))
 }
 
 impl SnapshotStore for LocalSnapshotStore {
@@ -216,11 +298,16 @@ impl SnapshotStore for LocalSnapshotStore {
         Ok(())
     }
 
-    fn load_latest(&self) -> Result<Option<Snapshot>, SnapshotError> {
+    fn load_latest(
+        &self,
+        apply: &mut dyn FnMut(Vec<EffectRecord>),
+    ) -> Result<Option<SnapshotMeta>, SnapshotError> {
         for path in self.list()? {
-            let bytes = std::fs::read(&path)?;
-            match decode(&path, &bytes) {
-                Ok(s) => return Ok(Some(s)),
+            match verify(&path) {
+                Ok((meta, body_len)) => {
+                    read_records(&path, body_len, apply)?;
+                    return Ok(Some(meta));
+                }
                 Err(e) => tracing::warn!(error = %e, "skipping unreadable snapshot"),
             }
         }
@@ -267,46 +354,78 @@ pub fn capture(ks: &Keyspace) -> Vec<EffectRecord> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::effect::EffectBatch;
 
-    #[test]
-    fn files_round_trip_and_detect_corruption() {
-        let dir =
-            std::env::temp_dir().join(format!("memlog-snap-{}", crate::engine::random_hex(8)));
-        let store = LocalSnapshotStore::new(&dir);
-        assert!(store.load_latest().unwrap().is_none());
-        let snap = Snapshot {
+    fn snapshot(lsn: u64, records: usize) -> Snapshot {
+        Snapshot {
             meta: SnapshotMeta {
-                lsn: 7,
+                lsn,
                 skip: 2,
                 checksum: 9,
                 created_ms: 1,
             },
-            records: vec![EffectRecord {
-                engine_version: ENGINE_VERSION,
-                commands: vec![EffectCommand {
-                    db: 0,
-                    argv: vec![Bytes::from_static(b"SET"), Bytes::from_static(b"k")],
-                }],
-            }],
-        };
+            records: (0..records)
+                .map(|i| EffectRecord {
+                    engine_version: ENGINE_VERSION,
+                    commands: vec![EffectCommand {
+                        db: 0,
+                        argv: vec![
+                            Bytes::from_static(b"SET"),
+                            Bytes::from(format!("k{lsn}-{i}")),
+                            Bytes::from(vec![b'v'; i % 300]),
+                        ],
+                    }],
+                })
+                .collect(),
+        }
+    }
+
+    fn load(store: &LocalSnapshotStore) -> Option<Snapshot> {
+        let mut records = Vec::new();
+        let meta = store
+            .load_latest(&mut |chunk| {
+                assert!(!chunk.is_empty() && chunk.len() <= LOAD_CHUNK_RECORDS);
+                records.extend(chunk);
+            })
+            .expect("load");
+        meta.map(|meta| Snapshot { meta, records })
+    }
+
+    #[test]
+    fn files_round_trip_and_unreadable_ones_are_skipped_whole() {
+        let dir =
+            std::env::temp_dir().join(format!("memlog-snap-{}", crate::engine::random_hex(8)));
+        let store = LocalSnapshotStore::new(&dir);
+        assert!(load(&store).is_none());
+        let snap = snapshot(7, 150);
         store.save(&snap).unwrap();
-        let back = store.load_latest().unwrap().unwrap();
+        let back = load(&store).expect("a snapshot");
         assert_eq!(back.meta, snap.meta);
         assert_eq!(back.records, snap.records);
+
         // The streamed file is what encoding the body whole gives.
+        let mut file = Vec::new();
+        write(&snap, &mut file).unwrap();
         let body = EffectBatch {
             records: snap.records.clone(),
         }
         .encode_to_vec();
-        let bytes = encode(&snap);
-        assert_eq!(&bytes[HEADER_LEN..bytes.len() - 4], &body[..]);
-        assert_eq!(
-            u32::from_le_bytes(bytes[bytes.len() - 4..].try_into().unwrap()),
-            crc32c::crc32c(&bytes[..bytes.len() - 4])
-        );
-        let mut bytes = bytes;
-        bytes[HEADER_LEN + 1] ^= 1;
-        assert!(decode(Path::new("x"), &bytes).is_err());
+        assert_eq!(&file[HEADER_LEN..file.len() - 4], &body[..]);
+        let crc = u32::from_le_bytes(file[file.len() - 4..].try_into().unwrap());
+        assert_eq!(crc, crc32c::crc32c(&file[..file.len() - 4]));
+
+        // A newer snapshot with one byte flipped near its end, or cut short:
+        // skipped for the one before it, none of its records applied.
+        let newer = snapshot(9, 150);
+        store.save(&newer).unwrap();
+        let path = dir.join(LocalSnapshotStore::file_name(&newer.meta));
+        let mut bytes = std::fs::read(&path).unwrap();
+        let at = bytes.len() - 10;
+        bytes[at] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(load(&store).expect("the older one").records, snap.records);
+        std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+        assert_eq!(load(&store).expect("the older one").meta, snap.meta);
         let _ = std::fs::remove_dir_all(dir);
     }
 }
