@@ -65,6 +65,7 @@ import datetime
 import json
 import os
 import platform
+import random
 import re
 import resource
 import shutil
@@ -125,7 +126,26 @@ def stop(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    """A TCP port on 127.0.0.1 that nothing listens on right now, from
+    below the kernel's ephemeral range: a port from that range (what
+    binding port 0 gives) can be taken as the source port of an outgoing
+    connection, such as the txlog nodes' to each other, before the server
+    started on it binds it (tests/src/lib.rs does the same)."""
+    low = 32768
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        pass
+    if low > 12000:
+        for _ in range(1000):
+            port = random.randrange(10000, low)
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
