@@ -421,10 +421,18 @@ impl Writer {
         })
     }
 
-    /// Queues a DATA append that must follow LSN `after` (appends queued
-    /// one after the other keep their order) and returns the future of its
-    /// LSN.
-    async fn submit(&self, log: &str, epoch: u64, after: u64, payload: Bytes) -> AppendFuture {
+    /// Queues a DATA append that must land right after LSN `*log_end` and
+    /// moves `log_end` past it (appends queued one after the other keep
+    /// their order); returns the future of its LSN.
+    async fn submit(
+        &self,
+        log: &str,
+        epoch: u64,
+        log_end: &mut u64,
+        payload: Bytes,
+    ) -> AppendFuture {
+        let after = *log_end;
+        *log_end += 1;
         match self {
             Writer::Pipeline(p) => match p.submit_after(vec![payload], after).await {
                 Ok(f) => Box::pin(async move { f.await.map(|a| a.last_lsn) }),
@@ -884,8 +892,7 @@ async fn serve_epoch(engine: &SharedEngine, d: &Arc<Durable>, epoch: u64) -> Txl
                         for a in resumed.resend {
                             inflight_bytes += a.payload.len();
                             let sent_at = Instant::now();
-                            let fut = writer.submit(&d.log, epoch, log_end, a.payload.clone()).await;
-                            log_end += 1;
+                            let fut = writer.submit(&d.log, epoch, &mut log_end, a.payload.clone()).await;
                             inflight.push_back(in_flight(fut, timeout, sent_at, Some(a)));
                         }
                         continue;
@@ -955,8 +962,9 @@ async fn serve_epoch(engine: &SharedEngine, d: &Arc<Durable>, epoch: u64) -> Txl
         );
         inflight_bytes += payload.len();
         let sent = Instant::now();
-        let fut = writer.submit(&d.log, epoch, log_end, payload.clone()).await;
-        log_end += 1;
+        let fut = writer
+            .submit(&d.log, epoch, &mut log_end, payload.clone())
+            .await;
         last_send = sent;
         let data = DataAppend {
             seqs: (first, last),

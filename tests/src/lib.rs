@@ -42,7 +42,7 @@ pub fn workspace_root() -> PathBuf {
 /// failed with "Address already in use" that way).
 pub fn free_port() -> u16 {
     use rand::Rng;
-    let (low, _) = ephemeral_range();
+    let low = ephemeral_low();
     let (from, to) = if low > 12_000 {
         (10_000, low)
     } else {
@@ -59,15 +59,13 @@ pub fn free_port() -> u16 {
     l.local_addr().expect("local addr").port()
 }
 
-/// The kernel's ephemeral port range (Linux; the usual default elsewhere).
-fn ephemeral_range() -> (u16, u16) {
+/// The lowest port of the kernel's ephemeral range (Linux; the usual
+/// default elsewhere).
+fn ephemeral_low() -> u16 {
     std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         .ok()
-        .and_then(|s| {
-            let mut it = s.split_whitespace().map(|p| p.parse::<u16>().ok());
-            Some((it.next()??, it.next()??))
-        })
-        .unwrap_or((32_768, 60_999))
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768)
 }
 
 /// Waits until something accepts TCP connections on `port`.
@@ -198,11 +196,7 @@ impl MemlogServer {
             .arg("--data-dir")
             .arg(dir.path().join("data"))
             .args(args);
-        let log = if n == 0 {
-            dir.path().join("server.log")
-        } else {
-            dir.path().join(format!("server.{n}.log"))
-        };
+        let log = Self::log_path(dir, n);
         let process = Process::spawn("memlog server", cmd, Some(&log))?;
         wait_for_port(port, Duration::from_secs(30))?;
         Ok(process)
@@ -214,6 +208,22 @@ impl MemlogServer {
         self.process = Self::spawn(&self.dir, self.port, &self.args, self.starts)?;
         self.starts += 1;
         Ok(())
+    }
+
+    /// The log file of start number `n` (0: the first).
+    fn log_path(dir: &tempfile::TempDir, n: u32) -> PathBuf {
+        if n == 0 {
+            dir.path().join("server.log")
+        } else {
+            dir.path().join(format!("server.{n}.log"))
+        }
+    }
+
+    /// What the server logged, every start in order (for failure messages).
+    pub fn log_text(&self) -> String {
+        (0..self.starts)
+            .map(|n| std::fs::read_to_string(Self::log_path(&self.dir, n)).unwrap_or_default())
+            .collect()
     }
 
     pub fn url(&self) -> String {

@@ -79,6 +79,24 @@ fn persistence_counter(port: u16, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {name} in {info}"))
 }
 
+/// Starts `clients` writing clients on `port` and returns once the server
+/// has had 20 appends acknowledged (appends flow, the server is past its
+/// start): the flag that stops them and the thread that returns their ledger.
+fn load_until_appending(
+    port: u16,
+    clients: usize,
+) -> (Arc<AtomicBool>, std::thread::JoinHandle<Ledger>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    let load = std::thread::spawn(move || run_clients(port, clients, "a", s, true));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while persistence_counter(port, "memlog_log_appends") < 20 {
+        assert!(Instant::now() < deadline, "no appends acknowledged");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (stop, load)
+}
+
 /// The txlog's Raft leader dies while appends are in flight: the server
 /// finds out from the log which of them committed, resends the rest to the
 /// new leader, and keeps its data set: its clients wait through the
@@ -87,15 +105,9 @@ fn persistence_counter(port: u16, name: &str) -> u64 {
 fn txlog_leader_killed_under_load() {
     let mut cluster = TxlogCluster::start().expect("cluster");
     let server = cluster.server(&["--lease-ms", "1000"]).expect("server");
-    let stop = Arc::new(AtomicBool::new(false));
-    let (port, s) = (server.port, stop.clone());
-    let load = std::thread::spawn(move || run_clients(port, 8, "a", s, true));
+    let port = server.port;
     // Kill it once appends flow, not while the server is still starting.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while persistence_counter(port, "memlog_log_appends") < 20 {
-        assert!(Instant::now() < deadline, "no appends acknowledged");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let (stop, load) = load_until_appending(port, 8);
     let l = leader(&cluster);
     cluster.kill(l);
     std::thread::sleep(Duration::from_secs(4));
@@ -106,13 +118,13 @@ fn txlog_leader_killed_under_load() {
         persistence_counter(server.port, "memlog_log_rebuilds"),
         0,
         "the server rebuilt its data set instead of resuming at the new leader; server log:\n{}",
-        std::fs::read_to_string(server.dir.path().join("server.log")).unwrap_or_default()
+        server.log_text()
     );
     let resumes = persistence_counter(server.port, "memlog_log_resumes");
     assert!(
         resumes >= 1,
         "no resume after the leader died; server log:\n{}",
-        std::fs::read_to_string(server.dir.path().join("server.log")).unwrap_or_default()
+        server.log_text()
     );
     // Writes continue on the surviving majority.
     let stop = Arc::new(AtomicBool::new(false));
@@ -139,14 +151,8 @@ fn txlog_leader_killed_under_load() {
 fn entries_slipped_into_the_epoch_make_the_server_resume() {
     let cluster = TxlogCluster::start().expect("cluster");
     let server = cluster.server(&["--lease-ms", "1000"]).expect("server");
-    let stop = Arc::new(AtomicBool::new(false));
-    let (port, s) = (server.port, stop.clone());
-    let load = std::thread::spawn(move || run_clients(port, 8, "a", s, true));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while persistence_counter(port, "memlog_log_appends") < 20 {
-        assert!(Instant::now() < deadline, "no appends acknowledged");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let port = server.port;
+    let (stop, load) = load_until_appending(port, 8);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -178,13 +184,11 @@ fn entries_slipped_into_the_epoch_make_the_server_resume() {
     stop.store(true, Ordering::Relaxed);
     let total = load.join().expect("load");
     verify(server.port, &total).expect("nothing acknowledged lost");
-    let log_text =
-        || std::fs::read_to_string(server.dir.path().join("server.log")).unwrap_or_default();
     assert_eq!(
         persistence_counter(server.port, "memlog_log_rebuilds"),
         0,
         "server log:\n{}",
-        log_text()
+        server.log_text()
     );
     assert!(
         // At least one: an entry that lands right before a heartbeat of the
@@ -192,7 +196,7 @@ fn entries_slipped_into_the_epoch_make_the_server_resume() {
         // harmlessly.
         persistence_counter(server.port, "memlog_log_resumes") >= 1,
         "the server did not notice the foreign entries; server log:\n{}",
-        log_text()
+        server.log_text()
     );
 }
 

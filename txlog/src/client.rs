@@ -54,7 +54,7 @@ fn never_delivered(s: &tonic::Status) -> bool {
     }
 }
 
-fn to_condition(c: Condition) -> pb::Condition {
+pub(crate) fn to_condition(c: Condition) -> pb::Condition {
     pb::Condition {
         kind: Some(match c {
             Condition::Epoch(e) => pb::condition::Kind::Epoch(e),

@@ -29,8 +29,9 @@ use memlog_proto::txlog as pb;
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::client::{Appended, TxlogClient};
+use crate::client::{to_condition, Appended, TxlogClient};
 use crate::error::{Result, TxlogError};
+use crate::types::Condition;
 
 /// Requests sent but not yet answered, at most.
 pub const MAX_IN_FLIGHT: usize = 2;
@@ -208,31 +209,29 @@ async fn run(
                 };
                 gather(&jobs).await;
                 let condition = match first.after {
-                    Some(last_lsn) => pb::condition::Kind::EpochAfter(pb::EpochAfter { epoch, last_lsn }),
-                    None => pb::condition::Kind::Epoch(epoch),
+                    Some(last_lsn) => Condition::EpochAfter { epoch, last_lsn },
+                    None => Condition::Epoch(epoch),
                 };
                 let mut bytes: usize = first.payloads.iter().map(Bytes::len).sum();
                 let mut payloads = Vec::new();
                 let mut waiters = Vec::new();
-                let (mut last, mut after) = (first.payloads.len(), first.after);
+                let (mut last_len, mut after) = (first.payloads.len(), first.after);
                 waiters.push((first.payloads.len(), first.reply));
                 payloads.extend(first.payloads);
                 while payloads.len() < MAX_PAYLOADS_PER_REQUEST && bytes < MAX_BYTES_PER_REQUEST {
                     let Ok(j) = jobs.try_recv() else { break };
-                    if !follows(after, last, j.after) {
+                    if !follows(after, last_len, j.after) {
                         held = Some(j);
                         break;
                     }
-                    (last, after) = (j.payloads.len(), j.after);
+                    (last_len, after) = (j.payloads.len(), j.after);
                     bytes += j.payloads.iter().map(Bytes::len).sum::<usize>();
                     waiters.push((j.payloads.len(), j.reply));
                     payloads.extend(j.payloads);
                 }
                 let req = pb::AppendRequest {
                     log: log.clone(),
-                    condition: Some(pb::Condition {
-                        kind: Some(condition),
-                    }),
+                    condition: Some(to_condition(condition)),
                     payloads,
                     kind: pb::EntryKind::Data as i32,
                 };
@@ -240,10 +239,7 @@ async fn run(
                     for (_, w) in waiters {
                         let _ = w.send(Err(TxlogError::Unavailable("stream closed".into())));
                     }
-                    if let Some(j) = held.take() {
-                        let _ = j.reply.send(Err(TxlogError::Unavailable("stream closed".into())));
-                    }
-                    fail_all(&mut in_flight, &mut jobs, "append stream closed");
+                    fail_all(&mut in_flight, held.take(), &mut jobs, "append stream closed");
                     return;
                 }
                 sent.fetch_add(1, Ordering::Relaxed);
@@ -272,10 +268,7 @@ async fn run(
                         }
                     }
                     Ok(None) | Err(_) => {
-                        if let Some(j) = held.take() {
-                            let _ = j.reply.send(Err(TxlogError::Unavailable("append stream broke".into())));
-                        }
-                        fail_all(&mut in_flight, &mut jobs, "append stream broke");
+                        fail_all(&mut in_flight, held.take(), &mut jobs, "append stream broke");
                         return;
                     }
                 }
@@ -300,11 +293,21 @@ async fn gather(jobs: &mpsc::Receiver<Job>) {
     }
 }
 
-fn fail_all(in_flight: &mut VecDeque<Waiters>, jobs: &mut mpsc::Receiver<Job>, why: &str) {
+/// Fails the requests in flight (outcome unknown) and every job not sent
+/// yet, `held` (taken off the queue, see `follows`) first.
+fn fail_all(
+    in_flight: &mut VecDeque<Waiters>,
+    held: Option<Job>,
+    jobs: &mut mpsc::Receiver<Job>,
+    why: &str,
+) {
     for waiters in in_flight.drain(..) {
         for (_, w) in waiters {
             let _ = w.send(Err(TxlogError::OutcomeUnknown(why.into())));
         }
+    }
+    if let Some(j) = held {
+        let _ = j.reply.send(Err(TxlogError::Unavailable(why.into())));
     }
     jobs.close();
     while let Ok(j) = jobs.try_recv() {
