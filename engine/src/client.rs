@@ -31,6 +31,9 @@ pub enum Push {
 pub struct MultiState {
     pub queued: Vec<Vec<Bytes>>,
     pub aborted: bool,
+    /// Bound on the effect record of the queued writes (see
+    /// [`crate::effect::MAX_WRITE_BYTES`]).
+    pub write_bytes: usize,
 }
 
 /// CLIENT REPLY mode.

@@ -16,6 +16,26 @@ pub use memlog_proto::effect::{EffectBatch, EffectCommand, EffectRecord};
 /// Bumped whenever the meaning of an effect changes.
 pub const ENGINE_VERSION: u32 = 1;
 
+/// The most a write (one command, or the queued writes of a MULTI) may send
+/// to the log, as bounded by [`command_size_bound`]: bigger ones are refused
+/// before they run, as one record must fit one append the log takes (with
+/// the smaller records the log client packs beside it). A handler whose
+/// effect outgrows its arguments (SPOP with a count, SORT ... STORE) is not
+/// caught here; the log refuses that append and the server rebuilds its data
+/// set from the log, which undoes it.
+pub const MAX_WRITE_BYTES: usize = 32 * 1024 * 1024;
+
+const _: () = assert!(
+    MAX_WRITE_BYTES + 2 * crate::durable::MAX_APPEND_BYTES
+        <= memlog_txlog::types::MAX_APPEND_PAYLOAD_BYTES
+);
+
+/// An upper bound on the encoded size of the effect command `argv` (each
+/// argument with its field tag and length, plus the command's own framing).
+pub fn command_size_bound(argv: &[Bytes]) -> usize {
+    argv.iter().map(|a| a.len() + 11).sum::<usize>() + 16
+}
+
 /// Effects of the command (or transaction) being executed, and the finished
 /// records waiting for the log client.
 #[derive(Debug, Default)]

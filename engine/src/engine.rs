@@ -654,6 +654,22 @@ impl Engine {
             self.reject(client, out, Some(spec), &msg);
             return Dispatched::Done;
         }
+        // Only a write bound for the log is limited (not with --in-memory).
+        if spec.flags & flags::WRITE != 0 && self.ks.effects.capture && !self.ks.applying {
+            let queued = client.multi.as_ref().map_or(0, |m| m.write_bytes);
+            let bytes = queued + crate::effect::command_size_bound(argv);
+            if bytes > crate::effect::MAX_WRITE_BYTES {
+                let msg = format!(
+                    "ERR write too large for the transaction log ({bytes} bytes; the limit is {})",
+                    crate::effect::MAX_WRITE_BYTES
+                );
+                self.reject(client, out, Some(spec), &msg);
+                return Dispatched::Done;
+            }
+            if let Some(m) = client.multi.as_mut() {
+                m.write_bytes = bytes;
+            }
+        }
         if client.multi.is_some() && spec.flags & flags::MULTI_CONTROL == 0 {
             if spec.flags & flags::NO_MULTI != 0 {
                 let msg = "ERR Command not allowed inside a transaction".to_string();

@@ -117,3 +117,115 @@ fn save_then_kill_9_recovers_from_snapshot_and_log() {
         "restart did not load the snapshot:\n{log}"
     );
 }
+
+/// The engine's write limit (`effect::MAX_WRITE_BYTES`).
+const WRITE_LIMIT: usize = 32 << 20;
+
+/// A field of `INFO persistence`.
+fn persistence_field(c: &mut RawConn, name: &str) -> u64 {
+    let RespValue::Bulk(info) = c.call(&["INFO", "persistence"]).expect("info") else {
+        panic!("INFO failed");
+    };
+    let info = String::from_utf8_lossy(&info).into_owned();
+    info.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} missing in {info}"))
+}
+
+fn is_error_starting(r: &RespValue, prefix: &str) -> bool {
+    matches!(r, RespValue::Error(e) if e.starts_with(prefix))
+}
+
+/// A write whose log record would exceed the limit is refused before it
+/// runs: nothing changes and the server keeps its data set (no rebuild); a
+/// transaction is refused while it queues the write that crosses the limit.
+/// Writes under the limit are stored and survive a kill -9 as usual.
+#[test]
+fn writes_too_big_for_the_log_are_refused_before_they_run() {
+    let mut server = MemlogServer::start(&[]).expect("server");
+    let mut c = RawConn::connect(server.port).expect("connect");
+    let ok = RespValue::Simple("OK".into());
+    assert_eq!(c.call(&["SET", "small", "1"]).expect("set"), ok);
+    let big = vec![b'x'; WRITE_LIMIT];
+    let r = c.call(&[&b"SET"[..], b"big", &big]).expect("reply");
+    assert!(
+        is_error_starting(&r, "ERR write too large for the transaction log"),
+        "{r:?}"
+    );
+    let half = vec![b'h'; WRITE_LIMIT / 2];
+    assert_eq!(c.call(&["MULTI"]).expect("multi"), ok);
+    assert_eq!(
+        c.call(&[&b"SET"[..], b"a", &half]).expect("queue"),
+        RespValue::Simple("QUEUED".into())
+    );
+    let r = c.call(&[&b"SET"[..], b"b", &half]).expect("reply");
+    assert!(
+        is_error_starting(&r, "ERR write too large for the transaction log"),
+        "{r:?}"
+    );
+    let r = c.call(&["EXEC"]).expect("exec");
+    assert!(is_error_starting(&r, "EXECABORT"), "{r:?}");
+    assert_eq!(
+        c.call(&["EXISTS", "big", "a", "b"]).expect("exists"),
+        RespValue::Int(0)
+    );
+    let fits = vec![b'f'; 8 << 20];
+    assert_eq!(c.call(&[&b"SET"[..], b"fits", &fits]).expect("set"), ok);
+    assert_eq!(persistence_field(&mut c, "memlog_log_rebuilds"), 0);
+    server.restart().expect("restart");
+    let mut c = RawConn::connect(server.port).expect("connect");
+    assert_eq!(
+        c.call(&["STRLEN", "fits"]).expect("strlen"),
+        RespValue::Int(8 << 20)
+    );
+    assert_eq!(
+        c.call(&["GET", "small"]).expect("get"),
+        RespValue::Bulk(b"1".to_vec())
+    );
+    assert_eq!(
+        c.call(&["EXISTS", "big", "a", "b"]).expect("exists"),
+        RespValue::Int(0)
+    );
+}
+
+/// A write whose effect outgrows its arguments past what the log takes
+/// (SPOP of 45 members of 1 MiB each: an SREM of 45 MiB) cannot be refused
+/// before it runs. The log refuses its append, the client gets a retryable
+/// error, and the server rebuilds its data set from the log, which undoes
+/// the pop; then it serves again by itself.
+#[test]
+fn a_write_the_log_refuses_is_undone_by_a_rebuild() {
+    let server = MemlogServer::start(&[]).expect("server");
+    let mut c = RawConn::connect(server.port).expect("connect");
+    for i in 0..46u8 {
+        let mut member = vec![b'm'; 1 << 20];
+        member[0] = i;
+        assert_eq!(
+            c.call(&[&b"SADD"[..], b"s", &member]).expect("sadd"),
+            RespValue::Int(1)
+        );
+    }
+    let r = c.call(&["SPOP", "s", "45"]).expect("spop");
+    assert!(is_error_starting(&r, "TRYAGAIN"), "{r:?}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        match c.call(&["SCARD", "s"]).expect("scard") {
+            RespValue::Int(n) => {
+                assert_eq!(n, 46, "the refused pop was undone");
+                break;
+            }
+            r => assert!(
+                is_error_starting(&r, "TRYAGAIN") && std::time::Instant::now() < deadline,
+                "{r:?}\n{}",
+                server.log_text()
+            ),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(persistence_field(&mut c, "memlog_log_rebuilds"), 1);
+    assert_eq!(
+        c.call(&["SET", "after", "1"]).expect("set"),
+        RespValue::Simple("OK".into())
+    );
+}

@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use memlog_proto::txlog::{EntryKind, TailStatus};
 use memlog_tests::{memlog_bin, TxlogCluster};
-use memlog_txlog::types::{chain_checksum, Condition};
+use memlog_txlog::types::{chain_checksum, Condition, MAX_APPEND_PAYLOAD_BYTES};
 use memlog_txlog::{TxlogClient, TxlogError};
 use parking_lot::Mutex;
 
@@ -966,6 +966,49 @@ async fn concurrent_pipelined_appends_share_requests() {
         "{total} appends took {requests} requests: concurrent appends did not coalesce"
     );
     let entries = tail_until(&client, &cluster.addr(1), log, 1, total + 1).await;
+    check_chain(&entries);
+}
+
+/// An append over `MAX_APPEND_PAYLOAD_BYTES` is refused (INVALID) before it
+/// reaches Raft and appends nothing; a pipeline never joins two appends the
+/// log takes into one request it would refuse; the log goes on as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn appends_over_the_size_limit_are_refused_and_never_made_by_joining() {
+    let cluster = Cluster::start(10_000);
+    let client = cluster.client();
+    let log = "shard-10";
+    let pipeline = lead_with_pipeline(&client, log).await;
+    let r = pipeline
+        .append(vec![Bytes::from(vec![b'x'; MAX_APPEND_PAYLOAD_BYTES + 1])])
+        .await;
+    assert!(matches!(r, Err(TxlogError::Invalid(_))), "{r:?}");
+    assert_eq!(
+        last_lsn(&client, log).await,
+        1,
+        "the refused append appended nothing"
+    );
+    // Two appends fill the requests in flight; the next two queue behind
+    // them, so the pipeline would send those in one request if their sizes
+    // allowed it.
+    let largest = Bytes::from(vec![b'l'; MAX_APPEND_PAYLOAD_BYTES]);
+    let mut pending = Vec::new();
+    for payload in [
+        Bytes::from_static(b"one"),
+        Bytes::from_static(b"two"),
+        Bytes::from_static(b"small"),
+        largest,
+    ] {
+        pending.push(pipeline.submit(vec![payload]).await.expect("submit"));
+    }
+    for (lsn, f) in (2..).zip(pending) {
+        assert_eq!(f.await.expect("append").first_lsn, lsn);
+    }
+    let after = pipeline
+        .append(vec![Bytes::from_static(b"after")])
+        .await
+        .expect("append after the largest");
+    assert_eq!(after.first_lsn, 6);
+    let entries = tail_until(&client, &cluster.addr(2), log, 1, 6).await;
     check_chain(&entries);
 }
 

@@ -58,9 +58,14 @@ impl AppendBatcher {
     }
 
     /// Queues `op`; the receiver yields its outcome. Ops queued by one caller
-    /// one after the other are proposed in that order.
+    /// one after the other are proposed in that order. An op the log refuses
+    /// ([`Op::refusal`]) is answered `Invalid` at once.
     pub async fn enqueue(&self, op: Op) -> oneshot::Receiver<WriteOutcome> {
         let (reply, rx) = oneshot::channel();
+        if let Some(why) = op.refusal() {
+            let _ = reply.send(WriteOutcome::Done(OpResult::Invalid(why)));
+            return rx;
+        }
         if let Err(mpsc::error::SendError(p)) = self.tx.send(Pending { op, reply }).await {
             let _ = p.reply.send(WriteOutcome::NotLeader {
                 leader_id: None,

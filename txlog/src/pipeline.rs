@@ -31,7 +31,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use crate::client::{to_condition, Appended, TxlogClient};
 use crate::error::{Result, TxlogError};
-use crate::types::Condition;
+use crate::types::{Condition, MAX_APPEND_PAYLOAD_BYTES};
 
 /// Requests sent but not yet answered, at most.
 pub const MAX_IN_FLIGHT: usize = 2;
@@ -190,7 +190,8 @@ async fn run(
 ) {
     let mut in_flight: VecDeque<Waiters> = VecDeque::new();
     let mut open = true;
-    // A job that could not join the request before it (see `follows`).
+    // A job that could not join the request before it (see `follows`), or
+    // would have made it too big for the log.
     let mut held: Option<Job> = None;
     loop {
         if !open && in_flight.is_empty() && held.is_none() {
@@ -220,12 +221,14 @@ async fn run(
                 payloads.extend(first.payloads);
                 while payloads.len() < MAX_PAYLOADS_PER_REQUEST && bytes < MAX_BYTES_PER_REQUEST {
                     let Ok(j) = jobs.try_recv() else { break };
-                    if !follows(after, last_len, j.after) {
+                    let j_bytes = j.payloads.iter().map(Bytes::len).sum::<usize>();
+                    // Two appends the log takes must not become one it refuses.
+                    if !follows(after, last_len, j.after) || bytes + j_bytes > MAX_APPEND_PAYLOAD_BYTES {
                         held = Some(j);
                         break;
                     }
                     (last_len, after) = (j.payloads.len(), j.after);
-                    bytes += j.payloads.iter().map(Bytes::len).sum::<usize>();
+                    bytes += j_bytes;
                     waiters.push((j.payloads.len(), j.reply));
                     payloads.extend(j.payloads);
                 }

@@ -115,7 +115,32 @@ pub enum Op {
     Trim { log: String, up_to_lsn: u64 },
 }
 
+/// The most payload bytes one append may carry (all its payloads together).
+/// A bigger append is refused (`INVALID`) before it reaches Raft: its entry
+/// must replicate and be tailed as one gRPC message ([`MAX_MESSAGE_BYTES`]);
+/// every node's Raft core is busy while it writes the entry to sled (in one
+/// piece), so a big one under load delays heartbeats into an election (seen
+/// at 72 MiB while the test suite ran); and committing it must not take a
+/// good part of a writer's lease (64 MiB: ~1.7 s on three nodes sharing one
+/// 2-core machine's disk).
+///
+/// [`MAX_MESSAGE_BYTES`]: crate::network::MAX_MESSAGE_BYTES
+pub const MAX_APPEND_PAYLOAD_BYTES: usize = 40 * 1024 * 1024;
+
 impl Op {
+    /// Why the log refuses this op before proposing it, if it does.
+    pub fn refusal(&self) -> Option<String> {
+        let Op::Append { payloads, .. } = self else {
+            return None;
+        };
+        let bytes: usize = payloads.iter().map(Bytes::len).sum();
+        (bytes > MAX_APPEND_PAYLOAD_BYTES).then(|| {
+            format!(
+                "append of {bytes} payload bytes exceeds the limit of {MAX_APPEND_PAYLOAD_BYTES}"
+            )
+        })
+    }
+
     /// Approximate encoded size, for bounding batches.
     pub fn size_hint(&self) -> usize {
         match self {
