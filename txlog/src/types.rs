@@ -119,9 +119,10 @@ pub enum Op {
 /// A bigger append is refused (`INVALID`) before it reaches Raft: its entry
 /// must replicate and be tailed as one gRPC message ([`MAX_MESSAGE_BYTES`]);
 /// every node's Raft core is busy while it writes the entry to sled (in one
-/// piece), so a big one under load delays heartbeats into an election (seen
-/// at 72 MiB while the test suite ran); and committing it must not take a
-/// good part of a writer's lease (64 MiB: ~1.7 s on three nodes sharing one
+/// piece, synchronously), so a big one under load can delay heartbeats into
+/// an election (seen with 72 and 40 MiB entries, debug builds, while the
+/// whole test suite ran on 2 cores); and committing it must not take a good
+/// part of a writer's lease (64 MiB: ~1.7 s on three nodes sharing one
 /// 2-core machine's disk).
 ///
 /// [`MAX_MESSAGE_BYTES`]: crate::network::MAX_MESSAGE_BYTES
