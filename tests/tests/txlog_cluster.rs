@@ -1007,9 +1007,9 @@ async fn appends_over_the_size_limit_are_refused_and_never_made_by_joining() {
         let r = f.await;
         assert!(!matches!(r, Err(TxlogError::Invalid(_))), "{name}: {r:?}");
     }
-    // The client follows a Raft leader change: an entry this big takes each
-    // node a while to handle, which in a debug build under load has delayed
-    // heartbeats into an election (seen in CI).
+    // The client follows a Raft leader change: writing an entry this big
+    // keeps each node's Raft core busy for a while, which in a debug build
+    // under load can delay heartbeats into an election (seen in CI).
     let epoch = client
         .status()
         .await

@@ -117,12 +117,13 @@ pub enum Op {
 
 /// The most payload bytes one append may carry (all its payloads together).
 /// A bigger append is refused (`INVALID`) before it reaches Raft: its entry
-/// must replicate and be tailed as one gRPC message ([`MAX_MESSAGE_BYTES`])
-/// and is written to sled in one piece on every node (while that happened
-/// on openraft's core task, 72 and 40 MiB entries delayed heartbeats into an
-/// election in debug builds under the whole test suite's load); and
-/// committing it must not take a good part of a writer's lease (64 MiB:
-/// ~1.7 s on three nodes sharing one 2-core machine's disk).
+/// must replicate and be tailed as one gRPC message ([`MAX_MESSAGE_BYTES`]);
+/// every node's Raft core is busy while it writes the entry to sled (in one
+/// piece, synchronously), so a big one under load can delay heartbeats into
+/// an election (seen with 72 and 40 MiB entries, debug builds, while the
+/// whole test suite ran on 2 cores); and committing it must not take a good
+/// part of a writer's lease (64 MiB: ~1.7 s on three nodes sharing one
+/// 2-core machine's disk).
 ///
 /// [`MAX_MESSAGE_BYTES`]: crate::network::MAX_MESSAGE_BYTES
 pub const MAX_APPEND_PAYLOAD_BYTES: usize = 40 * 1024 * 1024;

@@ -1,23 +1,17 @@
 //! The Raft log and vote on sled, implementing openraft's
 //! [`RaftLogStorage`] (storage-v2).
 //!
-//! `append` only puts the entries in memory ([`RecentEntries`], where a
-//! reader finds them as soon as `append` returns) and queues them for one
-//! flusher task. The flusher takes everything queued so far, and on a
-//! blocking thread inserts the entries into sled, runs one sled flush plus
-//! [`DiskSync`] for all of them, and only then fires their callbacks: one
-//! fsync covers a whole batch of appends (group commit). openraft awaits
-//! `append` inside its core task, so serializing and inserting there (sled
-//! writes a big value to a file of its own, synchronously) held up the
-//! node's heartbeats and elections for as long as a big entry took. The
-//! vote is flushed before `save_vote` returns.
+//! Appended entries are inserted into sled's in-memory tree right away (so a
+//! reader sees them as soon as `append` returns); durability comes from one
+//! flusher task that collects every pending [`LogFlushed`] callback, runs a
+//! single `flush_async` for all of them and only then fires them: one fsync
+//! covers a whole batch of appends (group commit). The vote is flushed before
+//! `save_vote` returns.
 //!
-//! An entry leaves [`RecentEntries`] only once it is in sled (and the
-//! newest stay there anyway: replication and the state machine read them
-//! right after they are appended, and a sled range read waits while a
-//! flush is writing, which would put every fsync on the path of every
-//! replication RPC and apply). A read takes what is older than the
-//! in-memory entries from sled.
+//! The newest entries are also kept in memory ([`RecentEntries`]):
+//! replication and the state machine read them right after they are
+//! appended, and a sled range read waits while a flush is writing, which
+//! would put every fsync on the path of every replication RPC and apply.
 //!
 //! Entries are plain sled inserts and removes, never a sled batch (see the
 //! state machine's module docs for why): sled recovers a prefix of its
@@ -163,9 +157,7 @@ async fn durable_flush(
 /// The newest entries, contiguous by index, about `RECENT_BYTES` of them.
 #[derive(Default)]
 struct RecentEntries {
-    /// Each entry with its size and whether the flusher has put it in sled
-    /// (only those may be dropped to keep within `RECENT_BYTES`).
-    entries: VecDeque<(Entry, usize, bool)>,
+    entries: VecDeque<(Entry, usize)>,
     bytes: usize,
 }
 
@@ -174,12 +166,12 @@ const RECENT_BYTES: usize = 32 * 1024 * 1024;
 
 impl RecentEntries {
     fn first_index(&self) -> Option<u64> {
-        self.entries.front().map(|(e, _, _)| e.log_id.index)
+        self.entries.front().map(|(e, _)| e.log_id.index)
     }
 
     fn push(&mut self, entry: Entry, size: usize) {
         let contiguous = match self.entries.back() {
-            Some((last, _, _)) => last.log_id.index + 1 == entry.log_id.index,
+            Some((last, _)) => last.log_id.index + 1 == entry.log_id.index,
             None => true,
         };
         if !contiguous {
@@ -187,58 +179,12 @@ impl RecentEntries {
             self.bytes = 0;
         }
         self.bytes += size;
-        self.entries.push_back((entry, size, false));
-        self.evict();
-    }
-
-    /// Drops the oldest entries past `RECENT_BYTES`, but never one not yet
-    /// in sled, nor the newest.
-    fn evict(&mut self) {
-        while self.bytes > RECENT_BYTES
-            && self.entries.len() > 1
-            && self.entries.front().is_some_and(|(_, _, written)| *written)
-        {
-            if let Some((_, n, _)) = self.entries.pop_front() {
+        self.entries.push_back((entry, size));
+        while self.bytes > RECENT_BYTES && self.entries.len() > 1 {
+            if let Some((_, n)) = self.entries.pop_front() {
                 self.bytes -= n;
             }
         }
-    }
-
-    /// The flusher put the entries `ids` in sled (or skipped them as
-    /// purged). Matched by log id: an entry truncated and replaced
-    /// meanwhile by another at its index is not the one written.
-    fn mark_written(&mut self, ids: &[LogId]) {
-        let Some(first) = self.first_index() else {
-            return;
-        };
-        for id in ids {
-            let Some(i) = id.index.checked_sub(first) else {
-                continue;
-            };
-            if let Some((e, _, written)) = self.entries.get_mut(i as usize) {
-                if e.log_id == *id {
-                    *written = true;
-                }
-            }
-        }
-        self.evict();
-    }
-
-    /// Entries from `start` (clamped to the first held) up to `end`
-    /// (exclusive; `None`: all), and the first index held (what a reader
-    /// must take from sled is below it).
-    fn tail_from(&self, start: u64, end: Option<u64>) -> (Option<u64>, Vec<Entry>) {
-        let Some(first) = self.first_index() else {
-            return (None, Vec::new());
-        };
-        let out = self
-            .entries
-            .iter()
-            .map(|(e, _, _)| e)
-            .filter(|e| e.log_id.index >= start && end.is_none_or(|end| e.log_id.index < end))
-            .cloned()
-            .collect();
-        (Some(first), out)
     }
 
     /// Entries `start..end` if all of them are here.
@@ -253,7 +199,7 @@ impl RecentEntries {
         Some(
             self.entries
                 .range(from..to)
-                .map(|(e, _, _)| e.clone())
+                .map(|(e, _)| e.clone())
                 .collect(),
         )
     }
@@ -263,9 +209,9 @@ impl RecentEntries {
         while self
             .entries
             .back()
-            .is_some_and(|(e, _, _)| e.log_id.index >= index)
+            .is_some_and(|(e, _)| e.log_id.index >= index)
         {
-            if let Some((_, n, _)) = self.entries.pop_back() {
+            if let Some((_, n)) = self.entries.pop_back() {
                 self.bytes -= n;
             }
         }
@@ -276,9 +222,9 @@ impl RecentEntries {
         while self
             .entries
             .front()
-            .is_some_and(|(e, _, _)| e.log_id.index <= index)
+            .is_some_and(|(e, _)| e.log_id.index <= index)
         {
-            if let Some((_, n, _)) = self.entries.pop_front() {
+            if let Some((_, n)) = self.entries.pop_front() {
                 self.bytes -= n;
             }
         }
@@ -287,25 +233,15 @@ impl RecentEntries {
 
 struct Inner {
     db: sled::Db,
-    recent: Arc<parking_lot::Mutex<RecentEntries>>,
+    recent: parking_lot::Mutex<RecentEntries>,
     disk: Arc<parking_lot::Mutex<DiskSync>>,
     /// index (u64 big-endian) -> bincode(Entry)
     log: sled::Tree,
     /// vote, committed, last purged log id
     meta: sled::Tree,
-    flush_requests: mpsc::UnboundedSender<FlushJob>,
-    /// Highest index the purger is to delete up to, once anything was
-    /// purged (the flusher skips entries at or below it).
-    purge_requests: tokio::sync::watch::Sender<Option<u64>>,
-}
-
-/// Work for the flusher, done in order.
-enum FlushJob {
-    /// Insert these entries; fire the callback once they are durable.
-    Append(Vec<Entry>, IOFlushed<TypeConfig>),
-    /// Remove the entries from this index on (after inserting what was
-    /// queued before); answer once that is durable.
-    Truncate(u64, tokio::sync::oneshot::Sender<std::io::Result<()>>),
+    flush_requests: mpsc::UnboundedSender<IOFlushed<TypeConfig>>,
+    /// Highest index the purger is to delete up to.
+    purge_requests: tokio::sync::watch::Sender<u64>,
 }
 
 fn index_key(index: u64) -> [u8; 8] {
@@ -319,24 +255,14 @@ impl LogStore {
         let log = db.open_tree("raft_log")?;
         let meta = db.open_tree("raft_meta")?;
         let disk = Arc::new(parking_lot::Mutex::new(DiskSync::open(db_dir)?));
-        let recent = Arc::new(parking_lot::Mutex::new(RecentEntries::default()));
         let (tx, rx) = mpsc::unbounded_channel();
-        let (purge_tx, purge_rx) = tokio::sync::watch::channel(None);
-        tokio::spawn(run_flusher(
-            Flusher {
-                db: db.clone(),
-                log: log.clone(),
-                disk: disk.clone(),
-                recent: recent.clone(),
-                purged: purge_rx.clone(),
-            },
-            rx,
-        ));
+        tokio::spawn(run_flusher(db.clone(), disk.clone(), rx));
+        let (purge_tx, purge_rx) = tokio::sync::watch::channel(0);
         tokio::spawn(run_purger(log.clone(), purge_rx));
         let store = Self {
             inner: Arc::new(Inner {
                 db,
-                recent,
+                recent: parking_lot::Mutex::new(RecentEntries::default()),
                 disk,
                 log,
                 meta,
@@ -346,7 +272,7 @@ impl LogStore {
         };
         // Finishes a purge a crash interrupted.
         if let Some(purged) = store.read_meta::<LogId>(KEY_LAST_PURGED)? {
-            store.inner.purge_requests.send_replace(Some(purged.index));
+            store.inner.purge_requests.send_replace(purged.index);
         }
         Ok(store)
     }
@@ -366,16 +292,18 @@ impl LogStore {
         self.inner.meta.insert(key, v).map_err(io_err)?;
         Ok(())
     }
+
+    async fn flush(&self) -> Result<(), std::io::Error> {
+        durable_flush(&self.inner.db, &self.inner.disk).await
+    }
 }
 
 /// Deletes purged entries in the background: openraft runs `purge` inside
 /// its core task, and removing tens of thousands of entries there held up
 /// every write behind it.
-async fn run_purger(log: sled::Tree, mut requests: tokio::sync::watch::Receiver<Option<u64>>) {
+async fn run_purger(log: sled::Tree, mut requests: tokio::sync::watch::Receiver<u64>) {
     while requests.changed().await.is_ok() {
-        let Some(upto) = *requests.borrow_and_update() else {
-            continue;
-        };
+        let upto = *requests.borrow_and_update();
         let tree = log.clone();
         let done = tokio::task::spawn_blocking(move || -> sled::Result<usize> {
             let mut n = 0;
@@ -395,88 +323,23 @@ async fn run_purger(log: sled::Tree, mut requests: tokio::sync::watch::Receiver<
     }
 }
 
-/// What the flusher writes to.
-struct Flusher {
+/// Group commit: one `flush_async` for every callback queued so far.
+async fn run_flusher(
     db: sled::Db,
-    log: sled::Tree,
     disk: Arc<parking_lot::Mutex<DiskSync>>,
-    recent: Arc<parking_lot::Mutex<RecentEntries>>,
-    purged: tokio::sync::watch::Receiver<Option<u64>>,
-}
-
-impl Flusher {
-    /// Carries out `jobs` in order, then makes them durable; returns the
-    /// ids of the entries it handled.
-    fn write(&self, jobs: &mut [FlushJob]) -> std::io::Result<Vec<LogId>> {
-        let purged = *self.purged.borrow();
-        let mut written = Vec::new();
-        for job in jobs.iter_mut() {
-            match job {
-                FlushJob::Append(entries, _) => {
-                    for entry in std::mem::take(entries) {
-                        let index = entry.log_id.index;
-                        written.push(entry.log_id);
-                        // Purged meanwhile: a snapshot covers it.
-                        if purged.is_some_and(|p| index <= p) {
-                            continue;
-                        }
-                        let v = bincode::serialize(&entry).map_err(io_err)?;
-                        self.log.insert(index_key(index), v).map_err(io_err)?;
-                    }
-                }
-                // From the end backwards: a crash midway leaves a shorter
-                // log, not one with a hole.
-                FlushJob::Truncate(from, _) => {
-                    for kv in self.log.range(index_key(*from)..).rev() {
-                        let (k, _) = kv.map_err(io_err)?;
-                        self.log.remove(k).map_err(io_err)?;
-                    }
-                }
-            }
-        }
-        self.db.flush().map_err(io_err)?;
-        self.disk.lock().sync()?;
-        Ok(written)
-    }
-}
-
-/// Group commit: one sled flush (and [`DiskSync`]) for every job queued so
-/// far, on a blocking thread.
-async fn run_flusher(flusher: Flusher, mut rx: mpsc::UnboundedReceiver<FlushJob>) {
-    let flusher = Arc::new(flusher);
+    mut rx: mpsc::UnboundedReceiver<IOFlushed<TypeConfig>>,
+) {
+    let mut pending = Vec::new();
     while let Some(first) = rx.recv().await {
-        let mut jobs = vec![first];
+        pending.push(first);
         while let Ok(more) = rx.try_recv() {
-            jobs.push(more);
+            pending.push(more);
         }
-        let f = flusher.clone();
-        let done = tokio::task::spawn_blocking(move || {
-            let r = f.write(&mut jobs);
-            (jobs, r)
-        })
-        .await;
-        let (jobs, result) = match done {
-            Ok(d) => d,
-            // The blocking task panicked: its jobs (and their callbacks) are
-            // gone, and openraft stops on the missing IO.
-            Err(e) => {
-                tracing::error!("raft log flusher: {e}");
-                continue;
-            }
-        };
-        if let Ok(written) = &result {
-            flusher.recent.lock().mark_written(written);
-        }
-        for job in jobs {
-            let r = match &result {
-                Ok(_) => Ok(()),
-                Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
-            };
-            match job {
-                FlushJob::Append(_, cb) => cb.io_completed(r),
-                FlushJob::Truncate(_, done) => {
-                    let _ = done.send(r);
-                }
+        let result = durable_flush(&db, &disk).await;
+        for cb in pending.drain(..) {
+            match &result {
+                Ok(_) => cb.io_completed(Ok(())),
+                Err(e) => cb.io_completed(Err(std::io::Error::other(e.to_string()))),
             }
         }
     }
@@ -502,14 +365,10 @@ impl RaftLogReader<TypeConfig> for LogStore {
                 return Ok(entries);
             }
         }
-        // Everything older than the first entry in memory is in sled (an
-        // entry leaves memory only once written); newer ones may not be yet.
-        let (first_in_memory, newer) = self.inner.recent.lock().tail_from(start, end_index);
-        let end = match (end_index, first_in_memory) {
-            (Some(e), Some(f)) => Bound::Excluded(index_key(e.min(f))),
-            (Some(e), None) => Bound::Excluded(index_key(e)),
-            (None, Some(f)) => Bound::Excluded(index_key(f)),
-            (None, None) => Bound::Unbounded,
+        let end = match range.end_bound() {
+            Bound::Included(&i) => Bound::Included(index_key(i)),
+            Bound::Excluded(&i) => Bound::Excluded(index_key(i)),
+            Bound::Unbounded => Bound::Unbounded,
         };
         let mut out = Vec::new();
         for kv in self
@@ -521,7 +380,6 @@ impl RaftLogReader<TypeConfig> for LogStore {
             let entry: Entry = bincode::deserialize(&v).map_err(io_err)?;
             out.push(entry);
         }
-        out.extend(newer);
         Ok(out)
     }
 
@@ -535,20 +393,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, std::io::Error> {
         let last_purged: Option<LogId> = self.read_meta(KEY_LAST_PURGED)?;
-        let in_memory = self
-            .inner
-            .recent
-            .lock()
-            .entries
-            .back()
-            .map(|(e, _, _)| e.log_id);
-        let last = match (in_memory, self.inner.log.last().map_err(io_err)?) {
-            (Some(id), _) => Some(id),
-            (None, Some((_, v))) => {
+        let last = match self.inner.log.last().map_err(io_err)? {
+            Some((_, v)) => {
                 let e: Entry = bincode::deserialize(&v).map_err(io_err)?;
                 Some(e.log_id)
             }
-            (None, None) => last_purged,
+            None => last_purged,
         };
         Ok(LogState {
             last_purged_log_id: last_purged,
@@ -586,33 +436,33 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
-        let entries: Vec<Entry> = entries.into_iter().collect();
-        {
-            let mut recent = self.inner.recent.lock();
-            for entry in &entries {
-                let size = bincode::serialized_size(entry).map_err(io_err)? as usize;
-                recent.push(entry.clone(), size);
-            }
+        for entry in entries {
+            let v = bincode::serialize(&entry).map_err(io_err)?;
+            let size = v.len();
+            self.inner
+                .log
+                .insert(index_key(entry.log_id.index), v)
+                .map_err(io_err)?;
+            self.inner.recent.lock().push(entry, size);
         }
-        // Readable now; in sled, durable and acknowledged after the next
-        // group flush.
-        self.inner
-            .flush_requests
-            .send(FlushJob::Append(entries, callback))
-            .map_err(|_| std::io::Error::other("raft log flusher stopped"))
+        // Readable now; durable (and acknowledged) after the next group flush.
+        if let Err(mpsc::error::SendError(cb)) = self.inner.flush_requests.send(callback) {
+            let r = self.flush().await;
+            cb.io_completed(r.map_err(|e| std::io::Error::other(e.to_string())));
+        }
+        Ok(())
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), std::io::Error> {
         let from = last_log_id.map_or(0, |l| l.index + 1);
         self.inner.recent.lock().truncate(from);
-        // Through the flusher, after the appends queued before it.
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.inner
-            .flush_requests
-            .send(FlushJob::Truncate(from, tx))
-            .map_err(|_| std::io::Error::other("raft log flusher stopped"))?;
-        rx.await
-            .map_err(|_| std::io::Error::other("raft log flusher stopped"))?
+        // From the end backwards: a crash midway leaves a shorter log, not
+        // one with a hole.
+        for kv in self.inner.log.range(index_key(from)..).rev() {
+            let (k, _) = kv.map_err(io_err)?;
+            self.inner.log.remove(k).map_err(io_err)?;
+        }
+        self.flush().await
     }
 
     /// Records the purge point and leaves the deletes to the purger. Not
@@ -622,7 +472,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn purge(&mut self, log_id: LogId) -> Result<(), std::io::Error> {
         self.write_meta(KEY_LAST_PURGED, &log_id)?;
         self.inner.recent.lock().purge(log_id.index);
-        self.inner.purge_requests.send_replace(Some(log_id.index));
+        self.inner.purge_requests.send_replace(log_id.index);
         Ok(())
     }
 }
@@ -773,122 +623,15 @@ mod tests {
         }
     }
 
-    /// An entry of about a quarter of the in-memory bound.
-    fn big_entry(index: u64) -> Entry {
-        use crate::types::{Condition, EntryKind, Op, Request};
-        Entry {
-            log_id: test_log_id(index),
-            payload: EntryPayload::Normal(Request {
-                ops: vec![Op::Append {
-                    log: "l".into(),
-                    condition: Condition::Epoch(0),
-                    kind: EntryKind::Data,
-                    payloads: vec![bytes::Bytes::from(vec![0u8; RECENT_BYTES / 4])],
-                }],
-            }),
-        }
-    }
-
-    async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while !done() {
-            assert!(std::time::Instant::now() < deadline, "{what}");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-
-    /// `append` leaves the entries in memory for the flusher to put in sled:
-    /// they are readable (and counted by `get_log_state`) at once, the ones
-    /// written leave memory past its bound and are read from sled, and a
-    /// truncation queued behind appends removes what they wrote.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn entries_are_readable_at_once_then_from_sled_and_truncation_follows_appends() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let db_dir = dir.path().join("db");
-        let db = sled::open(&db_dir).expect("sled");
-        let mut store = LogStore::open(db, &db_dir).expect("open");
-        store
-            .append((1..=10).map(big_entry), IOFlushed::noop())
-            .await
-            .expect("append");
-        let state = store.get_log_state().await.expect("state");
-        assert_eq!(state.last_log_id.map(|l| l.index), Some(10));
-        let read = store.try_get_log_entries(1..=10).await.expect("read");
-        assert_eq!(indexes(Some(read)), Some((1..=10).collect()));
-
-        wait_for("entries never written to sled", || {
-            store.inner.log.len() == 10
-        })
-        .await;
-        wait_for("written entries never left memory", || {
-            store.inner.recent.lock().first_index() > Some(1)
-        })
-        .await;
-        let first_in_memory = store.inner.recent.lock().first_index();
-        assert!(first_in_memory > Some(3), "{first_in_memory:?}");
-        let read = store.try_get_log_entries(2..9).await.expect("read");
-        assert_eq!(indexes(Some(read)), Some((2..9).collect()));
-        let read = store.try_get_log_entries(1..).await.expect("read");
-        assert_eq!(indexes(Some(read)), Some((1..=10).collect()));
-
-        store
-            .append((11..=12).map(big_entry), IOFlushed::noop())
-            .await
-            .expect("append");
-        store
-            .truncate_after(Some(test_log_id(10)))
-            .await
-            .expect("truncate");
-        assert_eq!(store.inner.log.len(), 10, "11 and 12 removed from sled");
-        let state = store.get_log_state().await.expect("state");
-        assert_eq!(state.last_log_id.map(|l| l.index), Some(10));
-        let read = store.try_get_log_entries(9..).await.expect("read");
-        assert_eq!(indexes(Some(read)), Some(vec![9, 10]));
-    }
-
     #[test]
-    fn recent_entries_stay_within_their_byte_bound_once_written() {
+    fn recent_entries_stay_within_their_byte_bound() {
         let mut r = RecentEntries::default();
         let size = RECENT_BYTES / 4;
         for i in 1..=10 {
             r.push(entry(i), size);
         }
-        // Not in sled yet: all kept, whatever the bound.
-        assert_eq!(r.first_index(), Some(1));
-        let ids: Vec<LogId> = (1..=10).map(|i| entry(i).log_id).collect();
-        r.mark_written(&ids[..8]);
-        assert_eq!(r.first_index(), Some(7), "written ones past the bound go");
-        r.mark_written(&ids[8..]);
         assert!(r.bytes <= RECENT_BYTES);
         assert_eq!(r.first_index(), Some(7));
         assert_eq!(indexes(r.get(7, 11)), Some(vec![7, 8, 9, 10]));
-    }
-
-    #[test]
-    fn recent_entries_mark_written_by_log_id() {
-        let mut r = RecentEntries::default();
-        let size = RECENT_BYTES / 2 + 1;
-        for i in 1..=3 {
-            r.push(entry(i), size);
-        }
-        // 3 is replaced by an entry of a newer term before the flusher
-        // reports the old 3 written: the new one stays, unwritten.
-        r.truncate(3);
-        let newer = Entry {
-            log_id: LogId::new(
-                openraft::impls::leader_id_adv::LeaderId {
-                    term: 2,
-                    node_id: 1,
-                },
-                3,
-            ),
-            payload: EntryPayload::Blank,
-        };
-        r.push(newer.clone(), size);
-        r.mark_written(&[entry(1).log_id, entry(2).log_id, entry(3).log_id]);
-        assert_eq!(r.first_index(), Some(3), "1 and 2 dropped, the new 3 kept");
-        let held = r.get(3, 4).expect("held");
-        assert_eq!(held[0].log_id, newer.log_id);
-        assert_eq!(r.entries.front().map(|(_, _, w)| *w), Some(false));
     }
 }
