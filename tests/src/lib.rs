@@ -415,6 +415,20 @@ impl RedisServer {
     }
 }
 
+/// A counter of a memlog server's `INFO persistence` (`memlog_log_resumes`,
+/// `memlog_log_rebuilds`, ...), read on a connection of its own.
+pub fn persistence_counter(port: u16, name: &str) -> u64 {
+    let mut c = RawConn::connect(port).expect("connect");
+    let RespValue::Bulk(info) = c.call(&["INFO", "persistence"]).expect("INFO") else {
+        panic!("INFO persistence is not a bulk string");
+    };
+    let info = String::from_utf8_lossy(&info).into_owned();
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {info}"))
+}
+
 pub mod jepsen;
 pub mod resp;
 pub mod workload;

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use memlog_tests::{MemlogServer, RawConn, RespValue};
+use memlog_tests::{persistence_counter, MemlogServer, RawConn, RespValue};
 
 #[test]
 fn ten_thousand_pipelined_mixed_commands_in_order() {
@@ -42,19 +42,9 @@ fn ten_thousand_pipelined_mixed_commands_in_order() {
     }
     writer.join().expect("writer").expect("write");
     // Group commit: the 5000 writes went to the log in fewer appends.
-    let mut c = RawConn::connect(server.port).expect("connect");
-    let RespValue::Bulk(info) = c.call(&["INFO", "persistence"]).expect("info") else {
-        panic!("INFO failed");
-    };
-    let info = String::from_utf8_lossy(&info).into_owned();
-    let field = |name: &str| -> u64 {
-        info.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_else(|| panic!("{name} missing in {info}"))
-    };
-    let (appends, records) = (field("memlog_log_appends:"), field("memlog_log_records:"));
-    assert_eq!(field("memlog_durable:"), 1);
+    let field = |name: &str| persistence_counter(server.port, name);
+    let (appends, records) = (field("memlog_log_appends"), field("memlog_log_records"));
+    assert_eq!(field("memlog_durable"), 1);
     assert_eq!(records, 5000);
     assert!(appends < records, "{appends} appends for {records} records");
     eprintln!("{records} records in {appends} appends");
@@ -121,18 +111,6 @@ fn save_then_kill_9_recovers_from_snapshot_and_log() {
 /// The engine's write limit (`effect::MAX_WRITE_BYTES`).
 const WRITE_LIMIT: usize = 32 << 20;
 
-/// A field of `INFO persistence`.
-fn persistence_field(c: &mut RawConn, name: &str) -> u64 {
-    let RespValue::Bulk(info) = c.call(&["INFO", "persistence"]).expect("info") else {
-        panic!("INFO failed");
-    };
-    let info = String::from_utf8_lossy(&info).into_owned();
-    info.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{name} missing in {info}"))
-}
-
 fn is_error_starting(r: &RespValue, prefix: &str) -> bool {
     matches!(r, RespValue::Error(e) if e.starts_with(prefix))
 }
@@ -172,7 +150,7 @@ fn writes_too_big_for_the_log_are_refused_before_they_run() {
     );
     let fits = vec![b'f'; 8 << 20];
     assert_eq!(c.call(&[&b"SET"[..], b"fits", &fits]).expect("set"), ok);
-    assert_eq!(persistence_field(&mut c, "memlog_log_rebuilds"), 0);
+    assert_eq!(persistence_counter(server.port, "memlog_log_rebuilds"), 0);
     server.restart().expect("restart");
     let mut c = RawConn::connect(server.port).expect("connect");
     assert_eq!(
@@ -223,7 +201,7 @@ fn a_write_the_log_refuses_is_undone_by_a_rebuild() {
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    assert_eq!(persistence_field(&mut c, "memlog_log_rebuilds"), 1);
+    assert_eq!(persistence_counter(server.port, "memlog_log_rebuilds"), 1);
     assert_eq!(
         c.call(&["SET", "after", "1"]).expect("set"),
         RespValue::Simple("OK".into())

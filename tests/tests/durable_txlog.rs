@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use memlog_tests::workload::{run_clients, verify, Ledger};
-use memlog_tests::{RawConn, RespValue, TxlogCluster};
+use memlog_tests::{persistence_counter, RawConn, RespValue, TxlogCluster};
 
 fn leader(cluster: &TxlogCluster) -> usize {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -64,19 +64,6 @@ fn nothing_to_read(s: &mut TcpStream) -> bool {
             std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
         ),
     }
-}
-
-/// A counter of `INFO persistence` (`memlog_log_resumes`, ...).
-fn persistence_counter(port: u16, name: &str) -> u64 {
-    let mut c = RawConn::connect(port).expect("connect");
-    let RespValue::Bulk(info) = c.call(&["INFO", "persistence"]).expect("INFO") else {
-        panic!("INFO persistence is not a bulk string");
-    };
-    let info = String::from_utf8_lossy(&info).into_owned();
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}:")))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in {info}"))
 }
 
 /// Starts `clients` writing clients on `port` and returns once the server

@@ -197,6 +197,16 @@ fn check_chain(entries: &[Tailed]) {
     }
 }
 
+/// The current leadership epoch of `log` (which must exist).
+async fn log_epoch(client: &TxlogClient, log: &str) -> u64 {
+    let s = client.status().await.expect("status");
+    s.logs
+        .iter()
+        .find(|l| l.name == log)
+        .map(|l| l.epoch)
+        .expect("log")
+}
+
 async fn last_lsn(client: &TxlogClient, log: &str) -> u64 {
     let s = client.status().await.expect("status");
     s.logs
@@ -820,15 +830,7 @@ async fn positioned_appends_land_once_and_in_order() {
     let client = cluster.client();
     let log = "shard-9";
     let pipeline = lead_with_pipeline(&client, log).await;
-    let epoch = client
-        .status()
-        .await
-        .expect("status")
-        .logs
-        .iter()
-        .find(|l| l.name == log)
-        .expect("log")
-        .epoch;
+    let epoch = log_epoch(&client, log).await;
     // Submitted without awaiting: they coalesce only because each follows
     // the one before.
     let mut end = 1; // the leadership entry
@@ -1010,15 +1012,7 @@ async fn appends_over_the_size_limit_are_refused_and_never_made_by_joining() {
     // The client follows a Raft leader change: writing an entry this big
     // keeps each node's Raft core busy for a while, which in a debug build
     // under load can delay heartbeats into an election (seen in CI).
-    let epoch = client
-        .status()
-        .await
-        .expect("status")
-        .logs
-        .iter()
-        .find(|l| l.name == log)
-        .expect("log")
-        .epoch;
+    let epoch = log_epoch(&client, log).await;
     let after = client
         .append(
             log,
