@@ -11,7 +11,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use memlog_proto::txlog::{EntryKind, TailStatus};
 use memlog_tests::{memlog_bin, TxlogCluster};
-use memlog_txlog::types::{chain_checksum, Condition, MAX_APPEND_PAYLOAD_BYTES};
+use memlog_txlog::types::{
+    chain_checksum, Condition, MAX_APPEND_PAYLOAD_BYTES, MAX_HOLDER_BYTES, MAX_LOG_NAME_BYTES,
+};
 use memlog_txlog::{TxlogClient, TxlogError};
 use parking_lot::Mutex;
 
@@ -974,6 +976,7 @@ async fn concurrent_pipelined_appends_share_requests() {
 /// An append over `MAX_APPEND_PAYLOAD_BYTES` is refused (INVALID) before it
 /// reaches Raft and appends nothing; a pipeline never joins two appends the
 /// log takes into one request it would refuse; the log goes on as before.
+/// Log and candidate names past their limits are refused and create no log.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn appends_over_the_size_limit_are_refused_and_never_made_by_joining() {
     let cluster = Cluster::start(10_000);
@@ -1023,6 +1026,23 @@ async fn appends_over_the_size_limit_are_refused_and_never_made_by_joining() {
         .expect("append after the largest");
     let entries = tail_until(&client, &cluster.addr(2), log, 1, after.first_lsn).await;
     check_chain(&entries);
+
+    // Names past their limits are refused too, and create no log.
+    let long = "n".repeat(MAX_LOG_NAME_BYTES + 1);
+    let r = client.take_leadership(&long, "candidate", 0).await;
+    assert!(matches!(r, Err(TxlogError::Invalid(_))), "{r:?}");
+    let r = client
+        .take_leadership("shard-11", &"c".repeat(MAX_HOLDER_BYTES + 1), 0)
+        .await;
+    assert!(matches!(r, Err(TxlogError::Invalid(_))), "{r:?}");
+    let status = client.status().await.expect("status");
+    assert!(
+        status
+            .logs
+            .iter()
+            .all(|l| l.name != long && l.name != "shard-11"),
+        "a refused op created a log"
+    );
 }
 
 /// `memlog txlog status | head -1`: an admin command whose reader goes away

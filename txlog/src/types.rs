@@ -128,18 +128,53 @@ pub enum Op {
 /// [`MAX_MESSAGE_BYTES`]: crate::network::MAX_MESSAGE_BYTES
 pub const MAX_APPEND_PAYLOAD_BYTES: usize = 40 * 1024 * 1024;
 
+/// The longest log name (bytes). Entry keys carry the name's length in two
+/// bytes, and every name is in the state machine's metadata.
+pub const MAX_LOG_NAME_BYTES: usize = 256;
+
+/// The longest leadership candidate (holder) name (bytes).
+pub const MAX_HOLDER_BYTES: usize = 1024;
+
+/// The most named logs one txlog group keeps (one per engine shard). Every
+/// apply rewrites the metadata of all of them, so a client that invented
+/// log names without bound would slow every write of every other client.
+pub const MAX_LOGS: usize = 1024;
+
 impl Op {
-    /// Why the log refuses this op before proposing it, if it does.
+    /// The log this op is for.
+    pub fn log(&self) -> &str {
+        match self {
+            Op::Append { log, .. } | Op::TakeLeadership { log, .. } | Op::Trim { log, .. } => log,
+        }
+    }
+
+    /// Why the log refuses this op whatever its state, if it does: checked
+    /// before the op is proposed, and again when it is applied.
     pub fn refusal(&self) -> Option<String> {
-        let Op::Append { payloads, .. } = self else {
-            return None;
-        };
-        let bytes: usize = payloads.iter().map(Bytes::len).sum();
-        (bytes > MAX_APPEND_PAYLOAD_BYTES).then(|| {
-            format!(
-                "append of {bytes} payload bytes exceeds the limit of {MAX_APPEND_PAYLOAD_BYTES}"
-            )
-        })
+        let log = self.log();
+        if log.len() > MAX_LOG_NAME_BYTES {
+            return Some(format!(
+                "log name of {} bytes exceeds the limit of {MAX_LOG_NAME_BYTES}",
+                log.len()
+            ));
+        }
+        match self {
+            Op::Append { payloads, .. } => {
+                let bytes: usize = payloads.iter().map(Bytes::len).sum();
+                (bytes > MAX_APPEND_PAYLOAD_BYTES).then(|| {
+                    format!(
+                        "append of {bytes} payload bytes exceeds the limit of {MAX_APPEND_PAYLOAD_BYTES}"
+                    )
+                })
+            }
+            Op::TakeLeadership { candidate, .. } if candidate.len() > MAX_HOLDER_BYTES => {
+                Some(format!(
+                    "candidate name of {} bytes exceeds the limit of {MAX_HOLDER_BYTES}",
+                    candidate.len()
+                ))
+            }
+            _ => None,
+        }
     }
 
     /// Approximate encoded size, for bounding batches.

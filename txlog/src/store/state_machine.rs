@@ -38,7 +38,7 @@ use super::snapshot_file::SnapshotFile;
 use crate::error::{Result, TxlogError};
 use crate::types::{
     chain_checksum, EntryKind, LogId, LogMeta, LogRecord, Op, OpResult, RecordChunk, Response,
-    Snapshot, SnapshotMeta, StoredMembership, TypeConfig,
+    Snapshot, SnapshotMeta, StoredMembership, TypeConfig, MAX_LOGS,
 };
 
 const KEY_STATE: &[u8] = b"s";
@@ -254,6 +254,16 @@ fn apply_op(
     op: Op,
     trimmed: &mut bool,
 ) -> std::result::Result<OpResult, bincode::Error> {
+    if let Some(why) = op.refusal() {
+        return Ok(OpResult::Invalid(why));
+    }
+    let creates = !matches!(op, Op::Trim { .. }) && !logs.contains_key(op.log());
+    if creates && logs.len() >= MAX_LOGS {
+        return Ok(OpResult::Invalid(format!(
+            "no log named {:?}, and there are already {MAX_LOGS} logs (the limit)",
+            op.log()
+        )));
+    }
     match op {
         Op::Append {
             log,
@@ -771,6 +781,73 @@ mod tests {
         ));
         let meta = &logs["l"];
         assert_eq!((meta.last_lsn, meta.epoch), (4, 2));
+    }
+
+    #[test]
+    fn names_past_their_limits_and_logs_past_the_cap_are_refused() {
+        use crate::types::{MAX_HOLDER_BYTES, MAX_LOGS, MAX_LOG_NAME_BYTES};
+        let mut logs = BTreeMap::new();
+        let op = |log: String, candidate: String| Op::TakeLeadership {
+            log,
+            candidate,
+            expected_last_lsn: 0,
+        };
+        let apply = |logs: &mut BTreeMap<String, LogMeta>, o: Op| {
+            apply_op(logs, &mut Vec::new(), o, &mut false).expect("apply_op")
+        };
+        let long_name = "n".repeat(MAX_LOG_NAME_BYTES + 1);
+        let r = apply(&mut logs, op(long_name, "p".into()));
+        assert!(
+            matches!(&r, OpResult::Invalid(why) if why.contains("log name")),
+            "{r:?}"
+        );
+        let r = apply(&mut logs, op("l".into(), "p".repeat(MAX_HOLDER_BYTES + 1)));
+        assert!(
+            matches!(&r, OpResult::Invalid(why) if why.contains("candidate")),
+            "{r:?}"
+        );
+        assert!(logs.is_empty(), "a refused op created a log");
+        let at_limit = "n".repeat(MAX_LOG_NAME_BYTES);
+        let r = apply(&mut logs, op(at_limit, "p".repeat(MAX_HOLDER_BYTES)));
+        assert!(matches!(r, OpResult::Appended { .. }), "{r:?}");
+
+        for i in 1..MAX_LOGS {
+            let r = apply(&mut logs, op(format!("shard-{i}"), "p".into()));
+            assert!(matches!(r, OpResult::Appended { .. }), "{r:?}");
+        }
+        assert_eq!(logs.len(), MAX_LOGS);
+        // A new log past the cap is refused, by an append as by a leadership
+        // attempt; the logs there are go on.
+        let r = apply(&mut logs, op("one-too-many".into(), "p".into()));
+        assert!(
+            matches!(&r, OpResult::Invalid(why) if why.contains("limit")),
+            "{r:?}"
+        );
+        let fenced_new = Op::Append {
+            log: "another".into(),
+            condition: Condition::Epoch(1),
+            kind: EntryKind::Data,
+            payloads: vec![Bytes::from_static(b"x")],
+        };
+        assert!(matches!(apply(&mut logs, fenced_new), OpResult::Invalid(_)));
+        assert_eq!(logs.len(), MAX_LOGS);
+        let existing = Op::Append {
+            log: "shard-7".into(),
+            condition: Condition::Epoch(1),
+            kind: EntryKind::Data,
+            payloads: vec![Bytes::from_static(b"x")],
+        };
+        assert!(matches!(
+            apply(&mut logs, existing),
+            OpResult::Appended { first_lsn: 2, .. }
+        ));
+        let trim_unknown = Op::Trim {
+            log: "nope".into(),
+            up_to_lsn: 1,
+        };
+        assert!(
+            matches!(&apply(&mut logs, trim_unknown), OpResult::Invalid(why) if why.contains("no log named"))
+        );
     }
 
     #[test]
