@@ -158,10 +158,30 @@ fn is_durability_error(r: &RespValue) -> bool {
         if ["TRYAGAIN", "READONLY", "LOADING", "CLUSTERDOWN"].iter().any(|p| e.starts_with(p)))
 }
 
+/// Sends one workload command. A durability error (the log was slow to
+/// acknowledge under load, say) is fine: the write may or may not have been
+/// applied, and the check compares what the server serves with what it
+/// recovers, not with what the workload meant.
 fn call(c: &mut RawConn, cmd: &[String]) -> RespValue {
     let r = c.call(cmd).expect("reply");
-    assert!(!is_durability_error(&r), "{cmd:?} answered {r:?}");
+    if is_durability_error(&r) {
+        eprintln!("{cmd:?} answered {r:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     r
+}
+
+/// Reads until the server answers with data rather than a durability error.
+fn read(c: &mut RawConn, cmd: &[String]) -> RespValue {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = c.call(cmd).expect("reply");
+        if !is_durability_error(&r) {
+            return r;
+        }
+        assert!(Instant::now() < deadline, "{cmd:?} kept answering {r:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Runs `steps` random commands, some inside MULTI/EXEC, some after a
@@ -199,8 +219,7 @@ fn run_workload(port: u16, seed: u64, steps: usize) {
                         payload,
                         b"REPLACE".to_vec(),
                     ];
-                    let r = c.call(&args).expect("reply");
-                    assert!(!is_durability_error(&r), "RESTORE answered {r:?}");
+                    c.call(&args).expect("reply");
                 }
                 step += 1;
             }
@@ -218,8 +237,8 @@ fn data_set(port: u16) -> Vec<(usize, String, RespValue, RespValue, RespValue)> 
     let mut c = RawConn::connect(port).expect("connect");
     let mut out = Vec::new();
     for db in 0..DBS {
-        call(&mut c, &["SELECT".into(), db.to_string()]);
-        let RespValue::Array(keys) = call(&mut c, &["KEYS".into(), "*".into()]) else {
+        read(&mut c, &["SELECT".into(), db.to_string()]);
+        let RespValue::Array(keys) = read(&mut c, &["KEYS".into(), "*".into()]) else {
             panic!("KEYS did not answer an array");
         };
         let mut keys: Vec<String> = keys
@@ -231,9 +250,9 @@ fn data_set(port: u16) -> Vec<(usize, String, RespValue, RespValue, RespValue)> 
             .collect();
         keys.sort();
         for k in keys {
-            let t = call(&mut c, &["TYPE".into(), k.clone()]);
-            let d = call(&mut c, &["DEBUG".into(), "DIGEST-VALUE".into(), k.clone()]);
-            let e = call(&mut c, &["PEXPIRETIME".into(), k.clone()]);
+            let t = read(&mut c, &["TYPE".into(), k.clone()]);
+            let d = read(&mut c, &["DEBUG".into(), "DIGEST-VALUE".into(), k.clone()]);
+            let e = read(&mut c, &["PEXPIRETIME".into(), k.clone()]);
             out.push((db, k, t, d, e));
         }
     }
