@@ -1,6 +1,7 @@
 //! Recovery rebuilds exactly the data set the server had: random commands of
 //! every family (transactions, expiries, random picks such as SPOP, stores,
-//! moves between databases, RESTORE) run against a durable server; after
+//! moves between databases, RESTORE) run against a durable server, with a
+//! second client blocking on lists and sorted sets meanwhile; after
 //! kill -9 and a restart every database holds the same keys with the same
 //! values and expiry times, and no logged effect failed to apply. With the
 //! embedded log, with a snapshot taken midway, and with a three-node txlog.
@@ -10,6 +11,8 @@
 //! this checks it for the whole command surface at once, through real
 //! processes and the real log.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use memlog_tests::{MemlogServer, RawConn, RespValue, TxlogCluster};
@@ -231,6 +234,40 @@ fn run_workload(port: u16, seed: u64, steps: usize) {
     }
 }
 
+/// A second client that blocks on lists and sorted sets while the workload
+/// runs: a pop served when another client's push wakes it is logged as a
+/// plain pop of its own. Returns how many pops got an element.
+fn run_blocker(port: u16, seed: u64, stop: &AtomicBool) -> usize {
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x626c6f636b);
+    let mut c = RawConn::connect(port).expect("connect");
+    let mut served = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let db = rng.gen_range(0..DBS).to_string();
+        call(&mut c, &["SELECT".into(), db]);
+        let (l, l2) = (pick(&mut rng, &LISTS), pick(&mut rng, &LISTS));
+        let z = pick(&mut rng, &ZSETS);
+        let cmd: Vec<String> = match rng.gen_range(0..3) {
+            0 => vec!["BLPOP".into(), l.into(), l2.into(), "0.05".into()],
+            1 => vec![
+                "BLMOVE".into(),
+                l.into(),
+                l2.into(),
+                "LEFT".into(),
+                "RIGHT".into(),
+                "0.05".into(),
+            ],
+            _ => vec!["BZPOPMIN".into(), z.into(), "0.05".into()],
+        };
+        if !matches!(
+            call(&mut c, &cmd),
+            RespValue::Null | RespValue::NullArray | RespValue::Error(_)
+        ) {
+            served += 1;
+        }
+    }
+    served
+}
+
 /// Every key of every database the workload uses, with its type, value
 /// digest (order-insensitive where Redis' is) and absolute expiry time.
 fn data_set(port: u16) -> Vec<(usize, String, RespValue, RespValue, RespValue)> {
@@ -286,8 +323,16 @@ fn check_recovery(server: &mut MemlogServer, seed: u64, save_midway: bool) {
     const STEPS: usize = 400;
     wait_serving(server.port);
     let mut compared = 0;
+    let mut served_pops = 0;
     for round in 0..ROUNDS {
+        let stop = Arc::new(AtomicBool::new(false));
+        let blocker = {
+            let (port, stop) = (server.port, stop.clone());
+            std::thread::spawn(move || run_blocker(port, seed + round, &stop))
+        };
         run_workload(server.port, seed + round, STEPS);
+        stop.store(true, Ordering::Relaxed);
+        let served = blocker.join().expect("blocker thread");
         if save_midway && round == 0 {
             let mut c = RawConn::connect(server.port).expect("connect");
             assert_eq!(
@@ -327,6 +372,7 @@ fn check_recovery(server: &mut MemlogServer, seed: u64, save_midway: bool) {
              before only: {lost:?}\nafter only: {new:?}"
         );
         compared += before.len();
+        served_pops += served;
     }
     if save_midway {
         let log = server.log_text();
@@ -335,7 +381,11 @@ fn check_recovery(server: &mut MemlogServer, seed: u64, save_midway: bool) {
             "no snapshot loaded:\n{log}"
         );
     }
-    eprintln!("{compared} keys compared over {ROUNDS} recoveries, all identical");
+    assert!(served_pops > 0, "the blocking client never popped anything");
+    eprintln!(
+        "{compared} keys compared over {ROUNDS} recoveries, all identical \
+         ({served_pops} blocking pops served)"
+    );
 }
 
 #[test]
