@@ -415,6 +415,23 @@ impl RedisServer {
     }
 }
 
+/// Calls until the reply is not an error (bounded: 60 s), e.g. while a
+/// durable server takes its log's leadership or its lease has lapsed.
+pub fn call_until_ok<A: AsRef<[u8]> + std::fmt::Debug>(
+    conn: &mut RawConn,
+    args: &[A],
+) -> RespValue {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = conn.call(args).expect("reply");
+        if !r.is_error() {
+            return r;
+        }
+        assert!(Instant::now() < deadline, "{args:?} kept failing: {r:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// A counter of a memlog server's `INFO persistence` (`memlog_log_resumes`,
 /// `memlog_log_rebuilds`, ...), read on a connection of its own.
 pub fn persistence_counter(port: u16, name: &str) -> u64 {

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use memlog_tests::{MemlogServer, RawConn, RespValue, TxlogCluster};
+use memlog_tests::{call_until_ok, MemlogServer, RawConn, RespValue, TxlogCluster};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -174,19 +174,6 @@ fn call(c: &mut RawConn, cmd: &[String]) -> RespValue {
     r
 }
 
-/// Reads until the server answers with data rather than a durability error.
-fn read(c: &mut RawConn, cmd: &[String]) -> RespValue {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let r = c.call(cmd).expect("reply");
-        if !is_durability_error(&r) {
-            return r;
-        }
-        assert!(Instant::now() < deadline, "{cmd:?} kept answering {r:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// Runs `steps` random commands, some inside MULTI/EXEC, some after a
 /// DUMP / RESTORE round trip, switching databases now and then.
 fn run_workload(port: u16, seed: u64, steps: usize) {
@@ -274,8 +261,8 @@ fn data_set(port: u16) -> Vec<(usize, String, RespValue, RespValue, RespValue)> 
     let mut c = RawConn::connect(port).expect("connect");
     let mut out = Vec::new();
     for db in 0..DBS {
-        read(&mut c, &["SELECT".into(), db.to_string()]);
-        let RespValue::Array(keys) = read(&mut c, &["KEYS".into(), "*".into()]) else {
+        call_until_ok(&mut c, &["SELECT", &db.to_string()]);
+        let RespValue::Array(keys) = call_until_ok(&mut c, &["KEYS", "*"]) else {
             panic!("KEYS did not answer an array");
         };
         let mut keys: Vec<String> = keys
@@ -287,9 +274,9 @@ fn data_set(port: u16) -> Vec<(usize, String, RespValue, RespValue, RespValue)> 
             .collect();
         keys.sort();
         for k in keys {
-            let t = read(&mut c, &["TYPE".into(), k.clone()]);
-            let d = read(&mut c, &["DEBUG".into(), "DIGEST-VALUE".into(), k.clone()]);
-            let e = read(&mut c, &["PEXPIRETIME".into(), k.clone()]);
+            let t = call_until_ok(&mut c, &["TYPE", &k]);
+            let d = call_until_ok(&mut c, &["DEBUG", "DIGEST-VALUE", &k]);
+            let e = call_until_ok(&mut c, &["PEXPIRETIME", &k]);
             out.push((db, k, t, d, e));
         }
     }
@@ -299,19 +286,9 @@ fn data_set(port: u16) -> Vec<(usize, String, RespValue, RespValue, RespValue)> 
 /// Waits until the server answers writes (it takes its log's leadership
 /// and replays first).
 fn wait_serving(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(mut c) = RawConn::connect(port) {
-            if let Ok(r) = c.call(&["SET", "__ready", "1"]) {
-                if !r.is_error() {
-                    let _ = c.call(&["DEL", "__ready"]);
-                    return;
-                }
-            }
-        }
-        assert!(Instant::now() < deadline, "server never served writes");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut c = RawConn::connect(port).expect("connect");
+    call_until_ok(&mut c, &["SET", "__ready", "1"]);
+    let _ = c.call(&["DEL", "__ready"]);
 }
 
 /// Rounds of the workload, each followed by kill -9 and a restart: the data

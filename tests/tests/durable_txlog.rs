@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use memlog_tests::workload::{run_clients, verify, Ledger};
-use memlog_tests::{persistence_counter, RawConn, RespValue, TxlogCluster};
+use memlog_tests::{call_until_ok, persistence_counter, RawConn, RespValue, TxlogCluster};
 
 fn leader(cluster: &TxlogCluster) -> usize {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -27,19 +27,6 @@ fn leader(cluster: &TxlogCluster) -> usize {
         std::thread::sleep(Duration::from_millis(100));
     }
     panic!("no txlog leader");
-}
-
-/// Calls until the reply is not an error (bounded).
-fn call_until_ok(conn: &mut RawConn, args: &[&str]) -> RespValue {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let r = conn.call(args).expect("reply");
-        if !r.is_error() {
-            return r;
-        }
-        assert!(Instant::now() < deadline, "{args:?} kept failing: {r:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn bulk(s: &str) -> RespValue {

@@ -817,7 +817,7 @@ mod tests {
         }
         assert_eq!(logs.len(), MAX_LOGS);
         // A new log past the cap is refused, by an append as by a leadership
-        // attempt; the logs there are go on.
+        // attempt; the logs already there go on.
         let r = apply(&mut logs, op("one-too-many".into(), "p".into()));
         assert!(
             matches!(&r, OpResult::Invalid(why) if why.contains("limit")),
