@@ -49,7 +49,7 @@ use futures::stream::{FuturesOrdered, StreamExt};
 use memlog_txlog::batcher::WriteOutcome;
 use memlog_txlog::store::state_machine::ReadResult;
 use memlog_txlog::types::{Condition, EntryKind, Op, OpResult};
-use memlog_txlog::{AppendPipeline, TxlogClient, TxlogError, TxlogNode};
+use memlog_txlog::{AppendPipeline, EmbeddedLog, TxlogClient, TxlogError};
 use parking_lot::Mutex;
 use prost::Message;
 
@@ -176,7 +176,7 @@ pub enum DurableError {
 #[derive(Clone)]
 pub enum LogBackend {
     /// A single-node txlog in this process (`memlog server` default).
-    Embedded(TxlogNode),
+    Embedded(EmbeddedLog),
     /// A txlog cluster over gRPC (`--txlog ADDR,...`).
     Remote(TxlogClient),
 }
@@ -245,8 +245,8 @@ impl LogBackend {
 
     async fn status(&self, log: &str) -> Result<LogInfo, TxlogError> {
         match self {
-            LogBackend::Embedded(node) => {
-                let m = node.view.meta(log).unwrap_or_default();
+            LogBackend::Embedded(e) => {
+                let m = e.node()?.view.meta(log).unwrap_or_default();
                 Ok(LogInfo {
                     first_lsn: m.first_lsn,
                     last_lsn: m.last_lsn,
@@ -281,14 +281,18 @@ impl LogBackend {
         expected_last_lsn: u64,
     ) -> Result<(u64, u64), TxlogError> {
         match self {
-            LogBackend::Embedded(n) => n.take_leadership(log, holder, expected_last_lsn).await,
+            LogBackend::Embedded(e) => {
+                e.node()?
+                    .take_leadership(log, holder, expected_last_lsn)
+                    .await
+            }
             LogBackend::Remote(c) => c.take_leadership(log, holder, expected_last_lsn).await,
         }
     }
 
     async fn trim(&self, log: &str, up_to: u64) -> Result<u64, TxlogError> {
         match self {
-            LogBackend::Embedded(n) => n.trim(log, up_to).await,
+            LogBackend::Embedded(e) => e.node()?.trim(log, up_to).await,
             LogBackend::Remote(c) => c.trim(log, up_to).await,
         }
     }
@@ -296,11 +300,11 @@ impl LogBackend {
     /// A HEARTBEAT append under `epoch`; returns its LSN.
     fn heartbeat(&self, log: &str, epoch: u64, payload: Bytes) -> AppendFuture {
         match self {
-            LogBackend::Embedded(n) => {
-                let (n, log) = (n.clone(), log.to_string());
+            LogBackend::Embedded(e) => {
+                let (e, log) = (e.clone(), log.to_string());
                 Box::pin(async move {
-                    let rx = n
-                        .batcher
+                    let rx = e
+                        .batcher()?
                         .enqueue(Op::Append {
                             log,
                             condition: Condition::Epoch(epoch),
@@ -328,7 +332,8 @@ impl LogBackend {
     ) -> Result<(), TxlogError> {
         let mut next = from;
         match self {
-            LogBackend::Embedded(node) => {
+            LogBackend::Embedded(e) => {
+                let node = e.node()?;
                 while next <= to {
                     match node.view.read(log, next, 1024, 4 * 1024 * 1024).await? {
                         ReadResult::Entries(v) => {
@@ -410,13 +415,15 @@ impl LogBackend {
 /// The appender's handle for one epoch.
 enum Writer {
     Pipeline(AppendPipeline),
-    Embedded(TxlogNode),
+    /// The node is looked up for each append: a kept handle would hold a
+    /// failed node's database open and stop it from being reopened.
+    Embedded(EmbeddedLog),
 }
 
 impl Writer {
     async fn open(backend: &LogBackend, log: &str, epoch: u64) -> Result<Self, TxlogError> {
         Ok(match backend {
-            LogBackend::Embedded(n) => Writer::Embedded(n.clone()),
+            LogBackend::Embedded(e) => Writer::Embedded(e.clone()),
             LogBackend::Remote(c) => Writer::Pipeline(AppendPipeline::open(c, log, epoch).await?),
         })
     }
@@ -438,9 +445,12 @@ impl Writer {
                 Ok(f) => Box::pin(async move { f.await.map(|a| a.last_lsn) }),
                 Err(e) => Box::pin(async move { Err(e) }),
             },
-            Writer::Embedded(n) => {
-                let rx = n
-                    .batcher
+            Writer::Embedded(e) => {
+                let batcher = match e.batcher() {
+                    Ok(b) => b,
+                    Err(err) => return Box::pin(async move { Err(err) }),
+                };
+                let rx = batcher
                     .enqueue(Op::Append {
                         log: log.to_string(),
                         condition: Condition::EpochAfter {
@@ -1053,7 +1063,9 @@ const MAX_RESUMES: u32 = 3;
 
 /// Failures after which the appends in flight may or may not be in the
 /// log, and the log itself can say which: the Raft leader changed or the
-/// stream to it broke, or the log refused an append as not the next one
+/// stream to it broke, the embedded log is reopening after a storage
+/// failure (it recovers what it flushed), or the log refused an append as
+/// not the next one
 /// (CONFLICT: one sent before it was lost in a failover). Anything else
 /// (FENCED, an invalid request, ...) ends the epoch.
 fn retriable(e: &TxlogError) -> bool {
@@ -1062,6 +1074,7 @@ fn retriable(e: &TxlogError) -> bool {
         TxlogError::NotLeader { .. }
             | TxlogError::OutcomeUnknown(_)
             | TxlogError::Unavailable(_)
+            | TxlogError::Reopening(_)
             | TxlogError::Conflict { .. }
     )
 }
@@ -1253,9 +1266,7 @@ mod tests {
         use crate::snapshot::LocalSnapshotStore;
         let dir =
             std::env::temp_dir().join(format!("memlog-durable-{}", crate::engine::random_hex(8)));
-        let node = TxlogNode::start_embedded(dir.join("txlog"))
-            .await
-            .expect("node");
+        let node = EmbeddedLog::open(dir.join("txlog")).await.expect("node");
         let open = |holder: &str| {
             Durable::new(
                 LogBackend::Embedded(node.clone()),

@@ -85,8 +85,8 @@ pub async fn start_durability(
         Durability::InMemory => return Ok(()),
         Durability::Embedded => {
             let dir = config.data_dir.join("txlog");
-            let node = memlog_txlog::TxlogNode::start_embedded(dir).await?;
-            (LogBackend::Embedded(node), DEFAULT_LOG.to_string())
+            let log = memlog_txlog::EmbeddedLog::open(dir).await?;
+            (LogBackend::Embedded(log), DEFAULT_LOG.to_string())
         }
         Durability::Remote { addrs, log } => {
             let client = memlog_txlog::TxlogClient::from_list(addrs)?

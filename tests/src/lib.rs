@@ -81,6 +81,53 @@ pub fn wait_for_port(port: u16, timeout: Duration) -> anyhow::Result<()> {
     anyhow::bail!("nothing listened on 127.0.0.1:{port} within {timeout:?}")
 }
 
+/// Makes `cmd`'s process unable to grow any file past `bytes`, as a full
+/// disk would: writes past it fail with EFBIG (SIGXFSZ, which would kill
+/// it, is ignored). Only the soft limit is set, so
+/// [`lift_file_size_limit`] can lift it again while the process runs.
+pub fn limit_file_size(cmd: &mut Command, bytes: u64) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the forked child before exec and calls
+    // only async-signal-safe functions (setrlimit, signal).
+    unsafe {
+        cmd.pre_exec(move || {
+            let limit = libc::rlimit {
+                rlim_cur: bytes as libc::rlim_t,
+                rlim_max: libc::RLIM_INFINITY,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+}
+
+/// Lifts the file size limit of process `pid` (see [`limit_file_size`]):
+/// the "disk" has room again.
+pub fn lift_file_size_limit(pid: u32) -> anyhow::Result<()> {
+    let unlimited = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: plain syscall with a valid pointer and no old-limit output.
+    let r = unsafe {
+        libc::prlimit(
+            pid as libc::pid_t,
+            libc::RLIMIT_FSIZE,
+            &unlimited,
+            std::ptr::null_mut(),
+        )
+    };
+    anyhow::ensure!(
+        r == 0,
+        "prlimit({pid}): {}",
+        std::io::Error::last_os_error()
+    );
+    Ok(())
+}
+
 /// A child process that is killed (SIGKILL, by PID) when dropped.
 pub struct Process {
     child: Option<Child>,
@@ -132,6 +179,20 @@ impl Process {
         }
     }
 
+    /// Waits up to `timeout` for the process to exit by itself; its status.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.child.as_mut().map(|c| c.try_wait()) {
+                Some(Ok(Some(status))) => return Some(status),
+                Some(Ok(None)) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50))
+                }
+                _ => return None,
+            }
+        }
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         match self.child.as_mut() {
@@ -158,6 +219,8 @@ pub struct MemlogServer {
     pub dir: tempfile::TempDir,
     /// Extra arguments it was started with (reused by `restart`).
     pub args: Vec<String>,
+    /// See [`MemlogServer::start_with_file_limit`].
+    file_limit: Option<u64>,
     starts: u32,
 }
 
@@ -171,20 +234,46 @@ impl MemlogServer {
 
     /// Starts `memlog server` on `port` with data under `dir/data`.
     pub fn start_in(dir: tempfile::TempDir, port: u16, args: Vec<String>) -> anyhow::Result<Self> {
-        let process = Self::spawn(&dir, port, &args, 0)?;
+        let process = Self::spawn(&dir, port, &args, None, 0)?;
         Ok(Self {
             port,
             process,
             dir,
             args,
+            file_limit: None,
             starts: 1,
         })
+    }
+
+    /// Starts `memlog server` unable to grow any file past `bytes` (see
+    /// [`limit_file_size`]), also when restarted, until
+    /// [`MemlogServer::lift_file_limit`].
+    pub fn start_with_file_limit(extra: &[&str], bytes: u64) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let port = free_port();
+        let process = Self::spawn(&dir, port, &args, Some(bytes), 0)?;
+        Ok(Self {
+            port,
+            process,
+            dir,
+            args,
+            file_limit: Some(bytes),
+            starts: 1,
+        })
+    }
+
+    /// Lifts the file size limit, of the running process and of restarts.
+    pub fn lift_file_limit(&mut self) -> anyhow::Result<()> {
+        self.file_limit = None;
+        lift_file_size_limit(self.process.pid())
     }
 
     fn spawn(
         dir: &tempfile::TempDir,
         port: u16,
         args: &[String],
+        file_limit: Option<u64>,
         n: u32,
     ) -> anyhow::Result<Process> {
         let mut cmd = Command::new(memlog_bin());
@@ -196,6 +285,9 @@ impl MemlogServer {
             .arg("--data-dir")
             .arg(dir.path().join("data"))
             .args(args);
+        if let Some(bytes) = file_limit {
+            limit_file_size(&mut cmd, bytes);
+        }
         let log = Self::log_path(dir, n);
         let process = Process::spawn("memlog server", cmd, Some(&log))?;
         wait_for_port(port, Duration::from_secs(30))?;
@@ -205,7 +297,13 @@ impl MemlogServer {
     /// kill -9, then starts again on the same port, data and arguments.
     pub fn restart(&mut self) -> anyhow::Result<()> {
         self.process.kill();
-        self.process = Self::spawn(&self.dir, self.port, &self.args, self.starts)?;
+        self.process = Self::spawn(
+            &self.dir,
+            self.port,
+            &self.args,
+            self.file_limit,
+            self.starts,
+        )?;
         self.starts += 1;
         Ok(())
     }
@@ -298,6 +396,23 @@ impl TxlogCluster {
     /// (Re)starts node `i` on its data directory; only the founding three
     /// get `--init`.
     pub fn spawn(&mut self, i: usize) -> anyhow::Result<()> {
+        self.spawn_limited(i, None)
+    }
+
+    /// kill -9 node `i`, then restarts it unable to grow any file past
+    /// `bytes` (see [`limit_file_size`]) and waits for its port.
+    pub fn restart_with_file_limit(&mut self, i: usize, bytes: u64) -> anyhow::Result<()> {
+        self.kill(i);
+        self.spawn_limited(i, Some(bytes))?;
+        wait_for_port(self.ports[i], Duration::from_secs(30))
+    }
+
+    /// Node `i`'s process, if it was started.
+    pub fn process(&mut self, i: usize) -> Option<&mut Process> {
+        self.nodes[i].as_mut()
+    }
+
+    fn spawn_limited(&mut self, i: usize, file_limit: Option<u64>) -> anyhow::Result<()> {
         self.starts += 1;
         let mut cmd = Command::new(memlog_bin());
         cmd.arg("txlog")
@@ -317,6 +432,9 @@ impl TxlogCluster {
             .args(["--election-min-ms", "300"])
             .args(["--election-max-ms", "600"])
             .env("RUST_LOG", "warn");
+        if let Some(bytes) = file_limit {
+            limit_file_size(&mut cmd, bytes);
+        }
         let log = self
             .dir
             .path()

@@ -454,6 +454,57 @@ async fn leader_kill_and_full_restart_lose_nothing() {
     );
 }
 
+/// A node whose disk fills (its file size limit, see
+/// `memlog_tests::limit_file_size`) exits with an error instead of staying
+/// up with a stopped Raft; the other two go on committing, and once
+/// restarted with room the node catches up to the same log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_whose_disk_fills_exits_and_catches_up_after_a_restart() {
+    let mut cluster = Cluster::start(10_000);
+    let client = cluster.client().with_retry_window(Duration::from_secs(20));
+    let log = "shard-disk";
+    let (epoch, _) = client
+        .take_leadership(log, "primary", 0)
+        .await
+        .expect("lead");
+    let leader = cluster.leader().await;
+    let full = (leader + 1) % 3;
+    cluster
+        .0
+        .restart_with_file_limit(full, 48 * 1024 * 1024)
+        .expect("node with a small disk");
+    let payload = Bytes::from(vec![7u8; 64 * 1024]);
+    let mut exited = None;
+    for _ in 0..2000 {
+        append_each(&client, log, epoch, [vec![payload.clone(); 4]]).await;
+        let status = cluster
+            .0
+            .process(full)
+            .and_then(|p| p.wait_exit(Duration::ZERO));
+        if status.is_some() {
+            exited = status;
+            break;
+        }
+    }
+    let status = exited.expect("the node with a full disk never stopped");
+    assert!(!status.success(), "exit status {status:?}");
+    let text = cluster.log_text(full);
+    assert!(text.contains("restart it once the cause"), "{text}");
+    // The other two commit on their own.
+    let last = append_each(
+        &client,
+        log,
+        epoch,
+        [vec![Bytes::from_static(b"two of three")]],
+    )
+    .await;
+    cluster.restart(full);
+    let caught_up = tail_until(&client, &cluster.addr(full), log, 1, last).await;
+    let other = tail_until(&client, &cluster.addr((full + 1) % 3), log, 1, last).await;
+    assert_eq!(caught_up, other);
+    check_chain(&caught_up);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_ack_without_a_majority() {
     let mut cluster = Cluster::start(10_000);

@@ -235,7 +235,18 @@ async fn run_node(args: NodeArgs) -> anyhow::Result<()> {
             .context("initializing the group")?;
     }
     tracing::info!(id, %bind, "txlog node serving");
-    serve.await.context("server task")??;
-    node.shutdown().await;
-    Ok(())
+    tokio::select! {
+        served = serve => {
+            served.context("server task")??;
+            node.shutdown().await;
+            Ok(())
+        }
+        // openraft never resumes after a storage failure: exit (status 1)
+        // so that a supervisor restarts the node, which then recovers what
+        // it flushed and catches up, as after a crash, instead of leaving a
+        // process that answers but can no longer take part in the group.
+        why = node.failure() => {
+            anyhow::bail!("node {id} stopped: {why}; restart it once the cause (e.g. a full disk) is fixed")
+        }
+    }
 }

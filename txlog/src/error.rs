@@ -50,6 +50,10 @@ pub enum TxlogError {
     Invalid(String),
     #[error("no txlog node reachable: {0}")]
     Unavailable(String),
+    /// The embedded log's storage failed; it is being opened again (see
+    /// [`crate::EmbeddedLog`]).
+    #[error("the log is reopening after a storage failure: {0}")]
+    Reopening(String),
     #[error("grpc: {0}")]
     Grpc(#[from] tonic::Status),
     #[error("transport: {0}")]

@@ -14,11 +14,13 @@ pub mod types;
 pub use error::{Result, TxlogError};
 pub mod batcher;
 pub mod bench;
+pub mod embedded;
 pub mod network;
 pub mod node;
 pub mod pipeline;
 pub mod service;
 
+pub use embedded::EmbeddedLog;
 pub use node::{NodeConfig, TxlogNode};
 pub mod client;
 

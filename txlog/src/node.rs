@@ -141,9 +141,17 @@ impl TxlogNode {
         cfg.election_min_ms = 150;
         cfg.election_max_ms = 300;
         let node = Self::start(&cfg).await?;
-        node.initialize(BTreeMap::from([(1, "embedded".to_string())]))
-            .await?;
-        node.wait_for_leader(Duration::from_secs(10)).await?;
+        let ready = async {
+            node.initialize(BTreeMap::from([(1, "embedded".to_string())]))
+                .await?;
+            node.wait_for_leader(Duration::from_secs(10)).await
+        };
+        if let Err(e) = ready.await {
+            // Its Raft would go on holding the database (a retry could
+            // never open it) and electing itself.
+            node.shutdown().await;
+            return Err(e);
+        }
         Ok(node)
     }
 
@@ -323,6 +331,24 @@ impl TxlogNode {
             .await
             .map_err(raft_err)?;
         Ok(())
+    }
+
+    /// Resolves once Raft has stopped by itself, with the reason: a storage
+    /// failure (a full disk, an I/O error), after which openraft never
+    /// resumes. Never resolves while Raft runs or after [`Self::shutdown`].
+    pub async fn failure(&self) -> String {
+        let mut metrics = self.raft.metrics();
+        loop {
+            if let Err(fatal) = &metrics.borrow_watched().running_state {
+                if !matches!(fatal, openraft::error::Fatal::Stopped) {
+                    return fatal.to_string();
+                }
+            }
+            if metrics.changed().await.is_err() {
+                // Raft's core is gone; its last word was read above.
+                return std::future::pending().await;
+            }
+        }
     }
 
     /// Stops Raft.

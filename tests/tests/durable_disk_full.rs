@@ -1,0 +1,106 @@
+//! A full disk under the embedded log: the server refuses writes (no
+//! acknowledgement without the log), stays up, and serves again by itself
+//! once there is room, with every acknowledged write kept, also across a
+//! later kill -9.
+//!
+//! "Full" is the server's file size limit (RLIMIT_FSIZE, soft): sled's
+//! writes past it fail with EFBIG, as they would with ENOSPC, and the test
+//! lifts the limit of the running process to give it room again.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use memlog_tests::workload::{run_clients, verify};
+use memlog_tests::{MemlogServer, RawConn, RespValue};
+
+/// Room for the embedded log's files: a few 8 MiB sled segments.
+const FILE_LIMIT: u64 = 48 * 1024 * 1024;
+
+/// Writes big values until a write is refused; returns how many landed.
+fn fill(port: u16) -> usize {
+    let mut conn = RawConn::connect(port).expect("connect");
+    let value = "x".repeat(64 * 1024);
+    for n in 0..4000 {
+        match conn.call(&["SET", &format!("fill:{n}"), &value]) {
+            Ok(RespValue::Simple(s)) if s == "OK" => {}
+            Ok(RespValue::Error(e)) => {
+                assert!(e.starts_with("TRYAGAIN"), "refused with {e}");
+                return n;
+            }
+            other => panic!("SET fill:{n}: {other:?}"),
+        }
+    }
+    panic!("4000 SETs of 64 KiB and the log never ran out of room");
+}
+
+/// Waits until a SET is acknowledged again.
+fn wait_for_writes(server: &MemlogServer, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Ok(mut c) = RawConn::connect(server.port) {
+            if let Ok(RespValue::Simple(s)) = c.call(&["SET", "probe", "1"]) {
+                if s == "OK" {
+                    return;
+                }
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no write acknowledged within {within:?} after the disk had room again; log:\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn embedded_log_recovers_from_a_full_disk_by_itself() {
+    let mut server =
+        MemlogServer::start_with_file_limit(&["--lease-ms", "500"], FILE_LIMIT).expect("server");
+    let stop = Arc::new(AtomicBool::new(false));
+    let port = server.port;
+    let s = stop.clone();
+    // Recorded writes all along; error replies are counted, not fatal.
+    let load = std::thread::spawn(move || run_clients(port, 8, "full", s, true));
+
+    let landed = fill(server.port);
+    assert!(landed > 0, "the first big write was already refused");
+    // Full: writes are refused, promptly, and the server stays up.
+    std::thread::sleep(Duration::from_secs(1));
+    let mut conn = RawConn::connect(server.port).expect("connect");
+    let started = Instant::now();
+    let refused = conn.call(&["SET", "while-full", "1"]).expect("reply");
+    assert!(
+        matches!(&refused, RespValue::Error(e) if e.starts_with("TRYAGAIN")),
+        "a write on a full disk got {refused:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "a refused write took {:?}",
+        started.elapsed()
+    );
+    assert!(server.process.is_running(), "the server exited");
+
+    server.lift_file_limit().expect("room again");
+    wait_for_writes(&server, Duration::from_secs(60));
+    // A little more of the recorded load after the recovery.
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    let ledger = load.join().expect("load");
+    assert!(ledger.errors > 0, "the load never saw the disk full");
+    verify(server.port, &ledger).unwrap_or_else(|e| panic!("{e:#}\n{}", server.log_text()));
+    let log = server.log_text();
+    assert!(
+        log.contains("the embedded log is open again"),
+        "the log was not reopened:\n{log}"
+    );
+
+    // What was acknowledged before and after is on disk too.
+    server.restart().expect("restart");
+    verify(server.port, &ledger).unwrap_or_else(|e| panic!("after kill -9: {e:#}"));
+    eprintln!(
+        "{landed} big writes filled the disk; {} writes acknowledged, {} refused",
+        ledger.acked, ledger.errors
+    );
+}

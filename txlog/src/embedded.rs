@@ -1,0 +1,140 @@
+//! The embedded log: the single-node [`TxlogNode`] inside a `memlog server`
+//! process (its default mode), reopened after a storage failure.
+//!
+//! openraft stops a node for good when its storage fails (a full disk, a
+//! file over the size limit, an I/O error): every later write answers
+//! "raft stopped". A cluster node then exits so that its supervisor restarts
+//! it (`cli::run_node`). The embedded log is part of the server, so it
+//! restarts itself: it drops the stopped node, waits, and opens the
+//! directory again, which recovers what was flushed exactly as a restart
+//! after kill -9 does. Nothing unflushed was ever acknowledged, so nothing
+//! acknowledged is lost. sled refuses to open a database that a handle in
+//! this process still holds, so opening is retried until the last handle of
+//! the stopped node is gone, and until the disk takes writes again. The
+//! server meanwhile refuses commands with `-TRYAGAIN` and rebuilds its data
+//! set from the log once the log answers.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+use crate::batcher::AppendBatcher;
+use crate::error::{Result, TxlogError};
+use crate::node::TxlogNode;
+
+/// First wait before reopening a failed log; doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// A single-node log in this process that reopens itself after a storage
+/// failure (see the module docs).
+#[derive(Clone)]
+pub struct EmbeddedLog {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    dir: PathBuf,
+    /// The running node; `None` from a failure until it is open again.
+    node: Mutex<Option<TxlogNode>>,
+    /// Why the log is down, while it is.
+    down: Mutex<Option<String>>,
+    restarts: AtomicU64,
+    stopping: AtomicBool,
+}
+
+impl EmbeddedLog {
+    /// Opens (creating if needed) the log under `dir` and starts watching it.
+    pub async fn open(dir: impl Into<PathBuf>) -> Result<Self> {
+        let dir = dir.into();
+        let node = TxlogNode::start_embedded(dir.clone()).await?;
+        let inner = Arc::new(Inner {
+            dir,
+            node: Mutex::new(Some(node.clone())),
+            down: Mutex::new(None),
+            restarts: AtomicU64::new(0),
+            stopping: AtomicBool::new(false),
+        });
+        tokio::spawn(supervise(Arc::downgrade(&inner), node));
+        Ok(Self { inner })
+    }
+
+    /// The running node, or `Reopening` while the log is being reopened.
+    /// Callers keep it only for the operation at hand: a held handle keeps
+    /// a failed node's database open and delays the reopen.
+    pub fn node(&self) -> Result<TxlogNode> {
+        if let Some(n) = self.inner.node.lock().as_ref() {
+            return Ok(n.clone());
+        }
+        let why = self.inner.down.lock().clone().unwrap_or_default();
+        Err(TxlogError::Reopening(why))
+    }
+
+    /// The running node's append batcher (what the server's appends and
+    /// heartbeats go through), or `Reopening` as [`Self::node`].
+    pub fn batcher(&self) -> Result<AppendBatcher> {
+        if let Some(n) = self.inner.node.lock().as_ref() {
+            return Ok(n.batcher.clone());
+        }
+        self.node().map(|n| n.batcher)
+    }
+
+    /// How many times the log was reopened after a failure.
+    pub fn restarts(&self) -> u64 {
+        self.inner.restarts.load(Ordering::Relaxed)
+    }
+
+    /// Stops Raft for good (no reopen).
+    pub async fn shutdown(&self) {
+        self.inner.stopping.store(true, Ordering::SeqCst);
+        let node = self.inner.node.lock().clone();
+        if let Some(n) = node {
+            n.shutdown().await;
+        }
+    }
+}
+
+/// Waits for `node` to fail, then reopens the log until it runs again;
+/// repeats. Ends with the [`EmbeddedLog`] or at [`EmbeddedLog::shutdown`].
+async fn supervise(inner: Weak<Inner>, mut node: TxlogNode) {
+    loop {
+        let why = node.failure().await;
+        let Some(log) = inner.upgrade() else { return };
+        if log.stopping.load(Ordering::SeqCst) {
+            return;
+        }
+        tracing::error!(dir = %log.dir.display(), "the embedded log stopped: {why}; reopening it");
+        *log.down.lock() = Some(why);
+        let stopped = log.node.lock().take();
+        if let Some(n) = stopped {
+            n.shutdown().await;
+        }
+        node.shutdown().await;
+        drop(node);
+        let dir = log.dir.clone();
+        // Not holding the log while waiting: dropping it ends this task.
+        drop(log);
+        let mut backoff = FIRST_BACKOFF;
+        node = loop {
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+            let Some(log) = inner.upgrade() else { return };
+            if log.stopping.load(Ordering::SeqCst) {
+                return;
+            }
+            match TxlogNode::start_embedded(dir.clone()).await {
+                Ok(n) => {
+                    *log.node.lock() = Some(n.clone());
+                    *log.down.lock() = None;
+                    log.restarts.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(dir = %dir.display(), "the embedded log is open again");
+                    break n;
+                }
+                Err(e) => tracing::warn!(dir = %dir.display(), "reopening the embedded log: {e}"),
+            }
+        };
+    }
+}
