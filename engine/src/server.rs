@@ -68,21 +68,30 @@ pub async fn run(config: ServerConfig) -> std::io::Result<()> {
     let mut engine = Engine::new(&opts);
     engine.unsafe_early_ack = config.unsafe_early_ack;
     let engine: SharedEngine = Arc::new(Mutex::new(engine));
-    start_durability(&config, &engine)
+    let embedded = start_durability(&config, &engine)
         .await
         .map_err(std::io::Error::other)?;
-    serve(listener, engine).await
+    match embedded {
+        // An embedded log that cannot be reopened in this process ends it:
+        // a restart recovers the log, as after kill -9.
+        Some(log) => tokio::select! {
+            served = serve(listener, engine) => served,
+            why = log.wedged() => Err(std::io::Error::other(why)),
+        },
+        None => serve(listener, engine).await,
+    }
 }
 
 /// Recovers from the transaction log and starts the log client (nothing in
-/// in-memory mode). Clients that connect meanwhile get `-TRYAGAIN`.
+/// in-memory mode). Clients that connect meanwhile get `-TRYAGAIN`. Returns
+/// the embedded log, if that is the one.
 pub async fn start_durability(
     config: &ServerConfig,
     engine: &SharedEngine,
-) -> Result<(), crate::durable::DurableError> {
+) -> Result<Option<memlog_txlog::EmbeddedLog>, crate::durable::DurableError> {
     use crate::durable::{Durable, LogBackend};
     let (backend, log) = match &config.durability {
-        Durability::InMemory => return Ok(()),
+        Durability::InMemory => return Ok(None),
         Durability::Embedded => {
             let dir = config.data_dir.join("txlog");
             let log = memlog_txlog::EmbeddedLog::open(dir).await?;
@@ -103,8 +112,13 @@ pub async fn start_durability(
     let snapshots = Arc::new(crate::snapshot::LocalSnapshotStore::new(
         config.data_dir.join("snapshots"),
     ));
+    let embedded = match &backend {
+        LogBackend::Embedded(log) => Some(log.clone()),
+        LogBackend::Remote(_) => None,
+    };
     let d = Durable::new(backend, log, holder, config.lease, snapshots);
-    crate::durable::start(engine, d).await
+    crate::durable::start(engine, d).await?;
+    Ok(embedded)
 }
 
 /// Serves clients from `listener` on `engine` until SHUTDOWN.

@@ -10,12 +10,15 @@
 //! after kill -9 does. Nothing unflushed was ever acknowledged, so nothing
 //! acknowledged is lost. sled refuses to open a database that a handle in
 //! this process still holds, so opening is retried until the last handle of
-//! the stopped node is gone, and until the disk takes writes again. The
-//! server meanwhile refuses commands with `-TRYAGAIN` and rebuilds its data
-//! set from the log once the log answers.
+//! the stopped node is gone (closed on a thread of its own, see
+//! `store::DbKeeper`), and until the disk takes writes again. The server
+//! meanwhile refuses commands with `-TRYAGAIN` and rebuilds its data set
+//! from the log once the log answers. Should the stopped database never
+//! close (sled's last flush can hang on failed storage), the log is
+//! [`EmbeddedLog::wedged`] and the server exits: a restart recovers it.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -28,6 +31,9 @@ use crate::node::TxlogNode;
 /// First wait before reopening a failed log; doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How long the stopped node's database may stay locked (its last handle
+/// closing, see `store::DbKeeper`) before the log is declared wedged.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A single-node log in this process that reopens itself after a storage
 /// failure (see the module docs).
@@ -42,8 +48,10 @@ struct Inner {
     node: Mutex<Option<TxlogNode>>,
     /// Why the log is down, while it is.
     down: Mutex<Option<String>>,
-    restarts: AtomicU64,
     stopping: AtomicBool,
+    /// Set, with the reason, once the log can no longer be reopened in
+    /// this process.
+    wedged: tokio::sync::watch::Sender<Option<String>>,
 }
 
 impl EmbeddedLog {
@@ -55,8 +63,8 @@ impl EmbeddedLog {
             dir,
             node: Mutex::new(Some(node.clone())),
             down: Mutex::new(None),
-            restarts: AtomicU64::new(0),
             stopping: AtomicBool::new(false),
+            wedged: tokio::sync::watch::channel(None).0,
         });
         tokio::spawn(supervise(Arc::downgrade(&inner), node));
         Ok(Self { inner })
@@ -82,9 +90,20 @@ impl EmbeddedLog {
         self.node().map(|n| n.batcher)
     }
 
-    /// How many times the log was reopened after a failure.
-    pub fn restarts(&self) -> u64 {
-        self.inner.restarts.load(Ordering::Relaxed)
+    /// Resolves, with the reason, if the log cannot be reopened in this
+    /// process: the stopped node's database never closed (sled's last
+    /// flush hung on the failed storage). Restarting the process recovers
+    /// it, as after kill -9; the server exits for that.
+    pub async fn wedged(&self) -> String {
+        let mut rx = self.inner.wedged.subscribe();
+        let why = match rx.wait_for(|w| w.is_some()).await {
+            Ok(w) => w.clone(),
+            Err(_) => None,
+        };
+        match why {
+            Some(why) => why,
+            None => std::future::pending().await,
+        }
     }
 
     /// Stops Raft for good (no reopen).
@@ -118,6 +137,7 @@ async fn supervise(inner: Weak<Inner>, mut node: TxlogNode) {
         // Not holding the log while waiting: dropping it ends this task.
         drop(log);
         let mut backoff = FIRST_BACKOFF;
+        let mut locked_since: Option<tokio::time::Instant> = None;
         node = loop {
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -129,11 +149,29 @@ async fn supervise(inner: Weak<Inner>, mut node: TxlogNode) {
                 Ok(n) => {
                     *log.node.lock() = Some(n.clone());
                     *log.down.lock() = None;
-                    log.restarts.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(dir = %dir.display(), "the embedded log is open again");
                     break n;
                 }
-                Err(e) => tracing::warn!(dir = %dir.display(), "reopening the embedded log: {e}"),
+                Err(e) => {
+                    tracing::warn!(dir = %dir.display(), "reopening the embedded log: {e}");
+                    // sled's message when the database is still open here.
+                    if !e.to_string().contains("could not acquire lock") {
+                        locked_since = None;
+                        continue;
+                    }
+                    let since = *locked_since.get_or_insert_with(tokio::time::Instant::now);
+                    if since.elapsed() >= CLOSE_TIMEOUT {
+                        let why = format!(
+                            "the stopped log's database under {} did not close within {CLOSE_TIMEOUT:?} \
+                             after a storage failure; restart the process",
+                            dir.display()
+                        );
+                        tracing::error!("{why}");
+                        *log.down.lock() = Some(why.clone());
+                        log.wedged.send_replace(Some(why));
+                        return;
+                    }
+                }
             }
         };
     }

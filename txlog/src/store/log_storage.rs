@@ -33,6 +33,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use super::DbKeeper;
 use openraft::storage::{IOFlushed, RaftLogStorage};
 use openraft::{LogState, RaftLogReader};
 use tokio::sync::mpsc;
@@ -233,6 +234,8 @@ impl RecentEntries {
 
 struct Inner {
     db: sled::Db,
+    /// Closes the database off the runtime (see [`DbKeeper`]).
+    _keeper: Arc<DbKeeper>,
     recent: parking_lot::Mutex<RecentEntries>,
     disk: Arc<parking_lot::Mutex<DiskSync>>,
     /// index (u64 big-endian) -> bincode(Entry)
@@ -255,13 +258,15 @@ impl LogStore {
         let log = db.open_tree("raft_log")?;
         let meta = db.open_tree("raft_meta")?;
         let disk = Arc::new(parking_lot::Mutex::new(DiskSync::open(db_dir)?));
+        let keeper = DbKeeper::new(&db);
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run_flusher(db.clone(), disk.clone(), rx));
+        tokio::spawn(run_flusher(db.clone(), keeper.clone(), disk.clone(), rx));
         let (purge_tx, purge_rx) = tokio::sync::watch::channel(0);
-        tokio::spawn(run_purger(log.clone(), purge_rx));
+        tokio::spawn(run_purger(log.clone(), keeper.clone(), purge_rx));
         let store = Self {
             inner: Arc::new(Inner {
                 db,
+                _keeper: keeper,
                 recent: parking_lot::Mutex::new(RecentEntries::default()),
                 disk,
                 log,
@@ -301,7 +306,11 @@ impl LogStore {
 /// Deletes purged entries in the background: openraft runs `purge` inside
 /// its core task, and removing tens of thousands of entries there held up
 /// every write behind it.
-async fn run_purger(log: sled::Tree, mut requests: tokio::sync::watch::Receiver<u64>) {
+async fn run_purger(
+    log: sled::Tree,
+    _keeper: Arc<DbKeeper>,
+    mut requests: tokio::sync::watch::Receiver<u64>,
+) {
     while requests.changed().await.is_ok() {
         let upto = *requests.borrow_and_update();
         let tree = log.clone();
@@ -326,6 +335,7 @@ async fn run_purger(log: sled::Tree, mut requests: tokio::sync::watch::Receiver<
 /// Group commit: one `flush_async` for every callback queued so far.
 async fn run_flusher(
     db: sled::Db,
+    _keeper: Arc<DbKeeper>,
     disk: Arc<parking_lot::Mutex<DiskSync>>,
     mut rx: mpsc::UnboundedReceiver<IOFlushed<TypeConfig>>,
 ) {

@@ -41,6 +41,33 @@ pub async fn open(dir: &Path) -> Result<(LogStore, StateMachineStore)> {
     Ok((log, sm))
 }
 
+/// A handle on a node's sled database that is dropped on a thread of its
+/// own. Every holder of sled handles (the log store, the state machine,
+/// their background tasks) also holds one, and `sled::Db` keeps every tree
+/// it opened, so the database's last handle to go is one of these. sled
+/// flushes when its last handle goes: disk I/O, which is not for a runtime
+/// thread, and after some storage failures (a blob file that could not be
+/// written leaves its reservation open) a flush that never returns, which
+/// would hang the runtime thread with it.
+pub(crate) struct DbKeeper(Option<sled::Db>);
+
+impl DbKeeper {
+    pub(crate) fn new(db: &sled::Db) -> std::sync::Arc<Self> {
+        std::sync::Arc::new(Self(Some(db.clone())))
+    }
+}
+
+impl Drop for DbKeeper {
+    fn drop(&mut self) {
+        if let Some(db) = self.0.take() {
+            // Should no thread start, the closure drops the handle here.
+            let _ = std::thread::Builder::new()
+                .name("sled close".into())
+                .spawn(move || drop(db));
+        }
+    }
+}
+
 /// sled segment size for new databases. sled writes a value larger than a
 /// quarter segment to a file of its own (`blobs/`), which costs a file
 /// create, fsyncs of it and of the directory, and a delete later: with the

@@ -86,6 +86,8 @@ pub(crate) struct Cache {
 
 pub(crate) struct Shared {
     pub db: sled::Db,
+    /// Closes the database off the runtime (see [`super::DbKeeper`]).
+    _keeper: Arc<super::DbKeeper>,
     pub tree: sled::Tree,
     pub control: sled::Tree,
     pub cache: RwLock<Cache>,
@@ -156,6 +158,7 @@ impl StateMachineStore {
         let cache = load_cache(&tree)?;
         let (applied_tx, _) = watch::channel(0);
         let shared = Arc::new(Shared {
+            _keeper: super::DbKeeper::new(&db),
             db,
             tree,
             control,
