@@ -1202,6 +1202,7 @@ async fn run_snapshots(
                 seq = req.seq,
                 "snapshot dropped: its records did not commit"
             );
+            snapshot_done(&engine, false);
             continue;
         };
         // Read before the trim below makes entry `lsn` unreadable.
@@ -1209,6 +1210,7 @@ async fn run_snapshots(
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "snapshot dropped: cannot read the log checksum");
+                snapshot_done(&engine, false);
                 continue;
             }
         };
@@ -1223,6 +1225,7 @@ async fn run_snapshots(
         };
         let store = d.snapshots.clone();
         let saved = tokio::task::spawn_blocking(move || store.save(&snap)).await;
+        snapshot_done(&engine, matches!(saved, Ok(Ok(()))));
         match saved {
             Ok(Ok(())) => {
                 engine.lock().srv.lastsave_ms = crate::keyspace::unix_ms();
@@ -1236,6 +1239,16 @@ async fn run_snapshots(
             Ok(Err(e)) => tracing::error!(error = %e, "snapshot failed"),
             Err(e) => tracing::error!(error = %e, "snapshot task failed"),
         }
+    }
+}
+
+/// Counts a finished snapshot request for INFO persistence.
+fn snapshot_done(engine: &SharedEngine, saved: bool) {
+    let stats = &mut engine.lock().srv.stats;
+    stats.snapshots_pending = stats.snapshots_pending.saturating_sub(1);
+    stats.snapshot_failed = !saved;
+    if saved {
+        stats.snapshots_saved += 1;
     }
 }
 

@@ -282,12 +282,18 @@ impl SnapshotStore for LocalSnapshotStore {
         std::fs::create_dir_all(&self.dir)?;
         let name = Self::file_name(&snap.meta);
         let tmp = self.dir.join(format!(".{name}.tmp"));
-        {
+        let written = (|| -> Result<(), SnapshotError> {
             let mut f = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
             write(snap, &mut f)?;
             f.into_inner()
                 .map_err(std::io::IntoInnerError::into_error)?
                 .sync_all()?;
+            Ok(())
+        })();
+        if let Err(e) = written {
+            // A full disk, typically: the part written only takes room.
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
         }
         std::fs::rename(&tmp, self.dir.join(&name))?;
         sync_dir(&self.dir)?;

@@ -27,6 +27,12 @@ pub struct Stats {
     /// not committed, and rebuilds of the data set after failed appends.
     pub log_resumes: u64,
     pub log_rebuilds: u64,
+    /// SAVE / BGSAVE snapshots requested and not yet finished, written, and
+    /// whether the last one to finish failed (INFO persistence
+    /// `rdb_bgsave_in_progress`, `rdb_saves`, `rdb_last_bgsave_status`).
+    pub snapshots_pending: u64,
+    pub snapshots_saved: u64,
+    pub snapshot_failed: bool,
     /// Hashed, not ordered: it is updated on every command; INFO sorts.
     pub commands: hashbrown::HashMap<&'static str, CommandStat>,
     /// Error replies by code (`ERR`, `WRONGTYPE`, ...).

@@ -6,6 +6,8 @@
 //! "Full" is the server's file size limit (RLIMIT_FSIZE, soft): sled's
 //! writes past it fail with EFBIG, as they would with ENOSPC, and the test
 //! lifts the limit of the running process to give it room again.
+//!
+//! Also: a snapshot that cannot be written shows in `INFO persistence`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -103,4 +105,62 @@ fn embedded_log_recovers_from_a_full_disk_by_itself() {
         "{landed} big writes filled the disk; {} writes acknowledged, {} refused",
         ledger.acked, ledger.errors
     );
+}
+
+/// Reads one field of `INFO persistence`.
+fn persistence_field(conn: &mut RawConn, field: &str) -> String {
+    let RespValue::Bulk(info) = conn.call(&["INFO", "persistence"]).expect("info") else {
+        panic!("INFO persistence failed");
+    };
+    let info = String::from_utf8_lossy(&info).into_owned();
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in {info}"))
+        .trim()
+        .to_string()
+}
+
+/// Waits until no snapshot is being written; the last one's status.
+fn last_save_status(conn: &mut RawConn) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while persistence_field(conn, "rdb_bgsave_in_progress") != "0" {
+        assert!(Instant::now() < deadline, "a snapshot never finished");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    persistence_field(conn, "rdb_last_bgsave_status")
+}
+
+/// A snapshot that cannot be written (here: its directory is a file) shows
+/// in `INFO persistence` as in Redis (`rdb_last_bgsave_status:err`), leaves
+/// `LASTSAVE` alone, and the next one that can be written clears it.
+#[test]
+fn a_failed_snapshot_shows_in_info_persistence() {
+    let server = MemlogServer::start(&[]).expect("server");
+    let mut conn = RawConn::connect(server.port).expect("connect");
+    assert_eq!(
+        conn.call(&["SET", "k", "v"]).expect("set"),
+        RespValue::Simple("OK".into())
+    );
+    let dir = server.dir.path().join("data").join("snapshots");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::write(&dir, b"not a directory").expect("block the snapshot directory");
+    let lastsave = conn.call(&["LASTSAVE"]).expect("lastsave");
+    assert_eq!(
+        conn.call(&["BGSAVE"]).expect("bgsave"),
+        RespValue::Simple("Background saving started".into())
+    );
+    assert_eq!(last_save_status(&mut conn), "err");
+    assert_eq!(persistence_field(&mut conn, "rdb_saves"), "0");
+    assert_eq!(conn.call(&["LASTSAVE"]).expect("lastsave"), lastsave);
+
+    std::fs::remove_file(&dir).expect("unblock");
+    // LASTSAVE has a one-second resolution.
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(
+        conn.call(&["SAVE"]).expect("save"),
+        RespValue::Simple("OK".into())
+    );
+    assert_eq!(last_save_status(&mut conn), "ok");
+    assert_eq!(persistence_field(&mut conn, "rdb_saves"), "1");
+    assert_ne!(conn.call(&["LASTSAVE"]).expect("lastsave"), lastsave);
 }

@@ -449,9 +449,12 @@ fn section_text(ctx: &Ctx, name: &str, s: &mut String) {
         "persistence" => {
             let _ = write!(
                 s,
-                "# Persistence\r\nloading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_cow_size_age:0\r\ncurrent_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:ok\r\nrdb_last_bgsave_time_sec:-1\r\nrdb_current_bgsave_time_sec:-1\r\nrdb_saves:0\r\nrdb_last_cow_size:0\r\nrdb_last_load_keys_expired:0\r\nrdb_last_load_keys_loaded:0\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:-1\r\naof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:ok\r\naof_rewrites:0\r\naof_rewrites_consecutive_failures:0\r\naof_last_write_status:ok\r\naof_last_cow_size:0\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\nmemlog_durable:{}\r\nmemlog_log_state:{}\r\nmemlog_lease_ms:{}\r\nmemlog_log_appends:{}\r\nmemlog_log_records:{}\r\nmemlog_log_resumes:{}\r\nmemlog_log_rebuilds:{}\r\n",
+                "# Persistence\r\nloading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_cow_size_age:0\r\ncurrent_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\nrdb_last_bgsave_time_sec:-1\r\nrdb_current_bgsave_time_sec:-1\r\nrdb_saves:{}\r\nrdb_last_cow_size:0\r\nrdb_last_load_keys_expired:0\r\nrdb_last_load_keys_loaded:0\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:-1\r\naof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:ok\r\naof_rewrites:0\r\naof_rewrites_consecutive_failures:0\r\naof_last_write_status:ok\r\naof_last_cow_size:0\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\nmemlog_durable:{}\r\nmemlog_log_state:{}\r\nmemlog_lease_ms:{}\r\nmemlog_log_appends:{}\r\nmemlog_log_records:{}\r\nmemlog_log_resumes:{}\r\nmemlog_log_rebuilds:{}\r\n",
                 ctx.ks.dirty,
+                u8::from(srv.stats.snapshots_pending > 0),
                 srv.lastsave_ms / 1000,
+                if srv.stats.snapshot_failed { "err" } else { "ok" },
+                srv.stats.snapshots_saved,
                 u8::from(ctx.ks.effects.capture),
                 srv.gate
                     .as_ref()
@@ -625,7 +628,9 @@ fn mark_saved(ctx: &mut Ctx) {
             seq: ctx.ks.effects.last_seq,
             records: crate::snapshot::capture(ctx.ks),
         };
-        let _ = tx.send(req);
+        if tx.send(req).is_ok() {
+            ctx.srv.stats.snapshots_pending += 1;
+        }
     } else {
         ctx.srv.lastsave_ms = crate::keyspace::unix_ms();
     }
