@@ -121,6 +121,9 @@ pub enum GateState {
 #[derive(Debug, Clone, Default)]
 pub struct LogGate {
     pub state: GateState,
+    /// While recovering: why the log cannot take writes, when it knows
+    /// (the embedded log's storage failure, e.g. a full disk).
+    pub cause: Option<String>,
     /// Commands run only before this instant (send time of the last
     /// acknowledged append + lease).
     pub lease_until: Option<Instant>,
@@ -142,6 +145,10 @@ impl LogGate {
 
     pub fn error(&self, now: Instant) -> Option<String> {
         match self.state {
+            GateState::Recovering if self.cause.is_some() => Some(format!(
+                "TRYAGAIN memlog: the transaction log cannot write ({}); retry",
+                self.cause.as_deref().unwrap_or_default()
+            )),
             GateState::Starting | GateState::Recovering => Some(RECOVERING_ERROR.to_string()),
             GateState::Fenced => Some(FENCED_ERROR.to_string()),
             GateState::Serving => match self.lease_until {
@@ -687,6 +694,7 @@ async fn recover(
                 }
                 if let Some(g) = e.srv.gate.as_mut() {
                     g.state = GateState::Serving;
+                    g.cause = None;
                     g.lease_until = Some(sent + d.lease);
                 }
                 e.wake_blocked_after_rebuild();
@@ -754,6 +762,7 @@ pub async fn run_log_client(engine: SharedEngine, d: Arc<Durable>, mut epoch: u6
         tracing::warn!(error = %err, "append failed; rebuilding from the log");
         engine.lock().srv.stats.log_rebuilds += 1;
         fail_pending(&engine, GateState::Recovering);
+        set_cause(&engine, &err);
         let mut backoff = Duration::from_millis(100);
         loop {
             match recover(&engine, &d, Some(epoch)).await {
@@ -774,11 +783,26 @@ pub async fn run_log_client(engine: SharedEngine, d: Arc<Durable>, mut epoch: u6
                     if let Some(g) = engine.lock().srv.gate.as_mut() {
                         g.state = GateState::Recovering;
                     }
+                    if let DurableError::Log(err) = &e {
+                        set_cause(&engine, err);
+                    }
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(2));
                 }
             }
         }
+    }
+}
+
+/// Keeps what the log said about its storage for the recovering gate's
+/// error (Redis answers `-MISCONF ...` when it cannot write its AOF).
+fn set_cause(engine: &SharedEngine, err: &TxlogError) {
+    let cause = match err {
+        TxlogError::Reopening(cause) => Some(cause.clone()),
+        _ => None,
+    };
+    if let Some(g) = engine.lock().srv.gate.as_mut() {
+        g.cause = cause;
     }
 }
 
@@ -1353,12 +1377,20 @@ mod tests {
         let now = Instant::now();
         let mut g = LogGate {
             state: GateState::Serving,
+            cause: None,
             lease_until: Some(now + Duration::from_secs(1)),
             lease: Duration::from_secs(2),
         };
         assert_eq!(g.error(now), None);
         g.lease_until = Some(now);
         assert!(g.error(now).is_some_and(|e| e.contains("lease expired")));
+        g.state = GateState::Recovering;
+        assert_eq!(g.error(now).as_deref(), Some(RECOVERING_ERROR));
+        g.cause = Some("No space left on device (os error 28)".into());
+        assert_eq!(
+            g.error(now).as_deref(),
+            Some("TRYAGAIN memlog: the transaction log cannot write (No space left on device (os error 28)); retry")
+        );
         g.state = GateState::Fenced;
         assert_eq!(g.error(now).as_deref(), Some(FENCED_ERROR));
     }

@@ -83,6 +83,22 @@ fn embedded_log_recovers_from_a_full_disk_by_itself() {
         started.elapsed()
     );
     assert!(server.process.is_running(), "the server exited");
+    // Once it gives up resuming, clients are told what the disk said.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let reply = conn.call(&["SET", "while-full", "1"]).expect("reply");
+        if matches!(&reply, RespValue::Error(e)
+            if e.starts_with("TRYAGAIN memlog: the transaction log cannot write (")
+                && e.contains("File too large"))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the error never named the cause: {reply:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     server.lift_file_limit().expect("room again");
     wait_for_writes(&server, Duration::from_secs(60));

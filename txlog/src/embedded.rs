@@ -46,7 +46,8 @@ struct Inner {
     dir: PathBuf,
     /// The running node; `None` from a failure until it is open again.
     node: Mutex<Option<TxlogNode>>,
-    /// Why the log is down, while it is.
+    /// Why the log is down, while it is (the innermost error: what the
+    /// disk said, or why it cannot be reopened).
     down: Mutex<Option<String>>,
     stopping: AtomicBool,
     /// Set, with the reason, once the log can no longer be reopened in
@@ -120,13 +121,13 @@ impl EmbeddedLog {
 /// repeats. Ends with the [`EmbeddedLog`] or at [`EmbeddedLog::shutdown`].
 async fn supervise(inner: Weak<Inner>, mut node: TxlogNode) {
     loop {
-        let why = node.failure().await;
+        let failure = node.failure().await;
         let Some(log) = inner.upgrade() else { return };
         if log.stopping.load(Ordering::SeqCst) {
             return;
         }
-        tracing::error!(dir = %log.dir.display(), "the embedded log stopped: {why}; reopening it");
-        *log.down.lock() = Some(why);
+        tracing::error!(dir = %log.dir.display(), "the embedded log stopped: {failure}; reopening it");
+        *log.down.lock() = Some(failure.cause);
         let stopped = log.node.lock().take();
         if let Some(n) = stopped {
             n.shutdown().await;

@@ -51,7 +51,8 @@ pub enum TxlogError {
     #[error("no txlog node reachable: {0}")]
     Unavailable(String),
     /// The embedded log's storage failed; it is being opened again (see
-    /// [`crate::EmbeddedLog`]).
+    /// [`crate::EmbeddedLog`]). Carries the failure's innermost error, e.g.
+    /// `No space left on device (os error 28)`.
     #[error("the log is reopening after a storage failure: {0}")]
     Reopening(String),
     #[error("grpc: {0}")]

@@ -21,7 +21,7 @@ pub mod pipeline;
 pub mod service;
 
 pub use embedded::EmbeddedLog;
-pub use node::{NodeConfig, TxlogNode};
+pub use node::{NodeConfig, NodeFailure, TxlogNode};
 pub mod client;
 
 pub use client::{Appended, TxlogClient};

@@ -80,6 +80,21 @@ impl NodeConfig {
     }
 }
 
+/// Why a node's Raft stopped by itself (see [`TxlogNode::failure`]).
+#[derive(Debug, Clone)]
+pub struct NodeFailure {
+    /// openraft's whole error.
+    pub message: String,
+    /// Its innermost source, e.g. `No space left on device (os error 28)`.
+    pub cause: String,
+}
+
+impl std::fmt::Display for NodeFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
 /// A running txlog node.
 #[derive(Clone)]
 pub struct TxlogNode {
@@ -336,12 +351,20 @@ impl TxlogNode {
     /// Resolves once Raft has stopped by itself, with the reason: a storage
     /// failure (a full disk, an I/O error), after which openraft never
     /// resumes. Never resolves while Raft runs or after [`Self::shutdown`].
-    pub async fn failure(&self) -> String {
+    pub async fn failure(&self) -> NodeFailure {
         let mut metrics = self.raft.metrics();
         loop {
             if let Err(fatal) = &metrics.borrow_watched().running_state {
                 if !matches!(fatal, openraft::error::Fatal::Stopped) {
-                    return fatal.to_string();
+                    // The innermost error says what the disk said.
+                    let mut cause: &dyn std::error::Error = fatal;
+                    while let Some(inner) = cause.source() {
+                        cause = inner;
+                    }
+                    return NodeFailure {
+                        message: fatal.to_string(),
+                        cause: cause.to_string(),
+                    };
                 }
             }
             if metrics.changed().await.is_err() {
