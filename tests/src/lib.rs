@@ -234,15 +234,7 @@ impl MemlogServer {
 
     /// Starts `memlog server` on `port` with data under `dir/data`.
     pub fn start_in(dir: tempfile::TempDir, port: u16, args: Vec<String>) -> anyhow::Result<Self> {
-        let process = Self::spawn(&dir, port, &args, None, 0)?;
-        Ok(Self {
-            port,
-            process,
-            dir,
-            args,
-            file_limit: None,
-            starts: 1,
-        })
+        Self::launch(dir, port, args, None)
     }
 
     /// Starts `memlog server` unable to grow any file past `bytes` (see
@@ -251,14 +243,22 @@ impl MemlogServer {
     pub fn start_with_file_limit(extra: &[&str], bytes: u64) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        let port = free_port();
-        let process = Self::spawn(&dir, port, &args, Some(bytes), 0)?;
+        Self::launch(dir, free_port(), args, Some(bytes))
+    }
+
+    fn launch(
+        dir: tempfile::TempDir,
+        port: u16,
+        args: Vec<String>,
+        file_limit: Option<u64>,
+    ) -> anyhow::Result<Self> {
+        let process = Self::spawn(&dir, port, &args, file_limit, 0)?;
         Ok(Self {
             port,
             process,
             dir,
             args,
-            file_limit: Some(bytes),
+            file_limit,
             starts: 1,
         })
     }
@@ -550,9 +550,9 @@ pub fn call_until_ok<A: AsRef<[u8]> + std::fmt::Debug>(
     }
 }
 
-/// A counter of a memlog server's `INFO persistence` (`memlog_log_resumes`,
-/// `memlog_log_rebuilds`, ...), read on a connection of its own.
-pub fn persistence_counter(port: u16, name: &str) -> u64 {
+/// A field of a memlog server's `INFO persistence` (`rdb_last_bgsave_status`,
+/// `memlog_log_state`, ...), read on a connection of its own.
+pub fn persistence_field(port: u16, name: &str) -> String {
     let mut c = RawConn::connect(port).expect("connect");
     let RespValue::Bulk(info) = c.call(&["INFO", "persistence"]).expect("INFO") else {
         panic!("INFO persistence is not a bulk string");
@@ -560,8 +560,16 @@ pub fn persistence_counter(port: u16, name: &str) -> u64 {
     let info = String::from_utf8_lossy(&info).into_owned();
     info.lines()
         .find_map(|l| l.strip_prefix(&format!("{name}:")))
-        .and_then(|v| v.trim().parse().ok())
+        .map(|v| v.trim().to_string())
         .unwrap_or_else(|| panic!("no {name} in {info}"))
+}
+
+/// A counter of a memlog server's `INFO persistence` (`memlog_log_resumes`,
+/// `memlog_log_rebuilds`, ...).
+pub fn persistence_counter(port: u16, name: &str) -> u64 {
+    let v = persistence_field(port, name);
+    v.parse()
+        .unwrap_or_else(|_| panic!("{name} is not a counter: {v:?}"))
 }
 
 pub mod jepsen;

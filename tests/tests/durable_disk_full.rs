@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use memlog_tests::workload::{run_clients, verify};
-use memlog_tests::{MemlogServer, RawConn, RespValue};
+use memlog_tests::{call_until_ok, persistence_field, MemlogServer, RawConn, RespValue};
 
 /// Room for the embedded log's files: a few 8 MiB sled segments.
 const FILE_LIMIT: u64 = 48 * 1024 * 1024;
@@ -34,26 +34,6 @@ fn fill(port: u16) -> usize {
         }
     }
     panic!("4000 SETs of 64 KiB and the log never ran out of room");
-}
-
-/// Waits until a SET is acknowledged again.
-fn wait_for_writes(server: &MemlogServer, within: Duration) {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Ok(mut c) = RawConn::connect(server.port) {
-            if let Ok(RespValue::Simple(s)) = c.call(&["SET", "probe", "1"]) {
-                if s == "OK" {
-                    return;
-                }
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no write acknowledged within {within:?} after the disk had room again; log:\n{}",
-            server.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[test]
@@ -101,7 +81,11 @@ fn embedded_log_recovers_from_a_full_disk_by_itself() {
     }
 
     server.lift_file_limit().expect("room again");
-    wait_for_writes(&server, Duration::from_secs(60));
+    // Acknowledged again within 60 s.
+    assert_eq!(
+        call_until_ok(&mut conn, &["SET", "probe", "1"]),
+        RespValue::Simple("OK".into())
+    );
     // A little more of the recorded load after the recovery.
     std::thread::sleep(Duration::from_millis(500));
     stop.store(true, Ordering::Relaxed);
@@ -123,27 +107,14 @@ fn embedded_log_recovers_from_a_full_disk_by_itself() {
     );
 }
 
-/// Reads one field of `INFO persistence`.
-fn persistence_field(conn: &mut RawConn, field: &str) -> String {
-    let RespValue::Bulk(info) = conn.call(&["INFO", "persistence"]).expect("info") else {
-        panic!("INFO persistence failed");
-    };
-    let info = String::from_utf8_lossy(&info).into_owned();
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .unwrap_or_else(|| panic!("no {field} in {info}"))
-        .trim()
-        .to_string()
-}
-
 /// Waits until no snapshot is being written; the last one's status.
-fn last_save_status(conn: &mut RawConn) -> String {
+fn last_save_status(port: u16) -> String {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while persistence_field(conn, "rdb_bgsave_in_progress") != "0" {
+    while persistence_field(port, "rdb_bgsave_in_progress") != "0" {
         assert!(Instant::now() < deadline, "a snapshot never finished");
         std::thread::sleep(Duration::from_millis(20));
     }
-    persistence_field(conn, "rdb_last_bgsave_status")
+    persistence_field(port, "rdb_last_bgsave_status")
 }
 
 /// A snapshot that cannot be written (here: its directory is a file) shows
@@ -165,8 +136,8 @@ fn a_failed_snapshot_shows_in_info_persistence() {
         conn.call(&["BGSAVE"]).expect("bgsave"),
         RespValue::Simple("Background saving started".into())
     );
-    assert_eq!(last_save_status(&mut conn), "err");
-    assert_eq!(persistence_field(&mut conn, "rdb_saves"), "0");
+    assert_eq!(last_save_status(server.port), "err");
+    assert_eq!(persistence_field(server.port, "rdb_saves"), "0");
     assert_eq!(conn.call(&["LASTSAVE"]).expect("lastsave"), lastsave);
 
     std::fs::remove_file(&dir).expect("unblock");
@@ -176,7 +147,7 @@ fn a_failed_snapshot_shows_in_info_persistence() {
         conn.call(&["SAVE"]).expect("save"),
         RespValue::Simple("OK".into())
     );
-    assert_eq!(last_save_status(&mut conn), "ok");
-    assert_eq!(persistence_field(&mut conn, "rdb_saves"), "1");
+    assert_eq!(last_save_status(server.port), "ok");
+    assert_eq!(persistence_field(server.port, "rdb_saves"), "1");
     assert_ne!(conn.call(&["LASTSAVE"]).expect("lastsave"), lastsave);
 }

@@ -75,20 +75,19 @@ impl EmbeddedLog {
     /// Callers keep it only for the operation at hand: a held handle keeps
     /// a failed node's database open and delays the reopen.
     pub fn node(&self) -> Result<TxlogNode> {
-        if let Some(n) = self.inner.node.lock().as_ref() {
-            return Ok(n.clone());
-        }
-        let why = self.inner.down.lock().clone().unwrap_or_default();
-        Err(TxlogError::Reopening(why))
+        let node = self.inner.node.lock().clone();
+        node.ok_or_else(|| self.reopening())
     }
 
     /// The running node's append batcher (what the server's appends and
-    /// heartbeats go through), or `Reopening` as [`Self::node`].
+    /// heartbeats go through; cheaper than [`Self::node`]), or `Reopening`.
     pub fn batcher(&self) -> Result<AppendBatcher> {
-        if let Some(n) = self.inner.node.lock().as_ref() {
-            return Ok(n.batcher.clone());
-        }
-        self.node().map(|n| n.batcher)
+        let batcher = self.inner.node.lock().as_ref().map(|n| n.batcher.clone());
+        batcher.ok_or_else(|| self.reopening())
+    }
+
+    fn reopening(&self) -> TxlogError {
+        TxlogError::Reopening(self.inner.down.lock().clone().unwrap_or_default())
     }
 
     /// Resolves, with the reason, if the log cannot be reopened in this
@@ -128,10 +127,8 @@ async fn supervise(inner: Weak<Inner>, mut node: TxlogNode) {
         }
         tracing::error!(dir = %log.dir.display(), "the embedded log stopped: {failure}; reopening it");
         *log.down.lock() = Some(failure.cause);
-        let stopped = log.node.lock().take();
-        if let Some(n) = stopped {
-            n.shutdown().await;
-        }
+        // The handle kept for callers is a clone of `node`.
+        drop(log.node.lock().take());
         node.shutdown().await;
         drop(node);
         let dir = log.dir.clone();
