@@ -127,7 +127,17 @@ fn main() -> anyhow::Result<()> {
             b.worker_threads(usize::from(args.io_threads));
             b
         }
-        _ => tokio::runtime::Builder::new_multi_thread(),
+        // A node's Raft round is a chain of hand-offs between tasks; on one
+        // thread none of them crosses threads (`memlog txlog --threads`).
+        Command::Txlog(cmd) => match cmd.node_threads() {
+            Some(1) => tokio::runtime::Builder::new_current_thread(),
+            Some(n) => {
+                let mut b = tokio::runtime::Builder::new_multi_thread();
+                b.worker_threads(usize::from(n));
+                b
+            }
+            None => tokio::runtime::Builder::new_multi_thread(),
+        },
     };
     let runtime = builder
         .enable_all()

@@ -28,6 +28,12 @@ impl TxlogCommand {
     pub fn is_admin(&self) -> bool {
         self.0.admin.is_some()
     }
+
+    /// Runtime threads a node asks for (`--threads`); `None` for an admin
+    /// command.
+    pub fn node_threads(&self) -> Option<u16> {
+        self.0.admin.is_none().then_some(self.0.node.threads)
+    }
 }
 
 #[derive(Debug, Args)]
@@ -69,6 +75,13 @@ pub struct NodeArgs {
     /// Snapshot (and purge the Raft log) every this many Raft entries.
     #[arg(long, default_value_t = 20_000)]
     pub snapshot_every: u64,
+    /// Runtime threads. 1 (the default) runs the node on one thread: on the
+    /// 2-core development machine that took a fifth off the CPU each Raft
+    /// round costs and 0.2 ms off one appender's latency (fewer hand-offs
+    /// between threads; docs/txlog.md, Bench). More threads spread the
+    /// gRPC and Raft work of a busy group over more cores.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: u16,
 }
 
 /// Administration and measurement of a running group.
