@@ -33,6 +33,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use super::records::References;
 use super::DbKeeper;
 use openraft::storage::{IOFlushed, RaftLogStorage};
 use openraft::{LogState, RaftLogReader};
@@ -243,8 +244,8 @@ struct Inner {
     /// vote, committed, last purged log id
     meta: sled::Tree,
     flush_requests: mpsc::UnboundedSender<IOFlushed<TypeConfig>>,
-    /// Highest index the purger is to delete up to.
-    purge_requests: tokio::sync::watch::Sender<u64>,
+    /// Highest index the purger is to delete up to (openraft's purge point).
+    purge_requests: tokio::sync::watch::Sender<Option<u64>>,
 }
 
 fn index_key(index: u64) -> [u8; 8] {
@@ -253,16 +254,21 @@ fn index_key(index: u64) -> [u8; 8] {
 
 impl LogStore {
     /// Opens the log trees of `db` (stored in `db_dir`) and starts the
-    /// group-commit flusher.
-    pub fn open(db: sled::Db, db_dir: &Path) -> crate::error::Result<Self> {
+    /// group-commit flusher and the purger, which keeps every entry the
+    /// state machine still `refs` to.
+    pub(crate) fn open(
+        db: sled::Db,
+        db_dir: &Path,
+        refs: References,
+    ) -> crate::error::Result<Self> {
         let log = db.open_tree("raft_log")?;
         let meta = db.open_tree("raft_meta")?;
         let disk = Arc::new(parking_lot::Mutex::new(DiskSync::open(db_dir)?));
         let keeper = DbKeeper::new(&db);
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(run_flusher(db.clone(), keeper.clone(), disk.clone(), rx));
-        let (purge_tx, purge_rx) = tokio::sync::watch::channel(0);
-        tokio::spawn(run_purger(log.clone(), keeper.clone(), purge_rx));
+        let (purge_tx, purge_rx) = tokio::sync::watch::channel(None);
+        tokio::spawn(run_purger(log.clone(), keeper.clone(), purge_rx, refs));
         let store = Self {
             inner: Arc::new(Inner {
                 db,
@@ -277,7 +283,7 @@ impl LogStore {
         };
         // Finishes a purge a crash interrupted.
         if let Some(purged) = store.read_meta::<LogId>(KEY_LAST_PURGED)? {
-            store.inner.purge_requests.send_replace(purged.index);
+            store.inner.purge_requests.send_replace(Some(purged.index));
         }
         Ok(store)
     }
@@ -301,22 +307,57 @@ impl LogStore {
     async fn flush(&self) -> Result<(), std::io::Error> {
         durable_flush(&self.inner.db, &self.inner.disk).await
     }
+
+    /// The lowest index still stored, purged or not.
+    #[cfg(test)]
+    pub(crate) fn first_stored_index(&self) -> Option<u64> {
+        let (k, _) = self.inner.log.first().ok()??;
+        Some(u64::from_be_bytes(k.as_ref().try_into().ok()?))
+    }
+
+    /// The entry at `index`, purged or not, as long as it is still stored
+    /// (the state machine reads the payloads its chunks refer to through
+    /// this). Blocking when the entry is no longer in memory.
+    pub(crate) fn entry(&self, index: u64) -> crate::error::Result<Option<Entry>> {
+        if let Some(mut one) = self.inner.recent.lock().get(index, index + 1) {
+            return Ok(one.pop());
+        }
+        match self.inner.log.get(index_key(index))? {
+            Some(v) => Ok(Some(bincode::deserialize(&v)?)),
+            None => Ok(None),
+        }
+    }
 }
 
 /// Deletes purged entries in the background: openraft runs `purge` inside
 /// its core task, and removing tens of thousands of entries there held up
-/// every write behind it.
+/// every write behind it. Entries the state machine still refers to stay
+/// (whatever openraft purged): the purge stops below the first of them, and
+/// goes on when the state machine releases some.
 async fn run_purger(
     log: sled::Tree,
     _keeper: Arc<DbKeeper>,
-    mut requests: tokio::sync::watch::Receiver<u64>,
+    mut requests: tokio::sync::watch::Receiver<Option<u64>>,
+    refs: References,
 ) {
-    while requests.changed().await.is_ok() {
-        let upto = *requests.borrow_and_update();
-        let tree = log.clone();
-        let done = tokio::task::spawn_blocking(move || -> sled::Result<usize> {
+    loop {
+        tokio::select! {
+            changed = requests.changed() => if changed.is_err() { return },
+            _ = refs.released() => {}
+        }
+        // Read before the refs: an entry referred to later than this was
+        // applied after openraft's purge point, so it is above `upto`.
+        let Some(upto) = *requests.borrow_and_update() else {
+            continue;
+        };
+        let (tree, refs) = (log.clone(), refs.clone());
+        let done = tokio::task::spawn_blocking(move || -> crate::error::Result<usize> {
+            let end = match refs.first_index()? {
+                Some(referenced) => referenced.min(upto + 1),
+                None => upto + 1,
+            };
             let mut n = 0;
-            for kv in tree.range(..=index_key(upto)) {
+            for kv in tree.range(..index_key(end)) {
                 let (k, _) = kv?;
                 tree.remove(k)?;
                 n += 1;
@@ -482,7 +523,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn purge(&mut self, log_id: LogId) -> Result<(), std::io::Error> {
         self.write_meta(KEY_LAST_PURGED, &log_id)?;
         self.inner.recent.lock().purge(log_id.index);
-        self.inner.purge_requests.send_replace(log_id.index);
+        self.inner.purge_requests.send_replace(Some(log_id.index));
         Ok(())
     }
 }
@@ -580,7 +621,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let db_dir = dir.path().join("db");
         let db = sled::open(&db_dir).expect("sled");
-        let mut store = LogStore::open(db.clone(), &db_dir).expect("open");
+        let refs = References::new(db.open_tree("sm").expect("sm"));
+        let mut store = LogStore::open(db.clone(), &db_dir, refs.clone()).expect("open");
         store
             .append((1..=100).map(entry), IOFlushed::noop())
             .await
@@ -615,7 +657,7 @@ mod tests {
             )
             .expect("meta");
         drop(store);
-        let store = LogStore::open(db, &db_dir).expect("reopen");
+        let store = LogStore::open(db, &db_dir, refs).expect("reopen");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while store
             .inner
@@ -631,6 +673,44 @@ mod tests {
             );
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
+    }
+
+    #[tokio::test]
+    async fn the_purger_keeps_entries_the_state_machine_refers_to() {
+        use crate::store::records::{one_record_ref, ref_key};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db_dir = dir.path().join("db");
+        let db = sled::open(&db_dir).expect("sled");
+        let sm = db.open_tree("sm").expect("sm");
+        let refs = References::new(sm.clone());
+        let mut store = LogStore::open(db.clone(), &db_dir, refs.clone()).expect("open");
+        store
+            .append((1..=100).map(entry), IOFlushed::noop())
+            .await
+            .expect("append");
+        sm.insert(ref_key("l", 5), one_record_ref(70)).expect("ref");
+        store.purge(entry(90).log_id).await.expect("purge");
+        let wait_first = |want: u64| {
+            let store = store.clone();
+            async move {
+                let deadline = std::time::Instant::now() + Duration::from_secs(10);
+                while store.first_stored_index() != Some(want) {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "first stored {:?}, want {want}",
+                        store.first_stored_index()
+                    );
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        };
+        wait_first(70).await;
+        assert!(store.entry(70).expect("read").is_some());
+        // Released: the purge goes on up to openraft's purge point.
+        sm.remove(ref_key("l", 5)).expect("remove");
+        refs.release();
+        wait_first(91).await;
+        assert!(store.entry(90).expect("read").is_none());
     }
 
     #[test]

@@ -3,11 +3,14 @@
 //! - [`log_storage`]: the Raft log and vote ([`openraft::storage::RaftLogStorage`]),
 //!   with group-committed flushes;
 //! - [`state_machine`]: the named logs themselves ([`openraft::storage::RaftStateMachine`]);
+//! - [`records`]: how the state machine stores a log's entries, their
+//!   payloads left in the Raft log;
 //! - [`snapshot`]: the snapshot file format and builder
 //!   ([`openraft::RaftSnapshotBuilder`]);
 //! - [`snapshot_file`]: a snapshot's bytes, written out on first read.
 
 pub mod log_storage;
+pub(crate) mod records;
 pub mod snapshot;
 pub mod snapshot_file;
 pub mod state_machine;
@@ -36,8 +39,9 @@ pub async fn open(dir: &Path) -> Result<(LogStore, StateMachineStore)> {
     })
     .await
     .map_err(|e| crate::error::TxlogError::Raft(format!("open task: {e}")))??;
-    let log = LogStore::open(db.clone(), &db_dir)?;
-    let sm = StateMachineStore::open(db, dir.join("snapshots")).await?;
+    let refs = records::References::new(StateMachineStore::tree(&db)?);
+    let log = LogStore::open(db.clone(), &db_dir, refs.clone())?;
+    let sm = StateMachineStore::open(db, dir.join("snapshots"), log.clone(), refs).await?;
     Ok((log, sm))
 }
 

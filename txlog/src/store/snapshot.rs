@@ -27,13 +27,13 @@ use openraft::RaftSnapshotBuilder;
 use serde::{Deserialize, Serialize};
 use tokio::sync::OwnedRwLockReadGuard;
 
+use super::records::ChunkReader;
 use super::snapshot_file::SnapshotFile;
 use super::state_machine::{
-    entry_key, entry_prefix, remove_stale_snapshot_files, Cache, Shared, CONTROL_CURRENT,
-    CONTROL_DESCRIPTOR,
+    remove_stale_snapshot_files, Cache, Shared, CONTROL_CURRENT, CONTROL_DESCRIPTOR,
 };
 use crate::error::{Result, TxlogError};
-use crate::types::{LogMeta, RecordChunk, Snapshot, SnapshotMeta, TypeConfig};
+use crate::types::{LogMeta, Snapshot, SnapshotMeta, TypeConfig};
 
 const MAGIC: &[u8; 8] = b"MLTXSNP1";
 
@@ -53,7 +53,8 @@ pub struct Header {
 }
 
 /// One record chunk: index of its log in `Header::logs`, LSN of its first
-/// entry, the encoded [`RecordChunk`].
+/// entry, the encoded [`RecordChunk`](crate::types::RecordChunk) (with its
+/// payloads).
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Record {
     pub log: u32,
@@ -114,35 +115,22 @@ fn read_frame(r: &mut impl Read, buf: &mut Vec<u8>) -> Result<bool> {
     Ok(true)
 }
 
-/// Streams the state machine (as captured in `cache`) into `path`, fsynced.
-fn write_file(tree: &sled::Tree, header: &Header, path: &Path) -> Result<u64> {
+/// Streams the state machine (as `header` describes it) into `path`,
+/// fsynced. Chunks referring to the Raft log are written with their
+/// payloads: the receiver has no such Raft log entries.
+fn write_file(shared: &Shared, header: &Header, path: &Path) -> Result<u64> {
     let f = File::create(path)?;
     let mut w = BufWriter::with_capacity(1 << 20, f);
     w.write_all(MAGIC)?;
     write_frame(&mut w, &bincode::serialize(header)?)?;
     let mut n = 0u64;
+    let mut reader = ChunkReader::new(&shared.tree, &shared.raft);
     for (i, (name, meta)) in header.logs.iter().enumerate() {
         if meta.first_lsn > meta.last_lsn {
             continue;
         }
-        // Start at the chunk holding first_lsn (it may begin before it).
-        let start = match tree
-            .range(entry_prefix(name)..=entry_key(name, meta.first_lsn))
-            .next_back()
-        {
-            Some(kv) => kv?.0.to_vec(),
-            None => entry_key(name, meta.first_lsn),
-        };
-        let end = entry_key(name, meta.last_lsn);
         let mut expected: Option<u64> = None;
-        for kv in tree.range(start..=end) {
-            let (k, v) = kv?;
-            let lsn = {
-                let mut b = [0u8; 8];
-                b.copy_from_slice(&k[k.len() - 8..]);
-                u64::from_be_bytes(b)
-            };
-            let chunk: RecordChunk = bincode::deserialize(&v)?;
+        reader.for_each(name, meta.first_lsn, meta.last_lsn, |lsn, chunk| {
             let contiguous = match expected {
                 None => lsn <= meta.first_lsn && lsn + chunk.len() > meta.first_lsn,
                 Some(e) => lsn == e,
@@ -156,11 +144,12 @@ fn write_file(tree: &sled::Tree, header: &Header, path: &Path) -> Result<u64> {
             let rec = Record {
                 log: i as u32,
                 lsn,
-                value: v.to_vec(),
+                value: bincode::serialize(&chunk)?,
             };
             write_frame(&mut w, &bincode::serialize(&rec)?)?;
             n += 1;
-        }
+            Ok(true)
+        })?;
         if expected != Some(meta.last_lsn + 1) {
             return Err(TxlogError::Invalid(format!(
                 "log {name:?}: records end before lsn {} while snapshotting",
@@ -225,7 +214,7 @@ pub(crate) fn materialize(shared: &Arc<Shared>, header: &Header) -> Result<File>
     let tmp = shared
         .snapshot_dir
         .join(format!("{file}.{}.tmp", unique_suffix()));
-    let n = write_file(&shared.tree, header, &tmp)?;
+    let n = write_file(shared, header, &tmp)?;
     std::fs::rename(&tmp, &path)?;
     sync_dir(&shared.snapshot_dir)?;
     let info = SnapshotInfo {
@@ -308,6 +297,8 @@ impl RaftSnapshotBuilder<TypeConfig> for Builder {
             }
             // Files of older snapshots are of no use any more.
             remove_stale_snapshot_files(&shared.control, &shared.snapshot_dir, false);
+            // Records trimmed while the previous snapshot covered them can go.
+            shared.gc_notify.notify_one();
             Ok(())
         })
         .await

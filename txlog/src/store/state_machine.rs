@@ -4,8 +4,12 @@
 //! Layout of the `sm` tree:
 //! - `s`                         -> [`Cache`]: last applied Raft log id,
 //!   membership and every named log's [`LogMeta`], in one value
-//! - `e` len(name) name lsn(BE)  -> [`RecordChunk`]: the entries of one
-//!   append, the first of which has LSN `lsn`
+//! - `r` len(name) name lsn(BE)  -> [`ChunkRef`]: the entries of one append
+//!   (or one leadership entry), the first of which has LSN `lsn`: their
+//!   epoch, kind and checksums, and the Raft log entry holding their
+//!   payloads (see [`super::records`])
+//! - `e` len(name) name lsn(BE)  -> [`RecordChunk`](crate::types::RecordChunk): the same with the
+//!   payloads themselves (loaded from a snapshot, or stored before refs)
 //!
 //! No sled batch or transaction is ever used: the first `apply_batch` in a
 //! process switches sled to a global reader-writer lock, after which every
@@ -26,19 +30,20 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
 
-use bytes::Bytes;
 use futures::StreamExt;
 use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::EntryPayload;
 use parking_lot::RwLock;
 use tokio::sync::{watch, Notify};
 
+use super::log_storage::LogStore;
+use super::records::{self, chunk_len, inline_key, ref_key, ChunkReader, ChunkRef, References};
 use super::snapshot::{self, Header, SnapshotInfo};
 use super::snapshot_file::SnapshotFile;
 use crate::error::{Result, TxlogError};
 use crate::types::{
-    chain_checksum, EntryKind, LogId, LogMeta, LogRecord, Op, OpResult, RecordChunk, Response,
-    Snapshot, SnapshotMeta, StoredMembership, TypeConfig, MAX_LOGS,
+    chain_checksum, EntryKind, LogId, LogMeta, LogRecord, Op, OpResult, Response, Snapshot,
+    SnapshotMeta, StoredMembership, TypeConfig, MAX_LOGS,
 };
 
 const KEY_STATE: &[u8] = b"s";
@@ -50,30 +55,6 @@ pub(crate) const CONTROL_CURRENT: &[u8] = b"current_snapshot";
 /// The [`snapshot::Header`] of the current snapshot.
 pub(crate) const CONTROL_DESCRIPTOR: &[u8] = b"snapshot_descriptor";
 const CONTROL_INSTALLING: &[u8] = b"installing_snapshot";
-
-/// Prefix of all entry keys of a log.
-pub(crate) fn entry_prefix(log: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(3 + log.len() + 8);
-    k.push(b'e');
-    k.extend_from_slice(&(log.len() as u16).to_be_bytes());
-    k.extend_from_slice(log.as_bytes());
-    k
-}
-
-/// Key of one entry of a log.
-pub(crate) fn entry_key(log: &str, lsn: u64) -> Vec<u8> {
-    let mut k = entry_prefix(log);
-    k.extend_from_slice(&lsn.to_be_bytes());
-    k
-}
-
-fn lsn_of_key(key: &[u8]) -> u64 {
-    let mut b = [0u8; 8];
-    if key.len() >= 8 {
-        b.copy_from_slice(&key[key.len() - 8..]);
-    }
-    u64::from_be_bytes(b)
-}
 
 /// The small metadata of the state machine: kept in memory and stored whole
 /// under `s` after every apply.
@@ -90,6 +71,10 @@ pub(crate) struct Shared {
     _keeper: Arc<super::DbKeeper>,
     pub tree: sled::Tree,
     pub control: sled::Tree,
+    /// The Raft log, which holds the payloads of the chunks that refer to it.
+    pub raft: LogStore,
+    /// Tells the Raft log's purger when chunks that refer to it are deleted.
+    pub refs: References,
     pub cache: RwLock<Cache>,
     /// Bumped after every apply or snapshot install; tailers wait on it.
     pub applied_tx: watch::Sender<u64>,
@@ -127,10 +112,16 @@ fn io_err(e: impl std::fmt::Display) -> TxlogError {
 
 impl StateMachineStore {
     /// Opens the state machine in `db`, finishing an interrupted snapshot
-    /// install first, and starts the trimmed-record collector.
-    pub async fn open(db: sled::Db, snapshot_dir: PathBuf) -> Result<Self> {
+    /// install first, and starts the trimmed-record collector. `raft` is
+    /// the node's Raft log; `refs` must be made on [`StateMachineStore::tree`].
+    pub(crate) async fn open(
+        db: sled::Db,
+        snapshot_dir: PathBuf,
+        raft: LogStore,
+        refs: References,
+    ) -> Result<Self> {
         tokio::fs::create_dir_all(&snapshot_dir).await?;
-        let tree = db.open_tree("sm")?;
+        let tree = Self::tree(&db)?;
         let control = db.open_tree("sm_control")?;
         {
             let (tree, control, db, dir) = (
@@ -162,6 +153,8 @@ impl StateMachineStore {
             db,
             tree,
             control,
+            raft,
+            refs,
             cache: RwLock::new(cache),
             applied_tx,
             gc_lock: Arc::new(tokio::sync::RwLock::new(())),
@@ -174,6 +167,11 @@ impl StateMachineStore {
         ));
         shared.gc_notify.notify_one();
         Ok(Self { shared })
+    }
+
+    /// The tree holding the state machine in `db`.
+    pub(crate) fn tree(db: &sled::Db) -> Result<sled::Tree> {
+        Ok(db.open_tree("sm")?)
     }
 
     /// A read handle on the named logs.
@@ -243,10 +241,18 @@ pub(crate) fn load_snapshot_file(tree: &sled::Tree, path: &Path) -> Result<Heade
         let name = names
             .get(rec.log as usize)
             .ok_or_else(|| TxlogError::Invalid("snapshot record names no log".into()))?;
-        tree.insert(entry_key(name, rec.lsn), rec.value)?;
+        tree.insert(inline_key(name, rec.lsn), rec.value)?;
     }
     tree.insert(KEY_STATE, bincode::serialize(&state)?)?;
     Ok(reader.header)
+}
+
+/// Where an op is in the Raft log: the entry's index and the op's position
+/// in it. The chunk an op adds refers to its payloads there.
+#[derive(Debug, Clone, Copy)]
+struct OpAt {
+    raft_index: u64,
+    op: u32,
 }
 
 /// Applies one client op to `logs`, staging the records it adds in `records`
@@ -255,6 +261,7 @@ fn apply_op(
     logs: &mut BTreeMap<String, LogMeta>,
     records: &mut Vec<(Vec<u8>, Vec<u8>)>,
     op: Op,
+    at: OpAt,
     trimmed: &mut bool,
 ) -> std::result::Result<OpResult, bincode::Error> {
     if let Some(why) = op.refusal() {
@@ -295,13 +302,14 @@ fn apply_op(
                 checksums.push(meta.checksum);
             }
             meta.last_lsn += payloads.len() as u64;
-            let chunk = RecordChunk {
+            let chunk = ChunkRef {
                 epoch: meta.epoch,
                 kind,
                 checksums,
-                payloads,
+                raft_index: at.raft_index,
+                op: at.op,
             };
-            records.push((entry_key(&log, first_lsn), bincode::serialize(&chunk)?));
+            records.push((ref_key(&log, first_lsn), bincode::serialize(&chunk)?));
             Ok(OpResult::Appended {
                 first_lsn,
                 last_lsn: meta.last_lsn,
@@ -322,18 +330,18 @@ fn apply_op(
             if meta.last_lsn != expected_last_lsn {
                 return Ok(OpResult::Conflict(meta.position()));
             }
-            let payload = Bytes::from(candidate.clone().into_bytes());
             meta.epoch += 1;
-            meta.holder = candidate;
             meta.last_lsn += 1;
-            meta.checksum = chain_checksum(meta.checksum, &payload);
-            let chunk = RecordChunk {
+            meta.checksum = chain_checksum(meta.checksum, candidate.as_bytes());
+            meta.holder = candidate;
+            let chunk = ChunkRef {
                 epoch: meta.epoch,
                 kind: EntryKind::Leadership,
                 checksums: vec![meta.checksum],
-                payloads: vec![payload],
+                raft_index: at.raft_index,
+                op: at.op,
             };
-            records.push((entry_key(&log, meta.last_lsn), bincode::serialize(&chunk)?));
+            records.push((ref_key(&log, meta.last_lsn), bincode::serialize(&chunk)?));
             Ok(OpResult::Appended {
                 first_lsn: meta.last_lsn,
                 last_lsn: meta.last_lsn,
@@ -392,34 +400,34 @@ async fn run_collector(shared: Weak<Shared>, notify: Arc<Notify>) {
                 })
                 .collect();
             let tree = s.tree.clone();
-            let done = tokio::task::spawn_blocking(move || -> Result<bool> {
+            let done = tokio::task::spawn_blocking(move || -> Result<(bool, usize)> {
                 let mut removed = 0usize;
                 for (name, first) in targets {
-                    let start = entry_prefix(&name);
-                    let end = entry_key(&name, first);
-                    for kv in tree.range(start..end) {
-                        let (k, v) = kv?;
-                        let chunk: RecordChunk = bincode::deserialize(&v)?;
-                        // A chunk straddling the trim point stays.
-                        if lsn_of_key(&k) + chunk.len() > first {
-                            break;
+                    for (start, end) in records::log_ranges(&name, first) {
+                        for kv in tree.range(start..end) {
+                            let (k, v) = kv?;
+                            // A chunk straddling the trim point stays.
+                            if records::lsn_of_key(&k) + chunk_len(&v)? > first {
+                                break;
+                            }
+                            tree.remove(k)?;
+                            removed += 1;
+                            if removed >= 20_000 {
+                                return Ok((false, removed));
+                            }
                         }
-                        tree.remove(k)?;
-                        removed += 1;
-                        if removed >= 20_000 {
-                            break;
-                        }
-                    }
-                    if removed >= 20_000 {
-                        return Ok(false);
                     }
                 }
-                Ok(true)
+                Ok((true, removed))
             })
             .await;
+            // The Raft log may now purge entries only those chunks needed.
+            if matches!(done, Ok(Ok((_, removed))) if removed > 0) {
+                s.refs.release();
+            }
             match done {
-                Ok(Ok(true)) => break,
-                Ok(Ok(false)) => continue,
+                Ok(Ok((true, _))) => break,
+                Ok(Ok((false, _))) => continue,
                 Ok(Err(e)) => {
                     tracing::error!("collecting trimmed records: {e}");
                     break;
@@ -467,9 +475,13 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 }
                 EntryPayload::Normal(req) => {
                     let mut results = Vec::with_capacity(req.ops.len());
-                    for op in req.ops {
+                    for (i, op) in req.ops.into_iter().enumerate() {
+                        let at = OpAt {
+                            raft_index: entry.log_id.index,
+                            op: i as u32,
+                        };
                         results.push(
-                            apply_op(&mut logs, &mut records, op, &mut trimmed)
+                            apply_op(&mut logs, &mut records, op, at, &mut trimmed)
                                 .map_err(std::io::Error::other)?,
                         );
                     }
@@ -648,25 +660,15 @@ impl LogsView {
         if from > meta.last_lsn {
             return Ok(ReadResult::Entries(Vec::new()));
         }
-        let tree = self.shared.tree.clone();
+        let shared = self.shared.clone();
         let log_name = log.to_string();
         let last = meta.last_lsn;
         let entries = tokio::task::spawn_blocking(move || -> Result<Vec<(u64, LogRecord)>> {
             let _guard = guard;
-            // The chunk holding `from` starts at or before it.
-            let start = match tree
-                .range(entry_prefix(&log_name)..=entry_key(&log_name, from))
-                .next_back()
-            {
-                Some(kv) => kv?.0.to_vec(),
-                None => entry_key(&log_name, from),
-            };
             let mut out = Vec::new();
             let mut bytes = 0usize;
-            'chunks: for kv in tree.range(start..=entry_key(&log_name, last)) {
-                let (k, v) = kv?;
-                let chunk: RecordChunk = bincode::deserialize(&v)?;
-                let first = lsn_of_key(&k);
+            let mut reader = ChunkReader::new(&shared.tree, &shared.raft);
+            reader.for_each(&log_name, from, last, |first, chunk| {
                 for (i, (payload, checksum)) in
                     chunk.payloads.into_iter().zip(chunk.checksums).enumerate()
                 {
@@ -675,7 +677,7 @@ impl LogsView {
                         continue;
                     }
                     if lsn > last || out.len() >= max_entries || bytes >= max_bytes {
-                        break 'chunks;
+                        return Ok(false);
                     }
                     bytes += payload.len() + 32;
                     out.push((
@@ -688,7 +690,8 @@ impl LogsView {
                         },
                     ));
                 }
-            }
+                Ok(true)
+            })?;
             Ok(out)
         })
         .await
@@ -712,6 +715,12 @@ impl LogsView {
         Ok(ReadResult::Entries(entries))
     }
 
+    /// The Raft log the chunks refer to.
+    #[cfg(test)]
+    pub(crate) fn raft_log(&self) -> &LogStore {
+        &self.shared.raft
+    }
+
     /// Bytes the node's database takes on disk.
     pub fn size_on_disk(&self) -> u64 {
         self.shared.db.size_on_disk().unwrap_or(0)
@@ -722,6 +731,12 @@ impl LogsView {
 mod tests {
     use super::*;
     use crate::types::Condition;
+    use bytes::Bytes;
+
+    const AT: OpAt = OpAt {
+        raft_index: 1,
+        op: 0,
+    };
 
     fn append(
         logs: &mut BTreeMap<String, LogMeta>,
@@ -735,7 +750,7 @@ mod tests {
             kind: EntryKind::Data,
             payloads: vec![Bytes::from_static(payload)],
         };
-        match apply_op(logs, &mut records, op, &mut false) {
+        match apply_op(logs, &mut records, op, AT, &mut false) {
             Ok(r) => r,
             Err(e) => panic!("apply_op: {e}"),
         }
@@ -747,7 +762,7 @@ mod tests {
             candidate: "p".into(),
             expected_last_lsn,
         };
-        let r = apply_op(logs, &mut Vec::new(), op, &mut false);
+        let r = apply_op(logs, &mut Vec::new(), op, AT, &mut false);
         assert!(matches!(r, Ok(OpResult::Appended { .. })), "{r:?}");
     }
 
@@ -796,7 +811,7 @@ mod tests {
             expected_last_lsn: 0,
         };
         let apply = |logs: &mut BTreeMap<String, LogMeta>, o: Op| {
-            apply_op(logs, &mut Vec::new(), o, &mut false).expect("apply_op")
+            apply_op(logs, &mut Vec::new(), o, AT, &mut false).expect("apply_op")
         };
         let long_name = "n".repeat(MAX_LOG_NAME_BYTES + 1);
         let r = apply(&mut logs, op(long_name, "p".into()));
