@@ -245,8 +245,13 @@ impl Connection {
             };
             tokio::select! {
                 r = &mut wait.reply => {
-                    if let Ok(reply) = r {
-                        self.push_reply(reply);
+                    match r {
+                        Ok(reply) => self.push_reply(reply),
+                        Err(_) => {
+                            if let Some(e) = wait.on_close {
+                                self.out.error(e);
+                            }
+                        }
                     }
                     break;
                 }

@@ -505,6 +505,9 @@ impl Positions {
 pub struct SnapshotRequest {
     pub seq: u64,
     pub records: Vec<EffectRecord>,
+    /// Where SAVE waits for its reply: `+OK` once the snapshot is stored,
+    /// `-ERR` if it could not be (as Redis' SAVE answers).
+    pub reply: Option<tokio::sync::oneshot::Sender<crate::engine::ParkedReply>>,
 }
 
 /// The durable path of one server.
@@ -1206,7 +1209,8 @@ async fn run_snapshots(
     mut rx: tokio::sync::mpsc::UnboundedReceiver<SnapshotRequest>,
 ) {
     let progress = engine.lock().progress.clone();
-    while let Some(req) = rx.recv().await {
+    while let Some(mut req) = rx.recv().await {
+        let reply = req.reply.take();
         // Wait until the records it contains are durable (or failed).
         let ok = loop {
             let changed = progress.changed();
@@ -1226,7 +1230,7 @@ async fn run_snapshots(
                 seq = req.seq,
                 "snapshot dropped: its records did not commit"
             );
-            snapshot_done(&engine, false);
+            snapshot_done(&engine, reply, false);
             continue;
         };
         // Read before the trim below makes entry `lsn` unreadable.
@@ -1234,7 +1238,7 @@ async fn run_snapshots(
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "snapshot dropped: cannot read the log checksum");
-                snapshot_done(&engine, false);
+                snapshot_done(&engine, reply, false);
                 continue;
             }
         };
@@ -1249,10 +1253,12 @@ async fn run_snapshots(
         };
         let store = d.snapshots.clone();
         let saved = tokio::task::spawn_blocking(move || store.save(&snap)).await;
-        snapshot_done(&engine, matches!(saved, Ok(Ok(()))));
+        if matches!(saved, Ok(Ok(()))) {
+            engine.lock().srv.lastsave_ms = crate::keyspace::unix_ms();
+        }
+        snapshot_done(&engine, reply, matches!(saved, Ok(Ok(()))));
         match saved {
             Ok(Ok(())) => {
-                engine.lock().srv.lastsave_ms = crate::keyspace::unix_ms();
                 tracing::info!(lsn, skip, "snapshot saved");
                 if lsn > 0 {
                     if let Err(e) = d.backend.trim(&d.log, lsn).await {
@@ -1266,13 +1272,27 @@ async fn run_snapshots(
     }
 }
 
-/// Counts a finished snapshot request for INFO persistence.
-fn snapshot_done(engine: &SharedEngine, saved: bool) {
-    let stats = &mut engine.lock().srv.stats;
-    stats.snapshots_pending = stats.snapshots_pending.saturating_sub(1);
-    stats.snapshot_failed = !saved;
-    if saved {
-        stats.snapshots_saved += 1;
+/// Counts a finished snapshot request for INFO persistence and answers
+/// the SAVE waiting for it, if one is.
+fn snapshot_done(
+    engine: &SharedEngine,
+    reply: Option<tokio::sync::oneshot::Sender<crate::engine::ParkedReply>>,
+    saved: bool,
+) {
+    {
+        let stats = &mut engine.lock().srv.stats;
+        stats.snapshots_pending = stats.snapshots_pending.saturating_sub(1);
+        stats.snapshot_failed = !saved;
+        if saved {
+            stats.snapshots_saved += 1;
+        }
+    }
+    if let Some(tx) = reply {
+        let bytes: &[u8] = if saved { b"+OK\r\n" } else { b"-ERR\r\n" };
+        let _ = tx.send(crate::engine::ParkedReply {
+            bytes: bytes.to_vec(),
+            seq: 0,
+        });
     }
 }
 

@@ -86,6 +86,8 @@ pub enum BatchOutcome {
 pub struct BlockedWait {
     pub reply: oneshot::Receiver<ParkedReply>,
     pub deadline: Option<Instant>,
+    /// The error to answer should `reply` close unanswered (`None`: none).
+    pub on_close: Option<&'static str>,
 }
 
 /// Everything in the engine that is not the keyspace or the clients.
@@ -137,6 +139,9 @@ pub struct Ctx<'a> {
     pub out: &'a mut ReplyBuf,
     /// Set by a handler that must wait (see [`Ctx::block_on`]).
     pub block: Option<BlockRequest>,
+    /// Set by a handler whose reply comes later from a task (SAVE): the
+    /// connection waits for it before running its next command.
+    pub reply_later: Option<oneshot::Receiver<ParkedReply>>,
     /// Set by QUIT & co: close once the reply is written.
     pub close: bool,
 }
@@ -495,7 +500,7 @@ impl Engine {
             apply_reply_mode(&mut client, out, reply_start);
             if self.cmd_barrier > self.tracker.acked()
                 && !self.unsafe_early_ack
-                && !matches!(r, Dispatched::Blocked(_))
+                && !matches!(r, Dispatched::Blocked(_) | Dispatched::ReplyLater(_))
             {
                 parked.push((reply_start, out.buf.len(), self.cmd_barrier));
             }
@@ -509,6 +514,14 @@ impl Engine {
                 Dispatched::Blocked(req) => {
                     let wait = self.register_block(&mut client, argv, req);
                     outcome = BatchOutcome::Blocked(wait);
+                    break;
+                }
+                Dispatched::ReplyLater(reply) => {
+                    outcome = BatchOutcome::Blocked(BlockedWait {
+                        reply,
+                        deadline: None,
+                        on_close: Some("ERR"),
+                    });
                     break;
                 }
             }
@@ -712,10 +725,16 @@ impl Engine {
                     args: argv,
                     out,
                     block: None,
+                    reply_later: None,
                     close: false,
                 };
                 let r = f(&mut ctx);
-                (r, ctx.block, ctx.close)
+                let wait = match (ctx.block, ctx.reply_later) {
+                    (Some(b), _) => Some(Dispatched::Blocked(b)),
+                    (None, Some(rx)) => Some(Dispatched::ReplyLater(rx)),
+                    (None, None) => None,
+                };
+                (r, wait, ctx.close)
             }
             Handler::Engine(f) => (f(self, client, argv, out), None, false),
         };
@@ -736,8 +755,8 @@ impl Engine {
         if block.is_none() {
             self.srv.stats.count_call(spec.name, us, failed);
         }
-        if let Some(b) = block {
-            return Dispatched::Blocked(b);
+        if let Some(wait) = block {
+            return wait;
         }
         if close {
             return Dispatched::Close;
@@ -829,6 +848,7 @@ impl Engine {
         BlockedWait {
             reply: rx,
             deadline: req.timeout.map(|t| Instant::now() + t),
+            on_close: None,
         }
     }
 
@@ -1013,6 +1033,8 @@ impl Engine {
 enum Dispatched {
     Done,
     Blocked(BlockRequest),
+    /// The reply comes from elsewhere (see [`Ctx::reply_later`]).
+    ReplyLater(oneshot::Receiver<ParkedReply>),
     Close,
 }
 

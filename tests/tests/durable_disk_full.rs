@@ -119,7 +119,9 @@ fn last_save_status(port: u16) -> String {
 
 /// A snapshot that cannot be written (here: its directory is a file) shows
 /// in `INFO persistence` as in Redis (`rdb_last_bgsave_status:err`), leaves
-/// `LASTSAVE` alone, and the next one that can be written clears it.
+/// `LASTSAVE` alone, and the next one that can be written clears it. SAVE
+/// answers as Redis' does: once the snapshot is written, `-ERR` if it
+/// could not be.
 #[test]
 fn a_failed_snapshot_shows_in_info_persistence() {
     let server = MemlogServer::start(&[]).expect("server");
@@ -139,6 +141,14 @@ fn a_failed_snapshot_shows_in_info_persistence() {
     assert_eq!(last_save_status(server.port), "err");
     assert_eq!(persistence_field(server.port, "rdb_saves"), "0");
     assert_eq!(conn.call(&["LASTSAVE"]).expect("lastsave"), lastsave);
+    assert_eq!(
+        conn.call(&["SAVE"]).expect("save"),
+        RespValue::Error("ERR".into())
+    );
+    assert_eq!(
+        conn.call(&["GET", "k"]).expect("get"),
+        RespValue::Bulk(b"v".to_vec())
+    );
 
     std::fs::remove_file(&dir).expect("unblock");
     // LASTSAVE has a one-second resolution.
@@ -147,7 +157,19 @@ fn a_failed_snapshot_shows_in_info_persistence() {
         conn.call(&["SAVE"]).expect("save"),
         RespValue::Simple("OK".into())
     );
-    assert_eq!(last_save_status(server.port), "ok");
+    // Answered once written: nothing left to wait for.
+    assert_eq!(
+        persistence_field(server.port, "rdb_bgsave_in_progress"),
+        "0"
+    );
+    assert_eq!(
+        persistence_field(server.port, "rdb_last_bgsave_status"),
+        "ok"
+    );
     assert_eq!(persistence_field(server.port, "rdb_saves"), "1");
     assert_ne!(conn.call(&["LASTSAVE"]).expect("lastsave"), lastsave);
+    assert!(
+        std::fs::read_dir(&dir).expect("snapshots").count() > 0,
+        "SAVE answered before its snapshot file was there"
+    );
 }

@@ -622,24 +622,44 @@ fn lastsave(ctx: &mut Ctx) -> CmdResult {
 /// newest record and hands it to the snapshot writer, which stores it once
 /// those records are durable, trims the log and updates LASTSAVE
 /// (`durable::run_snapshots`). Without it, only marks the data set saved.
-fn mark_saved(ctx: &mut Ctx) {
+/// With `wait`, returns where the writer will answer (`+OK` / `-ERR`).
+fn mark_saved(
+    ctx: &mut Ctx,
+    wait: bool,
+) -> Option<tokio::sync::oneshot::Receiver<crate::engine::ParkedReply>> {
+    let mut waiting = None;
     if let Some(tx) = &ctx.srv.snapshot_requests {
+        let (reply, rx) = if wait {
+            let (reply, rx) = tokio::sync::oneshot::channel();
+            (Some(reply), Some(rx))
+        } else {
+            (None, None)
+        };
         let req = crate::durable::SnapshotRequest {
             seq: ctx.ks.effects.last_seq,
             records: crate::snapshot::capture(ctx.ks),
+            reply,
         };
         if tx.send(req).is_ok() {
             ctx.srv.stats.snapshots_pending += 1;
+            waiting = rx;
         }
     } else {
         ctx.srv.lastsave_ms = crate::keyspace::unix_ms();
     }
     ctx.ks.dirty = 0;
+    waiting
 }
 
+/// Answers once the snapshot is stored, like Redis' SAVE (which blocks the
+/// whole server; here only this connection waits). Inside MULTI there is
+/// no waiting: it answers `+OK` when the snapshot is handed over.
 fn save(ctx: &mut Ctx) -> CmdResult {
-    mark_saved(ctx);
-    ctx.out.ok();
+    let wait = !ctx.client.in_exec;
+    match mark_saved(ctx, wait) {
+        Some(rx) => ctx.reply_later = Some(rx),
+        None => ctx.out.ok(),
+    }
     Ok(())
 }
 
@@ -649,7 +669,7 @@ fn bgsave(ctx: &mut Ctx) -> CmdResult {
         2 if ctx.arg_is(1, "SCHEDULE") => {}
         _ => return Err(CmdError::Syntax),
     }
-    mark_saved(ctx);
+    mark_saved(ctx, false);
     ctx.out.simple("Background saving started");
     Ok(())
 }
@@ -674,7 +694,7 @@ fn shutdown(ctx: &mut Ctx) -> CmdResult {
         return Err(CmdError::err("No shutdown in progress."));
     }
     if save_opt == Some(true) {
-        mark_saved(ctx);
+        mark_saved(ctx, false);
     }
     match &ctx.srv.shutdown {
         Some(tx) => {
