@@ -763,6 +763,19 @@ async fn lagging_node_catches_up_through_a_snapshot() {
     check_chain(&lagging_entries);
     let installed = cluster.snapshot_files(lagging);
     assert!(installed > 0, "the lagging node holds a snapshot");
+    // What it applies from now on refers to its own Raft log, after the
+    // records the snapshot brought: the log reads across both.
+    let batches = (0..40u32).map(|i| vec![Bytes::from(format!("after{i}")); 2]);
+    let last = append_each(&client, log, epoch, batches).await;
+    let leader_entries = tail_until(&client, &cluster.addr(nodes.0), log, 1, last).await;
+    check_chain(&leader_entries);
+    let lagging_entries = tail_until(&client, &cluster.addr(lagging), log, 1, last).await;
+    assert_eq!(lagging_entries, leader_entries);
+    // Again after a crash: read back from disk, not memory.
+    cluster.kill(lagging);
+    cluster.restart(lagging);
+    let lagging_entries = tail_until(&client, &cluster.addr(lagging), log, 1, last).await;
+    assert_eq!(lagging_entries, leader_entries);
 }
 
 /// A follower behind by tens of MB of big entries catches up through the
