@@ -384,7 +384,6 @@ impl Engine {
             // Not durable: nothing will acknowledge it, nothing waits.
             return None;
         }
-        let mut keys = Vec::new();
         let mut whole = false;
         if let Some((_, rec)) = self.ks.effects.records.last() {
             for c in &rec.commands {
@@ -393,11 +392,13 @@ impl Engine {
                 };
                 whole |= spec.flags & flags::WHOLE_KEYSPACE != 0;
                 if let Ok(idx) = spec.key_indexes(&c.argv) {
-                    keys.extend(idx.into_iter().map(|i| (c.db, Elem::from(&c.argv[i][..]))));
+                    for i in idx {
+                        self.tracker.record_key(seq, c.db, &c.argv[i]);
+                    }
                 }
             }
         }
-        self.tracker.record(seq, keys, whole);
+        self.tracker.record(seq, whole);
         Some(seq)
     }
 
