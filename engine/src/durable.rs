@@ -121,8 +121,9 @@ pub enum GateState {
 #[derive(Debug, Clone, Default)]
 pub struct LogGate {
     pub state: GateState,
-    /// While recovering: why the log cannot take writes, when it knows
-    /// (the embedded log's storage failure, e.g. a full disk).
+    /// While recovering, or resuming after a failed append: why the log
+    /// cannot take writes, when it knows (the embedded log's storage
+    /// failure, e.g. a full disk).
     pub cause: Option<String>,
     /// Commands run only before this instant (send time of the last
     /// acknowledged append + lease).
@@ -151,9 +152,13 @@ impl LogGate {
             )),
             GateState::Starting | GateState::Recovering => Some(RECOVERING_ERROR.to_string()),
             GateState::Fenced => Some(FENCED_ERROR.to_string()),
-            GateState::Serving => match self.lease_until {
-                Some(t) if now < t => None,
-                _ => Some(format!(
+            GateState::Serving => match (self.lease_until, &self.cause) {
+                (Some(t), _) if now < t => None,
+                (_, Some(cause)) => Some(format!(
+                    "TRYAGAIN memlog: lease expired: the transaction log acknowledged nothing for {} ms, it cannot write ({cause}); retry",
+                    self.lease.as_millis()
+                )),
+                (_, None) => Some(format!(
                     "TRYAGAIN memlog: lease expired: the transaction log acknowledged nothing for {} ms; retry",
                     self.lease.as_millis()
                 )),
@@ -904,6 +909,8 @@ async fn serve_epoch(engine: &SharedEngine, d: &Arc<Durable>, epoch: u64) -> Txl
                         }
                         resumes += 1;
                         tracing::warn!(error = %e, "append failed; resuming at the log's leader");
+                        // Named by the lease error should the lease end meanwhile.
+                        set_cause(engine, &e);
                         let mut pending: Vec<_> = data.into_iter().collect();
                         while let Some(next) = inflight.next().await {
                             pending.extend(next.data);
@@ -913,7 +920,13 @@ async fn serve_epoch(engine: &SharedEngine, d: &Arc<Durable>, epoch: u64) -> Txl
                             Ok(r) => r,
                             Err(e) => return e,
                         };
-                        engine.lock().srv.stats.log_resumes += 1;
+                        {
+                            let mut e = engine.lock();
+                            e.srv.stats.log_resumes += 1;
+                            if let Some(g) = e.srv.gate.as_mut() {
+                                g.cause = None;
+                            }
+                        }
                         writer = resumed.writer;
                         acked_lsn = resumed.heartbeat_lsn;
                         log_end = resumed.heartbeat_lsn;
@@ -1404,6 +1417,13 @@ mod tests {
         assert_eq!(g.error(now), None);
         g.lease_until = Some(now);
         assert!(g.error(now).is_some_and(|e| e.contains("lease expired")));
+        // Resuming after a storage failure of the embedded log: named.
+        g.cause = Some("File too large (os error 27)".into());
+        assert_eq!(
+            g.error(now).as_deref(),
+            Some("TRYAGAIN memlog: lease expired: the transaction log acknowledged nothing for 2000 ms, it cannot write (File too large (os error 27)); retry")
+        );
+        g.cause = None;
         g.state = GateState::Recovering;
         assert_eq!(g.error(now).as_deref(), Some(RECOVERING_ERROR));
         g.cause = Some("No space left on device (os error 28)".into());
