@@ -1266,10 +1266,11 @@ async fn run_snapshots(
         };
         let store = d.snapshots.clone();
         let saved = tokio::task::spawn_blocking(move || store.save(&snap)).await;
-        if matches!(saved, Ok(Ok(()))) {
+        let ok = matches!(saved, Ok(Ok(())));
+        if ok {
             engine.lock().srv.lastsave_ms = crate::keyspace::unix_ms();
         }
-        snapshot_done(&engine, reply, matches!(saved, Ok(Ok(()))));
+        snapshot_done(&engine, reply, ok);
         match saved {
             Ok(Ok(())) => {
                 tracing::info!(lsn, skip, "snapshot saved");

@@ -94,12 +94,7 @@ impl HazardTracker {
     /// Record `seq` (about to be completed by [`HazardTracker::record`])
     /// changed `key` of database `db`.
     pub fn record_key(&mut self, seq: u64, db: u32, key: &[u8]) {
-        match self.pending.get_mut(&(db, Elem::from(key))) {
-            Some(s) => *s = seq,
-            None => {
-                self.pending.insert((db, Elem::from(key)), seq);
-            }
-        }
+        self.pending.insert((db, Elem::from(key)), seq);
     }
 
     /// The sequence number a reply touching `keys` must wait for (0: none).

@@ -629,12 +629,7 @@ fn mark_saved(
 ) -> Option<tokio::sync::oneshot::Receiver<crate::engine::ParkedReply>> {
     let mut waiting = None;
     if let Some(tx) = &ctx.srv.snapshot_requests {
-        let (reply, rx) = if wait {
-            let (reply, rx) = tokio::sync::oneshot::channel();
-            (Some(reply), Some(rx))
-        } else {
-            (None, None)
-        };
+        let (reply, rx) = wait.then(tokio::sync::oneshot::channel).unzip();
         let req = crate::durable::SnapshotRequest {
             seq: ctx.ks.effects.last_seq,
             records: crate::snapshot::capture(ctx.ks),

@@ -8,8 +8,9 @@
 //!   (or one leadership entry), the first of which has LSN `lsn`: their
 //!   epoch, kind and checksums, and the Raft log entry holding their
 //!   payloads (see [`super::records`])
-//! - `e` len(name) name lsn(BE)  -> [`RecordChunk`](crate::types::RecordChunk): the same with the
-//!   payloads themselves (loaded from a snapshot, or stored before refs)
+//! - `e` len(name) name lsn(BE)  -> [`RecordChunk`](crate::types::RecordChunk):
+//!   the same with the payloads themselves (loaded from a snapshot, or
+//!   stored before refs)
 //!
 //! No sled batch or transaction is ever used: the first `apply_batch` in a
 //! process switches sled to a global reader-writer lock, after which every
