@@ -438,6 +438,7 @@ fn object_command() {
          SET small 10
          OBJECT REFCOUNT small
          OBJECT IDLETIME nokey
+         OBJECT FREQ nokey
          OBJECT FREQ short
          OBJECT HELP
          OBJECT help
@@ -450,6 +451,7 @@ fn object_command() {
          OBJECT REFCOUNT
          CONFIG SET maxmemory-policy allkeys-lfu
          OBJECT FREQ nokey
+         OBJECT IDLETIME nokey
          OBJECT IDLETIME short
          CONFIG SET maxmemory-policy noeviction",
     );

@@ -671,6 +671,12 @@ fn object(ctx: &mut Ctx) -> CmdResult {
         }
         return Ok(());
     }
+    // Redis looks the key up before it checks the policy.
+    let db = ctx.db();
+    if ctx.ks.get(db, &ctx.args[2]).is_none() {
+        ctx.out.null();
+        return Ok(());
+    }
     let lfu = ctx
         .srv
         .config
@@ -682,9 +688,7 @@ fn object(ctx: &mut Ctx) -> CmdResult {
     if sub == "FREQ" && !lfu {
         return Err(CmdError::err("An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust."));
     }
-    let db = ctx.db();
     let Some(v) = ctx.ks.get(db, &ctx.args[2]) else {
-        ctx.out.null();
         return Ok(());
     };
     match sub.as_str() {
