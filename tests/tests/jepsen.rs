@@ -40,6 +40,16 @@ fn jepsen(args: &[&str]) -> Run {
     }
 }
 
+/// How many snapshots the run's saver got `+OK` for (`saved:N` in the
+/// summary's nemesis counts).
+fn saved(summary: &str) -> usize {
+    field(summary, "nemesis")
+        .split(',')
+        .find_map(|kv| kv.strip_prefix("saved:"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
 fn field(summary: &str, name: &str) -> String {
     summary
         .split_whitespace()
@@ -113,6 +123,9 @@ fn durable_server_survives_kills_and_pauses() {
         "4",
     ]);
     assert_eq!(r.code, Some(0), "{}\n{}", r.summary, r.report);
+    // Snapshots (and the log trims they allow) happened under the faults,
+    // so restarts recovered from a snapshot plus the log's tail.
+    assert!(saved(&r.summary) > 0, "{}\n{}", r.summary, r.report);
 }
 
 #[test]
@@ -131,4 +144,5 @@ fn cluster_survives_txlog_kills_partitions_and_pauses() {
     ]);
     assert_eq!(r.code, Some(0), "{}\n{}", r.summary, r.report);
     assert_eq!(field(&r.summary, "lost_acked"), "0");
+    assert!(saved(&r.summary) > 0, "{}\n{}", r.summary, r.report);
 }

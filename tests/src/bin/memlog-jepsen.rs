@@ -66,6 +66,14 @@ struct Args {
     /// durability on purpose, to prove the checker catches it).
     #[arg(long, allow_hyphen_values = true)]
     server_arg: Vec<String>,
+    /// Mean seconds between snapshots (`SAVE` or `BGSAVE` sent straight to
+    /// the server, which then trims its log); 0 takes none.
+    #[arg(long, default_value_t = 3.0)]
+    save_interval: f64,
+    /// The txlog nodes' `--snapshot-every` (cluster mode): low, so that the
+    /// Raft log is purged and lagging nodes install snapshots within a run.
+    #[arg(long, default_value_t = 100)]
+    txlog_snapshot_every: u64,
 }
 
 fn main() -> ExitCode {
@@ -118,6 +126,9 @@ fn real_main() -> anyhow::Result<u8> {
         check_time: Duration::from_secs(a.check_time),
         max_steps: a.max_steps,
         server_args: a.server_arg.clone(),
+        save_interval: (a.save_interval > 0.0)
+            .then(|| Duration::from_secs_f64(a.save_interval.max(0.1))),
+        txlog_snapshot_every: a.txlog_snapshot_every.max(1),
     };
     let outcome = match &a.check {
         Some(path) => {

@@ -136,6 +136,7 @@ impl Cluster {
         mode: Mode,
         dir: &Path,
         extra_server_args: &[String],
+        txlog_snapshot_every: u64,
         rt: &tokio::runtime::Handle,
     ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)?;
@@ -192,6 +193,8 @@ impl Cluster {
                         .into_owned(),
                     "--init".into(),
                     init.clone(),
+                    "--snapshot-every".into(),
+                    txlog_snapshot_every.to_string(),
                 ];
                 nodes.push(Node::new(
                     &format!("n{id}"),

@@ -8,6 +8,7 @@ pub mod history;
 pub mod lost;
 pub mod nemesis;
 pub mod proxy;
+pub mod saver;
 pub mod workload;
 
 use checker::Verdict;
@@ -36,6 +37,10 @@ pub struct RunCfg {
     pub max_steps: u64,
     /// Extra arguments for `memlog server` (e.g. `--unsafe-early-ack`).
     pub server_args: Vec<String>,
+    /// Mean time between snapshots ([`saver`]); None takes none.
+    pub save_interval: Option<Duration>,
+    /// The txlog nodes' `--snapshot-every` (cluster mode).
+    pub txlog_snapshot_every: u64,
 }
 
 /// What a run found.
@@ -81,7 +86,13 @@ pub fn run(cfg: &RunCfg) -> anyhow::Result<RunOutcome> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let c = cluster::Cluster::start(cfg.mode, &dir.join("nodes"), &cfg.server_args, rt.handle())?;
+    let c = cluster::Cluster::start(
+        cfg.mode,
+        &dir.join("nodes"),
+        &cfg.server_args,
+        cfg.txlog_snapshot_every,
+        rt.handle(),
+    )?;
     let port = c.client_port();
     let cluster = Arc::new(Mutex::new(c));
     let rec = workload::Recorder::new();
@@ -116,12 +127,20 @@ pub fn run(cfg: &RunCfg) -> anyhow::Result<RunOutcome> {
         let seed = cfg.seed;
         std::thread::spawn(move || nemesis::run(c, n, r, s, seed))
     };
+    let saves = cfg.save_interval.map(|interval| {
+        let (c, r, s) = (cluster.clone(), rec.clone(), stop.clone());
+        let seed = cfg.seed;
+        std::thread::spawn(move || saver::run(c, interval, r, s, seed))
+    });
     std::thread::sleep(cfg.time);
     stop.store(true, Ordering::Relaxed);
     for h in handles {
         let _ = h.join();
     }
-    let counts = nem.join().unwrap_or_default();
+    let mut counts = nem.join().unwrap_or_default();
+    if let Some(saved) = saves.and_then(|h| h.join().ok()) {
+        counts.insert("saved", saved);
+    }
     // Heal, wait, read every key once more.
     let ready = {
         let mut c = cluster

@@ -111,7 +111,8 @@ pub struct NemesisCfg {
     pub interval: Duration,
 }
 
-fn event(rec: &Recorder, t0: u64, what: String) {
+/// Records a nemesis-side step (`what`) that started at `t0`.
+pub(super) fn event(rec: &Recorder, t0: u64, what: String) {
     let t1 = rec.now();
     rec.push(Op {
         index: 0,
