@@ -772,9 +772,22 @@ impl Engine {
         spec: Option<&CommandSpec>,
         msg: &str,
     ) {
-        if let Some(m) = client.multi.as_mut() {
-            m.aborted = true;
-        }
+        let exec_abort;
+        let msg = if spec.is_some_and(|s| s.name == "exec") {
+            // Redis' execCommandAbort: a rejected EXEC discards the
+            // transaction (in MULTI or not) and says why.
+            client.multi = None;
+            let watched = std::mem::take(&mut client.watched);
+            self.ks.unwatch_all(client.id, &watched);
+            let why = msg.strip_prefix("ERR ").unwrap_or(msg);
+            exec_abort = format!("EXECABORT Transaction discarded because of: {why}");
+            &exec_abort
+        } else {
+            if let Some(m) = client.multi.as_mut() {
+                m.aborted = true;
+            }
+            msg
+        };
         out.error(msg);
         self.srv.stats.count_error(msg);
         if let Some(s) = spec {

@@ -86,6 +86,18 @@ fn transactions() {
          WATCH a
          MULTI
          GET a
+         EXEC
+         EXEC x
+         MULTI
+         SET a 3
+         EXEC now
+         GET a
+         WATCH a
+         MULTI
+         EXEC x
+         SET a 4
+         MULTI
+         GET a
          EXEC",
     );
 }
