@@ -15,6 +15,9 @@ pub enum Kind {
     Str,
     /// Memory sizes accept `1gb`, `100mb`, ...
     Memory,
+    /// One of these names (any case; stored as written here), listed in
+    /// Redis' order for its error message.
+    Enum(&'static [&'static str]),
 }
 
 /// (name, default, kind)
@@ -32,7 +35,20 @@ const PARAMS: &[(&str, &str, Kind)] = &[
     ("dynamic-hz", "yes", Kind::Bool),
     ("notify-keyspace-events", "", Kind::Str),
     ("maxmemory", "0", Kind::Memory),
-    ("maxmemory-policy", "noeviction", Kind::Str),
+    (
+        "maxmemory-policy",
+        "noeviction",
+        Kind::Enum(&[
+            "volatile-lru",
+            "volatile-lfu",
+            "volatile-random",
+            "volatile-ttl",
+            "allkeys-lru",
+            "allkeys-lfu",
+            "allkeys-random",
+            "noeviction",
+        ]),
+    ),
     ("maxmemory-samples", "5", Kind::Int),
     ("lazyfree-lazy-eviction", "no", Kind::Bool),
     ("lazyfree-lazy-expire", "no", Kind::Bool),
@@ -57,11 +73,19 @@ const PARAMS: &[(&str, &str, Kind)] = &[
     ("activerehashing", "yes", Kind::Bool),
     ("active-expire-effort", "1", Kind::Int),
     ("appendonly", "no", Kind::Bool),
-    ("appendfsync", "everysec", Kind::Str),
+    (
+        "appendfsync",
+        "everysec",
+        Kind::Enum(&["everysec", "always", "no"]),
+    ),
     ("save", "", Kind::Str),
     ("dir", ".", Kind::Str),
     ("dbfilename", "dump.rdb", Kind::Str),
-    ("loglevel", "notice", Kind::Str),
+    (
+        "loglevel",
+        "notice",
+        Kind::Enum(&["debug", "verbose", "notice", "warning"]),
+    ),
     ("slowlog-log-slower-than", "10000", Kind::Int),
     ("slowlog-max-len", "128", Kind::Int),
     ("latency-tracking", "yes", Kind::Bool),
@@ -82,7 +106,11 @@ const PARAMS: &[(&str, &str, Kind)] = &[
     ),
     ("latency-monitor-threshold", "0", Kind::Int),
     ("set-proc-title", "yes", Kind::Bool),
-    ("sanitize-dump-payload", "no", Kind::Str),
+    (
+        "sanitize-dump-payload",
+        "no",
+        Kind::Enum(&["no", "yes", "clients"]),
+    ),
 ];
 
 /// A bad CONFIG SET value: Redis' wording goes around it.
@@ -184,6 +212,18 @@ impl Config {
                     return Err(ConfigError::Invalid(
                         name.to_string(),
                         "argument must be 'yes' or 'no'".into(),
+                    ))
+                }
+            },
+            Kind::Enum(names) => match names.iter().find(|n| n.eq_ignore_ascii_case(value)) {
+                Some(n) => n.to_string(),
+                None => {
+                    return Err(ConfigError::Invalid(
+                        name.to_string(),
+                        format!(
+                            "argument(s) must be one of the following: {}",
+                            names.join(", ")
+                        ),
                     ))
                 }
             },

@@ -72,6 +72,16 @@ fn config_get_set() {
          CONFIG SET activerehashing no
          CONFIG GET activerehashing
          CONFIG SET ACTIVEREHASHING yes
+         CONFIG SET maxmemory-policy foo
+         CONFIG SET maxmemory-policy ALLKEYS-LRU
+         CONFIG GET maxmemory-policy
+         CONFIG SET maxmemory-policy noeviction
+         CONFIG SET appendfsync sometimes
+         CONFIG SET loglevel loud
+         CONFIG SET loglevel WARNING
+         CONFIG GET loglevel
+         CONFIG SET loglevel notice
+         CONFIG SET sanitize-dump-payload maybe
          CONFIG SET nosuch 1
          CONFIG SET maxmemory
          CONFIG SET maxmemory 1 timeout
