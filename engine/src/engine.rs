@@ -40,6 +40,8 @@ pub enum TimeoutReply {
     NullArray,
     /// `$-1` (BLMOVE, BRPOPLPUSH).
     NullBulk,
+    /// `:0` (WAIT: no replica acknowledged).
+    Zero,
 }
 
 impl TimeoutReply {
@@ -47,6 +49,7 @@ impl TimeoutReply {
         match self {
             TimeoutReply::NullArray => out.null_array(),
             TimeoutReply::NullBulk => out.null(),
+            TimeoutReply::Zero => out.int(0),
         }
     }
 }

@@ -27,6 +27,47 @@ fn connection_and_errors() {
 }
 
 #[test]
+fn wait_without_replicas() {
+    let mut d = Differential::start().expect("servers start");
+    d.script(
+        "SET k v
+         WAIT 0 0
+         WAIT -5 10
+         WAIT 1 20
+         WAIT a 0
+         WAIT 0 a
+         WAIT 0 1.5
+         WAIT 0 -1
+         WAIT 1
+         MULTI
+         WAIT 1 0
+         EXEC",
+    );
+    // Asked for a replica, WAIT 0 blocks until CLIENT UNBLOCK, which
+    // answers as a timeout would: 0 replicas.
+    for port in [d.memlog.port, d.redis.port] {
+        let mut waiter = RawConn::connect(port).expect("connect");
+        let RespValue::Int(id) = waiter.call(&["CLIENT", "ID"]).expect("id") else {
+            panic!("CLIENT ID");
+        };
+        waiter.send(&["WAIT", "1", "0"]).expect("send");
+        let mut other = RawConn::connect(port).expect("connect");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let r = other
+                .call(&["CLIENT", "UNBLOCK", &id.to_string()])
+                .expect("unblock");
+            if r == RespValue::Int(1) {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "WAIT never blocked");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(waiter.read().expect("reply"), RespValue::Int(0));
+    }
+}
+
+#[test]
 fn set_options() {
     let mut d = Differential::start().expect("servers start");
     d.script(

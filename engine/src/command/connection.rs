@@ -1,4 +1,4 @@
-//! Connection commands: PING, ECHO, SELECT, QUIT, RESET, HELLO, AUTH.
+//! Connection commands: PING, ECHO, SELECT, QUIT, RESET, HELLO, AUTH, WAIT.
 
 use super::flags::*;
 use super::CommandSpec;
@@ -15,6 +15,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         ping,
     ),
     CommandSpec::new("echo", 2, FAST | STALE, (0, 0, 0), "connection", echo),
+    CommandSpec::new("wait", 3, NOSCRIPT, (0, 0, 0), "connection", wait),
     CommandSpec::new(
         "select",
         2,
@@ -78,6 +79,30 @@ fn ping(ctx: &mut Ctx) -> CmdResult {
 fn echo(ctx: &mut Ctx) -> CmdResult {
     let msg = ctx.args[1].clone();
     ctx.out.bulk(&msg);
+    Ok(())
+}
+
+/// WAIT numreplicas timeout-ms: how many replicas acknowledged this
+/// connection's writes. memlog has none yet (a write is acknowledged once
+/// the log has it on a majority, which WAIT cannot add to), so, as a Redis
+/// primary without replicas: 0 at once when no replica is asked for,
+/// otherwise 0 once the timeout passes (0: never).
+fn wait(ctx: &mut Ctx) -> CmdResult {
+    let wanted = ctx.int_arg(1)?;
+    let ms = crate::numbers::parse_i64(&ctx.args[2])
+        .ok_or_else(|| CmdError::err("timeout is not an integer or out of range"))?;
+    if ms < 0 {
+        return Err(CmdError::NegativeTimeout);
+    }
+    if wanted <= 0 {
+        ctx.out.int(0);
+        return Ok(());
+    }
+    // 0 waits forever; so, in practice, does anything over ~30 years (an
+    // Instant cannot hold deadlines that far away).
+    let timeout =
+        (ms > 0 && ms <= 1_000_000_000_000).then(|| std::time::Duration::from_millis(ms as u64));
+    ctx.block_on(Vec::new(), timeout, crate::engine::TimeoutReply::Zero);
     Ok(())
 }
 
