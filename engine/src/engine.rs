@@ -33,23 +33,33 @@ pub struct ParkedReply {
     pub seq: u64,
 }
 
-/// What a blocked command answers when its timeout passes.
+/// What a blocking command answers when it times out (or is unblocked by
+/// CLIENT UNBLOCK), or when it cannot block at all (inside MULTI).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimeoutReply {
     /// `*-1` (BLPOP, BZPOPMIN, BLMPOP, ...).
     NullArray,
-    /// `$-1` (BLMOVE, BRPOPLPUSH).
+    /// BLMOVE, BRPOPLPUSH: `*-1` on timeout, as Redis 7 answers every
+    /// blocked list command, but `$-1` when they cannot block.
     NullBulk,
     /// `:0` (WAIT: no replica acknowledged).
     Zero,
 }
 
 impl TimeoutReply {
+    /// The reply once the timeout passed.
     pub fn write(self, out: &mut ReplyBuf) {
         match self {
-            TimeoutReply::NullArray => out.null_array(),
-            TimeoutReply::NullBulk => out.null(),
+            TimeoutReply::NullArray | TimeoutReply::NullBulk => out.null_array(),
             TimeoutReply::Zero => out.int(0),
+        }
+    }
+
+    /// The reply of a command that could not block.
+    pub fn write_unblockable(self, out: &mut ReplyBuf) {
+        match self {
+            TimeoutReply::NullBulk => out.null(),
+            other => other.write(out),
         }
     }
 }
@@ -235,7 +245,7 @@ impl Ctx<'_> {
                 on_timeout,
             });
         } else {
-            on_timeout.write(self.out);
+            on_timeout.write_unblockable(self.out);
         }
     }
 }
