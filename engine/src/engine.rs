@@ -133,6 +133,8 @@ pub struct ServerState {
     /// While a blocked client's command is re-run: the (db, key) whose
     /// readiness woke it. Redis 7.0 serves BLPOP & co from that key.
     pub serving_key: Option<(usize, Elem)>,
+    /// Failed authentications, for ACL LOG.
+    pub acl_log: crate::command::acl::AclLog,
 }
 
 impl ServerState {
@@ -333,6 +335,7 @@ impl Engine {
                 blocked: HashMap::new(),
                 blocked_clients: HashMap::new(),
                 serving_key: None,
+                acl_log: Default::default(),
             },
             clients: HashMap::new(),
             tracker: HazardTracker::default(),

@@ -269,3 +269,141 @@ fn blocking_pop_is_served_by_a_push() {
         RespValue::NullArray
     );
 }
+
+/// memlog is a standalone primary to Redis clients: cluster commands are
+/// refused as with `cluster-enabled no`, ROLE / REPLICAOF / FAILOVER answer
+/// as a primary without replicas, and ACL shows the one default user.
+#[test]
+fn cluster_replication_and_acl_commands() {
+    let mut d = Differential::start().expect("servers start");
+    d.script(
+        "CLUSTER
+         CLUSTER foo
+         CLUSTER INFO x
+         CLUSTER INFO
+         CLUSTER KEYSLOT a
+         CLUSTER HELP
+         READONLY
+         READONLY x
+         READWRITE
+         ASKING
+         ROLE
+         ROLE x
+         REPLICAOF a
+         REPLICAOF no one
+         SLAVEOF NO ONE
+         REPLICAOF no two
+         REPLICAOF 127.0.0.1 notaport
+         REPLICAOF 127.0.0.1 70000
+         FAILOVER
+         FAILOVER x
+         FAILOVER TO 127.0.0.1 1
+         FAILOVER TO 127.0.0.1 x
+         FAILOVER TO h
+         FAILOVER ABORT
+         FAILOVER TIMEOUT -1
+         FAILOVER TIMEOUT abc
+         FAILOVER TIMEOUT 10 TIMEOUT 10
+         FAILOVER FORCE FORCE
+         ACL
+         ACL bogus
+         ACL WHOAMI
+         ACL WHOAMI x
+         ACL USERS
+         ACL LIST
+         ACL CAT
+         ACL CAT nope
+         ACL CAT read x
+         ACL GETUSER default
+         ACL GETUSER nobody
+         ACL HELP
+         ACL DELUSER default
+         ACL DELUSER foo bar
+         ACL DELUSER foo default
+         ACL LOG
+         ACL LOG x
+         ACL LOG -1
+         ACL LOG 1 2
+         ACL GENPASS 0
+         ACL GENPASS 4097
+         ACL GENPASS x
+         ACL GENPASS 1 2
+         ACL DRYRUN default get a
+         ACL DRYRUN nouser get a
+         ACL DRYRUN default nocmd a
+         ACL DRYRUN default get
+         ACL DRYRUN default GET a
+         ACL LOAD
+         ACL SAVE
+         MULTI
+         ROLE
+         ACL WHOAMI
+         CLUSTER INFO
+         EXEC
+         CONFIG GET acllog-max-len",
+    );
+    // RESP3 shapes (HELLO's reply holds the client id, which differs).
+    d.both(&["HELLO", "3"]);
+    d.script(
+        "ACL GETUSER default
+         ROLE
+         COMMAND INFO get",
+    );
+    d.both(&["HELLO", "2"]);
+    // Categories hold the same kind of commands (memlog has fewer).
+    let RespValue::Array(read) = d.m.call(&["ACL", "CAT", "read"]).expect("cat") else {
+        panic!("ACL CAT read");
+    };
+    assert!(read.contains(&RespValue::Bulk(b"get".to_vec())));
+    assert!(!read.contains(&RespValue::Bulk(b"set".to_vec())));
+    for (bits, len) in [("1", 1), ("5", 2), ("256", 64), ("4096", 1024)] {
+        let (a, b) = d.both(&["ACL", "GENPASS", bits]);
+        for v in [a, b] {
+            let RespValue::Bulk(p) = v else {
+                panic!("GENPASS {bits}");
+            };
+            assert_eq!(p.len(), len);
+            assert!(p.iter().all(u8::is_ascii_hexdigit));
+        }
+    }
+
+    // With a password: its SHA-256 in ACL LIST, failed AUTHs in ACL LOG
+    // (same command, user and context within a minute count as one).
+    d.script("CONFIG SET requirepass sekret");
+    d.script(
+        "ACL LIST
+         ACL GETUSER default
+         AUTH wrong
+         AUTH nouser wrong
+         AUTH wrong
+         HELLO 2 AUTH default wrong
+         AUTH sekret",
+    );
+    let (a, b) = d.both(&["ACL", "LOG"]);
+    let stable = |v: RespValue| -> Vec<Vec<RespValue>> {
+        let RespValue::Array(entries) = v else {
+            panic!("ACL LOG: {v:?}");
+        };
+        entries
+            .into_iter()
+            .map(|e| {
+                let RespValue::Array(fields) = e else {
+                    panic!("ACL LOG entry");
+                };
+                // Drop age-seconds and client-info, which differ.
+                fields.into_iter().take(10).collect()
+            })
+            .collect()
+    };
+    let (a, b) = (stable(a), stable(b));
+    assert_eq!(a.len(), 3, "{a:?}");
+    assert_eq!(a, b);
+    let (a, b) = d.both(&["ACL", "LOG", "1"]);
+    assert_eq!(stable(a), stable(b).into_iter().take(1).collect::<Vec<_>>());
+    d.script(
+        "ACL LOG RESET
+         ACL LOG",
+    );
+    d.check(&["CONFIG", "SET", "requirepass", ""]);
+    d.script("ACL LIST");
+}

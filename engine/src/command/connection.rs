@@ -159,6 +159,13 @@ fn check_auth(ctx: &mut Ctx, user: &[u8], pass: &[u8]) -> CmdResult {
         ctx.client.authenticated = true;
         Ok(())
     } else {
+        let now = crate::keyspace::unix_ms();
+        let cmd = String::from_utf8_lossy(&ctx.args[0]).to_ascii_lowercase();
+        let info = super::client::client_line(ctx.client, now, Some(&cmd));
+        let max_len = usize::try_from(ctx.srv.config.get_i64("acllog-max-len")).unwrap_or(0);
+        ctx.srv
+            .acl_log
+            .auth_denied(&ctx.args[0], user, ctx.client.in_exec, info, now, max_len);
         Err(CmdError::coded(
             "WRONGPASS",
             "invalid username-password pair or user is disabled.",

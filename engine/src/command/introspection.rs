@@ -88,11 +88,12 @@ fn key_flags(s: &CommandSpec) -> &'static [&'static str] {
 }
 
 fn write_key_specs(out: &mut ReplyBuf, s: &CommandSpec) {
+    // Key specs and subcommands are sets in Redis 7.0's RESP3 reply.
     if s.first_key <= 0 && s.keys_fn.is_none() {
-        out.array(0);
+        out.set(0);
         return;
     }
-    out.array(1);
+    out.set(1);
     out.map(3);
     out.bulk_str("flags");
     let f = key_flags(s);
@@ -164,7 +165,7 @@ pub fn write_info(out: &mut ReplyBuf, s: &CommandSpec) {
     }
     out.set(0);
     write_key_specs(out, s);
-    out.array(0);
+    out.set(0);
 }
 
 fn write_docs(out: &mut ReplyBuf, s: &CommandSpec) {

@@ -5,8 +5,10 @@
 //! One module per family, each exporting `COMMANDS`; adding a command is one
 //! entry in its family's table and one handler function.
 
+pub mod acl;
 pub mod bitops;
 pub mod client;
+pub mod cluster;
 pub mod connection;
 pub mod hash;
 pub mod help;
@@ -14,6 +16,7 @@ pub mod introspection;
 pub mod keys;
 pub mod list;
 pub mod pubsub;
+pub mod replication;
 pub mod server;
 pub mod set;
 pub mod sort;
@@ -219,6 +222,9 @@ fn table() -> &'static HashMap<&'static str, &'static CommandSpec> {
             server::COMMANDS,
             client::COMMANDS,
             introspection::COMMANDS,
+            acl::COMMANDS,
+            cluster::COMMANDS,
+            replication::COMMANDS,
         ] {
             for spec in family {
                 m.insert(spec.name, spec);
