@@ -26,6 +26,8 @@ const PARAMS: &[(&str, &str, Kind)] = &[
     ("bind", "127.0.0.1", Kind::Str),
     ("databases", "16", Kind::Int),
     ("requirepass", "", Kind::Str),
+    ("masterauth", "", Kind::Str),
+    ("masteruser", "", Kind::Str),
     ("proto-max-bulk-len", "536870912", Kind::Memory),
     ("client-query-buffer-limit", "1073741824", Kind::Memory),
     ("maxclients", "10000", Kind::Int),

@@ -135,6 +135,7 @@ pub struct ServerState {
     pub serving_key: Option<(usize, Elem)>,
     /// Failed authentications, for ACL LOG.
     pub acl_log: crate::command::acl::AclLog,
+    pub slowlog: crate::slowlog::SlowLog,
 }
 
 impl ServerState {
@@ -336,6 +337,7 @@ impl Engine {
                 blocked_clients: HashMap::new(),
                 serving_key: None,
                 acl_log: Default::default(),
+                slowlog: Default::default(),
             },
             clients: HashMap::new(),
             tracker: HazardTracker::default(),
@@ -771,6 +773,13 @@ impl Engine {
         let us = started.elapsed().as_micros() as u64;
         if block.is_none() {
             self.srv.stats.count_call(spec.name, us, failed);
+            // EXEC is not logged itself: the commands it ran are.
+            if self.srv.slowlog.wants(us) && !self.ks.applying && spec.name != "exec" {
+                let now_s = self.ks.now_ms.div_euclid(1000);
+                self.srv
+                    .slowlog
+                    .push(argv, us, &client.addr, client.name.as_ref(), now_s);
+            }
         }
         if let Some(wait) = block {
             return wait;

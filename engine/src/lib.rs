@@ -27,6 +27,7 @@ pub mod pubsub;
 pub mod rdb;
 pub mod resp;
 pub mod server;
+pub mod slowlog;
 pub mod snapshot;
 pub mod stats;
 pub mod tracker;

@@ -407,3 +407,105 @@ fn cluster_replication_and_acl_commands() {
     d.check(&["CONFIG", "SET", "requirepass", ""]);
     d.script("ACL LIST");
 }
+
+/// SLOWLOG keeps what Redis keeps: commands at or over the threshold, EXEC
+/// replaced by the commands it ran, long argument lists and values trimmed,
+/// secrets redacted, a blocked command once it is served.
+#[test]
+fn slowlog_records_commands_as_redis_does() {
+    let mut d = Differential::start().expect("servers start");
+    let long = "A".repeat(129);
+    let mut sadd: Vec<String> = vec!["SADD".into(), "s".into()];
+    sadd.extend((0..40).map(|i| i.to_string()));
+    let cmds: Vec<Vec<String>> = vec![
+        vec!["CLIENT".into(), "SETNAME".into(), "slowpoke".into()],
+        vec!["SET".into(), "k".into(), long.clone()],
+        sadd,
+        vec!["AUTH".into(), "nopass".into()],
+        vec![
+            "HELLO".into(),
+            "2".into(),
+            "AUTH".into(),
+            "default".into(),
+            "x".into(),
+        ],
+        vec![
+            "CONFIG".into(),
+            "SET".into(),
+            "requirepass".into(),
+            "pw".into(),
+        ],
+        vec![
+            "CONFIG".into(),
+            "SET".into(),
+            "requirepass".into(),
+            "".into(),
+        ],
+        vec!["MULTI".into()],
+        vec!["INCR".into(), "n".into()],
+        vec!["EXEC".into()],
+    ];
+    d.script(
+        "CONFIG SET slowlog-log-slower-than 0
+         SLOWLOG RESET",
+    );
+    for c in &cmds {
+        d.both(c);
+    }
+    // A blocked BLPOP is logged once a push serves it.
+    for port in [d.memlog.port, d.redis.port] {
+        let mut waiter = RawConn::connect(port).expect("connect");
+        waiter.send(&["BLPOP", "l", "0"]).expect("send");
+        let mut pusher = RawConn::connect(port).expect("connect");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while pusher.call(&["CLIENT", "LIST", "TYPE", "NORMAL"]).map_or(true, |r| {
+            !matches!(r, RespValue::Bulk(b) if String::from_utf8_lossy(&b).contains("cmd=blpop"))
+        }) {
+            assert!(std::time::Instant::now() < deadline, "BLPOP never blocked");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        pusher.call(&["RPUSH", "l", "x"]).expect("push");
+        waiter.read().expect("served");
+    }
+    d.check(&["CONFIG", "SET", "slowlog-log-slower-than", "-1"]);
+    let (a, b) = d.both(&["SLOWLOG", "GET", "-1"]);
+    // (args, client name) of each entry, newest first; ids, times,
+    // durations and peers differ between the two servers.
+    let shape = |v: RespValue| -> Vec<(RespValue, RespValue)> {
+        let RespValue::Array(entries) = v else {
+            panic!("SLOWLOG GET: {v:?}");
+        };
+        entries
+            .into_iter()
+            .map(|e| {
+                let RespValue::Array(f) = e else {
+                    panic!("entry");
+                };
+                assert_eq!(f.len(), 6);
+                (f[3].clone(), f[5].clone())
+            })
+            .collect()
+    };
+    let (a, b) = (shape(a), shape(b));
+    assert_eq!(a, b);
+    assert!(a.len() >= cmds.len(), "{a:?}");
+    d.script(
+        "SLOWLOG LEN
+         SLOWLOG GET -2
+         SLOWLOG GET x
+         SLOWLOG GET 1 2
+         SLOWLOG RESET
+         SLOWLOG LEN
+         SLOWLOG GET
+         CONFIG SET slowlog-max-len 3
+         CONFIG SET slowlog-log-slower-than 0
+         PING
+         PING
+         PING
+         PING
+         CONFIG SET slowlog-log-slower-than -1
+         SLOWLOG LEN
+         SLOWLOG RESET
+         ~CONFIG GET slowlog-*",
+    );
+}

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::flags::*;
 use super::introspection::acl_categories;
-use super::server::{subcommand, write_help};
+use super::server::{subcommand, subcommand_syntax_error, write_help};
 use super::{help, CommandSpec};
 use crate::engine::Ctx;
 use crate::error::{CmdError, CmdResult};
@@ -219,7 +219,7 @@ fn getuser(ctx: &mut Ctx) {
 
 fn cat(ctx: &mut Ctx) -> CmdResult {
     if ctx.argc() > 3 {
-        return Err(unknown_or_arity(ctx));
+        return Err(subcommand_syntax_error(ctx.args, "acl"));
     }
     if ctx.argc() == 2 {
         ctx.out.array(CATEGORIES.len());
@@ -250,7 +250,7 @@ fn cat(ctx: &mut Ctx) -> CmdResult {
 
 fn genpass(ctx: &mut Ctx) -> CmdResult {
     if ctx.argc() > 3 {
-        return Err(unknown_or_arity(ctx));
+        return Err(subcommand_syntax_error(ctx.args, "acl"));
     }
     let bits = if ctx.argc() == 3 {
         let b = ctx.int_arg(2)?;
@@ -296,7 +296,7 @@ fn dryrun(ctx: &mut Ctx) -> CmdResult {
 
 fn log(ctx: &mut Ctx) -> CmdResult {
     if ctx.argc() > 3 {
-        return Err(unknown_or_arity(ctx));
+        return Err(subcommand_syntax_error(ctx.args, "acl"));
     }
     let mut count = 10;
     if ctx.argc() == 3 {
@@ -331,12 +331,4 @@ fn log(ctx: &mut Ctx) -> CmdResult {
         out.bulk_str(&e.client_info);
     }
     Ok(())
-}
-
-/// Redis' reply to a subcommand given too many arguments.
-fn unknown_or_arity(ctx: &Ctx) -> CmdError {
-    CmdError::err(format!(
-        "unknown subcommand or wrong number of arguments for '{}'. Try ACL HELP.",
-        String::from_utf8_lossy(&ctx.args[1])
-    ))
 }

@@ -117,6 +117,16 @@ pub fn write_help(out: &mut ReplyBuf, text: &str) {
     }
 }
 
+/// Redis' addReplySubcommandSyntaxError: a known subcommand given the
+/// wrong number of arguments, where its handler (not the table) checks them.
+pub fn subcommand_syntax_error(args: &[Bytes], cmd: &str) -> CmdError {
+    let sub = String::from_utf8_lossy(&args[1]);
+    CmdError::err(format!(
+        "unknown subcommand or wrong number of arguments for '{sub}'. Try {} HELP.",
+        cmd.to_ascii_uppercase()
+    ))
+}
+
 /// Checks a container command's subcommand and its arity (Redis 7's
 /// subcommand table): returns the lower-case subcommand name.
 pub fn subcommand(
@@ -215,6 +225,14 @@ fn config_applied(ctx: &mut Ctx, name: &str) -> CmdResult {
             "notify-keyspace-events",
             crate::keyspace::notify::to_string(flags),
         );
+    }
+    if name == "slowlog-log-slower-than" || name == "slowlog-max-len" {
+        let c = &ctx.srv.config;
+        let (t, n) = (
+            c.get_i64("slowlog-log-slower-than"),
+            c.get_i64("slowlog-max-len"),
+        );
+        ctx.srv.slowlog.configure(t, n);
     }
     if name == "requirepass" {
         let v = ctx.srv.config.get(name).unwrap_or("").to_string();
@@ -942,22 +960,24 @@ fn slowlog(ctx: &mut Ctx) -> CmdResult {
     match subcommand(args, "slowlog", SLOWLOG_SUBS)? {
         "get" => {
             if args.len() > 3 {
-                return Err(CmdError::WrongArity("slowlog|get".into()));
+                return Err(subcommand_syntax_error(args, "slowlog"));
             }
+            let mut count = 10;
             if args.len() == 3 {
                 match crate::numbers::parse_i64(&args[2]) {
-                    Some(n) if n >= -1 => {}
+                    Some(n) if n >= -1 => count = n,
                     _ => return Err(CmdError::err("count should be greater than or equal to -1")),
                 }
             }
-            ctx.out.array(0);
+            ctx.srv.slowlog.write(ctx.out, count);
             Ok(())
         }
         "len" => {
-            ctx.out.int(0);
+            ctx.out.int(ctx.srv.slowlog.len() as i64);
             Ok(())
         }
         "reset" => {
+            ctx.srv.slowlog.reset();
             ctx.out.ok();
             Ok(())
         }
