@@ -73,6 +73,8 @@ pub struct ClientState {
     /// Set while blocked (BLPOP & co): the command it waits in.
     pub blocked_on: Option<String>,
     pub killed: bool,
+    /// In MONITOR mode: sees every command, may not touch the keyspace.
+    pub monitor: bool,
     /// Where pushes go; `None` for internal clients (effect replay).
     pub push_tx: Option<mpsc::UnboundedSender<Push>>,
 }
@@ -102,6 +104,7 @@ impl ClientState {
             last_cmd: "NULL",
             blocked_on: None,
             killed: false,
+            monitor: false,
             push_tx,
         }
     }

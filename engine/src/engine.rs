@@ -136,6 +136,7 @@ pub struct ServerState {
     /// Failed authentications, for ACL LOG.
     pub acl_log: crate::command::acl::AclLog,
     pub slowlog: crate::slowlog::SlowLog,
+    pub monitors: crate::monitor::Monitors,
 }
 
 impl ServerState {
@@ -338,6 +339,7 @@ impl Engine {
                 serving_key: None,
                 acl_log: Default::default(),
                 slowlog: Default::default(),
+                monitors: Default::default(),
             },
             clients: HashMap::new(),
             tracker: HazardTracker::default(),
@@ -457,6 +459,7 @@ impl Engine {
     /// Forgets a closed connection: its subscriptions, WATCHes and waits.
     pub fn unregister_client(&mut self, id: ClientId) {
         self.cancel_block(id);
+        self.srv.monitors.remove(id);
         if let Some(c) = self.clients.remove(&id) {
             for ch in &c.channels {
                 self.srv.pubsub.unsubscribe(id, ch);
@@ -686,6 +689,11 @@ impl Engine {
             self.reject(client, out, Some(spec), &msg);
             return Dispatched::Done;
         }
+        if client.monitor && spec.flags & (flags::READONLY | flags::WRITE) != 0 {
+            let msg = "ERR Replica can't interact with the keyspace";
+            self.reject(client, out, Some(spec), msg);
+            return Dispatched::Done;
+        }
         // Only a write bound for the log is limited (not with --in-memory).
         if spec.flags & flags::WRITE != 0 && self.ks.effects.capture && !self.ks.applying {
             let queued = client.multi.as_ref().map_or(0, |m| m.write_bytes);
@@ -771,6 +779,16 @@ impl Engine {
         let read = self.read_barrier(spec, argv, db);
         self.cmd_barrier = self.cmd_barrier.max(own).max(read);
         let us = started.elapsed().as_micros() as u64;
+        // A served blocked command was shown when it first ran.
+        if !self.srv.monitors.is_empty()
+            && !self.ks.applying
+            && !crate::monitor::is_admin(spec, argv)
+            && self.srv.serving_key.is_none()
+        {
+            self.srv
+                .monitors
+                .feed(client, client.db, argv, &self.clients);
+        }
         if block.is_none() {
             self.srv.stats.count_call(spec.name, us, failed);
             // EXEC is not logged itself: the commands it ran are.
@@ -806,6 +824,13 @@ impl Engine {
             self.ks.unwatch_all(client.id, &watched);
             let why = msg.strip_prefix("ERR ").unwrap_or(msg);
             exec_abort = format!("EXECABORT Transaction discarded because of: {why}");
+            // Monitors saw MULTI: show that the transaction is over.
+            if !self.srv.monitors.is_empty() {
+                let argv = [Bytes::from_static(b"exec")];
+                self.srv
+                    .monitors
+                    .feed(client, client.db, &argv, &self.clients);
+            }
             &exec_abort
         } else {
             if let Some(m) = client.multi.as_mut() {

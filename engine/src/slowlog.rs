@@ -65,7 +65,7 @@ impl SlowLog {
 
     /// Logs `argv` (already known to be slow enough), trimmed and redacted.
     pub fn push(&mut self, argv: &[Bytes], us: u64, peer: &str, name: Option<&Bytes>, unix_s: i64) {
-        let secret = secret_args(argv);
+        let secret = crate::redact::secret_args(argv);
         let kept = argv.len().min(MAX_ARGC);
         let mut args = Vec::with_capacity(kept);
         for (j, a) in argv.iter().take(kept).enumerate() {
@@ -125,47 +125,6 @@ impl SlowLog {
             out.bulk(&e.name);
         }
     }
-}
-
-/// The argument positions Redis redacts before logging a command.
-fn secret_args(argv: &[Bytes]) -> Vec<usize> {
-    let is = |i: usize, w: &str| {
-        argv.get(i)
-            .is_some_and(|a| a.eq_ignore_ascii_case(w.as_bytes()))
-    };
-    if is(0, "auth") {
-        return (1..argv.len()).collect();
-    }
-    if is(0, "hello") {
-        let mut v = Vec::new();
-        let mut j = 2;
-        while j < argv.len() {
-            if is(j, "auth") && j + 2 < argv.len() {
-                v.extend([j + 1, j + 2]);
-                j += 3;
-            } else if is(j, "setname") && j + 1 < argv.len() {
-                j += 2;
-            } else {
-                break;
-            }
-        }
-        return v;
-    }
-    if is(0, "acl") && is(1, "setuser") {
-        return (2..argv.len()).collect();
-    }
-    if is(0, "config") && is(1, "set") {
-        return (2..argv.len())
-            .step_by(2)
-            .filter(|&i| {
-                ["requirepass", "masterauth", "masteruser"]
-                    .iter()
-                    .any(|w| is(i, w))
-            })
-            .map(|i| i + 1)
-            .collect();
-    }
-    Vec::new()
 }
 
 #[cfg(test)]

@@ -509,3 +509,93 @@ fn slowlog_records_commands_as_redis_does() {
          ~CONFIG GET slowlog-*",
     );
 }
+
+/// MONITOR shows the same commands as Redis: what ran, in order, with
+/// transactions framed by MULTI/EXEC, passwords redacted, admin commands
+/// left out; a monitoring connection may not touch the keyspace.
+#[test]
+fn monitor_shows_commands_as_redis_does() {
+    let d = Differential::start().expect("servers start");
+    let script: Vec<Vec<&[u8]>> = vec![
+        vec![b"SET", b"k", b"v \"q\"\r\n\x01\xff"],
+        vec![b"GET", b"k"],
+        vec![b"SELECT", b"2"],
+        vec![b"INCR", b"n"],
+        vec![b"CONFIG", b"GET", b"maxmemory"],
+        vec![b"AUTH", b"secret"],
+        vec![b"HELLO", b"2", b"AUTH", b"default", b"pw"],
+        vec![b"MULTI"],
+        vec![b"SET", b"a", b"1"],
+        vec![b"EXEC"],
+        vec![b"MULTI"],
+        vec![b"NOSUCHCOMMAND"],
+        vec![b"EXEC"],
+        vec![b"BLPOP", b"l", b"0"],
+    ];
+    let mut seen = Vec::new();
+    for port in [d.memlog.port, d.redis.port] {
+        let mut mon = RawConn::connect(port).expect("connect");
+        assert_eq!(
+            mon.call(&["MONITOR"]).expect("monitor"),
+            RespValue::Simple("OK".into())
+        );
+        assert!(
+            matches!(mon.call(&["GET", "k"]), Ok(RespValue::Error(e)) if e == "ERR Replica can't interact with the keyspace")
+        );
+        let mut c = RawConn::connect(port).expect("connect");
+        let mut blocked = RawConn::connect(port).expect("connect");
+        for cmd in &script {
+            if cmd[0] == b"BLPOP" {
+                blocked.send(cmd).expect("send");
+            } else {
+                c.call(cmd).expect("reply");
+            }
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut lines = Vec::new();
+        // Until BLPOP shows up (it runs on its own connection), then a push
+        // that serves it.
+        loop {
+            let RespValue::Simple(l) = mon.read().expect("line") else {
+                panic!("MONITOR line");
+            };
+            assert!(std::time::Instant::now() < deadline);
+            let done = l.contains("\"BLPOP\"");
+            // "<time> [<db> <peer>] args": the peer's port differs.
+            let (time, rest) = l.split_once(" [").expect("time");
+            assert!(time.parse::<f64>().is_ok(), "{l}");
+            let (db_peer, args) = rest.split_once("] ").expect("peer");
+            let db = db_peer.split(' ').next().unwrap_or_default().to_string();
+            lines.push(format!("{db} {args}"));
+            if done {
+                break;
+            }
+        }
+        // (`c` is in database 2, BLPOP waits in 0.)
+        let mut pusher = RawConn::connect(port).expect("connect");
+        pusher.call(&["RPUSH", "l", "x"]).expect("push");
+        blocked.read().expect("served");
+        let RespValue::Simple(l) = mon.read().expect("line") else {
+            panic!("MONITOR line");
+        };
+        lines.push(l.split_once("] ").expect("args").1.to_string());
+        let list = c.call(&["CLIENT", "LIST"]).expect("list");
+        assert!(
+            matches!(&list, RespValue::Bulk(b) if String::from_utf8_lossy(b).contains("flags=O")),
+            "{list:?}"
+        );
+        assert_eq!(
+            mon.call(&["RESET"]).expect("reset"),
+            RespValue::Simple("RESET".into())
+        );
+        // Out of MONITOR mode it may read the keyspace again.
+        assert_eq!(mon.call(&["DBSIZE"]).expect("dbsize"), RespValue::Int(1));
+        seen.push(lines);
+    }
+    assert_eq!(seen[0], seen[1]);
+    assert!(
+        seen[0].iter().any(|l| l.contains("\"(redacted)\"")),
+        "{:?}",
+        seen[0]
+    );
+}

@@ -85,6 +85,9 @@ fn type_of(c: &ClientState) -> ClientType {
 /// One CLIENT LIST line (without the trailing newline), in Redis 7.0's format.
 pub fn client_line(c: &ClientState, now_ms: i64, current_cmd: Option<&str>) -> String {
     let mut flags = String::new();
+    if c.monitor {
+        flags.push('O');
+    }
     if c.blocked_on.is_some() {
         flags.push('b');
     }

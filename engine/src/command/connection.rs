@@ -139,6 +139,10 @@ pub fn reset_client(ctx: &mut Ctx) {
     ctx.client.name = None;
     ctx.client.reply_mode = crate::client::ReplyMode::On;
     ctx.client.no_evict = false;
+    if ctx.client.monitor {
+        ctx.client.monitor = false;
+        ctx.srv.monitors.remove(ctx.client.id);
+    }
     ctx.client.authenticated = ctx.srv.requirepass.is_none();
 }
 

@@ -99,6 +99,14 @@ pub static COMMANDS: &[CommandSpec] = &[
         latency,
     ),
     CommandSpec::new(
+        "monitor",
+        1,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        (0, 0, 0),
+        "server",
+        monitor,
+    ),
+    CommandSpec::new(
         "debug",
         -2,
         ADMIN | NOSCRIPT | LOADING | STALE,
@@ -950,6 +958,23 @@ fn lolwut(ctx: &mut Ctx) -> CmdResult {
     let art = "  _ __ ___   ___ _ __ ___ | | ___   __ _\n | '_ ` _ \\ / _ \\ '_ ` _ \\| |/ _ \\ / _` |\n | | | | | |  __/ | | | | | | (_) | (_| |\n |_| |_| |_|\\___|_| |_| |_|_|\\___/ \\__, |\n                                    |___/\n\n";
     let text = format!("{art}Redis ver. {}\n", crate::REDIS_VERSION);
     ctx.out.verbatim(text.as_bytes());
+    Ok(())
+}
+
+/// MONITOR: from now on this connection sees every command the server runs
+/// (crate::monitor). Already monitoring: no reply at all, as in Redis.
+fn monitor(ctx: &mut Ctx) -> CmdResult {
+    if ctx.client.in_exec {
+        return Err(CmdError::err(
+            "MONITOR isn't allowed for DENY BLOCKING client",
+        ));
+    }
+    if ctx.client.monitor {
+        return Ok(());
+    }
+    ctx.client.monitor = true;
+    ctx.srv.monitors.add(ctx.client.id);
+    ctx.out.ok();
     Ok(())
 }
 
