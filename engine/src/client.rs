@@ -4,11 +4,13 @@
 //! CLIENT KILL) to the connection task.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use crate::keyspace::{ClientId, Elem};
+use crate::output_limit::{OutputLimits, PushQueue};
 
 /// Something the engine sends to a connection outside of a reply.
 #[derive(Debug)]
@@ -24,6 +26,23 @@ pub enum Push {
     Raw(Vec<u8>),
     /// CLIENT KILL: close the connection.
     Kill,
+}
+
+impl Push {
+    /// About what it takes in the connection's output buffer, for
+    /// `client-output-buffer-limit`.
+    pub fn size(&self) -> u64 {
+        let n = match self {
+            Push::Message {
+                pattern,
+                channel,
+                payload,
+            } => 32 + pattern.as_ref().map_or(0, |p| p.len()) + channel.len() + payload.len(),
+            Push::Raw(b) => b.len(),
+            Push::Kill => 0,
+        };
+        n as u64
+    }
 }
 
 /// MULTI state: the queued commands and whether queueing saw an error.
@@ -77,6 +96,9 @@ pub struct ClientState {
     pub monitor: bool,
     /// Where pushes go; `None` for internal clients (effect replay).
     pub push_tx: Option<mpsc::UnboundedSender<Push>>,
+    /// What the pushes not yet taken by the connection amount to, against
+    /// `client-output-buffer-limit`.
+    pub push_queue: Arc<PushQueue>,
 }
 
 impl ClientState {
@@ -106,6 +128,7 @@ impl ClientState {
             killed: false,
             monitor: false,
             push_tx,
+            push_queue: Arc::new(PushQueue::new(Arc::new(OutputLimits::default()))),
         }
     }
 
@@ -119,11 +142,19 @@ impl ClientState {
         !self.resp3 && self.subscription_count() > 0
     }
 
-    /// Sends a push to the connection; false if it is gone.
+    /// Sends a push to the connection; false if it is gone, or past its
+    /// output buffer limit (it is then being closed).
     pub fn push(&self, p: Push) -> bool {
-        match &self.push_tx {
-            Some(tx) => tx.send(p).is_ok(),
-            None => false,
+        let Some(tx) = &self.push_tx else {
+            return false;
+        };
+        if !matches!(p, Push::Kill)
+            && !self
+                .push_queue
+                .admit(p.size(), self.monitor, crate::keyspace::unix_ms())
+        {
+            return false;
         }
+        tx.send(p).is_ok()
     }
 }

@@ -67,6 +67,10 @@ fn encode_push(out: &mut ReplyBuf, p: Push) -> bool {
     }
 }
 
+fn output_limit_reached() -> std::io::Error {
+    std::io::Error::other("client output buffer limit reached")
+}
+
 /// Serves one client until it disconnects, QUITs or is killed.
 pub async fn handle(
     stream: TcpStream,
@@ -76,10 +80,14 @@ pub async fn handle(
     stream.set_nodelay(true)?;
     let local = stream.local_addr()?;
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let (id, mut limits, progress) = {
+    let (id, mut limits, progress, push_queue) = {
         let mut e = engine.lock();
         let id = e.register_client(Some(tx), peer.to_string(), local.to_string());
-        (id, parse_limits(&e, id), e.progress.clone())
+        let queue = e.clients.get(&id).map(|c| c.push_queue.clone());
+        (id, parse_limits(&e, id), e.progress.clone(), queue)
+    };
+    let Some(push_queue) = push_queue else {
+        return Ok(());
     };
     let mut conn = Connection {
         stream,
@@ -90,6 +98,7 @@ pub async fn handle(
         parked: VecDeque::new(),
         batch_parked: Vec::new(),
         progress,
+        push_queue,
     };
     let r = conn.serve(&mut rx, &mut limits).await;
     // Replies still parked when the client goes away are simply dropped; the
@@ -115,6 +124,8 @@ struct Connection {
     parked: VecDeque<(usize, usize, u64)>,
     batch_parked: Vec<(usize, usize, u64)>,
     progress: Arc<LogProgress>,
+    /// Pushes sent but not yet taken; past its limit the connection closes.
+    push_queue: Arc<crate::output_limit::PushQueue>,
 }
 
 impl Connection {
@@ -205,16 +216,19 @@ impl Connection {
                 }
                 p = rx.recv() => {
                     let Some(p) = p else { return Ok(()) };
+                    self.push_queue.taken(p.size());
                     if !encode_push(&mut self.out, p) {
                         return Ok(());
                     }
                     while let Ok(p) = rx.try_recv() {
+                        self.push_queue.taken(p.size());
                         if !encode_push(&mut self.out, p) {
                             self.flush_released().await?;
                             return Ok(());
                         }
                     }
                 }
+                _ = self.push_queue.overflow.notified() => return Ok(()),
                 _ = &mut log_changed, if waiting_for_log => {}
             }
         }
@@ -279,9 +293,11 @@ impl Connection {
                         Some(p) => held_pushes.push(p),
                     }
                 }
+                _ = self.push_queue.overflow.notified() => return Ok(false),
             }
         }
         for p in held_pushes {
+            self.push_queue.taken(p.size());
             encode_push(&mut self.out, p);
         }
         Ok(true)
@@ -338,7 +354,15 @@ impl Connection {
         if limit == 0 {
             return Ok(());
         }
-        self.stream.write_all(&self.out.buf[..limit]).await?;
+        if self.push_queue.overflowed() {
+            return Err(output_limit_reached());
+        }
+        // A subscriber that stops reading blocks this write: its output
+        // buffer limit must still close it.
+        tokio::select! {
+            r = self.stream.write_all(&self.out.buf[..limit]) => r?,
+            _ = self.push_queue.overflow.notified() => return Err(output_limit_reached()),
+        }
         self.out.buf.drain(..limit);
         for p in self.parked.iter_mut() {
             p.0 -= limit;

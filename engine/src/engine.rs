@@ -137,6 +137,8 @@ pub struct ServerState {
     pub acl_log: crate::command::acl::AclLog,
     pub slowlog: crate::slowlog::SlowLog,
     pub monitors: crate::monitor::Monitors,
+    /// client-output-buffer-limit, shared with every connection's queue.
+    pub output_limits: std::sync::Arc<crate::output_limit::OutputLimits>,
 }
 
 impl ServerState {
@@ -340,6 +342,7 @@ impl Engine {
                 acl_log: Default::default(),
                 slowlog: Default::default(),
                 monitors: Default::default(),
+                output_limits: Default::default(),
             },
             clients: HashMap::new(),
             tracker: HazardTracker::default(),
@@ -448,6 +451,9 @@ impl Engine {
         let id = self.srv.next_client_id;
         self.srv.next_client_id += 1;
         let mut c = ClientState::new(id, push_tx);
+        c.push_queue = std::sync::Arc::new(crate::output_limit::PushQueue::new(
+            self.srv.output_limits.clone(),
+        ));
         c.addr = addr;
         c.laddr = laddr;
         c.authenticated = self.srv.requirepass.is_none();

@@ -24,6 +24,7 @@ pub mod keyspace;
 pub mod long_double;
 pub mod monitor;
 pub mod numbers;
+pub mod output_limit;
 pub mod pubsub;
 pub mod rdb;
 pub mod redact;

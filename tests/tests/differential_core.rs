@@ -599,3 +599,62 @@ fn monitor_shows_commands_as_redis_does() {
         seen[0]
     );
 }
+
+/// A subscriber that stops reading is disconnected once what is queued for
+/// it passes client-output-buffer-limit, instead of growing the server's
+/// memory without bound; the limits are set and shown as in Redis.
+#[test]
+fn output_buffer_limit_disconnects_a_subscriber_that_stops_reading() {
+    let mut d = Differential::start().expect("servers start");
+    for bad in [
+        "wrong number",
+        "invalid_class 10mb 10mb 60",
+        "master 10mb 10mb 60",
+        "normal 10mbs 10mb 60",
+        "replica 10mb 10mbs 60",
+        "pubsub 10mb 10mb 60s",
+    ] {
+        d.check(&["CONFIG", "SET", "client-output-buffer-limit", bad]);
+    }
+    d.check(&[
+        "CONFIG",
+        "SET",
+        "client-output-buffer-limit",
+        "normal 1mb 2mb 60 replica 3mb 4mb 70 pubsub 5mb 6mb 80",
+    ]);
+    d.check(&[
+        "CONFIG",
+        "SET",
+        "client-output-buffer-limit",
+        "pubsub 100kb 0 0",
+    ]);
+    d.check(&["CONFIG", "GET", "client-output-buffer-limit"]);
+    let payload = "x".repeat(4096);
+    for port in [d.memlog.port, d.redis.port] {
+        let mut sub = RawConn::connect(port).expect("connect");
+        sub.call(&["SUBSCRIBE", "feed"]).expect("subscribe");
+        // The subscriber never reads again. Loopback socket buffers take a
+        // few MB before anything queues in the server.
+        let mut publisher = RawConn::connect(port).expect("connect");
+        let mut dropped_after = None;
+        for i in 0..25_000 {
+            if publisher
+                .call(&["PUBLISH", "feed", &payload])
+                .expect("publish")
+                == RespValue::Int(0)
+            {
+                dropped_after = Some(i);
+                break;
+            }
+        }
+        assert!(
+            dropped_after.is_some(),
+            "port {port}: the subscriber was never dropped"
+        );
+        // The others are served as before.
+        assert_eq!(
+            publisher.call(&["PING"]).expect("ping"),
+            RespValue::Simple("PONG".into())
+        );
+    }
+}

@@ -115,7 +115,7 @@ pub fn client_line(c: &ClientState, now_ms: i64, current_cmd: Option<&str>) -> S
     let mut s = String::with_capacity(256);
     let _ = write!(
         s,
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user=default redir=-1 resp={}",
         c.id,
         c.addr,
         c.laddr,
@@ -135,6 +135,8 @@ pub fn client_line(c: &ClientState, now_ms: i64, current_cmd: Option<&str>) -> S
         c.channels.len(),
         c.patterns.len(),
         multi,
+        c.push_queue.queued(),
+        c.push_queue.queued(),
         cmd,
         if c.resp3 { 3 } else { 2 },
     );

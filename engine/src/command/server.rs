@@ -234,6 +234,16 @@ fn config_applied(ctx: &mut Ctx, name: &str) -> CmdResult {
             crate::keyspace::notify::to_string(flags),
         );
     }
+    if name == "client-output-buffer-limit" {
+        let v = ctx.srv.config.get(name).unwrap_or("").to_string();
+        ctx.srv.output_limits.apply(&v).map_err(|why| {
+            CmdError::err(format!(
+                "CONFIG SET failed (possibly related to argument '{name}') - {why}"
+            ))
+        })?;
+        let now = ctx.srv.output_limits.describe();
+        ctx.srv.config.set_raw("client-output-buffer-limit", now);
+    }
     if name == "slowlog-log-slower-than" || name == "slowlog-max-len" {
         let c = &ctx.srv.config;
         let (t, n) = (
