@@ -94,6 +94,7 @@ const PARAMS: &[(&str, &str, Kind)] = &[
     ("slowlog-log-slower-than", "10000", Kind::Int),
     ("slowlog-max-len", "128", Kind::Int),
     ("latency-tracking", "yes", Kind::Bool),
+    ("latency-tracking-info-percentiles", "50 99 99.9", Kind::Str),
     ("lua-time-limit", "5000", Kind::Int),
     ("busy-reply-threshold", "5000", Kind::Int),
     ("io-threads", "1", Kind::Int),

@@ -139,6 +139,9 @@ pub struct ServerState {
     pub monitors: crate::monitor::Monitors,
     /// client-output-buffer-limit, shared with every connection's queue.
     pub output_limits: std::sync::Arc<crate::output_limit::OutputLimits>,
+    pub latency_events: crate::latency::LatencyEvents,
+    /// `latency-monitor-threshold` in ms (0: no latency events).
+    pub latency_threshold_ms: i64,
 }
 
 impl ServerState {
@@ -322,7 +325,10 @@ impl Engine {
             ks: Keyspace::new(opts.databases),
             srv: ServerState {
                 config,
-                stats: Stats::default(),
+                stats: Stats {
+                    latency_tracking: true,
+                    ..Default::default()
+                },
                 pubsub: PubSub::default(),
                 requirepass: opts.requirepass.clone().filter(|p| !p.is_empty()),
                 start: Instant::now(),
@@ -343,6 +349,8 @@ impl Engine {
                 slowlog: Default::default(),
                 monitors: Default::default(),
                 output_limits: Default::default(),
+                latency_events: Default::default(),
+                latency_threshold_ms: 0,
             },
             clients: HashMap::new(),
             tracker: HazardTracker::default(),
@@ -784,7 +792,20 @@ impl Engine {
         let own = self.close_record().unwrap_or(0);
         let read = self.read_barrier(spec, argv, db);
         self.cmd_barrier = self.cmd_barrier.max(own).max(read);
-        let us = started.elapsed().as_micros() as u64;
+        let ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let us = ns / 1000;
+        let event = if spec.flags & flags::FAST != 0 {
+            "fast-command"
+        } else {
+            "command"
+        };
+        let threshold = self.srv.latency_threshold_ms;
+        self.srv.latency_events.add_if_needed(
+            event,
+            ns / 1_000_000,
+            threshold,
+            self.ks.now_ms.div_euclid(1000),
+        );
         // A served blocked command was shown when it first ran.
         if !self.srv.monitors.is_empty()
             && !self.ks.applying
@@ -796,7 +817,11 @@ impl Engine {
                 .feed(client, client.db, argv, &self.clients);
         }
         if block.is_none() {
-            self.srv.stats.count_call(spec.name, us, failed);
+            let name = crate::stats::CommandName {
+                name: spec.name,
+                sub: spec.subcommand_of(argv),
+            };
+            self.srv.stats.count_call(name, ns, failed);
             // EXEC is not logged itself: the commands it ran are.
             if self.srv.slowlog.wants(us) && !self.ks.applying && spec.name != "exec" {
                 let now_s = self.ks.now_ms.div_euclid(1000);
@@ -847,7 +872,10 @@ impl Engine {
         out.error(msg);
         self.srv.stats.count_error(msg);
         if let Some(s) = spec {
-            self.srv.stats.count_rejected(s.name);
+            self.srv.stats.count_rejected(crate::stats::CommandName {
+                name: s.name,
+                sub: None,
+            });
         }
     }
 
@@ -1094,6 +1122,14 @@ impl Engine {
         if !self.ks.effects.records.is_empty() {
             self.records_ready.notify_one();
         }
+        let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let threshold = self.srv.latency_threshold_ms;
+        self.srv.latency_events.add_if_needed(
+            "expire-cycle",
+            ms,
+            threshold,
+            self.ks.now_ms.div_euclid(1000),
+        );
         deleted
     }
 }

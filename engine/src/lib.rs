@@ -21,6 +21,7 @@ pub mod engine;
 pub mod error;
 pub mod glob;
 pub mod keyspace;
+pub mod latency;
 pub mod long_double;
 pub mod monitor;
 pub mod numbers;

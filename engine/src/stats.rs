@@ -2,13 +2,33 @@
 
 use std::collections::BTreeMap;
 
+/// A command as INFO commandstats and LATENCY HISTOGRAM name it: `get`,
+/// or `config|get` for a container's subcommand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CommandName {
+    pub name: &'static str,
+    pub sub: Option<&'static str>,
+}
+
+impl std::fmt::Display for CommandName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.sub {
+            Some(sub) => write!(f, "{}|{sub}", self.name),
+            None => f.write_str(self.name),
+        }
+    }
+}
+
 /// Per-command counters (INFO commandstats).
 #[derive(Debug, Default, Clone)]
 pub struct CommandStat {
     pub calls: u64,
-    pub usec: u64,
+    /// Total time, in nanoseconds (INFO shows microseconds).
+    pub nsec: u64,
     pub rejected_calls: u64,
     pub failed_calls: u64,
+    /// Created by the first call while `latency-tracking` is on.
+    pub latency: Option<Box<crate::latency::CommandHistogram>>,
 }
 
 /// Server-wide counters.
@@ -34,23 +54,33 @@ pub struct Stats {
     pub snapshots_saved: u64,
     pub snapshot_failed: bool,
     /// Hashed, not ordered: it is updated on every command; INFO sorts.
-    pub commands: hashbrown::HashMap<&'static str, CommandStat>,
+    pub commands: hashbrown::HashMap<CommandName, CommandStat>,
+    /// `latency-tracking`: keep a latency histogram per command.
+    pub latency_tracking: bool,
     /// Error replies by code (`ERR`, `WRONGTYPE`, ...).
     pub errors: BTreeMap<String, u64>,
 }
 
 impl Stats {
-    pub fn count_call(&mut self, name: &'static str, usec: u64, failed: bool) {
+    pub fn count_call(&mut self, name: CommandName, nsec: u64, failed: bool) {
         self.total_commands_processed += 1;
         let s = self.commands.entry(name).or_default();
         s.calls += 1;
-        s.usec += usec;
+        s.nsec += nsec;
         if failed {
             s.failed_calls += 1;
         }
+        if self.latency_tracking {
+            if s.latency.is_none() {
+                s.latency = crate::latency::CommandHistogram::new().map(Box::new);
+            }
+            if let Some(h) = s.latency.as_mut() {
+                h.record(nsec);
+            }
+        }
     }
 
-    pub fn count_rejected(&mut self, name: &'static str) {
+    pub fn count_rejected(&mut self, name: CommandName) {
         self.commands.entry(name).or_default().rejected_calls += 1;
     }
 
@@ -66,7 +96,9 @@ impl Stats {
 
     pub fn reset(&mut self) {
         let conns = self.total_connections_received;
+        let tracking = self.latency_tracking;
         *self = Stats::default();
         self.total_connections_received = conns;
+        self.latency_tracking = tracking;
     }
 }

@@ -521,6 +521,9 @@ impl RedisServer {
             .arg("")
             .arg("--appendonly")
             .arg("no")
+            // DEBUG SLEEP & co, as memlog allows them.
+            .arg("--enable-debug-command")
+            .arg("yes")
             .arg("--dir")
             .arg(dir.path());
         let process = Process::spawn("redis-server", cmd, None)?;

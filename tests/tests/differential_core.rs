@@ -658,3 +658,108 @@ fn output_buffer_limit_disconnects_a_subscriber_that_stops_reading() {
         );
     }
 }
+
+/// INFO commandstats and LATENCY HISTOGRAM count subcommands apart
+/// (`config|get`), and latency events are recorded past the threshold.
+#[test]
+fn command_latency_histograms_and_events() {
+    let mut d = Differential::start().expect("servers start");
+    d.script(
+        "CONFIG RESETSTAT
+         SET a b
+         SET c d
+         GET a
+         CONFIG GET maxmemory
+         CONFIG GET maxmemory",
+    );
+    d.both(&["CLIENT", "ID"]);
+    // Bucket bounds depend on timing: compare names and call counts.
+    let calls = |v: RespValue| -> Vec<(String, RespValue)> {
+        let RespValue::Array(flat) = v else {
+            panic!("LATENCY HISTOGRAM: {v:?}");
+        };
+        let mut out: Vec<(String, RespValue)> = flat
+            .chunks(2)
+            .map(|kv| {
+                let RespValue::Bulk(name) = &kv[0] else {
+                    panic!("name");
+                };
+                let RespValue::Array(h) = &kv[1] else {
+                    panic!("histogram");
+                };
+                assert_eq!(h[2], RespValue::Bulk(b"histogram_usec".to_vec()));
+                (String::from_utf8_lossy(name).into_owned(), h[1].clone())
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    };
+    for args in [
+        &["LATENCY", "HISTOGRAM", "set", "get", "nosuchcommand"][..],
+        &["LATENCY", "HISTOGRAM", "config"],
+        &["LATENCY", "HISTOGRAM", "client|id", "config|set"],
+        &["LATENCY", "HISTOGRAM", "blabla"],
+    ] {
+        let (a, b) = d.both(args);
+        assert_eq!(calls(a), calls(b), "{args:?}");
+    }
+    let cmdstats = |v: RespValue| -> Vec<String> {
+        let RespValue::Bulk(text) = v else {
+            panic!("INFO");
+        };
+        String::from_utf8_lossy(&text)
+            .lines()
+            .filter(|l| l.starts_with("cmdstat_") && !l.starts_with("cmdstat_latency|"))
+            .map(|l| l.split(",usec=").next().unwrap_or_default().to_string())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect()
+    };
+    let (a, b) = d.both(&["INFO", "commandstats"]);
+    let a = cmdstats(a);
+    assert!(
+        a.contains(&"cmdstat_config|get:calls=2".to_string()),
+        "{a:?}"
+    );
+    assert_eq!(a, cmdstats(b));
+    let (a, _) = d.both(&["INFO", "latencystats"]);
+    assert!(
+        matches!(&a, RespValue::Bulk(t) if String::from_utf8_lossy(t).contains("latency_percentiles_usec_set:p50=")),
+        "{a:?}"
+    );
+
+    // Latency events: a 20 ms command passes a 10 ms threshold.
+    d.script(
+        "CONFIG SET latency-monitor-threshold 10
+         DEBUG SLEEP 0.02
+         LATENCY HISTORY blabla
+         LATENCY RESET blabla
+         LATENCY GRAPH blabla",
+    );
+    let (a, b) = d.both(&["LATENCY", "LATEST"]);
+    for v in [a, b] {
+        let RespValue::Array(events) = v else {
+            panic!("LATEST");
+        };
+        assert_eq!(events.len(), 1);
+        let RespValue::Array(e) = &events[0] else {
+            panic!("event");
+        };
+        assert_eq!(e[0], RespValue::Bulk(b"command".to_vec()));
+        assert!(matches!(e[2], RespValue::Int(ms) if ms >= 20));
+    }
+    for port in [d.memlog.port, d.redis.port] {
+        let mut c = RawConn::connect(port).expect("connect");
+        let h = c.call(&["LATENCY", "HISTORY", "command"]).expect("history");
+        assert!(matches!(h, RespValue::Array(s) if s.len() == 1));
+        let g = c.call(&["LATENCY", "GRAPH", "command"]).expect("graph");
+        assert!(matches!(g, RespValue::Bulk(t) if t.starts_with(b"command")));
+        let doc = c.call(&["LATENCY", "DOCTOR"]).expect("doctor");
+        assert!(matches!(doc, RespValue::Bulk(t) if !t.is_empty()));
+    }
+    d.script(
+        "LATENCY RESET
+         LATENCY LATEST
+         CONFIG SET latency-monitor-threshold 0",
+    );
+}

@@ -23,7 +23,8 @@ pub static COMMANDS: &[CommandSpec] = &[CommandSpec::new(
     (0, 0, 0),
     "server",
     acl,
-)];
+)
+.with_subcommands(SUBS)];
 
 /// Redis 7.0's ACL subcommands and their arities.
 const SUBS: &[(&str, i32)] = &[

@@ -28,6 +28,7 @@ pub static COMMANDS: &[CommandSpec] = &[CommandSpec {
         "connection",
         unused,
     )
+    .with_subcommands(SUBS)
 }];
 
 const SUBS: &[(&str, i32)] = &[

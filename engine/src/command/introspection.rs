@@ -10,14 +10,11 @@ use crate::engine::Ctx;
 use crate::error::{CmdError, CmdResult};
 use crate::resp::ReplyBuf;
 
-pub static COMMANDS: &[CommandSpec] = &[CommandSpec::new(
-    "command",
-    -1,
-    LOADING | STALE,
-    (0, 0, 0),
-    "server",
-    command,
-)];
+pub static COMMANDS: &[CommandSpec] =
+    &[
+        CommandSpec::new("command", -1, LOADING | STALE, (0, 0, 0), "server", command)
+            .with_subcommands(SUBS),
+    ];
 
 const SUBS: &[(&str, i32)] = &[
     ("count", 2),

@@ -113,6 +113,9 @@ pub struct CommandSpec {
     pub handler: Handler,
     /// Redis' command group (COMMAND DOCS).
     pub group: &'static str,
+    /// A container command's subcommands and their arities (CONFIG GET,
+    /// CLIENT LIST, ...): stats and latency are kept per subcommand.
+    pub subcommands: Option<&'static [(&'static str, i32)]>,
 }
 
 impl CommandSpec {
@@ -135,7 +138,24 @@ impl CommandSpec {
             keys_fn: None,
             handler: Handler::Ctx(handler),
             group,
+            subcommands: None,
         }
+    }
+
+    /// Declares a container command's subcommand table.
+    pub const fn with_subcommands(mut self, subs: &'static [(&'static str, i32)]) -> Self {
+        self.subcommands = Some(subs);
+        self
+    }
+
+    /// The subcommand `argv` names, if this is a container and it is one
+    /// of its subcommands.
+    pub fn subcommand_of(&self, argv: &[Bytes]) -> Option<&'static str> {
+        let asked = argv.get(1)?;
+        self.subcommands?
+            .iter()
+            .find(|(n, _)| asked.eq_ignore_ascii_case(n.as_bytes()))
+            .map(|(n, _)| *n)
     }
 
     /// Adds a function that finds movable keys.

@@ -43,7 +43,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         (0, 0, 0),
         "server",
         config,
-    ),
+    )
+    .with_subcommands(CONFIG_SUBS),
     // WHOLE_KEYSPACE: INFO keyspace counts keys, so it waits for the newest record.
     CommandSpec::new(
         "info",
@@ -79,8 +80,9 @@ pub static COMMANDS: &[CommandSpec] = &[
         "server",
         shutdown,
     ),
-    CommandSpec::new("memory", -2, 0, (0, 0, 0), "server", memory),
-    CommandSpec::new("function", -2, 0, (0, 0, 0), "scripting", function),
+    CommandSpec::new("memory", -2, 0, (0, 0, 0), "server", memory).with_subcommands(MEMORY_SUBS),
+    CommandSpec::new("function", -2, 0, (0, 0, 0), "scripting", function)
+        .with_subcommands(FUNCTION_SUBS),
     CommandSpec::new("lolwut", -1, READONLY | FAST, (0, 0, 0), "server", lolwut),
     CommandSpec::new(
         "slowlog",
@@ -89,7 +91,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         (0, 0, 0),
         "server",
         slowlog,
-    ),
+    )
+    .with_subcommands(SLOWLOG_SUBS),
     CommandSpec::new(
         "latency",
         -2,
@@ -97,7 +100,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         (0, 0, 0),
         "server",
         latency,
-    ),
+    )
+    .with_subcommands(LATENCY_SUBS),
     CommandSpec::new(
         "monitor",
         1,
@@ -243,6 +247,23 @@ fn config_applied(ctx: &mut Ctx, name: &str) -> CmdResult {
         })?;
         let now = ctx.srv.output_limits.describe();
         ctx.srv.config.set_raw("client-output-buffer-limit", now);
+    }
+    if name == "latency-monitor-threshold" {
+        ctx.srv.latency_threshold_ms = ctx.srv.config.get_i64(name);
+    }
+    if name == "latency-tracking" {
+        ctx.srv.stats.latency_tracking = ctx.srv.config.get(name) == Some("yes");
+    }
+    if name == "latency-tracking-info-percentiles" {
+        let v = ctx.srv.config.get(name).unwrap_or("").to_string();
+        let ok = v.split_whitespace().all(|p| {
+            crate::numbers::parse_f64(p.as_bytes()).is_some_and(|f| (0.0..=100.0).contains(&f))
+        });
+        if !ok {
+            return Err(CmdError::err(format!(
+                "CONFIG SET failed (possibly related to argument '{name}') - latency-tracking-info-percentiles must be a list of percentiles between 0 and 100"
+            )));
+        }
     }
     if name == "slowlog-log-slower-than" || name == "slowlog-max-len" {
         let c = &ctx.srv.config;
@@ -565,16 +586,41 @@ fn section_text(ctx: &Ctx, name: &str, s: &mut String) {
                 let per = if c.calls == 0 {
                     0.0
                 } else {
-                    c.usec as f64 / c.calls as f64
+                    c.nsec as f64 / 1000.0 / c.calls as f64
                 };
                 let _ = write!(
                     s,
                     "cmdstat_{name}:calls={},usec={},usec_per_call={per:.2},rejected_calls={},failed_calls={}\r\n",
-                    c.calls, c.usec, c.rejected_calls, c.failed_calls
+                    c.calls,
+                    c.nsec / 1000,
+                    c.rejected_calls,
+                    c.failed_calls
                 );
             }
         }
-        "latencystats" => s.push_str("# Latencystats\r\n"),
+        "latencystats" => {
+            s.push_str("# Latencystats\r\n");
+            let which: Vec<f64> = srv
+                .config
+                .get("latency-tracking-info-percentiles")
+                .unwrap_or("")
+                .split_whitespace()
+                .filter_map(|p| crate::numbers::parse_f64(p.as_bytes()))
+                .collect();
+            let mut commands: Vec<_> = stats
+                .commands
+                .iter()
+                .filter_map(|(n, c)| c.latency.as_ref().map(|h| (n, h)))
+                .collect();
+            commands.sort_unstable_by_key(|(name, _)| **name);
+            for (name, h) in commands {
+                let _ = write!(
+                    s,
+                    "latency_percentiles_usec_{name}:{}\r\n",
+                    h.percentiles(&which)
+                );
+            }
+        }
         _ => {}
     }
 }
@@ -1035,31 +1081,70 @@ const LATENCY_SUBS: &[(&str, i32)] = &[
 
 fn latency(ctx: &mut Ctx) -> CmdResult {
     let args = ctx.args;
+    let now_s = crate::keyspace::unix_ms().div_euclid(1000);
     match subcommand(args, "latency", LATENCY_SUBS)? {
-        "latest" | "history" => {
-            ctx.out.array(0);
-            Ok(())
-        }
+        "latest" => ctx.srv.latency_events.write_latest(ctx.out),
+        "history" => ctx.srv.latency_events.write_history(&args[2], ctx.out),
         "reset" => {
-            ctx.out.int(0);
-            Ok(())
+            let n = ctx.srv.latency_events.reset(&args[2..]);
+            ctx.out.int(n as i64);
         }
-        "histogram" => {
-            ctx.out.map(0);
-            Ok(())
-        }
-        "graph" => Err(CmdError::err(format!(
-            "No samples available for event '{}'",
-            String::from_utf8_lossy(&args[2])
-        ))),
+        "histogram" => latency_histogram(ctx),
+        "graph" => match ctx.srv.latency_events.graph(&args[2], now_s) {
+            Some(g) => ctx.out.verbatim(g.as_bytes()),
+            None => {
+                return Err(CmdError::err(format!(
+                    "No samples available for event '{}'",
+                    String::from_utf8_lossy(&args[2])
+                )))
+            }
+        },
         "doctor" => {
-            ctx.out.verbatim(b"I'm sorry, Dave, I can't do that. Latency monitoring is disabled in this Redis instance. You may use \"CONFIG SET latency-monitor-threshold <milliseconds>.\" in order to enable it. If we weren't in a deep space mission I'd suggest to take a look at https://redis.io/topics/latency-monitor.\n");
-            Ok(())
+            let report = ctx.srv.latency_events.doctor(ctx.srv.latency_threshold_ms);
+            ctx.out.verbatim(report.as_bytes());
         }
-        _ => {
-            write_help(ctx.out, help::LATENCY);
-            Ok(())
+        _ => write_help(ctx.out, help::LATENCY),
+    }
+    Ok(())
+}
+
+/// LATENCY HISTOGRAM [command ...]: the commands asked for (a container
+/// stands for its subcommands), or all, that have latency data.
+fn latency_histogram(ctx: &mut Ctx) {
+    use crate::stats::CommandName;
+    let stats = &ctx.srv.stats.commands;
+    let mut names: Vec<CommandName> = Vec::new();
+    if ctx.argc() == 2 {
+        names.extend(stats.keys().copied());
+    } else {
+        for a in &ctx.args[2..] {
+            let asked = String::from_utf8_lossy(a).to_ascii_lowercase();
+            let (cmd, sub) = match asked.split_once('|') {
+                Some((c, s)) => (c.to_string(), Some(s.to_string())),
+                None => (asked, None),
+            };
+            let Some(spec) = super::lookup(cmd.as_bytes()) else {
+                continue;
+            };
+            names.extend(stats.keys().copied().filter(|n| {
+                n.name == spec.name
+                    && match &sub {
+                        Some(s) => n.sub == Some(s.as_str()),
+                        None => true,
+                    }
+            }));
         }
+    }
+    names.sort_unstable();
+    names.dedup();
+    let with_data: Vec<_> = names
+        .iter()
+        .filter_map(|n| stats.get(n)?.latency.as_ref().map(|h| (n, h)))
+        .collect();
+    ctx.out.map(with_data.len());
+    for (name, h) in with_data {
+        ctx.out.bulk_str(&name.to_string());
+        h.write(ctx.out);
     }
 }
 
