@@ -94,6 +94,8 @@ pub struct ClientState {
     pub killed: bool,
     /// In MONITOR mode: sees every command, may not touch the keyspace.
     pub monitor: bool,
+    /// The client a Lua script runs its commands as.
+    pub in_script: bool,
     /// Where pushes go; `None` for internal clients (effect replay).
     pub push_tx: Option<mpsc::UnboundedSender<Push>>,
     /// What the pushes not yet taken by the connection amount to, against
@@ -127,6 +129,7 @@ impl ClientState {
             blocked_on: None,
             killed: false,
             monitor: false,
+            in_script: false,
             push_tx,
             push_queue: Arc::new(PushQueue::new(Arc::new(OutputLimits::default()))),
         }

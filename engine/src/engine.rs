@@ -142,6 +142,8 @@ pub struct ServerState {
     pub latency_events: crate::latency::LatencyEvents,
     /// `latency-monitor-threshold` in ms (0: no latency events).
     pub latency_threshold_ms: i64,
+    /// EVAL & co: the Lua state and the script cache.
+    pub scripting: crate::script::Scripting,
 }
 
 impl ServerState {
@@ -351,6 +353,7 @@ impl Engine {
                 output_limits: Default::default(),
                 latency_events: Default::default(),
                 latency_threshold_ms: 0,
+                scripting: Default::default(),
             },
             clients: HashMap::new(),
             tracker: HazardTracker::default(),
@@ -743,6 +746,18 @@ impl Engine {
         self.call(spec, client, argv, out)
     }
 
+    /// A command a Lua script runs (redis.call): as any other, inside the
+    /// script's effect record.
+    pub(crate) fn call_from_script(
+        &mut self,
+        spec: &'static CommandSpec,
+        client: &mut ClientState,
+        argv: &[Bytes],
+        out: &mut ReplyBuf,
+    ) {
+        let _ = self.call(spec, client, argv, out);
+    }
+
     /// Runs the handler with effect and stats bookkeeping.
     fn call(
         &mut self,
@@ -823,7 +838,12 @@ impl Engine {
             };
             self.srv.stats.count_call(name, ns, failed);
             // EXEC is not logged itself: the commands it ran are.
-            if self.srv.slowlog.wants(us) && !self.ks.applying && spec.name != "exec" {
+            // Neither are a script's commands: the EVAL is.
+            if self.srv.slowlog.wants(us)
+                && !self.ks.applying
+                && spec.name != "exec"
+                && !client.in_script
+            {
                 let now_s = self.ks.now_ms.div_euclid(1000);
                 self.srv
                     .slowlog

@@ -30,6 +30,7 @@ pub mod pubsub;
 pub mod rdb;
 pub mod redact;
 pub mod resp;
+pub mod script;
 pub mod server;
 pub mod slowlog;
 pub mod snapshot;

@@ -763,3 +763,177 @@ fn command_latency_histograms_and_events() {
          CONFIG SET latency-monitor-threshold 0",
     );
 }
+
+/// Lua scripts: reply conversions both ways, errors and where they were
+/// raised, read-only globals, the script cache, EVAL_RO and shebang flags.
+#[test]
+fn scripting_matches_redis() {
+    let mut d = Differential::start().expect("servers start");
+    let cases: &[&[&str]] = &[
+        &["SET", "str", "hello"],
+        &["EVAL", "return redis.call('incr','str')", "0"],
+        &["EVAL", "return redis.pcall('incr','str')", "0"],
+        &[
+            "EVAL",
+            "local r = redis.pcall('incr','str'); return r['err']",
+            "0",
+        ],
+        &["EVAL", "return redis.call('nosuch')", "0"],
+        &["EVAL", "return redis.pcall('nosuch')", "0"],
+        &["EVAL", "return redis.call('get')", "0"],
+        &["EVAL", "return redis.call('subscribe','x')", "0"],
+        &["EVAL", "return redis.call('blpop','nolist',0)", "0"],
+        &["EVAL", "return redis.call('eval','return 1',0)", "0"],
+        &["EVAL", "return redis.call('set', 'k', {})", "0"],
+        &["EVAL", "return {1,2,3,'ciao',{1,2}}", "0"],
+        &["EVAL", "return {1,2,nil,4}", "0"],
+        &["EVAL", "return 3.99", "0"],
+        &["EVAL", "return -3.99", "0"],
+        &["EVAL", "return true", "0"],
+        &["EVAL", "return false", "0"],
+        &["EVAL", "return nil", "0"],
+        &["EVAL", "return {err='My Error'}", "0"],
+        &["EVAL", "return {ok='fine'}", "0"],
+        &["EVAL", "return redis.error_reply('x')", "0"],
+        &["EVAL", "return redis.error_reply('MY_CODE custom')", "0"],
+        &["EVAL", "return redis.error_reply('-MY x')", "0"],
+        &["EVAL", "return redis.status_reply('x')", "0"],
+        &["EVAL", "return redis.sha1hex('')", "0"],
+        &["EVAL", "return KEYS[1]..ARGV[1]", "1", "a", "b"],
+        &["EVAL", "return #KEYS", "-1"],
+        &["EVAL", "return #KEYS", "2", "a"],
+        &["EVAL", "return #KEYS", "x"],
+        &["EVAL", "syntax error here", "0"],
+        &["EVAL", "error('boom')", "0"],
+        &["EVAL", "error({err='custom'})", "0"],
+        &["EVAL", "x = 5", "0"],
+        &["EVAL", "redis = 1", "0"],
+        &["EVAL", "redis.call = 1", "0"],
+        &["EVAL", "setmetatable(_G, {})", "0"],
+        &["EVAL", "return os", "0"],
+        &["EVAL", "print('x')", "0"],
+        &[
+            "EVAL",
+            "return loadstring(string.dump(function() return 1 end))()",
+            "0",
+        ],
+        &[
+            "EVAL",
+            "return redis.call('set',KEYS[1],ARGV[1])",
+            "1",
+            "k",
+            "v",
+        ],
+        &["EVAL", "return redis.call('get',KEYS[1])", "1", "k"],
+        &["EVAL", "return redis.call('get','nokey')", "0"],
+        &["EVAL", "return redis.call('hgetall','nokey')", "0"],
+        &["EVAL", "return redis.call('set', 'k', 1.5)", "0"],
+        &["GET", "k"],
+        &["EVAL", "return redis.call('type','k')", "0"],
+        &["EVAL", "return redis.call('type','k')['ok']", "0"],
+        &[
+            "EVAL",
+            "redis.call('select', 3); return redis.call('set', 'in3', 'x')",
+            "0",
+        ],
+        &["GET", "in3"],
+        &["SELECT", "3"],
+        &["GET", "in3"],
+        &["SELECT", "0"],
+        &[
+            "EVAL",
+            "return redis.call('lpush', KEYS[1], 'a', 'b')",
+            "1",
+            "l",
+        ],
+        &[
+            "EVAL",
+            "return redis.call('lrange', KEYS[1], 0, -1)",
+            "1",
+            "l",
+        ],
+        &["SADD", "set", "c", "a", "b"],
+        &[
+            "EVAL",
+            "return redis.call('sort', KEYS[1], 'by', 'nosort')",
+            "1",
+            "set",
+        ],
+        &[
+            "EVAL",
+            "return string.format('%d', 5) .. table.concat({'a','b'}, ',')",
+            "0",
+        ],
+        &["EVAL", "return tonumber('0x10')", "0"],
+        &[
+            "EVAL",
+            "return {bit.band(0xff, 0x0f), bit.bor(1,2,4,8,16,32,64,128), bit.bxor(1,2), \
+             bit.bnot(0), bit.lshift(1, 33), bit.rshift(-1, 28), bit.arshift(-256, 4), \
+             bit.rol(0x12345678, 12), bit.ror(0x12345678, 12), bit.tobit(0xffffffff + 1), \
+             bit.tohex(255), bit.tohex(-1, -4), bit.tohex(0x12345678, 3), bit.bswap(0x12345678)}",
+            "0",
+        ],
+        &["EVAL", "bit.band = 1", "0"],
+        &["EVAL", "return {1, {2, {3}}}", "0"],
+        &["SCRIPT", "LOAD", "return 1"],
+        &["EVALSHA", "e0e1f9fabfc9d4800c877a703b823ac0578ff8db", "0"],
+        &["EVALSHA", "E0E1F9FABFC9D4800C877A703B823AC0578FF8DB", "0"],
+        &["EVALSHA", "abc", "0"],
+        &[
+            "SCRIPT",
+            "EXISTS",
+            "e0e1f9fabfc9d4800c877a703b823ac0578ff8db",
+            "ffff",
+        ],
+        &["SCRIPT", "FLUSH"],
+        &["SCRIPT", "FLUSH", "nope"],
+        &[
+            "SCRIPT",
+            "EXISTS",
+            "e0e1f9fabfc9d4800c877a703b823ac0578ff8db",
+        ],
+        &["SCRIPT", "KILL"],
+        &["SCRIPT", "FOO"],
+        &["EVAL_RO", "return redis.call('set','a','b')", "0"],
+        &["EVAL_RO", "return redis.call('get','k')", "0"],
+        &[
+            "EVAL",
+            "#!lua flags=no-writes\nreturn redis.call('set','a','b')",
+            "0",
+        ],
+        &[
+            "EVAL",
+            "#!lua flags=no-writes\nreturn redis.call('get','k')",
+            "0",
+        ],
+        &["EVAL", "#!lua flags=bogus\nreturn 1", "0"],
+        &["EVAL", "#!lua opt=1\nreturn 1", "0"],
+        &["EVAL", "#!python\nreturn 1", "0"],
+        &["MULTI"],
+        &["EVAL", "return redis.call('incr', KEYS[1])", "1", "counter"],
+        &["EXEC"],
+        &["HSET", "hash", "field", "value"],
+        &["HELLO", "3"],
+        &[
+            "EVAL",
+            "redis.setresp(3); return redis.call('hgetall', KEYS[1])",
+            "1",
+            "hash",
+        ],
+        &[
+            "EVAL",
+            "redis.setresp(2); return redis.call('hgetall', KEYS[1])",
+            "1",
+            "hash",
+        ],
+        &["EVAL", "return false", "0"],
+        &["HELLO", "2"],
+    ];
+    for args in cases {
+        if args[0] == "HELLO" {
+            d.both(args);
+        } else {
+            d.check(args);
+        }
+    }
+}

@@ -73,7 +73,7 @@ fn random_command(rng: &mut StdRng) -> Vec<String> {
             _ => s(&["ZADD", z, &n, m, "2.5", m2, "-1", m3]),
         };
     }
-    match rng.gen_range(0..72) {
+    match rng.gen_range(0..75) {
         0 => s(&["SET", a, m]),
         1 => s(&["SET", a, m, "PX", ms]),
         2 => s(&["SET", a, m, "KEEPTTL", "GET"]),
@@ -145,6 +145,37 @@ fn random_command(rng: &mut StdRng) -> Vec<String> {
         68 => s(&["SMISMEMBER", st, m, m2]),
         69 => s(&["GETSET", a, m]),
         70 => s(&["HINCRBY", h, m2, &n]),
+        // Scripts: their commands' effects (SPOP as SREM, relative
+        // expiries, a SELECT inside) land in the script's one record.
+        71 => s(&[
+            "EVAL",
+            "redis.call('incr', KEYS[1]); local p = redis.call('spop', KEYS[2]); \
+             if p then redis.call('rpush', KEYS[3], p) end; return p",
+            "3",
+            a,
+            st,
+            l,
+        ]),
+        72 => s(&[
+            "EVAL",
+            "redis.call('select', ARGV[1]); redis.call('hset', KEYS[1], ARGV[2], ARGV[3]); \
+             redis.call('expire', KEYS[1], ARGV[4]); return redis.call('hlen', KEYS[1])",
+            "1",
+            h,
+            &db,
+            m,
+            &n,
+            secs,
+        ]),
+        73 => s(&[
+            "EVAL",
+            "local n = redis.call('zadd', KEYS[1], ARGV[1], ARGV[2]); \
+             redis.call('zrem', KEYS[1], 'no-such-member'); return n",
+            "1",
+            z,
+            &n,
+            m2,
+        ]),
         _ => {
             if rng.gen_bool(0.05) {
                 s(&["FLUSHDB"])

@@ -731,3 +731,34 @@ fn randomized_server_family() {
         d.check(&cmd);
     }
 }
+
+/// A script holds up every client while it runs, so one that never ends
+/// must not hang the server: past lua-time-limit, a script that has not
+/// written is stopped, even one that catches errors with pcall.
+#[test]
+fn a_runaway_read_only_script_is_stopped() {
+    let server = MemlogServer::start(&[]).expect("server");
+    let mut c = RawConn::connect(server.port).expect("connect");
+    c.call(&["CONFIG", "SET", "lua-time-limit", "100"])
+        .expect("config");
+    for script in [
+        "while true do end",
+        "local f = function() while true do redis.call('ping') end end while true do pcall(f) end",
+    ] {
+        let r = c.call(&["EVAL", script, "0"]).expect("eval");
+        assert!(
+            matches!(&r, RespValue::Error(e) if e.contains("lua-time-limit")),
+            "{r:?}"
+        );
+        let mut other = RawConn::connect(server.port).expect("connect");
+        assert_eq!(
+            other.call(&["PING"]).expect("ping"),
+            RespValue::Simple("PONG".into())
+        );
+    }
+    // The Lua state still works afterwards.
+    assert_eq!(
+        c.call(&["EVAL", "return 1 + 1", "0"]).expect("eval"),
+        RespValue::Int(2)
+    );
+}

@@ -11,7 +11,7 @@ use crate::engine::Ctx;
 use crate::error::{CmdError, CmdResult};
 
 pub static COMMANDS: &[CommandSpec] = &[
-    CommandSpec::new("cluster", -2, 0, (0, 0, 0), "cluster", cluster).with_subcommands(SUBS),
+    CommandSpec::new("cluster", -2, NOSCRIPT, (0, 0, 0), "cluster", cluster).with_subcommands(SUBS),
     CommandSpec::new(
         "readonly",
         1,

@@ -306,3 +306,21 @@ WHOAMI
     Return the current connection username.
 HELP
     Prints this help."#;
+
+pub const SCRIPT: &str = r#"SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:
+DEBUG (YES|SYNC|NO)
+    Set the debug mode for subsequent scripts executed.
+EXISTS <sha1> [<sha1> ...]
+    Return information about the existence of the scripts in the script cache.
+FLUSH [ASYNC|SYNC]
+    Flush the Lua scripts cache. Very dangerous on replicas.
+    When called without the optional mode argument, the behavior is determined by the
+    lazyfree-lazy-user-flush configuration directive. Valid modes are:
+    * ASYNC: Asynchronously flush the scripts cache.
+    * SYNC: Synchronously flush the scripts cache.
+KILL
+    Kill the currently executing Lua script.
+LOAD <script>
+    Load a script into the scripts cache without executing it.
+HELP
+    Prints this help."#;

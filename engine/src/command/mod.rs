@@ -17,6 +17,7 @@ pub mod keys;
 pub mod list;
 pub mod pubsub;
 pub mod replication;
+pub mod scripting;
 pub mod server;
 pub mod set;
 pub mod sort;
@@ -245,6 +246,7 @@ fn table() -> &'static HashMap<&'static str, &'static CommandSpec> {
             acl::COMMANDS,
             cluster::COMMANDS,
             replication::COMMANDS,
+            scripting::COMMANDS,
         ] {
             for spec in family {
                 m.insert(spec.name, spec);

@@ -166,9 +166,9 @@ fn sort_generic(ctx: &mut Ctx, readonly: bool) -> CmdResult {
         Some(_) => return Err(CmdError::WrongType),
     };
 
-    // A set with nothing to sort by is sorted anyway when stored, so that
-    // the result is deterministic.
-    if dontsort && is_set && store.is_some() {
+    // A set with nothing to sort by is sorted anyway when stored or when a
+    // script asks, so that the result is deterministic.
+    if dontsort && is_set && (store.is_some() || ctx.client.in_script) {
         dontsort = false;
         alpha = true;
         sortby = None;

@@ -1,0 +1,862 @@
+//! Lua scripting (EVAL, EVALSHA, SCRIPT), as Redis 7.0 runs scripts: Lua
+//! 5.1, KEYS and ARGV, `redis.call` / `redis.pcall` and their reply
+//! conversions, read-only globals, a script cache by SHA1.
+//!
+//! In the write path a script is one command: every command it calls runs
+//! through `Engine::call` and records its own deterministic effect (as in
+//! Redis 7's effects replication), and they all land in the one effect
+//! record the EVAL opened, so the log commits a script atomically, as it
+//! does a MULTI/EXEC. The reply is parked like any write's until then.
+//!
+//! A script runs on the engine thread and holds up every other client
+//! while it runs, as in Redis. One that passes `lua-time-limit` before it
+//! has written anything is stopped; one that has written runs to its end,
+//! since stopping it halfway would commit half a script.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use mlua::{Function, Lua, LuaOptions, MultiValue, StdLib, Table, Value};
+use sha1::{Digest, Sha1};
+
+use crate::client::ClientState;
+use crate::command::{self, flags};
+use crate::engine::Engine;
+use crate::resp::ReplyBuf;
+
+/// Lua code run once per Lua state: the error handler that adds where a
+/// script failed, the redis.* functions written in Lua, and read-only
+/// globals (Redis 7's `scriptingEnableGlobalsProtection`).
+const PRELUDE: &str = r#"
+local sha1hex, bit = ...
+local real_G = _G
+local getinfo = debug.getinfo
+local rawget, rawset, error, type, tostring = rawget, rawset, error, type, tostring
+local raw_setmetatable, raw_loadstring, setfenv = setmetatable, loadstring, setfenv
+
+local redis = {}
+
+local function err_handler(err)
+  local at = nil
+  for level = 2, 64 do
+    local i = getinfo(level, 'Sl')
+    if i == nil then break end
+    if i.source == '@user_script' then at = i break end
+  end
+  if type(err) == 'userdata' then
+    -- Raised by redis.call (a C function, so that a tail call to it keeps
+    -- the script's frame): the error reply waits on the Rust side.
+    local pending = rawget(redis, '__pending_error')
+    local msg = pending and pending()
+    if msg then err = {err = msg} end
+  end
+  if type(err) ~= 'table' then
+    err = {err = 'ERR ' .. tostring(err)}
+  end
+  if at then
+    err['source'] = at.source
+    err['line'] = at.currentline
+  end
+  return err
+end
+
+local function run(f)
+  return xpcall(f, err_handler)
+end
+
+redis.LOG_DEBUG = 0
+redis.LOG_VERBOSE = 1
+redis.LOG_NOTICE = 2
+redis.LOG_WARNING = 3
+redis.REPL_NONE = 0
+redis.REPL_AOF = 1
+redis.REPL_SLAVE = 2
+redis.REPL_REPLICA = 2
+redis.REPL_ALL = 3
+redis.REDIS_VERSION = '7.0.15'
+redis.REDIS_VERSION_NUM = 0x07000f
+redis.sha1hex = sha1hex
+-- "-CODE message" or "message" (code ERR), as Redis reads an error.
+redis.error_reply = function(e)
+  if type(e) ~= 'string' then error('wrong number or type of arguments', 2) end
+  if e:sub(1, 1) == '-' then e = e:sub(2) end
+  if e == '' then return {err = 'ERR'} end
+  if not e:find(' ', 1, true) then return {err = 'ERR ' .. e} end
+  return {err = e}
+end
+redis.status_reply = function(s)
+  if type(s) ~= 'string' then error('wrong number or type of arguments', 2) end
+  return {ok = s}
+end
+redis.log = function(level, ...)
+  if type(level) ~= 'number' then error('First argument must be a number (log level).', 2) end
+  if select('#', ...) == 0 then error('redis.log() requires two arguments or more.', 2) end
+end
+redis.replicate_commands = function() return true end
+redis.set_repl = function(flags) end
+redis.breakpoint = function() return false end
+redis.debug = function(...) end
+
+-- Scripts see read-only views of the globals and libraries (Redis 7's
+-- protection): they cannot define globals or change what other scripts
+-- will find, through assignments, rawset or setmetatable.
+local protected = {}
+local function readonly_error() error('Attempt to modify a readonly table', 2) end
+local function readonly(t, index)
+  local view = {}
+  local shown_mt = {}
+  raw_setmetatable(shown_mt, {__newindex = readonly_error, __metatable = false})
+  raw_setmetatable(view, {__index = index or t, __newindex = readonly_error, __metatable = shown_mt})
+  protected[view] = true
+  protected[shown_mt] = true
+  return view
+end
+
+for _, name in ipairs({'debug', 'print', 'dofile', 'loadfile', 'load', 'getfenv', 'setfenv', 'module', 'require'}) do
+  real_G[name] = nil
+end
+real_G.redis = readonly(redis)
+real_G.string = readonly(string)
+real_G.math = readonly(math)
+real_G.table = readonly(table)
+real_G.bit = readonly(bit)
+local G = readonly(real_G, function(_, name)
+  local v = rawget(real_G, name)
+  if v == nil then
+    error("Script attempted to access nonexistent global variable '" .. tostring(name) .. "'", 2)
+  end
+  return v
+end)
+real_G._G = G
+-- Raised by a library function: no position, as Redis' C check has none.
+real_G.setmetatable = function(t, mt)
+  if protected[t] then error('Attempt to modify a readonly table', 0) end
+  return raw_setmetatable(t, mt)
+end
+real_G.rawset = function(t, k, v)
+  if protected[t] then error('Attempt to modify a readonly table', 0) end
+  return rawset(t, k, v)
+end
+-- Strings' methods table is the real string library: hide it too.
+local string_mt = getmetatable('')
+if string_mt then string_mt.__metatable = false end
+
+local function sandbox(f)
+  setfenv(f, G)
+  return f
+end
+real_G.loadstring = function(s, name)
+  if type(s) == 'string' and s:byte(1) == 27 then
+    return nil, 'binary chunks are not allowed'
+  end
+  local f, e = raw_loadstring(s, name)
+  if f then setfenv(f, G) end
+  return f, e
+end
+
+return run, sandbox, redis
+"#;
+
+/// The scripts loaded, and the Lua state that runs them.
+#[derive(Default)]
+pub struct Scripting {
+    state: Option<LuaState>,
+    /// Compiled scripts by lower-case SHA1 hex.
+    scripts: HashMap<String, Script>,
+}
+
+struct Script {
+    f: Function,
+    /// `#!lua flags=no-writes`: runs as EVAL_RO does.
+    no_writes: bool,
+}
+
+/// Redis 7's script flags (`#!lua flags=...`).
+const SHEBANG_FLAGS: &[&str] = &[
+    "no-writes",
+    "allow-oom",
+    "allow-stale",
+    "no-cluster",
+    "allow-cross-slot-keys",
+];
+
+/// Reads a `#!lua flags=a,b` first line: whether it has no-writes, and how
+/// many bytes it takes (the newline stays, so line numbers do not move).
+fn shebang(body: &[u8]) -> Result<(bool, usize), ScriptError> {
+    if !body.starts_with(b"#!") {
+        return Ok((false, 0));
+    }
+    let Some(end) = body.iter().position(|&b| b == b'\n') else {
+        return Err(ScriptError("ERR Invalid script shebang".into()));
+    };
+    let line = String::from_utf8_lossy(&body[..end]);
+    let mut parts = line.split_whitespace();
+    let engine = parts.next().unwrap_or_default();
+    if engine != "#!lua" {
+        return Err(ScriptError(format!(
+            "ERR Unexpected engine in script shebang: {engine}"
+        )));
+    }
+    let mut no_writes = false;
+    for p in parts {
+        let Some(flags) = p.strip_prefix("flags=") else {
+            return Err(ScriptError(format!("ERR Unknown lua shebang option: {p}")));
+        };
+        for f in flags.split(',').filter(|f| !f.is_empty()) {
+            if !SHEBANG_FLAGS.contains(&f) {
+                return Err(ScriptError(format!(
+                    "ERR Unexpected flag in script shebang: {f}"
+                )));
+            }
+            no_writes |= f == "no-writes";
+        }
+    }
+    Ok((no_writes, end))
+}
+
+/// The Lua state and the prelude's handles into it.
+struct LuaState {
+    lua: Lua,
+    /// Runs a script under the error handler: (true, reply) or (false, err).
+    run: Function,
+    /// Gives a compiled script the read-only globals.
+    sandbox: Function,
+    /// The real `redis` table (scripts see a read-only view), where
+    /// redis.call & co are bound while a script runs.
+    redis: Table,
+}
+
+impl std::fmt::Debug for Scripting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scripting")
+            .field("scripts", &self.scripts.len())
+            .finish()
+    }
+}
+
+const TIMED_OUT: &str = "Script ran past lua-time-limit without writing and was stopped";
+
+/// A script that did not run: the error reply to send.
+#[derive(Debug)]
+pub struct ScriptError(pub String);
+
+pub fn sha1_hex(body: &[u8]) -> String {
+    let mut s = String::with_capacity(40);
+    for b in Sha1::digest(body) {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+impl Scripting {
+    fn state(&mut self) -> Result<&LuaState, ScriptError> {
+        if self.state.is_none() {
+            let libs = StdLib::TABLE | StdLib::STRING | StdLib::MATH | StdLib::DEBUG;
+            // SAFETY: the debug library is what mlua calls unsafe (it can
+            // reach past Lua's own checks). Only the prelude's error handler
+            // keeps `debug.getinfo`; the prelude removes `debug` from the
+            // globals before any script runs, and scripts cannot load
+            // libraries or binary chunks.
+            let lua = unsafe { Lua::unsafe_new_with(libs, LuaOptions::new()) };
+            let sha1hex = lua
+                .create_function(|_, args: MultiValue| match args.front() {
+                    Some(Value::String(s)) if args.len() == 1 => Ok(sha1_hex(&s.as_bytes())),
+                    Some(Value::Integer(i)) if args.len() == 1 => {
+                        Ok(sha1_hex(i.to_string().as_bytes()))
+                    }
+                    Some(Value::Number(n)) if args.len() == 1 => {
+                        Ok(sha1_hex(lua_number_string(*n).as_bytes()))
+                    }
+                    _ => Err(mlua::Error::RuntimeError(
+                        "wrong number of arguments".into(),
+                    )),
+                })
+                .map_err(lua_setup_error)?;
+            let bit = bit_library(&lua).map_err(lua_setup_error)?;
+            let (run, sandbox, redis): (Function, Function, Table) = lua
+                .load(PRELUDE)
+                .set_name("@redis_prelude")
+                .call((sha1hex, bit))
+                .map_err(lua_setup_error)?;
+            self.state = Some(LuaState {
+                lua,
+                run,
+                sandbox,
+                redis,
+            });
+        }
+        self.state
+            .as_ref()
+            .ok_or_else(|| ScriptError("ERR Lua could not start".into()))
+    }
+
+    /// Compiles and caches a script; returns its SHA1.
+    pub fn load(&mut self, body: &[u8]) -> Result<String, ScriptError> {
+        let sha = sha1_hex(body);
+        if self.scripts.contains_key(&sha) {
+            return Ok(sha);
+        }
+        let (no_writes, skip) = shebang(body)?;
+        let st = self.state()?;
+        let f = st
+            .lua
+            .load(&body[skip..])
+            .set_name("@user_script")
+            .into_function()
+            .map_err(|e| {
+                let msg = match &e {
+                    mlua::Error::SyntaxError { message, .. } => message.clone(),
+                    other => other.to_string(),
+                };
+                ScriptError(format!(
+                    "ERR Error compiling script (new function): {}",
+                    one_line(&msg)
+                ))
+            })?;
+        let f: Function = st.sandbox.call(f).map_err(lua_setup_error)?;
+        self.scripts.insert(sha.clone(), Script { f, no_writes });
+        Ok(sha)
+    }
+
+    pub fn exists(&self, sha: &[u8]) -> bool {
+        let sha = String::from_utf8_lossy(sha).to_ascii_lowercase();
+        self.scripts.contains_key(&sha)
+    }
+
+    pub fn flush(&mut self) {
+        self.scripts.clear();
+        // A fresh state also drops whatever the scripts left in Lua's heap.
+        self.state = None;
+    }
+
+    pub fn len(&self) -> usize {
+        self.scripts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.scripts.is_empty()
+    }
+}
+
+/// A Lua number as LuaBitOp reads it: rounded, then taken modulo 2^32 as
+/// a signed 32-bit integer.
+fn tobit(v: &Value) -> mlua::Result<i32> {
+    let n = match v {
+        Value::Integer(i) => *i as f64,
+        Value::Number(n) => *n,
+        Value::String(s) => s
+            .to_str()
+            .ok()
+            .and_then(|s| s.trim().parse::<f64>().ok())
+            .ok_or_else(|| mlua::Error::RuntimeError("bad argument (number expected)".into()))?,
+        _ => {
+            return Err(mlua::Error::RuntimeError(
+                "bad argument (number expected)".into(),
+            ))
+        }
+    };
+    Ok(n.round_ties_even().rem_euclid(4_294_967_296.0) as u32 as i32)
+}
+
+/// The `bit` library (LuaBitOp) Redis scripts can use.
+fn bit_library(lua: &Lua) -> mlua::Result<Table> {
+    let t = lua.create_table()?;
+    let fold = |lua: &Lua, f: fn(i32, i32) -> i32| {
+        lua.create_function(move |_, args: MultiValue| {
+            let mut it = args.iter();
+            let first = it.next().ok_or_else(|| {
+                mlua::Error::RuntimeError("bad argument #1 (number expected)".into())
+            })?;
+            let mut acc = tobit(first)?;
+            for v in it {
+                acc = f(acc, tobit(v)?);
+            }
+            Ok(acc)
+        })
+    };
+    t.raw_set("band", fold(lua, |a, b| a & b)?)?;
+    t.raw_set("bor", fold(lua, |a, b| a | b)?)?;
+    t.raw_set("bxor", fold(lua, |a, b| a ^ b)?)?;
+    t.raw_set("tobit", lua.create_function(|_, v: Value| tobit(&v))?)?;
+    t.raw_set("bnot", lua.create_function(|_, v: Value| Ok(!tobit(&v)?))?)?;
+    t.raw_set(
+        "bswap",
+        lua.create_function(|_, v: Value| Ok(tobit(&v)?.swap_bytes()))?,
+    )?;
+    let shift = |lua: &Lua, f: fn(i32, u32) -> i32| {
+        lua.create_function(move |_, (x, n): (Value, Value)| {
+            Ok(f(tobit(&x)?, (tobit(&n)? as u32) & 31))
+        })
+    };
+    t.raw_set("lshift", shift(lua, |x, n| ((x as u32) << n) as i32)?)?;
+    t.raw_set("rshift", shift(lua, |x, n| ((x as u32) >> n) as i32)?)?;
+    t.raw_set("arshift", shift(lua, |x, n| x >> n)?)?;
+    t.raw_set("rol", shift(lua, |x, n| (x as u32).rotate_left(n) as i32)?)?;
+    t.raw_set("ror", shift(lua, |x, n| (x as u32).rotate_right(n) as i32)?)?;
+    t.raw_set(
+        "tohex",
+        lua.create_function(|_, (x, n): (Value, Option<Value>)| {
+            let x = tobit(&x)? as u32;
+            let n = match n {
+                Some(v) => tobit(&v)?,
+                None => 8,
+            };
+            let upper = n < 0;
+            let digits = n.unsigned_abs().min(8) as usize;
+            let masked = if digits == 8 {
+                x
+            } else {
+                x & ((1u32 << (4 * digits)) - 1)
+            };
+            Ok(if upper {
+                format!("{masked:0digits$X}")
+            } else {
+                format!("{masked:0digits$x}")
+            })
+        })?,
+    )?;
+    Ok(t)
+}
+
+fn lua_setup_error(e: mlua::Error) -> ScriptError {
+    ScriptError(format!("ERR Lua could not start: {e}"))
+}
+
+fn one_line(s: &str) -> String {
+    s.replace(['\r', '\n'], " ")
+}
+
+/// How a script is being run.
+pub struct Invocation<'a> {
+    pub sha: &'a str,
+    pub keys: &'a [Bytes],
+    pub args: &'a [Bytes],
+    /// EVAL_RO / EVALSHA_RO: write commands are refused.
+    pub read_only: bool,
+    /// `lua-time-limit`.
+    pub time_limit: Duration,
+}
+
+/// Runs a cached script for `client`, writing its reply to `out`.
+pub fn run(
+    engine: &mut Engine,
+    client: &mut ClientState,
+    inv: Invocation<'_>,
+    out: &mut ReplyBuf,
+) -> Result<(), ScriptError> {
+    // The Lua state lives in the engine; the script's commands need the
+    // rest of the engine, so the state is taken out while it runs.
+    let mut scripting = std::mem::take(&mut engine.srv.scripting);
+    let r = run_with(&mut scripting, engine, client, inv, out);
+    engine.srv.scripting = scripting;
+    r
+}
+
+fn run_with(
+    scripting: &mut Scripting,
+    engine: &mut Engine,
+    client: &mut ClientState,
+    inv: Invocation<'_>,
+    out: &mut ReplyBuf,
+) -> Result<(), ScriptError> {
+    let (f, no_writes) = scripting
+        .scripts
+        .get(inv.sha)
+        .map(|s| (s.f.clone(), s.no_writes))
+        .ok_or_else(|| ScriptError("NOSCRIPT No matching script. Please use EVAL.".into()))?;
+    let st = scripting.state()?;
+    let lua = &st.lua;
+    let fail = |e: mlua::Error| ScriptError(format!("ERR {}", one_line(&e.to_string())));
+    let g = lua.globals();
+    g.raw_set(
+        "KEYS",
+        lua.create_sequence_from(
+            inv.keys
+                .iter()
+                .map(|k| lua.create_string(k))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(fail)?,
+        )
+        .map_err(fail)?,
+    )
+    .map_err(fail)?;
+    g.raw_set(
+        "ARGV",
+        lua.create_sequence_from(
+            inv.args
+                .iter()
+                .map(|a| lua.create_string(a))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(fail)?,
+        )
+        .map_err(fail)?,
+    )
+    .map_err(fail)?;
+    let redis = &st.redis;
+    let runner = &st.run;
+
+    // The script's own client: the caller's database, RESP2 unless
+    // redis.setresp(3), and never blocking.
+    let mut sc = ClientState::new(client.id, None);
+    sc.authenticated = true;
+    sc.db = client.db;
+    sc.in_exec = true;
+    // MONITOR shows a script's commands as `[db lua]`, as Redis does.
+    sc.addr = "lua".into();
+    sc.in_script = true;
+    let wrote = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    {
+        let wrote = wrote.clone();
+        let limit = inv.time_limit;
+        lua.set_hook(
+            mlua::HookTriggers::new().every_nth_instruction(100_000),
+            move |lua, _| {
+                if !wrote.load(Ordering::Relaxed) && started.elapsed() > limit {
+                    // From now on every line raises it, so that a pcall in
+                    // the script cannot swallow it for good.
+                    let _ = lua.set_hook(mlua::HookTriggers::new().every_line(), |_, _| {
+                        Err(mlua::Error::RuntimeError(TIMED_OUT.into()))
+                    });
+                    return Err(mlua::Error::RuntimeError(TIMED_OUT.into()));
+                }
+                Ok(mlua::VmState::Continue)
+            },
+        )
+        .map_err(fail)?;
+    }
+    let state = RefCell::new((engine, &mut sc));
+    let pending: RefCell<Option<String>> = RefCell::new(None);
+    let read_only = inv.read_only || no_writes;
+    let command = |lua: &Lua, args: MultiValue| -> Result<Value, String> {
+        let mut st = state.borrow_mut();
+        let (engine, sc) = &mut *st;
+        script_call(engine, sc, lua, args, read_only, &wrote)
+    };
+    let result = lua.scope(|scope| {
+        let command = &command;
+        let pending = &pending;
+        // redis.call: an error reply is raised, as a Lua error.
+        let call = scope.create_function(move |lua, args: MultiValue| {
+            let failed = match command(lua, args) {
+                Ok(Value::Table(t)) => match t.raw_get::<Option<String>>("err")? {
+                    Some(e) => e,
+                    None => return Ok(Value::Table(t)),
+                },
+                Ok(v) => return Ok(v),
+                Err(msg) => msg,
+            };
+            *pending.borrow_mut() = Some(failed.clone());
+            Err(mlua::Error::RuntimeError(failed))
+        })?;
+        // redis.pcall: an error reply is returned as {err = ...}.
+        let pcall =
+            scope.create_function(move |lua, args: MultiValue| match command(lua, args) {
+                Ok(v) => Ok(v),
+                Err(msg) => error_table(lua, &msg),
+            })?;
+        let take_pending = scope.create_function(move |_, ()| Ok(pending.borrow_mut().take()))?;
+        let setresp = scope.create_function(|_, v: Value| {
+            let n = match v {
+                Value::Integer(i) => i as f64,
+                Value::Number(n) => n,
+                _ => 0.0,
+            };
+            if n != 2.0 && n != 3.0 {
+                return Err(mlua::Error::RuntimeError(
+                    "RESP version must be 2 or 3.".into(),
+                ));
+            }
+            state.borrow_mut().1.resp3 = n == 3.0;
+            Ok(())
+        })?;
+        redis.raw_set("call", call)?;
+        redis.raw_set("pcall", pcall)?;
+        redis.raw_set("__pending_error", take_pending)?;
+        redis.raw_set("setresp", setresp)?;
+        let r: MultiValue = runner.call(f)?;
+        for name in ["call", "pcall", "__pending_error", "setresp"] {
+            redis.raw_set(name, Value::Nil)?;
+        }
+        let mut it = r.into_iter();
+        let ok = matches!(it.next(), Some(Value::Boolean(true)));
+        let value = it.next().unwrap_or(Value::Nil);
+        if ok {
+            let resp3 = state.borrow().1.resp3;
+            write_reply(out, &value, resp3, 0);
+            Ok(None)
+        } else {
+            Ok(Some(script_error(&value, inv.sha)))
+        }
+    });
+    lua.remove_hook();
+    match result {
+        Ok(None) => Ok(()),
+        Ok(Some(e)) => Err(ScriptError(e)),
+        Err(e) => Err(ScriptError(format!(
+            "ERR {} script: {}",
+            one_line(&e.to_string()),
+            inv.sha
+        ))),
+    }
+}
+
+fn error_table(lua: &Lua, msg: &str) -> mlua::Result<Value> {
+    let t = lua.create_table()?;
+    t.raw_set("err", msg)?;
+    Ok(Value::Table(t))
+}
+
+/// The reply to a script that raised an error: the error and where.
+fn script_error(v: &Value, sha: &str) -> String {
+    let Value::Table(t) = v else {
+        return format!("ERR unknown error script: {sha}");
+    };
+    let err: String = t
+        .raw_get::<Option<String>>("err")
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| "ERR unknown error".into());
+    let source: Option<String> = t.raw_get("source").ok().flatten();
+    let line: Option<i64> = t.raw_get("line").ok().flatten();
+    match (source, line) {
+        (Some(s), Some(l)) => format!("{} script: {sha}, on {s}:{l}.", one_line(&err)),
+        _ => format!("{} script: {sha}", one_line(&err)),
+    }
+}
+
+/// One `redis.call` / `redis.pcall`: the reply as a Lua value, or the text
+/// of an error raised before the command ran.
+fn script_call(
+    engine: &mut Engine,
+    sc: &mut ClientState,
+    lua: &Lua,
+    args: MultiValue,
+    read_only: bool,
+    wrote: &AtomicBool,
+) -> Result<Value, String> {
+    if args.is_empty() {
+        return Err("Please specify at least one argument for this redis lib call".into());
+    }
+    let mut argv = Vec::with_capacity(args.len());
+    for a in args.iter() {
+        match a {
+            Value::String(s) => argv.push(Bytes::copy_from_slice(&s.as_bytes())),
+            Value::Integer(i) => argv.push(Bytes::from(i.to_string())),
+            Value::Number(n) => argv.push(Bytes::from(lua_number_string(*n))),
+            _ => {
+                return Err(
+                    "ERR Lua redis lib command arguments must be strings or integers".into(),
+                )
+            }
+        }
+    }
+    let Some(spec) = command::lookup(&argv[0]) else {
+        return Err("ERR Unknown Redis command called from script".into());
+    };
+    if spec.flags & (flags::NOSCRIPT | flags::BLOCKING) != 0 {
+        return Err("ERR This Redis command is not allowed from script".into());
+    }
+    if !spec.arity_ok(argv.len()) {
+        return Err("ERR Wrong number of args calling Redis command from script".into());
+    }
+    if spec.flags & flags::WRITE != 0 {
+        if read_only {
+            return Err("ERR Write commands are not allowed from read-only scripts.".into());
+        }
+        wrote.store(true, Ordering::Relaxed);
+    }
+    let mut buf = ReplyBuf::new(sc.resp3);
+    engine.call_from_script(spec, sc, &argv, &mut buf);
+    let mut at = 0;
+    parse_reply(lua, &buf.buf, &mut at, 0).map_err(|e| format!("ERR {e}"))
+}
+
+/// Lua's own number formatting (`%.14g`), as Redis passes numbers.
+fn lua_number_string(n: f64) -> String {
+    if n.fract() == 0.0 && n.abs() < 1e15 {
+        return format!("{}", n as i64);
+    }
+    let s = format!("{n:.13e}");
+    // %.14g: up to 14 significant digits, no trailing zeros.
+    let v: f64 = s.parse().unwrap_or(n);
+    let mut t = format!("{v}");
+    if t.len() > 20 {
+        t = format!("{v:e}");
+    }
+    t
+}
+
+/// Converts one RESP reply (as the script's client got it) to Lua, as
+/// Redis' redisProtocolToLuaType does.
+fn parse_reply(lua: &Lua, b: &[u8], at: &mut usize, depth: usize) -> mlua::Result<Value> {
+    let line = |at: &mut usize| -> mlua::Result<&[u8]> {
+        let rest = &b[*at..];
+        let end = rest
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .ok_or_else(|| mlua::Error::RuntimeError("truncated reply".into()))?;
+        *at += end + 2;
+        Ok(&rest[1..end])
+    };
+    let num = |s: &[u8]| -> i64 { crate::numbers::parse_i64(s).unwrap_or(0) };
+    if *at >= b.len() || depth > 64 {
+        return Ok(Value::Nil);
+    }
+    let kind = b[*at];
+    let head = line(at)?;
+    Ok(match kind {
+        b':' => Value::Integer(num(head)),
+        b'$' | b'=' => {
+            let n = num(head);
+            if n < 0 {
+                return Ok(Value::Boolean(false));
+            }
+            let n = n as usize;
+            let body = b.get(*at..*at + n).unwrap_or_default();
+            *at += n + 2;
+            let body = if kind == b'=' && body.len() >= 4 {
+                &body[4..]
+            } else {
+                body
+            };
+            Value::String(lua.create_string(body)?)
+        }
+        b'+' => {
+            let t = lua.create_table()?;
+            t.raw_set("ok", lua.create_string(head)?)?;
+            Value::Table(t)
+        }
+        b'-' => {
+            let t = lua.create_table()?;
+            t.raw_set("err", lua.create_string(head)?)?;
+            Value::Table(t)
+        }
+        b'*' | b'~' | b'>' => {
+            let n = num(head);
+            if n < 0 {
+                return Ok(Value::Boolean(false));
+            }
+            let t = lua.create_table()?;
+            for i in 1..=n {
+                let v = parse_reply(lua, b, at, depth + 1)?;
+                if kind == b'~' {
+                    t.raw_set(v, true)?;
+                } else {
+                    t.raw_set(i, v)?;
+                }
+            }
+            if kind == b'~' {
+                let w = lua.create_table()?;
+                w.raw_set("set", t)?;
+                Value::Table(w)
+            } else {
+                Value::Table(t)
+            }
+        }
+        b'%' => {
+            let t = lua.create_table()?;
+            for _ in 0..num(head).max(0) {
+                let k = parse_reply(lua, b, at, depth + 1)?;
+                let v = parse_reply(lua, b, at, depth + 1)?;
+                t.raw_set(k, v)?;
+            }
+            let w = lua.create_table()?;
+            w.raw_set("map", t)?;
+            Value::Table(w)
+        }
+        b'_' => Value::Nil,
+        b'#' => Value::Boolean(head == b"t"),
+        b',' => {
+            let t = lua.create_table()?;
+            t.raw_set("double", crate::numbers::parse_f64(head).unwrap_or(0.0))?;
+            Value::Table(t)
+        }
+        b'(' => {
+            let t = lua.create_table()?;
+            t.raw_set("big_number", lua.create_string(head)?)?;
+            Value::Table(t)
+        }
+        _ => Value::Nil,
+    })
+}
+
+/// Converts a script's return value to the caller's reply, as Redis'
+/// luaReplyToRedisReply does.
+fn write_reply(out: &mut ReplyBuf, v: &Value, script_resp3: bool, depth: usize) {
+    if depth > 64 {
+        out.error("ERR reached lua stack limit");
+        return;
+    }
+    match v {
+        Value::String(s) => out.bulk(&s.as_bytes()),
+        Value::Boolean(true) => {
+            if script_resp3 {
+                out.bool(true)
+            } else {
+                out.int(1)
+            }
+        }
+        Value::Boolean(false) => {
+            if script_resp3 {
+                out.bool(false)
+            } else {
+                out.null()
+            }
+        }
+        Value::Integer(i) => out.int(*i),
+        Value::Number(n) => out.int(*n as i64),
+        Value::Table(t) => {
+            if let Ok(Some(e)) = t.raw_get::<Option<mlua::LuaString>>("err") {
+                let e = String::from_utf8_lossy(&e.as_bytes()).into_owned();
+                out.error(&one_line(&e));
+                return;
+            }
+            if let Ok(Some(s)) = t.raw_get::<Option<mlua::LuaString>>("ok") {
+                let s = String::from_utf8_lossy(&s.as_bytes()).into_owned();
+                out.simple(&one_line(&s));
+                return;
+            }
+            if let Ok(Some(d)) = t.raw_get::<Option<f64>>("double") {
+                out.double(d);
+                return;
+            }
+            if let Ok(Some(m)) = t.raw_get::<Option<Table>>("map") {
+                let pairs: Vec<(Value, Value)> = m.pairs().filter_map(Result::ok).collect();
+                out.map(pairs.len());
+                for (k, v) in &pairs {
+                    write_reply(out, k, script_resp3, depth + 1);
+                    write_reply(out, v, script_resp3, depth + 1);
+                }
+                return;
+            }
+            if let Ok(Some(set)) = t.raw_get::<Option<Table>>("set") {
+                let members: Vec<Value> = set
+                    .pairs::<Value, Value>()
+                    .filter_map(|kv| kv.ok().map(|(k, _)| k))
+                    .collect();
+                out.set(members.len());
+                for m in &members {
+                    write_reply(out, m, script_resp3, depth + 1);
+                }
+                return;
+            }
+            let mut items = Vec::new();
+            for i in 1.. {
+                match t.raw_get::<Value>(i) {
+                    Ok(Value::Nil) | Err(_) => break,
+                    Ok(v) => items.push(v),
+                }
+            }
+            out.array(items.len());
+            for item in &items {
+                write_reply(out, item, script_resp3, depth + 1);
+            }
+        }
+        _ => out.null(),
+    }
+}
