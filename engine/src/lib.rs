@@ -20,6 +20,7 @@ pub mod effect;
 pub mod engine;
 pub mod error;
 pub mod glob;
+pub mod hyperloglog;
 pub mod keyspace;
 pub mod latency;
 pub mod long_double;

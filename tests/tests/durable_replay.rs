@@ -73,7 +73,7 @@ fn random_command(rng: &mut StdRng) -> Vec<String> {
             _ => s(&["ZADD", z, &n, m, "2.5", m2, "-1", m3]),
         };
     }
-    match rng.gen_range(0..75) {
+    match rng.gen_range(0..78) {
         0 => s(&["SET", a, m]),
         1 => s(&["SET", a, m, "PX", ms]),
         2 => s(&["SET", a, m, "KEEPTTL", "GET"]),
@@ -176,6 +176,11 @@ fn random_command(rng: &mut StdRng) -> Vec<String> {
             &n,
             m2,
         ]),
+        // HyperLogLogs live in string keys: PFADD creates them (or meets
+        // WRONGTYPE on a plain string), PFCOUNT writes its cache.
+        74 => s(&["PFADD", a, m, m2, &n]),
+        75 => s(&["PFCOUNT", a]),
+        76 => s(&["PFMERGE", a, a2]),
         _ => {
             if rng.gen_bool(0.05) {
                 s(&["FLUSHDB"])

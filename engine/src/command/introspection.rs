@@ -60,6 +60,8 @@ pub fn acl_categories(s: &CommandSpec) -> Vec<&'static str> {
         "transactions" => "@transaction",
         "pubsub" => "@pubsub",
         "scripting" => "@scripting",
+        "hyperloglog" => "@hyperloglog",
+        "geo" => "@geo",
         _ => "",
     });
     v.retain(|c| !c.is_empty());

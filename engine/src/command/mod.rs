@@ -12,6 +12,7 @@ pub mod cluster;
 pub mod connection;
 pub mod hash;
 pub mod help;
+pub mod hyperloglog;
 pub mod introspection;
 pub mod keys;
 pub mod list;
@@ -234,6 +235,7 @@ fn table() -> &'static HashMap<&'static str, &'static CommandSpec> {
             sort::COMMANDS,
             string::COMMANDS,
             bitops::COMMANDS,
+            hyperloglog::COMMANDS,
             list::COMMANDS,
             hash::COMMANDS,
             set::COMMANDS,
