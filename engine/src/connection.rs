@@ -11,6 +11,7 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -25,6 +26,9 @@ use crate::server::SharedEngine;
 use crate::tracker::LogProgress;
 
 const READ_CHUNK: usize = 16 * 1024;
+/// How long a connection waiting out a lapse of the lease sleeps at most
+/// before it checks the lease again.
+const LEASE_WAIT_SLICE: Duration = Duration::from_millis(10);
 /// Past this many bytes of parked replies, stop reading new commands
 /// (back-pressure on a client that pipelines faster than the log commits).
 const MAX_PARKED_BYTES: usize = 64 * 1024 * 1024;
@@ -175,6 +179,17 @@ impl Connection {
                     BatchOutcome::Close => {
                         self.flush_all().await?;
                         return Ok(());
+                    }
+                    BatchOutcome::AwaitLease(until) => {
+                        self.flush_released().await?;
+                        // Renewals wake `progress`; the short slices cover
+                        // one that came before this registered.
+                        let progress = self.progress.clone();
+                        let slice = Instant::now() + LEASE_WAIT_SLICE;
+                        tokio::select! {
+                            _ = progress.changed() => {}
+                            _ = tokio::time::sleep_until(slice.min(until).into()) => {}
+                        }
                     }
                     BatchOutcome::Blocked(wait) => {
                         self.flush_all().await?;

@@ -35,8 +35,10 @@
 //!   it, `TakeLeadership(expected_last_lsn)` (on CONFLICT replay more and
 //!   retry), wait out the previous holder's lease, renew ours, serve.
 //! - **Lease**: any acknowledged append renews it until `send time + lease`;
-//!   when idle a HEARTBEAT append goes out every `lease / 4`. While the lease
-//!   is expired every command answers [`LogGate::error`]'s lease error.
+//!   when idle a HEARTBEAT append goes out every `lease / 4`. When the lease
+//!   lapses, commands wait up to one lease for a renewal (a long command
+//!   starves the heartbeats), then answer [`LogGate::error`]'s lease error
+//!   until one comes (see [`LogGate::check`]).
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -129,9 +131,52 @@ pub struct LogGate {
     /// acknowledged append + lease).
     pub lease_until: Option<Instant>,
     pub lease: Duration,
+    /// Until when commands wait for the current lapse of the lease to be
+    /// renewed (see [`LogGate::check`]); one grace per lapse.
+    pub grace_until: Option<Instant>,
+}
+
+/// What a command may do now (see [`LogGate::check`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GateCheck {
+    Open,
+    /// Wait, at most until then, for the lease to be renewed, then check
+    /// again.
+    Wait(Instant),
+    Refuse(String),
 }
 
 impl LogGate {
+    /// Like [`LogGate::error`], except that a lease that lapsed with no
+    /// known failure of the log is waited out for up to one lease before
+    /// commands are refused. A command that held the engine for longer than
+    /// the lease (DEBUG SLEEP, a long script) starves the log client's
+    /// heartbeats while the log itself is fine: the heartbeat that goes out
+    /// next renews the lease, and proves that no other server took the log
+    /// meanwhile, which is what makes serving after it safe. Redis answers
+    /// the commands queued behind a long command normally, so memlog holds
+    /// them for that heartbeat instead of failing them. Once the grace has
+    /// passed without a renewal the log is unavailable: commands are refused
+    /// at once until a renewal, which makes the next lapse eligible again.
+    pub fn check(&mut self, now: Instant) -> GateCheck {
+        if let (GateState::Serving, None, Some(t)) = (self.state, &self.cause, self.lease_until) {
+            if now < t {
+                return GateCheck::Open;
+            }
+            let grace = match self.grace_until {
+                Some(g) if g >= t => g,
+                _ => *self.grace_until.insert(now + self.lease),
+            };
+            if now < grace {
+                return GateCheck::Wait(grace);
+            }
+        }
+        match self.error(now) {
+            None => GateCheck::Open,
+            Some(e) => GateCheck::Refuse(e),
+        }
+    }
+
     /// The error every command answers now, if any.
     /// For INFO: `starting`, `serving`, `lease-expired`, `recovering`, `fenced`.
     pub fn describe(&self, now: Instant) -> &'static str {
@@ -1058,6 +1103,8 @@ fn renew_lease(engine: &SharedEngine, d: &Durable, sent: Instant) {
             g.lease_until = Some(until);
         }
     }
+    // Commands waiting out a lapse of the lease (`LogGate::check`) go on.
+    e.progress.notify();
 }
 
 /// The log committed `append`, sent at `sent`, at `lsn`: releases its
@@ -1414,6 +1461,7 @@ mod tests {
             cause: None,
             lease_until: Some(now + Duration::from_secs(1)),
             lease: Duration::from_secs(2),
+            grace_until: None,
         };
         assert_eq!(g.error(now), None);
         g.lease_until = Some(now);
@@ -1434,5 +1482,41 @@ mod tests {
         );
         g.state = GateState::Fenced;
         assert_eq!(g.error(now).as_deref(), Some(FENCED_ERROR));
+    }
+
+    #[test]
+    fn a_lapsed_lease_is_waited_out_once() {
+        let now = Instant::now();
+        let ms = Duration::from_millis;
+        let mut g = LogGate {
+            state: GateState::Serving,
+            cause: None,
+            lease_until: Some(now + ms(100)),
+            lease: ms(2000),
+            grace_until: None,
+        };
+        assert_eq!(g.check(now), GateCheck::Open);
+        // Lapsed: wait up to one lease from the first command that saw it.
+        let lapse = now + ms(500);
+        assert_eq!(g.check(lapse), GateCheck::Wait(lapse + ms(2000)));
+        assert_eq!(g.check(lapse + ms(10)), GateCheck::Wait(lapse + ms(2000)));
+        // No renewal within the grace: refused, and no new grace.
+        assert!(
+            matches!(g.check(lapse + ms(2000)), GateCheck::Refuse(e) if e.contains("lease expired"))
+        );
+        assert!(matches!(g.check(lapse + ms(9000)), GateCheck::Refuse(_)));
+        // Renewed, then lapsed again: a new grace.
+        g.lease_until = Some(lapse + ms(9500));
+        assert_eq!(g.check(lapse + ms(9000)), GateCheck::Open);
+        assert_eq!(
+            g.check(lapse + ms(9600)),
+            GateCheck::Wait(lapse + ms(11600))
+        );
+        // A known failure of the log: refused at once.
+        g.cause = Some("No space left on device (os error 28)".into());
+        assert!(matches!(g.check(lapse + ms(9700)), GateCheck::Refuse(_)));
+        g.cause = None;
+        g.state = GateState::Recovering;
+        assert_eq!(g.check(now), GateCheck::Refuse(RECOVERING_ERROR.into()));
     }
 }

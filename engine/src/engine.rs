@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::client::{ClientState, Push, ReplyMode};
 use crate::command::{self, flags, CommandSpec, Handler};
 use crate::config::Config;
+use crate::durable::GateCheck;
 use crate::effect::EffectRecord;
 use crate::error::{CmdError, CmdResult};
 use crate::keyspace::{unix_ms, ClientId, Elem, Keyspace};
@@ -92,6 +93,9 @@ pub enum BatchOutcome {
     Blocked(BlockedWait),
     /// Close after writing the replies (QUIT, protocol-level kill).
     Close,
+    /// The lease lapsed: wait for its renewal (at most until then), then
+    /// run the rest (see `LogGate::check`).
+    AwaitLease(Instant),
 }
 
 /// The connection's side of a blocked command.
@@ -509,15 +513,27 @@ impl Engine {
             return BatchOutcome::Close;
         };
         let mut outcome = BatchOutcome::Done;
-        let gate_error = self.gate_error();
         while let Some(argv) = cmds.pop_front() {
             if argv.is_empty() {
                 continue;
             }
-            if let Some(msg) = &gate_error {
+            // Checked before every command: the one before may have held
+            // the engine past the lease.
+            let gate = match self.srv.gate.as_mut() {
+                None => GateCheck::Open,
+                Some(g) => g.check(Instant::now()),
+            };
+            if gate != GateCheck::Open
                 // QUIT still closes; INFO still reports (memlog_log_state).
-                if !argv[0].eq_ignore_ascii_case(b"quit") && !argv[0].eq_ignore_ascii_case(b"info")
-                {
+                && !argv[0].eq_ignore_ascii_case(b"quit")
+                && !argv[0].eq_ignore_ascii_case(b"info")
+            {
+                if let GateCheck::Wait(until) = gate {
+                    cmds.push_front(argv);
+                    outcome = BatchOutcome::AwaitLease(until);
+                    break;
+                }
+                if let GateCheck::Refuse(msg) = &gate {
                     // A transaction that lost a command cannot EXEC.
                     if let Some(m) = client.multi.as_mut() {
                         m.aborted = true;

@@ -290,6 +290,12 @@ impl LogProgress {
         self.changed.notify_waiters();
     }
 
+    /// Wakes waiting connections without an acknowledgement (the lease was
+    /// renewed).
+    pub fn notify(&self) {
+        self.changed.notify_waiters();
+    }
+
     /// Resolves at the next change (register before re-checking the state).
     pub fn changed(&self) -> tokio::sync::futures::Notified<'_> {
         self.changed.notified()

@@ -207,3 +207,58 @@ fn a_write_the_log_refuses_is_undone_by_a_rebuild() {
         RespValue::Simple("OK".into())
     );
 }
+
+/// A command that holds the engine for longer than the lease (DEBUG SLEEP
+/// here; a long script or PFSELFTEST alike) starves the log client, so the
+/// lease lapses meanwhile. The commands after it, Redis answers normally;
+/// so does memlog: they wait for the lease to be renewed (a heartbeat
+/// through the log, which proves no other server took over) instead of
+/// failing with a lease error.
+#[test]
+fn commands_after_a_command_longer_than_the_lease_are_served() {
+    let server = MemlogServer::start(&["--lease-ms", "300"]).expect("server");
+    let mut c = RawConn::connect(server.port).expect("connect");
+    assert_eq!(
+        c.call(&["SET", "a", "1"]).unwrap(),
+        RespValue::Simple("OK".into())
+    );
+    for round in 0..3 {
+        let mut other = RawConn::connect(server.port).expect("connect");
+        // The sleep and the commands behind it in the same read, and a
+        // second client's commands queued meanwhile.
+        let mut pipeline = Vec::new();
+        for args in [&["DEBUG", "SLEEP", "1"][..], &["GET", "a"], &["INCR", "n"]] {
+            pipeline.extend(format!("*{}\r\n", args.len()).into_bytes());
+            for a in args {
+                pipeline.extend(format!("${}\r\n{a}\r\n", a.len()).into_bytes());
+            }
+        }
+        c.send_raw(&pipeline).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        other.send(&["SET", "b", "2"]).unwrap();
+        assert_eq!(
+            c.read().unwrap(),
+            RespValue::Simple("OK".into()),
+            "round {round}"
+        );
+        assert_eq!(
+            c.read().unwrap(),
+            RespValue::Bulk(b"1".to_vec()),
+            "round {round}"
+        );
+        assert_eq!(
+            c.read().unwrap(),
+            RespValue::Int(round + 1),
+            "round {round}"
+        );
+        assert_eq!(
+            other.read().unwrap(),
+            RespValue::Simple("OK".into()),
+            "round {round}"
+        );
+        assert_eq!(
+            c.call(&["GET", "b"]).unwrap(),
+            RespValue::Bulk(b"2".to_vec())
+        );
+    }
+}
