@@ -56,6 +56,33 @@ impl LongDouble {
         }
     }
 
+    /// The exact value of a double (every double is a long double).
+    pub fn from_f64(d: f64) -> LongDouble {
+        let neg = d.is_sign_negative();
+        if d.is_infinite() {
+            return Self::infinity(neg);
+        }
+        if d == 0.0 || d.is_nan() {
+            return Self::zero(neg);
+        }
+        let bits = d.to_bits();
+        let exp = ((bits >> 52) & 0x7ff) as i32;
+        let frac = bits & ((1u64 << 52) - 1);
+        // value = mant · 2^e with the mantissa's top bit at bit 63.
+        let (mant, e) = if exp == 0 {
+            (frac, -1074)
+        } else {
+            (frac | (1u64 << 52), exp - 1075)
+        };
+        let shift = mant.leading_zeros() as i32;
+        LongDouble {
+            neg,
+            m: mant << shift,
+            e: e - shift,
+            inf: false,
+        }
+    }
+
     pub fn is_finite(&self) -> bool {
         !self.inf
     }

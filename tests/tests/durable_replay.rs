@@ -73,7 +73,7 @@ fn random_command(rng: &mut StdRng) -> Vec<String> {
             _ => s(&["ZADD", z, &n, m, "2.5", m2, "-1", m3]),
         };
     }
-    match rng.gen_range(0..78) {
+    match rng.gen_range(0..81) {
         0 => s(&["SET", a, m]),
         1 => s(&["SET", a, m, "PX", ms]),
         2 => s(&["SET", a, m, "KEEPTTL", "GET"]),
@@ -181,6 +181,30 @@ fn random_command(rng: &mut StdRng) -> Vec<String> {
         74 => s(&["PFADD", a, m, m2, &n]),
         75 => s(&["PFCOUNT", a]),
         76 => s(&["PFMERGE", a, a2]),
+        77 => s(&[
+            "GEOADD",
+            z,
+            "13.36",
+            &format!("38.{n}"),
+            m,
+            "15.08",
+            "37.5",
+            m2,
+        ]),
+        78 => s(&["GEORADIUS", z, "14", "38", "300", "km", "STOREDIST", z2]),
+        79 => s(&[
+            "GEOSEARCHSTORE",
+            z2,
+            z,
+            "FROMMEMBER",
+            m,
+            "BYBOX",
+            "200",
+            "100",
+            "km",
+            "COUNT",
+            "2",
+        ]),
         _ => {
             if rng.gen_bool(0.05) {
                 s(&["FLUSHDB"])

@@ -10,6 +10,7 @@ pub mod bitops;
 pub mod client;
 pub mod cluster;
 pub mod connection;
+pub mod geo;
 pub mod hash;
 pub mod help;
 pub mod hyperloglog;
@@ -236,6 +237,7 @@ fn table() -> &'static HashMap<&'static str, &'static CommandSpec> {
             string::COMMANDS,
             bitops::COMMANDS,
             hyperloglog::COMMANDS,
+            geo::COMMANDS,
             list::COMMANDS,
             hash::COMMANDS,
             set::COMMANDS,

@@ -480,7 +480,7 @@ fn emit<'a>(
 
 /// Replaces `dst` with the result of a *STORE command (or deletes it when
 /// the result is empty) and replies with the result's size.
-fn store_result(ctx: &mut Ctx, dst: &[u8], z: ZSet, event: &str) {
+pub(super) fn store_result(ctx: &mut Ctx, dst: &[u8], z: ZSet, event: &str) {
     let db = ctx.db();
     let n = z.len();
     if n > 0 {
@@ -499,6 +499,11 @@ fn store_result(ctx: &mut Ctx, dst: &[u8], z: ZSet, event: &str) {
 
 fn zadd_generic(ctx: &mut Ctx, zincrby: bool) -> CmdResult {
     let args = ctx.args;
+    zadd_with(ctx, args, zincrby)
+}
+
+/// ZADD (or ZINCRBY) with these arguments, which GEOADD builds.
+pub(super) fn zadd_with(ctx: &mut Ctx, args: &[Bytes], zincrby: bool) -> CmdResult {
     let db = ctx.db();
     let key = &args[1][..];
     let (mut nx, mut xx, mut gt, mut lt, mut ch, mut incr) =
