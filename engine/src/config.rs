@@ -78,6 +78,7 @@ const PARAMS: &[(&str, &str, Kind)] = &[
     ("activerehashing", "yes", Kind::Bool),
     ("active-expire-effort", "1", Kind::Int),
     ("appendonly", "no", Kind::Bool),
+    ("aof-use-rdb-preamble", "yes", Kind::Bool),
     (
         "appendfsync",
         "everysec",

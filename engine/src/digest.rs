@@ -135,6 +135,7 @@ fn type_code(v: &Value) -> u32 {
         Value::Set(_) => 2,
         Value::ZSet(_) => 3,
         Value::Hash(_) => 4,
+        Value::Stream(_) => 6,
     }
 }
 
@@ -168,6 +169,14 @@ pub fn object_digest(digest: &mut Digest, v: &Value, has_expire: bool) {
                 mix_digest(&mut ele, k);
                 mix_digest(&mut ele, val);
                 xor_digest(digest, &ele);
+            }
+        }
+        Value::Stream(s) => {
+            for (id, fields) in &s.entries {
+                mix_digest(digest, format!("{}.{}", id.ms, id.seq).as_bytes());
+                for f in fields.iter() {
+                    mix_digest(digest, f);
+                }
             }
         }
     }

@@ -595,6 +595,7 @@ impl Durable {
 /// and the snapshot writer. Returns once the server may serve.
 pub async fn start(engine: &SharedEngine, d: Arc<Durable>) -> Result<(), DurableError> {
     let (snap_tx, snap_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (rebuild_tx, rebuild_rx) = tokio::sync::mpsc::unbounded_channel();
     {
         let mut e = engine.lock();
         e.enable_durability();
@@ -602,6 +603,7 @@ pub async fn start(engine: &SharedEngine, d: Arc<Durable>) -> Result<(), Durable
             g.lease = d.lease;
         }
         e.srv.snapshot_requests = Some(snap_tx);
+        e.srv.rebuild_requests = Some(rebuild_tx);
     }
     let mut attempt = 0u32;
     let epoch = loop {
@@ -623,7 +625,7 @@ pub async fn start(engine: &SharedEngine, d: Arc<Durable>) -> Result<(), Durable
             }
         }
     };
-    tokio::spawn(run_log_client(engine.clone(), d.clone(), epoch));
+    tokio::spawn(run_log_client(engine.clone(), d.clone(), epoch, rebuild_rx));
     tokio::spawn(run_snapshots(engine.clone(), d, snap_rx));
     Ok(())
 }
@@ -801,26 +803,46 @@ fn fail_pending(engine: &SharedEngine, state: GateState) {
 
 /// The log client: appends, acknowledges, renews the lease, and recovers
 /// from failures until fenced.
-pub async fn run_log_client(engine: SharedEngine, d: Arc<Durable>, mut epoch: u64) {
+pub async fn run_log_client(
+    engine: SharedEngine,
+    d: Arc<Durable>,
+    mut epoch: u64,
+    mut rebuilds: tokio::sync::mpsc::UnboundedReceiver<RebuildReply>,
+) {
     loop {
-        let err = serve_epoch(&engine, &d, epoch).await;
-        if let TxlogError::Fenced { holder, .. } = &err {
-            tracing::error!(
-                holder,
-                "fenced: another server took the log; no longer serving"
-            );
-            fail_pending(&engine, GateState::Fenced);
-            return;
+        let mut requested = None;
+        match serve_epoch(&engine, &d, epoch, &mut rebuilds).await {
+            EpochEnd::Rebuild(reply) => {
+                tracing::info!("rebuilding from the log (DEBUG LOADAOF)");
+                fail_pending(&engine, GateState::Recovering);
+                requested = Some(reply);
+            }
+            EpochEnd::Failed(TxlogError::Fenced { holder, .. }) => {
+                tracing::error!(
+                    holder,
+                    "fenced: another server took the log; no longer serving"
+                );
+                fail_pending(&engine, GateState::Fenced);
+                return;
+            }
+            EpochEnd::Failed(err) => {
+                tracing::warn!(error = %err, "append failed; rebuilding from the log");
+                engine.lock().srv.stats.log_rebuilds += 1;
+                fail_pending(&engine, GateState::Recovering);
+                set_cause(&engine, &err);
+            }
         }
-        tracing::warn!(error = %err, "append failed; rebuilding from the log");
-        engine.lock().srv.stats.log_rebuilds += 1;
-        fail_pending(&engine, GateState::Recovering);
-        set_cause(&engine, &err);
         let mut backoff = Duration::from_millis(100);
         loop {
             match recover(&engine, &d, Some(epoch)).await {
                 Ok(e) => {
                     epoch = e;
+                    if let Some(reply) = requested.take() {
+                        let _ = reply.send(crate::engine::ParkedReply {
+                            bytes: b"+OK\r\n".to_vec(),
+                            seq: 0,
+                        });
+                    }
                     break;
                 }
                 Err(DurableError::Fenced(holder)) => {
@@ -899,12 +921,30 @@ fn take_records(
     }
 }
 
-/// Appends under `epoch` until an append fails for good; returns why.
-async fn serve_epoch(engine: &SharedEngine, d: &Arc<Durable>, epoch: u64) -> TxlogError {
+/// Where DEBUG LOADAOF's reply goes.
+pub type RebuildReply = tokio::sync::oneshot::Sender<crate::engine::ParkedReply>;
+
+/// Why [`serve_epoch`] stopped.
+enum EpochEnd {
+    /// An append failed for good.
+    Failed(TxlogError),
+    /// DEBUG LOADAOF: everything executed is acknowledged; rebuild.
+    Rebuild(RebuildReply),
+}
+
+/// Appends under `epoch` until an append fails for good, or a rebuild is
+/// asked for and nothing is left to append.
+async fn serve_epoch(
+    engine: &SharedEngine,
+    d: &Arc<Durable>,
+    epoch: u64,
+    rebuilds: &mut tokio::sync::mpsc::UnboundedReceiver<RebuildReply>,
+) -> EpochEnd {
     let mut writer = match Writer::open(&d.backend, &d.log, epoch).await {
         Ok(w) => w,
-        Err(e) => return e,
+        Err(e) => return EpochEnd::Failed(e),
     };
+    let mut rebuild: Option<RebuildReply> = None;
     let (records_ready, progress) = {
         let e = engine.lock();
         (e.records_ready.clone(), e.progress.clone())
@@ -931,6 +971,11 @@ async fn serve_epoch(engine: &SharedEngine, d: &Arc<Durable>, epoch: u64) -> Txl
     let mut last_batch = 0usize;
     let mut linger_until: Option<tokio::time::Instant> = None;
     loop {
+        if rebuild.is_some() && inflight.is_empty() && engine.lock().ks.effects.records.is_empty() {
+            if let Some(reply) = rebuild.take() {
+                return EpochEnd::Rebuild(reply);
+            }
+        }
         let can_take = inflight.len() < MAX_INFLIGHT_APPENDS
             && inflight_bytes < MAX_INFLIGHT_BYTES
             && !heartbeat_in_flight;
@@ -950,7 +995,7 @@ async fn serve_epoch(engine: &SharedEngine, d: &Arc<Durable>, epoch: u64) -> Txl
                         // A failover of the log, not a refusal: find out what
                         // committed and resend the rest instead of rebuilding.
                         if !retriable(&e) || resumes >= MAX_RESUMES {
-                            return e;
+                            return EpochEnd::Failed(e);
                         }
                         resumes += 1;
                         tracing::warn!(error = %e, "append failed; resuming at the log's leader");
@@ -963,7 +1008,7 @@ async fn serve_epoch(engine: &SharedEngine, d: &Arc<Durable>, epoch: u64) -> Txl
                         inflight_bytes = 0;
                         let resumed = match resume(d, epoch, acked_lsn, pending).await {
                             Ok(r) => r,
-                            Err(e) => return e,
+                            Err(e) => return EpochEnd::Failed(e),
                         };
                         {
                             let mut e = engine.lock();
@@ -1023,6 +1068,10 @@ async fn serve_epoch(engine: &SharedEngine, d: &Arc<Durable>, epoch: u64) -> Txl
                 }
             }
             _ = tokio::time::sleep_until(linger_at), if can_take && linger_until.is_some() => true,
+            Some(reply) = rebuilds.recv(), if rebuild.is_none() => {
+                rebuild = Some(reply);
+                false
+            }
 
             _ = tokio::time::sleep_until(heartbeat_at), if inflight.is_empty() => {
                 let sent = Instant::now();

@@ -69,6 +69,9 @@ impl TimeoutReply {
 #[derive(Debug, Clone)]
 pub struct BlockRequest {
     pub keys: Vec<Elem>,
+    /// The command to retry when a key is ready, when not the original
+    /// (XREAD's `$` resolved to the IDs it stood for when it blocked).
+    pub retry: Option<Vec<Bytes>>,
     /// `None`: block forever.
     pub timeout: Option<Duration>,
     pub on_timeout: TimeoutReply,
@@ -130,6 +133,9 @@ pub struct ServerState {
     /// `durable`): leadership state and lease.
     pub gate: Option<crate::durable::LogGate>,
     /// Where SAVE / BGSAVE send snapshots when the durable path is on.
+    /// Where DEBUG LOADAOF asks the log client to rebuild the data set from
+    /// the log (snapshot + replay); answered once serving again.
+    pub rebuild_requests: Option<tokio::sync::mpsc::UnboundedSender<oneshot::Sender<ParkedReply>>>,
     pub snapshot_requests:
         Option<tokio::sync::mpsc::UnboundedSender<crate::durable::SnapshotRequest>>,
     blocked: HashMap<(usize, Elem), VecDeque<ClientId>>,
@@ -253,9 +259,21 @@ impl Ctx<'_> {
         timeout: Option<Duration>,
         on_timeout: TimeoutReply,
     ) {
+        self.block_on_rewritten(keys, timeout, on_timeout, None);
+    }
+
+    /// [`Ctx::block_on`], retrying `retry` instead of the command itself.
+    pub fn block_on_rewritten(
+        &mut self,
+        keys: Vec<Elem>,
+        timeout: Option<Duration>,
+        on_timeout: TimeoutReply,
+        retry: impl Into<Option<Vec<Bytes>>>,
+    ) {
         if self.can_block() {
             self.block = Some(BlockRequest {
                 keys,
+                retry: retry.into(),
                 timeout,
                 on_timeout,
             });
@@ -346,6 +364,7 @@ impl Engine {
                 shutdown: None,
                 active_expire: true,
                 replid: random_hex(40),
+                rebuild_requests: None,
                 snapshot_requests: None,
                 gate: None,
                 blocked: HashMap::new(),
@@ -968,6 +987,7 @@ impl Engine {
             }
         }
         client.blocked_on = Some(String::from_utf8_lossy(&argv[0]).to_ascii_lowercase());
+        let argv = req.retry.unwrap_or(argv);
         self.srv.stats.blocked_total += 1;
         self.srv.blocked_clients.insert(
             client.id,

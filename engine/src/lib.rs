@@ -30,6 +30,7 @@ pub mod numbers;
 pub mod output_limit;
 pub mod pubsub;
 pub mod rdb;
+pub mod rdb_stream;
 pub mod redact;
 pub mod resp;
 pub mod script;

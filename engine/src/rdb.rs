@@ -6,7 +6,8 @@
 //! zset-2), which every Redis since 2.x loads; RESTORE reads those plus the
 //! compact encodings Redis 7.0 writes (quicklist-2 of listpacks, intset,
 //! hash/zset listpacks) and the older ziplist ones, LZF-compressed strings
-//! included.
+//! included. Streams are written and read in Redis 7.0's own stream format
+//! (listpacks of entries, counters, consumer groups): see [`crate::rdb_stream`].
 
 use std::collections::VecDeque;
 
@@ -68,7 +69,7 @@ pub fn crc64(mut crc: u64, data: &[u8]) -> u64 {
 
 // ---------------------------------------------------------------- DUMP
 
-fn save_len(out: &mut Vec<u8>, len: u64) {
+pub(crate) fn save_len(out: &mut Vec<u8>, len: u64) {
     if len < 1 << 6 {
         out.push(len as u8);
     } else if len < 1 << 14 {
@@ -84,7 +85,7 @@ fn save_len(out: &mut Vec<u8>, len: u64) {
 }
 
 /// rdbSaveRawString: small integers in their integer encodings, else raw.
-fn save_string(out: &mut Vec<u8>, s: &[u8]) {
+pub(crate) fn save_string(out: &mut Vec<u8>, s: &[u8]) {
     if s.len() <= 11 {
         if let Some(v) = parse_i64(s) {
             if (i8::MIN as i64..=i8::MAX as i64).contains(&v) {
@@ -151,6 +152,7 @@ pub fn dump(value: &Value) -> Vec<u8> {
                 out.extend_from_slice(&s.to_le_bytes());
             }
         }
+        Value::Stream(s) => crate::rdb_stream::save(&mut out, s),
     }
     out.extend_from_slice(&RDB_VERSION.to_le_bytes());
     let crc = crc64(0, &out);
@@ -210,7 +212,9 @@ pub fn restore(payload: &[u8]) -> Result<Value, RestoreError> {
     Ok(v)
 }
 
-struct Reader<'a> {
+/// A cursor over a payload's body; the readers return `None` on malformed
+/// or short input.
+pub(crate) struct Reader<'a> {
     b: &'a [u8],
     pos: usize,
 }
@@ -218,7 +222,12 @@ struct Reader<'a> {
 type R<T> = Option<T>;
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> R<&'a [u8]> {
+    #[cfg(test)]
+    pub(crate) fn new(b: &'a [u8]) -> Self {
+        Reader { b, pos: 0 }
+    }
+
+    pub(crate) fn take(&mut self, n: usize) -> R<&'a [u8]> {
         let end = self.pos.checked_add(n)?;
         if end > self.b.len() {
             return None;
@@ -258,14 +267,14 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn load_len(&mut self) -> R<u64> {
+    pub(crate) fn load_len(&mut self) -> R<u64> {
         match self.load_len_enc()? {
             (n, false) => Some(n),
             _ => None,
         }
     }
 
-    fn load_string(&mut self) -> R<Vec<u8>> {
+    pub(crate) fn load_string(&mut self) -> R<Vec<u8>> {
         let (n, enc) = self.load_len_enc()?;
         if !enc {
             return Some(self.take(usize::try_from(n).ok()?)?.to_vec());
@@ -435,6 +444,12 @@ impl<'a> Reader<'a> {
                 }
                 Value::ZSet(Box::new(z))
             }
+            crate::rdb_stream::RDB_TYPE_STREAM_LISTPACKS => {
+                Value::Stream(Box::new(crate::rdb_stream::load(self, false)?))
+            }
+            crate::rdb_stream::RDB_TYPE_STREAM_LISTPACKS_2 => {
+                Value::Stream(Box::new(crate::rdb_stream::load(self, true)?))
+            }
             _ => return None,
         };
         if self.pos != self.b.len() {
@@ -446,6 +461,11 @@ impl<'a> Reader<'a> {
 
 /// lzf_decompress into exactly `ulen` bytes.
 fn lzf_decompress(input: &[u8], ulen: usize) -> R<Vec<u8>> {
+    // LZF expands at most 88 times (a 3-byte back reference to 264 bytes):
+    // a larger `ulen` is corrupt, and must not be allocated up front.
+    if ulen / 88 > input.len() {
+        return None;
+    }
     let mut out: Vec<u8> = Vec::with_capacity(ulen);
     let mut i = 0;
     while i < input.len() {

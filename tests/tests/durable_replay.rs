@@ -30,6 +30,7 @@ const LISTS: [&str; 4] = ["l1", "l2", "l3", "l4"];
 const HASHES: [&str; 3] = ["h1", "h2", "h3"];
 const SETS: [&str; 4] = ["s1", "s2", "s3", "s4"];
 const ZSETS: [&str; 4] = ["z1", "z2", "z3", "z4"];
+const STREAMS: [&str; 2] = ["x1", "x2"];
 const MEMBERS: [&str; 8] = ["x", "y", "z", "w", "1", "2", "3.5", "-7"];
 
 fn pick<'a>(rng: &mut StdRng, from: &[&'a str]) -> &'a str {
@@ -37,7 +38,7 @@ fn pick<'a>(rng: &mut StdRng, from: &[&'a str]) -> &'a str {
 }
 
 fn any_key(rng: &mut StdRng) -> String {
-    let pools: [&[&str]; 5] = [&STRINGS, &LISTS, &HASHES, &SETS, &ZSETS];
+    let pools: [&[&str]; 6] = [&STRINGS, &LISTS, &HASHES, &SETS, &ZSETS, &STREAMS];
     let pool = pools[rng.gen_range(0..pools.len())];
     pick(rng, pool).to_string()
 }
@@ -48,6 +49,7 @@ fn random_command(rng: &mut StdRng) -> Vec<String> {
     let (l, l2) = (pick(rng, &LISTS), pick(rng, &LISTS));
     let (h, st, st2) = (pick(rng, &HASHES), pick(rng, &SETS), pick(rng, &SETS));
     let (z, z2) = (pick(rng, &ZSETS), pick(rng, &ZSETS));
+    let x = pick(rng, &STREAMS);
     let (k, k2) = (any_key(rng), any_key(rng));
     let m = pick(rng, &MEMBERS);
     let m2 = pick(rng, &MEMBERS);
@@ -73,7 +75,7 @@ fn random_command(rng: &mut StdRng) -> Vec<String> {
             _ => s(&["ZADD", z, &n, m, "2.5", m2, "-1", m3]),
         };
     }
-    match rng.gen_range(0..81) {
+    match rng.gen_range(0..89) {
         0 => s(&["SET", a, m]),
         1 => s(&["SET", a, m, "PX", ms]),
         2 => s(&["SET", a, m, "KEEPTTL", "GET"]),
@@ -205,6 +207,26 @@ fn random_command(rng: &mut StdRng) -> Vec<String> {
             "COUNT",
             "2",
         ]),
+        // Streams: generated IDs, approximate trims and consumer groups
+        // are logged resolved (their replay needs no clock).
+        80 => s(&["XADD", x, "MAXLEN", "~", "3", "*", m, m2]),
+        81 => s(&["XADD", x, "*", m, &n]),
+        82 => s(&["XGROUP", "CREATE", x, "g", "0", "MKSTREAM"]),
+        83 => s(&[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            m,
+            "COUNT",
+            "2",
+            "STREAMS",
+            x,
+            ">",
+        ]),
+        84 => s(&["XREADGROUP", "GROUP", "g", m, "NOACK", "STREAMS", x, ">"]),
+        85 => s(&["XAUTOCLAIM", x, "g", m2, "0", "0", "COUNT", "1"]),
+        86 => s(&["XTRIM", x, "MINID", "~", "0"]),
+        87 => s(&["XREADGROUP", "GROUP", "g", m, "STREAMS", x, "0"]),
         _ => {
             if rng.gen_bool(0.05) {
                 s(&["FLUSHDB"])
@@ -335,12 +357,39 @@ fn data_set(port: u16) -> Vec<(usize, String, RespValue, RespValue, RespValue)> 
         keys.sort();
         for k in keys {
             let t = call_until_ok(&mut c, &["TYPE", &k]);
-            let d = call_until_ok(&mut c, &["DEBUG", "DIGEST-VALUE", &k]);
+            let mut d = call_until_ok(&mut c, &["DEBUG", "DIGEST-VALUE", &k]);
+            if t == RespValue::Simple("stream".into()) {
+                // The digest covers entries; groups too, but for consumers'
+                // seen-times (not logged, as on a Redis replica).
+                let info = call_until_ok(&mut c, &["XINFO", "STREAM", &k, "FULL", "COUNT", "0"]);
+                d = RespValue::Array(vec![d, without_seen_times(info)]);
+            }
             let e = call_until_ok(&mut c, &["PEXPIRETIME", &k]);
             out.push((db, k, t, d, e));
         }
     }
     out
+}
+
+/// XINFO STREAM FULL with every consumer's seen-time zeroed.
+fn without_seen_times(v: RespValue) -> RespValue {
+    match v {
+        RespValue::Array(items) => {
+            let mut out = Vec::with_capacity(items.len());
+            let mut zero_next = false;
+            for item in items {
+                if zero_next {
+                    out.push(RespValue::Int(0));
+                    zero_next = false;
+                    continue;
+                }
+                zero_next = item == RespValue::Bulk(b"seen-time".to_vec());
+                out.push(without_seen_times(item));
+            }
+            RespValue::Array(out)
+        }
+        other => other,
+    }
 }
 
 /// Waits until the server answers writes (it takes its log's leadership

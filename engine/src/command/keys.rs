@@ -596,6 +596,7 @@ pub fn object_encoding(v: &Value, config: &Config) -> &'static str {
         }
         // Redis 7.0 lists are always quicklists (listpack lists came in 7.2).
         Value::List(_) => "quicklist",
+        Value::Stream(_) => "stream",
         Value::Hash(h) => {
             let entries = config.get_i64("hash-max-listpack-entries");
             let value = config.get_i64("hash-max-listpack-value");

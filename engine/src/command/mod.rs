@@ -23,6 +23,8 @@ pub mod scripting;
 pub mod server;
 pub mod set;
 pub mod sort;
+pub mod stream;
+pub mod stream_group;
 pub mod string;
 pub mod transaction;
 pub mod zset;
@@ -242,6 +244,8 @@ fn table() -> &'static HashMap<&'static str, &'static CommandSpec> {
             hash::COMMANDS,
             set::COMMANDS,
             zset::COMMANDS,
+            stream::COMMANDS,
+            stream_group::COMMANDS,
             transaction::COMMANDS,
             pubsub::COMMANDS,
             server::COMMANDS,

@@ -73,6 +73,14 @@ pub static COMMANDS: &[CommandSpec] = &[
     ),
     CommandSpec::new("bgsave", -1, ADMIN | NOSCRIPT, (0, 0, 0), "server", bgsave),
     CommandSpec::new(
+        "bgrewriteaof",
+        1,
+        ADMIN | NOSCRIPT,
+        (0, 0, 0),
+        "server",
+        bgrewriteaof,
+    ),
+    CommandSpec::new(
         "shutdown",
         -1,
         ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI,
@@ -176,6 +184,15 @@ fn flush_option(ctx: &Ctx) -> CmdResult {
 /// Empties database `db`, with WATCH invalidation; returns keys removed.
 pub fn flush_db(ctx: &mut Ctx, db: usize) -> usize {
     ctx.ks.touch_all_watched_in_db(db, None);
+    // Clients blocked on its keys look again (XREADGROUP then fails).
+    let blocked: Vec<_> = ctx
+        .ks
+        .blocked_keys
+        .keys()
+        .filter(|(d, _)| *d == db)
+        .cloned()
+        .collect();
+    ctx.ks.ready_keys.extend(blocked);
     let d = &mut ctx.ks.dbs[db];
     let n = d.data.len();
     d.data = Default::default();
@@ -752,6 +769,15 @@ fn bgsave(ctx: &mut Ctx) -> CmdResult {
     Ok(())
 }
 
+/// memlog's append-only file is its transaction log, and what rewrites it
+/// is a snapshot (the log is trimmed up to it): BGREWRITEAOF takes one.
+fn bgrewriteaof(ctx: &mut Ctx) -> CmdResult {
+    mark_saved(ctx, false);
+    ctx.out
+        .simple("Background append only file rewriting started");
+    Ok(())
+}
+
 fn shutdown(ctx: &mut Ctx) -> CmdResult {
     let mut abort = false;
     let mut other = false;
@@ -1165,6 +1191,7 @@ pub fn encoding_name(v: &crate::keyspace::Value, cfg: &crate::config::Config) ->
             }
         }
         Value::List(_) => "quicklist",
+        Value::Stream(_) => "stream",
         Value::Set(s) => {
             let max = cfg.get_i64("set-max-intset-entries").max(0) as usize;
             if s.len() <= max && s.iter().all(|e| crate::numbers::parse_i64(e).is_some()) {
@@ -1250,6 +1277,20 @@ fn debug(ctx: &mut Ctx) -> CmdResult {
             ctx.out.simple(&text);
         }
         ("RELOAD", _) => ctx.out.ok(),
+        // memlog's AOF is its transaction log: rebuild the data set from it
+        // (snapshot + replay), which shows that every effect replays to the
+        // same data. Without a log there is nothing to load.
+        ("LOADAOF", 2) => match &ctx.srv.rebuild_requests {
+            Some(tx) if !ctx.client.in_exec && !ctx.client.in_script => {
+                let (reply, rx) = tokio::sync::oneshot::channel();
+                if tx.send(reply).is_ok() {
+                    ctx.reply_later = Some(rx);
+                } else {
+                    ctx.out.ok();
+                }
+            }
+            _ => ctx.out.ok(),
+        },
         ("SET-ACTIVE-EXPIRE", 3) => {
             ctx.srv.active_expire = ctx.int_arg(2)? != 0;
             ctx.out.ok();

@@ -8,6 +8,7 @@
 //! replicas and recovery to see the same data. While effects are being
 //! *applied* (replay, replicas) expiry is never decided locally.
 
+pub mod stream;
 pub mod value;
 pub mod zset;
 
@@ -16,6 +17,7 @@ use std::collections::{HashMap, HashSet};
 use bytes::Bytes;
 
 use crate::effect::EffectLog;
+pub use stream::{Stream, StreamId};
 pub use value::{Elem, Key, Map, Set, Value, ValueType};
 pub use zset::ZSet;
 
@@ -513,6 +515,7 @@ impl Keyspace {
     typed_access!(get_hash, get_hash_mut, Hash, Map<Elem, Elem>);
     typed_access!(get_set, get_set_mut, Set, Set<Elem>);
     typed_access!(get_zset, get_zset_mut, ZSet, ZSet);
+    typed_access!(get_stream, get_stream_mut, Stream, Stream);
 
     /// Checks the type of `key` without borrowing it: WRONGTYPE if it exists
     /// with another type than `t`.

@@ -6,6 +6,7 @@
 
 use std::collections::VecDeque;
 
+use super::stream::Stream;
 use super::zset::ZSet;
 
 /// A hash map with a randomly seeded fast hasher, in insertion order, with
@@ -31,6 +32,7 @@ pub enum Value {
     Hash(Box<Map<Elem, Elem>>),
     Set(Box<Set<Elem>>),
     ZSet(Box<ZSet>),
+    Stream(Box<Stream>),
 }
 
 /// The Redis type of a value, as TYPE and SCAN TYPE name it.
@@ -41,6 +43,7 @@ pub enum ValueType {
     Hash,
     Set,
     ZSet,
+    Stream,
 }
 
 impl ValueType {
@@ -51,6 +54,7 @@ impl ValueType {
             ValueType::Hash => "hash",
             ValueType::Set => "set",
             ValueType::ZSet => "zset",
+            ValueType::Stream => "stream",
         }
     }
 
@@ -61,6 +65,7 @@ impl ValueType {
             b"hash" => ValueType::Hash,
             b"set" => ValueType::Set,
             b"zset" => ValueType::ZSet,
+            b"stream" => ValueType::Stream,
             _ => return None,
         })
     }
@@ -87,6 +92,10 @@ impl Value {
         Value::ZSet(Box::default())
     }
 
+    pub fn new_stream() -> Self {
+        Value::Stream(Box::default())
+    }
+
     pub fn value_type(&self) -> ValueType {
         match self {
             Value::Str(_) => ValueType::String,
@@ -94,6 +103,7 @@ impl Value {
             Value::Hash(_) => ValueType::Hash,
             Value::Set(_) => ValueType::Set,
             Value::ZSet(_) => ValueType::ZSet,
+            Value::Stream(_) => ValueType::Stream,
         }
     }
 
@@ -109,6 +119,8 @@ impl Value {
             Value::Hash(h) => h.is_empty(),
             Value::Set(s) => s.is_empty(),
             Value::ZSet(z) => z.is_empty(),
+            // An empty stream stays (XDEL, XTRIM and groups keep it).
+            Value::Stream(_) => false,
         }
     }
 
@@ -120,6 +132,7 @@ impl Value {
             Value::Hash(h) => h.iter().map(|(k, v)| k.len() + v.len() + 48).sum::<usize>() + 64,
             Value::Set(s) => s.iter().map(|e| e.len() + 32).sum::<usize>() + 64,
             Value::ZSet(z) => z.heap_size(),
+            Value::Stream(s) => s.heap_size(),
         }
     }
 }
