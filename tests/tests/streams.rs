@@ -369,3 +369,140 @@ fn stream_effects_rebuild_the_same_streams() {
     let slices: Vec<&[&str]> = refs.iter().map(Vec::as_slice).collect();
     assert_effects_rebuild(&slices);
 }
+
+/// Random stream commands from a vocabulary of valid and invalid
+/// arguments: memlog answers each as redis-server does (errors included,
+/// nothing time-dependent asked for), and never fails to answer.
+#[test]
+fn random_stream_commands_match_redis() {
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+    let mut d = Differential::start().expect("servers start");
+    let mut rng = StdRng::seed_from_u64(0x57e4);
+    let keys = ["s1", "s2", "str"];
+    d.check(&["SET", "str", "x"]);
+    let ids = [
+        "0",
+        "0-0",
+        "1",
+        "1-1",
+        "2-0",
+        "3-5",
+        "5",
+        "-",
+        "+",
+        "(1-1",
+        "(5",
+        "$",
+        ">",
+        "9-*",
+        "x",
+        "18446744073709551615-18446744073709551615",
+        "-1",
+    ];
+    let words = [
+        "MAXLEN",
+        "MINID",
+        "~",
+        "=",
+        "LIMIT",
+        "NOMKSTREAM",
+        "COUNT",
+        "STREAMS",
+        "GROUP",
+        "NOACK",
+        "JUSTID",
+        "FORCE",
+        "LASTID",
+        "RETRYCOUNT",
+        "MKSTREAM",
+        "ENTRIESREAD",
+        "0",
+        "1",
+        "2",
+        "10",
+        "-1",
+        "f",
+        "v",
+        "g",
+        "c",
+    ];
+    for _ in 0..3000 {
+        let key = keys[rng.gen_range(0..keys.len())];
+        let id = |rng: &mut StdRng| ids[rng.gen_range(0..ids.len())].to_string();
+        let word = |rng: &mut StdRng| words[rng.gen_range(0..words.len())].to_string();
+        let mut cmd: Vec<String> = match rng.gen_range(0..14) {
+            0..=3 => {
+                let mut c = vec!["XADD".to_string(), key.into()];
+                if rng.gen_bool(0.3) {
+                    c.extend([word(&mut rng), word(&mut rng)]);
+                }
+                c.push(if rng.gen_bool(0.5) {
+                    format!("{}-{}", rng.gen_range(1..50), rng.gen_range(0..3))
+                } else {
+                    id(&mut rng)
+                });
+                c.extend(["f".into(), rng.gen_range(0..5).to_string()]);
+                c
+            }
+            4 => vec!["XRANGE".into(), key.into(), id(&mut rng), id(&mut rng)],
+            5 => vec![
+                "XREVRANGE".into(),
+                key.into(),
+                id(&mut rng),
+                id(&mut rng),
+                "COUNT".into(),
+                rng.gen_range(0..4).to_string(),
+            ],
+            6 => vec!["XDEL".into(), key.into(), id(&mut rng), id(&mut rng)],
+            7 => vec![
+                "XTRIM".into(),
+                key.into(),
+                word(&mut rng),
+                word(&mut rng),
+                word(&mut rng),
+            ],
+            8 => vec![
+                "XGROUP".into(),
+                "CREATE".into(),
+                key.into(),
+                "g".into(),
+                id(&mut rng),
+                word(&mut rng),
+            ],
+            9 => vec![
+                "XREADGROUP".into(),
+                "GROUP".into(),
+                "g".into(),
+                word(&mut rng),
+                "STREAMS".into(),
+                key.into(),
+                id(&mut rng),
+            ],
+            10 => vec!["XACK".into(), key.into(), "g".into(), id(&mut rng)],
+            11 => vec![
+                "XCLAIM".into(),
+                key.into(),
+                "g".into(),
+                "c".into(),
+                "0".into(),
+                id(&mut rng),
+                "JUSTID".into(),
+                word(&mut rng),
+            ],
+            12 => vec![
+                "XSETID".into(),
+                key.into(),
+                id(&mut rng),
+                word(&mut rng),
+                word(&mut rng),
+            ],
+            _ => vec!["XINFO".into(), "STREAM".into(), key.into()],
+        };
+        if rng.gen_bool(0.05) {
+            cmd.push(word(&mut rng));
+        }
+        d.check(&cmd);
+    }
+    d.check(&["XLEN", "s1"]);
+}

@@ -413,7 +413,8 @@ fn xreadgroup(ctx: &mut Ctx) -> CmdResult {
         } else if id_arg == b">" {
             ids.push(None);
         } else {
-            ids.push(Some(parse_strict_id(id_arg)?));
+            // Redis marks ">" with the last possible ID: that ID means ">".
+            ids.push(Some(parse_strict_id(id_arg)?).filter(|id| *id != StreamId::MAX));
         }
     }
     let now = unix_ms();
@@ -464,7 +465,7 @@ fn xreadgroup(ctx: &mut Ctx) -> CmdResult {
             let mut read = g.entries_read;
             for id in s.entries.range(start..).take(limit).map(|(id, _)| *id) {
                 if read.is_some() && !s.range_has_tombstones(Some(id), None) {
-                    read = read.map(|r| r + 1);
+                    read = read.map(|r| r.wrapping_add(1));
                 } else if s.entries_added > 0 {
                     read = s.distance_from_first_ever(id);
                 }
@@ -498,7 +499,7 @@ fn xreadgroup(ctx: &mut Ctx) -> CmdResult {
                         reply_entry(&mut out, id, fields);
                         if let Some(nack) = g.pending.get_mut(&id) {
                             nack.delivery_time = now;
-                            nack.delivery_count += 1;
+                            nack.delivery_count = nack.delivery_count.wrapping_add(1);
                             effects.push(xclaim_effect(key, gname, id, nack, g.last_id));
                             changed = true;
                         }
@@ -719,7 +720,7 @@ fn xpending(ctx: &mut Ctx) -> CmdResult {
             let Some(nack) = g.pending.get(&id) else {
                 continue;
             };
-            if minidle != 0 && now - nack.delivery_time < minidle {
+            if minidle != 0 && now.saturating_sub(nack.delivery_time) < minidle {
                 continue;
             }
             rows.push((id, nack));
@@ -730,7 +731,7 @@ fn xpending(ctx: &mut Ctx) -> CmdResult {
         out.array(4);
         out.bulk(&id.to_bytes());
         out.bulk(&nack.consumer);
-        out.int((now - nack.delivery_time).max(0));
+        out.int((now.saturating_sub(nack.delivery_time)).max(0));
         out.int(nack.delivery_count as i64);
     }
     Ok(())
@@ -847,7 +848,7 @@ fn xclaim(ctx: &mut Ctx) -> CmdResult {
             continue;
         };
         let owned = !nack.consumer.is_empty() || g.consumers.contains_key(&b""[..]);
-        if owned && minidle != 0 && now - nack.delivery_time < minidle {
+        if owned && minidle != 0 && now.saturating_sub(nack.delivery_time) < minidle {
             continue;
         }
         created_consumer |= assign(g, id, cname, now);
@@ -971,7 +972,7 @@ fn xautoclaim(ctx: &mut Ctx) -> CmdResult {
         let Some(nack) = g.pending.get(&id) else {
             continue;
         };
-        if minidle != 0 && now - nack.delivery_time < minidle {
+        if minidle != 0 && now.saturating_sub(nack.delivery_time) < minidle {
             continue;
         }
         created_consumer |= assign(g, id, cname, now);
@@ -983,7 +984,7 @@ fn xautoclaim(ctx: &mut Ctx) -> CmdResult {
         };
         nack.delivery_time = now;
         if !justid {
-            nack.delivery_count += 1;
+            nack.delivery_count = nack.delivery_count.wrapping_add(1);
         }
         if justid {
             out.bulk(&id.to_bytes());
@@ -1058,7 +1059,7 @@ HELP
                 out.bulk(b"pending");
                 out.int(c.pending.len() as i64);
                 out.bulk(b"idle");
-                out.int((now - c.seen_time).max(0));
+                out.int(now.saturating_sub(c.seen_time).max(0));
             }
         }
         "groups" => {

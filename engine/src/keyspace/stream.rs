@@ -284,7 +284,7 @@ impl Stream {
         }
         self.entries.insert(id, fields);
         self.last_id = id;
-        self.entries_added += 1;
+        self.entries_added = self.entries_added.wrapping_add(1);
     }
 
     /// Deletes an entry (XDEL): flagged in its node, the node dropped once
@@ -322,7 +322,7 @@ impl Stream {
                 break;
             }
             let remove_node = match strategy {
-                Trim::MaxLen(maxlen) => self.len() as u64 - entries >= maxlen,
+                Trim::MaxLen(maxlen) => (self.len() as u64).saturating_sub(entries) >= maxlen,
                 Trim::MinId(id) => node.last < id,
             };
             if remove_node {
@@ -355,7 +355,7 @@ impl Stream {
                 from_node += 1;
             }
             if let Some(node) = self.nodes.get_mut(&master) {
-                node.live -= from_node;
+                node.live = node.live.saturating_sub(from_node);
                 node.deleted += from_node;
             }
             deleted += from_node;
@@ -413,11 +413,11 @@ impl Stream {
         }
         if let Some(read) = g.entries_read {
             if !self.range_has_tombstones(Some(g.last_id), None) {
-                return Some(self.entries_added as i64 - read as i64);
+                return Some((self.entries_added as i64).wrapping_sub(read as i64));
             }
         }
         self.distance_from_first_ever(g.last_id)
-            .map(|read| self.entries_added as i64 - read as i64)
+            .map(|read| (self.entries_added as i64).wrapping_sub(read as i64))
     }
 
     /// The nodes of Redis' radix tree over the node keys (XINFO STREAM's
