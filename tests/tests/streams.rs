@@ -540,3 +540,46 @@ fn random_stream_commands_match_redis() {
     }
     d.check(&["XLEN", "s1"]);
 }
+
+/// Node bookkeeping against Redis' radix tree of listpacks: small nodes,
+/// random IDs, deletions and trims, then XINFO STREAM's node counts
+/// (radix-tree-keys, radix-tree-nodes) and the approximate trims' results.
+#[test]
+fn stream_nodes_match_redis() {
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+    let mut d = Differential::start().expect("servers start");
+    let mut rng = StdRng::seed_from_u64(0x40de);
+    for _ in 0..20 {
+        let per_node = rng.gen_range(1..6).to_string();
+        d.check(&["CONFIG", "SET", "stream-node-max-entries", &per_node]);
+        d.check(&["DEL", "n"]);
+        let mut ms: u64 = rng.gen_range(0..1u64 << 40);
+        for _ in 0..rng.gen_range(1..200) {
+            // IDs spread over very different magnitudes: many radix splits.
+            ms += 1 << rng.gen_range(0..40);
+            let id = format!("{ms}-{}", rng.gen_range(0..3));
+            let value = "v".repeat(rng.gen_range(0..40));
+            d.check(&["XADD", "n", &id, "f", &value]);
+            match rng.gen_range(0..10) {
+                0 => {
+                    d.check(&[
+                        "XTRIM",
+                        "n",
+                        "MAXLEN",
+                        "~",
+                        &rng.gen_range(0..50).to_string(),
+                    ]);
+                }
+                1 => {
+                    d.check(&["XDEL", "n", &id]);
+                }
+                _ => {}
+            }
+        }
+        d.check(&["XINFO", "STREAM", "n"]);
+        d.check(&["XTRIM", "n", "MINID", "~", &format!("{}", ms / 2)]);
+        d.check(&["XINFO", "STREAM", "n"]);
+    }
+    d.check(&["CONFIG", "SET", "stream-node-max-entries", "100"]);
+}
