@@ -247,7 +247,7 @@ impl Ctx<'_> {
 
     /// Whether the command may block now (not inside MULTI or replay).
     pub fn can_block(&self) -> bool {
-        !self.client.in_exec && !self.ks.applying
+        !self.client.in_exec && !self.client.in_script && !self.ks.applying
     }
 
     /// Blocks the client on `keys` (or answers the timeout reply at once

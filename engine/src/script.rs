@@ -27,12 +27,15 @@ use crate::client::ClientState;
 use crate::command::{self, flags};
 use crate::engine::Engine;
 use crate::resp::ReplyBuf;
+use crate::script_json::cjson_library;
+use crate::script_lib::LibCtx;
+use crate::script_msgpack::cmsgpack_library;
 
 /// Lua code run once per Lua state: the error handler that adds where a
 /// script failed, the redis.* functions written in Lua, and read-only
 /// globals (Redis 7's `scriptingEnableGlobalsProtection`).
 const PRELUDE: &str = r#"
-local sha1hex, bit = ...
+local sha1hex, bit, cjson, cmsgpack = ...
 local real_G = _G
 local getinfo = debug.getinfo
 local rawget, rawset, error, type, tostring = rawget, rawset, error, type, tostring
@@ -124,6 +127,8 @@ real_G.string = readonly(string)
 real_G.math = readonly(math)
 real_G.table = readonly(table)
 real_G.bit = readonly(bit)
+real_G.cjson = readonly(cjson)
+real_G.cmsgpack = readonly(cmsgpack)
 local G = readonly(real_G, function(_, name)
   local v = rawget(real_G, name)
   if v == nil then
@@ -277,10 +282,13 @@ impl Scripting {
                 })
                 .map_err(lua_setup_error)?;
             let bit = bit_library(&lua).map_err(lua_setup_error)?;
+            let lib_ctx = LibCtx::new(&lua).map_err(lua_setup_error)?;
+            let cjson = cjson_library(&lua, &lib_ctx).map_err(lua_setup_error)?;
+            let cmsgpack = cmsgpack_library(&lua, &lib_ctx).map_err(lua_setup_error)?;
             let (run, sandbox, redis): (Function, Function, Table) = lua
                 .load(PRELUDE)
                 .set_name("@redis_prelude")
-                .call((sha1hex, bit))
+                .call((sha1hex, bit, cjson, cmsgpack))
                 .map_err(lua_setup_error)?;
             self.state = Some(LuaState {
                 lua,
@@ -658,7 +666,8 @@ fn script_call(
     let Some(spec) = command::lookup(&argv[0]) else {
         return Err("ERR Unknown Redis command called from script".into());
     };
-    if spec.flags & (flags::NOSCRIPT | flags::BLOCKING) != 0 {
+    // Blocking commands run, but never block (Ctx::can_block), as in Redis.
+    if spec.flags & flags::NOSCRIPT != 0 {
         return Err("ERR This Redis command is not allowed from script".into());
     }
     if !spec.arity_ok(argv.len()) {
