@@ -813,7 +813,7 @@ pub async fn run_log_client(
         let mut requested = None;
         match serve_epoch(&engine, &d, epoch, &mut rebuilds).await {
             EpochEnd::Rebuild(reply) => {
-                tracing::info!("rebuilding from the log (DEBUG LOADAOF)");
+                tracing::info!("rebuilding from the log (DEBUG RELOAD or LOADAOF)");
                 fail_pending(&engine, GateState::Recovering);
                 requested = Some(reply);
             }
@@ -1345,6 +1345,13 @@ async fn run_snapshots(
         // Read before the trim below makes entry `lsn` unreadable.
         let checksum = match d.backend.checksum_at(&d.log, lsn).await {
             Ok(c) => c,
+            // Trimmed: a stored snapshot already covers this position (the
+            // log is only trimmed up to one), e.g. a SAVE right after
+            // another with no write between. Nothing to add.
+            Err(TxlogError::Truncated { .. }) => {
+                snapshot_done(&engine, reply, true);
+                continue;
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "snapshot dropped: cannot read the log checksum");
                 snapshot_done(&engine, reply, false);

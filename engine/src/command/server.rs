@@ -769,6 +769,45 @@ fn bgsave(ctx: &mut Ctx) -> CmdResult {
     Ok(())
 }
 
+/// DEBUG RELOAD: Redis saves an RDB and loads it back; memlog takes a
+/// snapshot (unless NOSAVE), then rebuilds the data set from the newest
+/// snapshot and the log after it, as a restart would. The reply waits for
+/// both, so the next command sees the reloaded data. Without a log (or
+/// inside MULTI or a script) there is nothing to reload from: +OK.
+fn debug_reload(ctx: &mut Ctx, save: bool) {
+    let Some(rebuilds) = ctx.srv.rebuild_requests.clone() else {
+        ctx.out.ok();
+        return;
+    };
+    if ctx.client.in_exec || ctx.client.in_script {
+        ctx.out.ok();
+        return;
+    }
+    let saved = if save { mark_saved(ctx, true) } else { None };
+    let (reply, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        if let Some(saved) = saved {
+            match saved.await {
+                Ok(r) if r.bytes.first() == Some(&b'-') => {
+                    let _ = reply.send(r);
+                    return;
+                }
+                _ => {}
+            }
+        }
+        let (rebuilt, done) = tokio::sync::oneshot::channel();
+        let answer = match rebuilds.send(rebuilt) {
+            Ok(()) => done.await.ok(),
+            Err(_) => None,
+        };
+        let _ = reply.send(answer.unwrap_or(crate::engine::ParkedReply {
+            bytes: b"+OK\r\n".to_vec(),
+            seq: 0,
+        }));
+    });
+    ctx.reply_later = Some(rx);
+}
+
 /// memlog's append-only file is its transaction log, and what rewrites it
 /// is a snapshot (the log is trimmed up to it): BGREWRITEAOF takes one.
 fn bgrewriteaof(ctx: &mut Ctx) -> CmdResult {
@@ -1276,7 +1315,21 @@ fn debug(ctx: &mut Ctx) -> CmdResult {
             );
             ctx.out.simple(&text);
         }
-        ("RELOAD", _) => ctx.out.ok(),
+        ("RELOAD", _) => {
+            let mut save = true;
+            for opt in &args[2..] {
+                match opt.to_ascii_uppercase().as_slice() {
+                    b"MERGE" | b"NOFLUSH" => {}
+                    b"NOSAVE" => save = false,
+                    _ => {
+                        return Err(CmdError::err(
+                            "DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.",
+                        ))
+                    }
+                }
+            }
+            debug_reload(ctx, save);
+        }
         // memlog's AOF is its transaction log: rebuild the data set from it
         // (snapshot + replay), which shows that every effect replays to the
         // same data. Without a log there is nothing to load.
