@@ -18,6 +18,9 @@ pub enum Kind {
     /// One of these names (any case; stored as written here), listed in
     /// Redis' order for its error message.
     Enum(&'static [&'static str]),
+    /// Redis' `save` points: pairs of seconds (at least 1) and changes (at
+    /// least 0).
+    SavePoints,
 }
 
 /// (name, default, kind)
@@ -84,7 +87,7 @@ const PARAMS: &[(&str, &str, Kind)] = &[
         "everysec",
         Kind::Enum(&["everysec", "always", "no"]),
     ),
-    ("save", "", Kind::Str),
+    ("save", "", Kind::SavePoints),
     ("dir", ".", Kind::Str),
     ("dbfilename", "dump.rdb", Kind::Str),
     (
@@ -234,6 +237,36 @@ impl Config {
                     ))
                 }
             },
+            Kind::SavePoints => {
+                // Split on single spaces as Redis does (an empty piece
+                // reads as 0).
+                let nums: Vec<Option<i64>> = if value.is_empty() {
+                    Vec::new()
+                } else {
+                    value
+                        .split(' ')
+                        .map(|n| {
+                            if n.is_empty() {
+                                Some(0)
+                            } else {
+                                n.parse().ok()
+                            }
+                        })
+                        .collect()
+                };
+                let valid = nums.len().is_multiple_of(2)
+                    && nums
+                        .iter()
+                        .enumerate()
+                        .all(|(j, n)| n.is_some_and(|v| v >= if j % 2 == 0 { 1 } else { 0 }));
+                if !valid {
+                    return Err(ConfigError::Invalid(
+                        name.to_string(),
+                        "Invalid save parameters".into(),
+                    ));
+                }
+                value.to_string()
+            }
             Kind::Str => value.to_string(),
         };
         self.values.insert(key, normalized);

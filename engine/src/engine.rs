@@ -122,6 +122,8 @@ pub struct ServerState {
     pub run_id: String,
     pub data_dir: std::path::PathBuf,
     pub lastsave_ms: i64,
+    /// When a snapshot was last asked for (for `save` points' retry delay).
+    pub last_snapshot_try_ms: i64,
     pub next_client_id: ClientId,
     /// Set by SHUTDOWN: the server stops accepting and exits.
     pub shutdown: Option<tokio::sync::watch::Sender<bool>>,
@@ -360,6 +362,7 @@ impl Engine {
                 run_id: random_hex(40),
                 data_dir: opts.data_dir.clone(),
                 lastsave_ms: now,
+                last_snapshot_try_ms: now,
                 next_client_id: 1,
                 shutdown: None,
                 active_expire: true,
@@ -1127,6 +1130,27 @@ impl Engine {
             }
         }
         true
+    }
+
+    /// Takes a snapshot when one of the `save` points is due (durable mode
+    /// only; the default `save ""` never does, because a snapshot is
+    /// captured under the engine lock: the snapshotter service is what
+    /// keeps the log short without stalling the primary).
+    pub fn snapshot_if_due(&mut self) {
+        if self.srv.snapshot_requests.is_none() || self.srv.stats.snapshots_pending > 0 {
+            return;
+        }
+        let due = crate::command::server::save_point_due(
+            self.srv.config.get("save").unwrap_or(""),
+            self.ks.dirty,
+            crate::keyspace::unix_ms(),
+            self.srv.lastsave_ms,
+            self.srv.last_snapshot_try_ms,
+            self.srv.stats.snapshot_failed,
+        );
+        if due {
+            crate::command::server::request_snapshot(&mut self.ks, &mut self.srv, false);
+        }
     }
 
     /// One run of the active expire cycle: samples keys with a TTL and

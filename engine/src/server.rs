@@ -132,9 +132,9 @@ pub async fn serve(listener: TcpListener, engine: SharedEngine) -> std::io::Resu
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            expire_engine
-                .lock()
-                .active_expire_cycle(EXPIRE_CYCLE_BUDGET);
+            let mut e = expire_engine.lock();
+            e.active_expire_cycle(EXPIRE_CYCLE_BUDGET);
+            e.snapshot_if_due();
         }
     });
 

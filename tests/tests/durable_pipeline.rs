@@ -313,3 +313,40 @@ fn debug_reload_and_loadaof_rebuild_the_same_data() {
         "both commands rebuilt the data set"
     );
 }
+
+/// `save` points: with the default (none) writes take no snapshot; with
+/// `CONFIG SET save "1 1"` one is taken once a second has passed after a
+/// write. Invalid points get Redis' errors.
+#[test]
+fn save_points_take_snapshots_when_configured() {
+    let mut d = memlog_tests::Differential::start().expect("servers start");
+    for bad in ["abc", "1 2 3", "0 5", "-1 5", "1 -1"] {
+        d.check(&["CONFIG", "SET", "save", bad]);
+    }
+    d.check(&["CONFIG", "SET", "save", "3600  1 300 100"]);
+    d.check(&["CONFIG", "SET", "save", "3600 1 300 100"]);
+    d.check(&["CONFIG", "GET", "save"]);
+    d.check(&["CONFIG", "SET", "save", ""]);
+    let port = d.memlog.port;
+    let mut c = RawConn::connect(port).expect("connect");
+    for i in 0..10 {
+        c.call(&["SET", &format!("k{i}"), "v"]).unwrap();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(
+        persistence_counter(port, "rdb_saves"),
+        0,
+        "no save point, no snapshot"
+    );
+    assert_eq!(persistence_counter(port, "rdb_changes_since_last_save"), 10);
+    c.call(&["CONFIG", "SET", "save", "1 1"]).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while persistence_counter(port, "rdb_saves") == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the save point never fired"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(persistence_counter(port, "rdb_changes_since_last_save"), 0);
+}

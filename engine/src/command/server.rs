@@ -727,23 +727,58 @@ fn mark_saved(
     ctx: &mut Ctx,
     wait: bool,
 ) -> Option<tokio::sync::oneshot::Receiver<crate::engine::ParkedReply>> {
+    request_snapshot(ctx.ks, ctx.srv, wait)
+}
+
+/// Hands the data set, as of now, to the snapshot writer (when durable)
+/// and resets the changes-since-save counter. With `wait`, returns where
+/// the writer answers once the snapshot is stored.
+pub fn request_snapshot(
+    ks: &mut crate::keyspace::Keyspace,
+    srv: &mut crate::engine::ServerState,
+    wait: bool,
+) -> Option<tokio::sync::oneshot::Receiver<crate::engine::ParkedReply>> {
     let mut waiting = None;
-    if let Some(tx) = &ctx.srv.snapshot_requests {
+    srv.last_snapshot_try_ms = crate::keyspace::unix_ms();
+    if let Some(tx) = &srv.snapshot_requests {
         let (reply, rx) = wait.then(tokio::sync::oneshot::channel).unzip();
         let req = crate::durable::SnapshotRequest {
-            seq: ctx.ks.effects.last_seq,
-            records: crate::snapshot::capture(ctx.ks),
+            seq: ks.effects.last_seq,
+            records: crate::snapshot::capture(ks),
             reply,
         };
         if tx.send(req).is_ok() {
-            ctx.srv.stats.snapshots_pending += 1;
+            srv.stats.snapshots_pending += 1;
             waiting = rx;
         }
     } else {
-        ctx.srv.lastsave_ms = crate::keyspace::unix_ms();
+        srv.lastsave_ms = crate::keyspace::unix_ms();
     }
-    ctx.ks.dirty = 0;
+    ks.dirty = 0;
     waiting
+}
+
+/// Redis' `save` points (`"<seconds> <changes> ..."`): whether one is due,
+/// `changes` writes having been made and `seconds` having passed since the
+/// last snapshot. As in Redis, after a failed snapshot the next attempt
+/// waits 5 seconds.
+pub fn save_point_due(
+    save: &str,
+    dirty: u64,
+    now_ms: i64,
+    lastsave_ms: i64,
+    last_try_ms: i64,
+    failed: bool,
+) -> bool {
+    if failed && now_ms - last_try_ms <= 5000 {
+        return false;
+    }
+    let nums: Vec<i64> = save
+        .split_whitespace()
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    nums.chunks_exact(2)
+        .any(|p| dirty >= p[1].max(0) as u64 && now_ms - lastsave_ms > p[0].saturating_mul(1000))
 }
 
 /// Answers once the snapshot is stored, like Redis' SAVE (which blocks the
