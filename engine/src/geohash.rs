@@ -202,46 +202,34 @@ pub fn geohash_string(score: f64) -> [u8; 11] {
     out
 }
 
-fn move_x(hash: &mut Hash, d: i8) {
+/// Redis' geohash_move_x/_y: steps the coordinate whose bits `axis`
+/// selects (odd bits: longitude, even bits: latitude) by `d`, wrapping.
+fn move_axis(hash: &mut Hash, d: i8, axis: u64) {
     if d == 0 {
         return;
     }
-    let mut x = hash.bits & 0xaaaaaaaaaaaaaaaa;
-    let y = hash.bits & 0x5555555555555555;
+    let other = !axis;
+    let mut v = hash.bits & axis;
+    let kept = hash.bits & other;
     let shift = 64 - u32::from(hash.step) * 2;
-    let zz = 0x5555555555555555u64 >> shift;
+    let zz = other >> shift;
     if d > 0 {
-        x = x.wrapping_add(zz + 1);
+        v = v.wrapping_add(zz + 1);
     } else {
-        x |= zz;
-        x = x.wrapping_sub(zz + 1);
+        v |= zz;
+        v = v.wrapping_sub(zz + 1);
     }
-    x &= 0xaaaaaaaaaaaaaaaau64 >> shift;
-    hash.bits = x | y;
+    v &= axis >> shift;
+    hash.bits = v | kept;
 }
 
-fn move_y(hash: &mut Hash, d: i8) {
-    if d == 0 {
-        return;
-    }
-    let x = hash.bits & 0xaaaaaaaaaaaaaaaa;
-    let mut y = hash.bits & 0x5555555555555555;
-    let shift = 64 - u32::from(hash.step) * 2;
-    let zz = 0xaaaaaaaaaaaaaaaau64 >> shift;
-    if d > 0 {
-        y = y.wrapping_add(zz + 1);
-    } else {
-        y |= zz;
-        y = y.wrapping_sub(zz + 1);
-    }
-    y &= 0x5555555555555555u64 >> shift;
-    hash.bits = x | y;
-}
+const LONGITUDE_BITS: u64 = 0xaaaaaaaaaaaaaaaa;
+const LATITUDE_BITS: u64 = 0x5555555555555555;
 
 fn moved(hash: Hash, dx: i8, dy: i8) -> Hash {
     let mut h = hash;
-    move_x(&mut h, dx);
-    move_y(&mut h, dy);
+    move_axis(&mut h, dx, LONGITUDE_BITS);
+    move_axis(&mut h, dy, LATITUDE_BITS);
     h
 }
 

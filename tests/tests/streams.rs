@@ -250,6 +250,18 @@ fn stream_commands_match_redis() {
     );
 }
 
+/// An XREAD/XREADGROUP reply (RESP2) of one entry with one field.
+fn one_entry_read(key: &str, id: &str, field: &str, value: &str) -> RespValue {
+    let bulk = |s: &str| RespValue::Bulk(s.as_bytes().to_vec());
+    RespValue::Array(vec![RespValue::Array(vec![
+        bulk(key),
+        RespValue::Array(vec![RespValue::Array(vec![
+            bulk(id),
+            RespValue::Array(vec![bulk(field), bulk(value)]),
+        ])]),
+    ])])
+}
+
 /// XREAD and XREADGROUP BLOCK: served by a later XADD, `$` meaning the
 /// stream's end when the read blocked, timeouts answering a null array.
 #[test]
@@ -264,17 +276,7 @@ fn blocking_stream_reads_are_served_by_xadd() {
         std::thread::sleep(Duration::from_millis(100));
         w.call(&["XADD", "b", "2-1", "f", "new"]).unwrap();
         let got = r.read().unwrap();
-        let want = RespValue::Array(vec![RespValue::Array(vec![
-            RespValue::Bulk(b"b".to_vec()),
-            RespValue::Array(vec![RespValue::Array(vec![
-                RespValue::Bulk(b"2-1".to_vec()),
-                RespValue::Array(vec![
-                    RespValue::Bulk(b"f".to_vec()),
-                    RespValue::Bulk(b"new".to_vec()),
-                ]),
-            ])]),
-        ])]);
-        assert_eq!(got, want, "port {port}");
+        assert_eq!(got, one_entry_read("b", "2-1", "f", "new"), "port {port}");
         assert_eq!(
             r.call(&["XREAD", "BLOCK", "50", "STREAMS", "b", "$"])
                 .unwrap(),
@@ -297,17 +299,11 @@ fn blocking_stream_reads_are_served_by_xadd() {
         std::thread::sleep(Duration::from_millis(100));
         w.call(&["XADD", "b", "3-1", "f", "grouped"]).unwrap();
         let got = r.read().unwrap();
-        let want = RespValue::Array(vec![RespValue::Array(vec![
-            RespValue::Bulk(b"b".to_vec()),
-            RespValue::Array(vec![RespValue::Array(vec![
-                RespValue::Bulk(b"3-1".to_vec()),
-                RespValue::Array(vec![
-                    RespValue::Bulk(b"f".to_vec()),
-                    RespValue::Bulk(b"grouped".to_vec()),
-                ]),
-            ])]),
-        ])]);
-        assert_eq!(got, want, "port {port}");
+        assert_eq!(
+            got,
+            one_entry_read("b", "3-1", "f", "grouped"),
+            "port {port}"
+        );
         let pending = w.call(&["XPENDING", "b", "g"]).unwrap();
         assert!(
             format!("{pending:?}").starts_with("Array([Int(1)"),

@@ -206,35 +206,34 @@ fn geodist(ctx: &mut Ctx) -> CmdResult {
 
 /// GEOHASH key member ...: standard 11-character geohashes.
 fn geohash_cmd(ctx: &mut Ctx) -> CmdResult {
-    let args = ctx.args;
-    let db = ctx.db();
-    let z = ctx.ks.get_zset(db, &args[1])?;
-    ctx.out.array(args.len() - 2);
-    for m in &args[2..] {
-        match z.and_then(|z| z.score(m)) {
-            Some(s) => ctx.out.bulk(&geohash::geohash_string(s)),
-            None => ctx.out.null(),
-        }
-    }
-    Ok(())
+    reply_per_member(ctx, |out, score| match score {
+        Some(s) => out.bulk(&geohash::geohash_string(s)),
+        None => out.null(),
+    })
 }
 
 /// GEOPOS key member ...: `[longitude, latitude]` of each member.
 fn geopos(ctx: &mut Ctx) -> CmdResult {
+    reply_per_member(ctx, |out, score| match score {
+        Some(s) => {
+            let [lon, lat] = geohash::decode_score(s);
+            out.array(2);
+            human_double(out, lon);
+            human_double(out, lat);
+        }
+        None => out.null_array(),
+    })
+}
+
+/// An array with one reply per member argument (from index 2), written by
+/// `reply` from the member's score (None: no such member or key).
+fn reply_per_member(ctx: &mut Ctx, reply: impl Fn(&mut ReplyBuf, Option<f64>)) -> CmdResult {
     let args = ctx.args;
     let db = ctx.db();
     let z = ctx.ks.get_zset(db, &args[1])?;
     ctx.out.array(args.len() - 2);
     for m in &args[2..] {
-        match z.and_then(|z| z.score(m)) {
-            Some(s) => {
-                let [lon, lat] = geohash::decode_score(s);
-                ctx.out.array(2);
-                human_double(ctx.out, lon);
-                human_double(ctx.out, lat);
-            }
-            None => ctx.out.null_array(),
-        }
+        reply(ctx.out, z.and_then(|z| z.score(m)));
     }
     Ok(())
 }
@@ -242,14 +241,7 @@ fn geopos(ctx: &mut Ctx) -> CmdResult {
 /// addReplyHumanLongDouble: `%.17Lf` trimmed, a bulk string in RESP2 and a
 /// double in RESP3.
 fn human_double(out: &mut ReplyBuf, d: f64) {
-    let s = crate::long_double::LongDouble::from_f64(d).to_human_string();
-    if out.resp3 {
-        out.buf.push(b',');
-        out.buf.extend_from_slice(s.as_bytes());
-        out.buf.extend_from_slice(b"\r\n");
-    } else {
-        out.bulk(s.as_bytes());
-    }
+    out.double_text(&crate::long_double::LongDouble::from_f64(d).to_human_string());
 }
 
 // Search variants (georadiusGeneric's flags).

@@ -744,21 +744,43 @@ fn xread(ctx: &mut Ctx) -> CmdResult {
         ctx.out.null_array();
         return Ok(());
     };
-    let keys: Vec<Elem> = (0..n)
-        .map(|k| Elem::from(&args[streams_arg + k][..]))
-        .collect();
-    // Retried when a key is written: `$` must keep meaning the last ID as
-    // of now, and an unbounded read gets Redis' blocked default COUNT.
-    let mut retry: Vec<Bytes> = vec![Bytes::from_static(b"XREAD")];
-    retry.push(Bytes::from_static(b"COUNT"));
-    retry.push(Bytes::from(
+    let ids = ids.iter().map(|id| id_bytes(*id)).collect();
+    block_on_streams(
+        ctx,
+        timeout,
+        vec![Bytes::from_static(b"XREAD")],
+        count,
+        streams_arg,
+        ids,
+    );
+    Ok(())
+}
+
+/// Blocks a stream reader on its keys (at `streams_arg`, as many as `ids`)
+/// until one is written or the timeout passes. It is retried as `head COUNT
+/// c BLOCK 0 STREAMS key... id...`: with the IDs as resolved now (`$` must
+/// keep meaning the end as of now) and Redis' blocked default COUNT, 1000,
+/// when none was given.
+pub(super) fn block_on_streams(
+    ctx: &mut Ctx,
+    timeout: Option<std::time::Duration>,
+    mut head: Vec<Bytes>,
+    count: i64,
+    streams_arg: usize,
+    ids: Vec<Bytes>,
+) {
+    let keys = &ctx.args[streams_arg..streams_arg + ids.len()];
+    head.push(Bytes::from_static(b"COUNT"));
+    head.push(Bytes::from(
         if count == 0 { 1000 } else { count }.to_string(),
     ));
-    retry.push(Bytes::from_static(b"BLOCK"));
-    retry.push(Bytes::from_static(b"0"));
-    retry.push(Bytes::from_static(b"STREAMS"));
-    retry.extend(args[streams_arg..streams_arg + n].iter().cloned());
-    retry.extend(ids.iter().map(|id| id_bytes(*id)));
-    ctx.block_on_rewritten(keys, timeout, TimeoutReply::NullArray, retry);
-    Ok(())
+    head.extend([
+        Bytes::from_static(b"BLOCK"),
+        Bytes::from_static(b"0"),
+        Bytes::from_static(b"STREAMS"),
+    ]);
+    head.extend(keys.iter().cloned());
+    head.extend(ids);
+    let keys = keys.iter().map(|k| Elem::from(&k[..])).collect();
+    ctx.block_on_rewritten(keys, timeout, TimeoutReply::NullArray, head);
 }

@@ -15,10 +15,10 @@ use bytes::Bytes;
 
 use super::flags::*;
 use super::server::{subcommand, subcommand_syntax_error, write_help};
-use super::stream::{parse_read_args, reply_entry, xread_keys, ReadArgs};
+use super::stream::{block_on_streams, parse_read_args, reply_entry, xread_keys, ReadArgs};
 use super::CommandSpec;
 use crate::argv;
-use crate::engine::{Ctx, TimeoutReply};
+use crate::engine::Ctx;
 use crate::error::{CmdError, CmdResult};
 use crate::keyspace::stream::{Consumer, Group, PendingEntry};
 use crate::keyspace::{notify, unix_ms, Elem, Stream, StreamId, Value, ValueType};
@@ -165,6 +165,86 @@ fn assign(g: &mut Group, id: StreamId, consumer: &[u8], now: i64) -> bool {
         c.pending.insert(id);
     }
     created
+}
+
+/// Whether `key` holds a stream with consumer group `group` (WRONGTYPE
+/// for another type).
+fn has_group(ctx: &mut Ctx, db: usize, key: &[u8], group: &[u8]) -> Result<bool, CmdError> {
+    Ok(ctx
+        .ks
+        .get_stream(db, key)?
+        .is_some_and(|s| s.groups.contains_key(group)))
+}
+
+/// How a claim sets the delivery count.
+#[derive(Clone, Copy)]
+enum Retries {
+    /// Set to this (XCLAIM RETRYCOUNT).
+    Set(u64),
+    /// One more delivery.
+    Increment,
+    /// Unchanged (JUSTID without RETRYCOUNT).
+    Keep,
+}
+
+/// Gives the pending entry `id` (of a live stream entry) to `consumer` as a
+/// claim delivered at `time`, writes the entry (or with `justid` its ID) to
+/// `out`, and returns the claim's effect and whether the consumer was
+/// created; None if `id` is not pending.
+#[allow(clippy::too_many_arguments)]
+fn claim_one(
+    g: &mut Group,
+    entries: &std::collections::BTreeMap<StreamId, Box<[Elem]>>,
+    (key, gname, consumer): (&[u8], &[u8], &[u8]),
+    id: StreamId,
+    now: i64,
+    time: i64,
+    retries: Retries,
+    justid: bool,
+    out: &mut ReplyBuf,
+) -> Option<(Vec<Bytes>, bool)> {
+    g.pending.get(&id)?;
+    let created = assign(g, id, consumer, now);
+    if let Some(c) = g.consumers.get_mut(consumer) {
+        c.seen_time = now;
+    }
+    let last = g.last_id;
+    let nack = g.pending.get_mut(&id)?;
+    nack.delivery_time = time;
+    match retries {
+        Retries::Set(r) => nack.delivery_count = r,
+        Retries::Increment => nack.delivery_count = nack.delivery_count.wrapping_add(1),
+        Retries::Keep => {}
+    }
+    if justid {
+        out.bulk(&id.to_bytes());
+    } else if let Some(fields) = entries.get(&id) {
+        reply_entry(out, id, fields);
+    }
+    Some((xclaim_effect(key, gname, id, nack, last), created))
+}
+
+/// The end of XCLAIM and XAUTOCLAIM: the event for a created consumer, and
+/// the claims' effects (none: nothing to replay).
+fn finish_claims(
+    ctx: &mut Ctx,
+    db: usize,
+    key: &[u8],
+    created_consumer: bool,
+    effects: Vec<Vec<Bytes>>,
+) {
+    if created_consumer {
+        ctx.ks
+            .notify(db, notify::STREAM, "xgroup-createconsumer", key);
+    }
+    if effects.is_empty() {
+        ctx.ks.effects.suppress();
+        return;
+    }
+    ctx.ks.modified(db, key);
+    for e in effects {
+        ctx.ks.propagate(db, e);
+    }
 }
 
 /// Drops pending entry `id` from the group and its consumer.
@@ -392,11 +472,7 @@ fn xreadgroup(ctx: &mut Ctx) -> CmdResult {
                 }
             }
         }
-        let has_group = ctx
-            .ks
-            .get_stream(db, key)?
-            .is_some_and(|s| s.groups.contains_key(&gname[..]));
-        if !has_group {
+        if !has_group(ctx, db, key, gname)? {
             return Err(CmdError::coded(
                 "NOGROUP",
                 format!(
@@ -569,21 +645,12 @@ fn xreadgroup(ctx: &mut Ctx) -> CmdResult {
         ctx.out.null_array();
         return Ok(());
     };
-    let keys: Vec<Elem> = (0..n)
-        .map(|k| Elem::from(&args[streams_arg + k][..]))
-        .collect();
-    let mut retry: Vec<Bytes> = argv![b"XREADGROUP", b"GROUP", gname, cname, b"COUNT"];
-    retry.push(Bytes::from(
-        if count == 0 { 1000 } else { count }.to_string(),
-    ));
+    let mut head: Vec<Bytes> = argv![b"XREADGROUP", b"GROUP", gname, cname];
     if noack {
-        retry.push(Bytes::from_static(b"NOACK"));
+        head.push(Bytes::from_static(b"NOACK"));
     }
-    retry.push(Bytes::from_static(b"BLOCK"));
-    retry.push(Bytes::from_static(b"0"));
-    retry.push(Bytes::from_static(b"STREAMS"));
-    retry.extend(args[streams_arg..].iter().cloned());
-    ctx.block_on_rewritten(keys, timeout, TimeoutReply::NullArray, retry);
+    let ids = args[streams_arg + n..].to_vec();
+    block_on_streams(ctx, timeout, head, count, streams_arg, ids);
     Ok(())
 }
 
@@ -593,11 +660,7 @@ fn xack(ctx: &mut Ctx) -> CmdResult {
     let args = ctx.args;
     let db = ctx.db();
     let key = &args[1];
-    let has_group = ctx
-        .ks
-        .get_stream(db, key)?
-        .is_some_and(|s| s.groups.contains_key(&args[2][..]));
-    if !has_group {
+    if !has_group(ctx, db, key, &args[2])? {
         ctx.out.int(0);
         return Ok(());
     }
@@ -745,11 +808,7 @@ fn xclaim(ctx: &mut Ctx) -> CmdResult {
     let args = ctx.args;
     let db = ctx.db();
     let (key, gname, cname) = (&args[1], &args[2], &args[3]);
-    let has_group = ctx
-        .ks
-        .get_stream(db, key)?
-        .is_some_and(|s| s.groups.contains_key(&gname[..]));
-    if !has_group {
+    if !has_group(ctx, db, key, gname)? {
         return Err(nogroup_key(key, gname));
     }
     let minidle = parse_i64(&args[4])
@@ -851,46 +910,35 @@ fn xclaim(ctx: &mut Ctx) -> CmdResult {
         if owned && minidle != 0 && now.saturating_sub(nack.delivery_time) < minidle {
             continue;
         }
-        created_consumer |= assign(g, id, cname, now);
-        if let Some(c) = g.consumers.get_mut(&cname[..]) {
-            c.seen_time = now;
-        }
-        let Some(nack) = g.pending.get_mut(&id) else {
-            continue;
+        let retries = match retrycount {
+            Some(r) => Retries::Set(r),
+            None if justid => Retries::Keep,
+            None => Retries::Increment,
         };
-        nack.delivery_time = deliverytime;
-        match retrycount {
-            Some(r) => nack.delivery_count = r,
-            None if !justid => nack.delivery_count += 1,
-            None => {}
+        let names = (&key[..], &gname[..], &cname[..]);
+        if let Some((effect, created)) = claim_one(
+            g,
+            entries,
+            names,
+            id,
+            now,
+            deliverytime,
+            retries,
+            justid,
+            &mut out,
+        ) {
+            created_consumer |= created;
+            n += 1;
+            effects.push(effect);
+            propagate_last_id = false;
         }
-        if justid {
-            out.bulk(&id.to_bytes());
-        } else if let Some(fields) = entries.get(&id) {
-            reply_entry(&mut out, id, fields);
-        }
-        n += 1;
-        effects.push(xclaim_effect(key, gname, id, nack, g.last_id));
-        propagate_last_id = false;
     }
     if propagate_last_id {
         effects.push(setid_effect(key, gname, g));
     }
     ctx.out.array(n);
     ctx.out.buf.extend_from_slice(&out.buf);
-    if created_consumer {
-        ctx.ks
-            .notify(db, notify::STREAM, "xgroup-createconsumer", key);
-    }
-    if !effects.is_empty() {
-        ctx.ks.modified(db, key);
-        for e in effects {
-            ctx.ks.propagate(db, e);
-        }
-    } else {
-        // Only a consumer may have been created: nothing to replay.
-        ctx.ks.effects.suppress();
-    }
+    finish_claims(ctx, db, key, created_consumer, effects);
     Ok(())
 }
 
@@ -928,11 +976,7 @@ fn xautoclaim(ctx: &mut Ctx) -> CmdResult {
     }
     let db = ctx.db();
     let (key, gname, cname) = (&args[1], &args[2], &args[3]);
-    let has_group = ctx
-        .ks
-        .get_stream(db, key)?
-        .is_some_and(|s| s.groups.contains_key(&gname[..]));
-    if !has_group {
+    if !has_group(ctx, db, key, gname)? {
         return Err(nogroup_key(key, gname));
     }
     let Some(s) = ctx.ks.get_stream_mut(db, key)? else {
@@ -975,25 +1019,20 @@ fn xautoclaim(ctx: &mut Ctx) -> CmdResult {
         if minidle != 0 && now.saturating_sub(nack.delivery_time) < minidle {
             continue;
         }
-        created_consumer |= assign(g, id, cname, now);
-        if let Some(c) = g.consumers.get_mut(&cname[..]) {
-            c.seen_time = now;
-        }
-        let Some(nack) = g.pending.get_mut(&id) else {
-            continue;
+        let retries = if justid {
+            Retries::Keep
+        } else {
+            Retries::Increment
         };
-        nack.delivery_time = now;
-        if !justid {
-            nack.delivery_count = nack.delivery_count.wrapping_add(1);
+        let names = (&key[..], &gname[..], &cname[..]);
+        if let Some((effect, created)) =
+            claim_one(g, entries, names, id, now, now, retries, justid, &mut out)
+        {
+            created_consumer |= created;
+            n += 1;
+            count -= 1;
+            effects.push(effect);
         }
-        if justid {
-            out.bulk(&id.to_bytes());
-        } else if let Some(fields) = entries.get(&id) {
-            reply_entry(&mut out, id, fields);
-        }
-        n += 1;
-        count -= 1;
-        effects.push(xclaim_effect(key, gname, id, nack, g.last_id));
     }
     let next = next.unwrap_or(StreamId::MIN);
     ctx.out.array(3);
@@ -1004,18 +1043,7 @@ fn xautoclaim(ctx: &mut Ctx) -> CmdResult {
     for id in deleted {
         ctx.out.bulk(&id.to_bytes());
     }
-    if created_consumer {
-        ctx.ks
-            .notify(db, notify::STREAM, "xgroup-createconsumer", key);
-    }
-    if !effects.is_empty() {
-        ctx.ks.modified(db, key);
-        for e in effects {
-            ctx.ks.propagate(db, e);
-        }
-    } else {
-        ctx.ks.effects.suppress();
-    }
+    finish_claims(ctx, db, key, created_consumer, effects);
     Ok(())
 }
 

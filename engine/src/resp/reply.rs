@@ -129,7 +129,11 @@ impl ReplyBuf {
 
     /// A double as Redis 7.0 writes it: `%.17g`, `inf`, `-inf`.
     pub fn double(&mut self, d: f64) {
-        let s = numbers::fmt_double(d);
+        self.double_text(&numbers::fmt_double(d));
+    }
+
+    /// A double already formatted: a RESP3 double, a bulk string in RESP2.
+    pub fn double_text(&mut self, s: &str) {
         if self.resp3 {
             self.buf.push(b',');
             self.buf.extend_from_slice(s.as_bytes());
