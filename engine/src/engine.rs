@@ -156,6 +156,8 @@ pub struct ServerState {
     pub latency_threshold_ms: i64,
     /// EVAL & co: the Lua state and the script cache.
     pub scripting: crate::script::Scripting,
+    /// FUNCTION & FCALL: the libraries and their Lua state.
+    pub functions: crate::functions::Functions,
 }
 
 impl ServerState {
@@ -380,6 +382,7 @@ impl Engine {
                 latency_events: Default::default(),
                 latency_threshold_ms: 0,
                 scripting: Default::default(),
+                functions: Default::default(),
             },
             clients: HashMap::new(),
             tracker: HazardTracker::default(),
@@ -411,6 +414,8 @@ impl Engine {
         self.ks.effects.records.clear();
         self.ks.pending_events.clear();
         self.ks.ready_keys.clear();
+        // The snapshot and the log replayed next load them again.
+        self.srv.functions.flush();
     }
 
     /// After a rebuild: clients blocked on keys that now hold data (from the

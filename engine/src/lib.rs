@@ -19,6 +19,7 @@ pub mod durable;
 pub mod effect;
 pub mod engine;
 pub mod error;
+pub mod functions;
 pub mod geohash;
 pub mod glob;
 pub mod hyperloglog;

@@ -171,6 +171,50 @@ pub fn dump_exact(value: &Value) -> Vec<u8> {
     out
 }
 
+/// RDB_OPCODE_FUNCTION2: a function library (its code) in an RDB file or a
+/// FUNCTION DUMP payload.
+const OPCODE_FUNCTION2: u8 = 245;
+/// RDB_OPCODE_FUNCTION: the pre-7.0 library record, which 7.0 still reads.
+const OPCODE_FUNCTION_PRE_GA: u8 = 246;
+
+/// FUNCTION DUMP: each library's code after RDB_OPCODE_FUNCTION2, then the
+/// RDB version and the CRC, as Redis writes it (uncompressed).
+pub fn dump_functions<'a>(codes: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for code in codes {
+        out.push(OPCODE_FUNCTION2);
+        save_string(&mut out, code);
+    }
+    out.extend_from_slice(&RDB_VERSION.to_le_bytes());
+    let crc = crc64(0, &out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// Reads a FUNCTION DUMP payload into the libraries' code, or the error
+/// FUNCTION RESTORE answers.
+pub fn restore_functions(payload: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+    verify(payload).map_err(|_| "ERR DUMP payload version or checksum are wrong".to_string())?;
+    let body = &payload[..payload.len() - 10];
+    let mut r = Reader::new(body);
+    let mut codes = Vec::new();
+    while r.pos < body.len() {
+        match r.byte() {
+            Some(OPCODE_FUNCTION2) => {}
+            Some(OPCODE_FUNCTION_PRE_GA) => {
+                return Err("ERR Pre-GA function format not supported".into())
+            }
+            Some(_) => return Err("ERR given type is not a function".into()),
+            None => return Err("ERR can not read data type".into()),
+        }
+        let code = r
+            .load_string()
+            .ok_or("ERR failed loading the given functions payload")?;
+        codes.push(code);
+    }
+    Ok(codes)
+}
+
 // ---------------------------------------------------------------- RESTORE
 
 /// Why a payload cannot be restored.
@@ -222,7 +266,6 @@ pub(crate) struct Reader<'a> {
 type R<T> = Option<T>;
 
 impl<'a> Reader<'a> {
-    #[cfg(test)]
     pub(crate) fn new(b: &'a [u8]) -> Self {
         Reader { b, pos: 0 }
     }

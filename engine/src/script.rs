@@ -48,7 +48,7 @@ local function err_handler(err)
   for level = 2, 64 do
     local i = getinfo(level, 'Sl')
     if i == nil then break end
-    if i.source == '@user_script' then at = i break end
+    if i.source == '@user_script' or i.source == '@user_function' then at = i break end
   end
   if type(err) == 'userdata' then
     -- Raised by redis.call (a C function, so that a tail call to it keeps
@@ -163,7 +163,57 @@ real_G.loadstring = function(s, name)
   return f, e
 end
 
-return run, sandbox, redis
+-- Functions (FUNCTION LOAD, FCALL). A library's code runs once, when it is
+-- loaded, seeing nothing but a `redis` table with register_function, log
+-- and the constants; the functions it registers run later with every
+-- global. They all share one environment table whose lookups are switched
+-- between the two, as Redis swaps its globals' __index around a load.
+local load_redis = {}
+for _, k in ipairs({'LOG_DEBUG', 'LOG_VERBOSE', 'LOG_NOTICE', 'LOG_WARNING',
+                    'REDIS_VERSION', 'REDIS_VERSION_NUM', 'log'}) do
+  load_redis[k] = redis[k]
+end
+local registrar = nil
+load_redis.register_function = function(...)
+  if registrar == nil then
+    error({err = 'ERR redis.register_function can only be called on FUNCTION LOAD command'})
+  end
+  local err = registrar(...)
+  if err then error({err = 'ERR ' .. err}) end
+end
+local load_redis_view = readonly(load_redis, function(_, name)
+  local v = rawget(load_redis, name)
+  if v == nil then
+    error("Script attempted to access nonexistent global variable '" .. tostring(name) .. "'", 2)
+  end
+  return v
+end)
+local function load_index(_, name)
+  if name == 'redis' then return load_redis_view end
+  error("Script attempted to access nonexistent global variable '" .. tostring(name) .. "'", 2)
+end
+local function_env_mt = {__index = G, __newindex = readonly_error, __metatable = false}
+local function_env = raw_setmetatable({}, function_env_mt)
+protected[function_env] = true
+
+-- Runs a library's compiled code with `register` as redis.register_function.
+local function load_library(chunk, register)
+  setfenv(chunk, function_env)
+  registrar = register
+  function_env_mt.__index = load_index
+  local ok, err = pcall(chunk)
+  function_env_mt.__index = G
+  registrar = nil
+  return ok, err
+end
+
+-- Calls a library function as FCALL does: f(keys, args), under the error
+-- handler.
+local function call_function(f, keys, args)
+  return xpcall(function() return f(keys, args) end, err_handler)
+end
+
+return run, sandbox, redis, load_library, call_function
 "#;
 
 /// The scripts loaded, and the Lua state that runs them.
@@ -181,7 +231,7 @@ struct Script {
 }
 
 /// Redis 7's script flags (`#!lua flags=...`).
-const SHEBANG_FLAGS: &[&str] = &[
+pub(crate) const SHEBANG_FLAGS: &[&str] = &[
     "no-writes",
     "allow-oom",
     "allow-stale",
@@ -224,8 +274,8 @@ fn shebang(body: &[u8]) -> Result<(bool, usize), ScriptError> {
 }
 
 /// The Lua state and the prelude's handles into it.
-struct LuaState {
-    lua: Lua,
+pub(crate) struct LuaState {
+    pub(crate) lua: Lua,
     /// Runs a script under the error handler: (true, reply) or (false, err).
     run: Function,
     /// Gives a compiled script the read-only globals.
@@ -233,6 +283,11 @@ struct LuaState {
     /// The real `redis` table (scripts see a read-only view), where
     /// redis.call & co are bound while a script runs.
     redis: Table,
+    /// Runs a library's code with a registrar for its functions (see the
+    /// prelude): (true) or (false, err).
+    pub(crate) load_library: Function,
+    /// Calls a library function with keys and args under the error handler.
+    call_function: Function,
 }
 
 impl std::fmt::Debug for Scripting {
@@ -257,45 +312,60 @@ pub fn sha1_hex(body: &[u8]) -> String {
     s
 }
 
+impl LuaState {
+    /// A fresh Lua state with the libraries and the prelude run.
+    pub(crate) fn new() -> Result<Self, ScriptError> {
+        let libs = StdLib::TABLE | StdLib::STRING | StdLib::MATH | StdLib::DEBUG;
+        // SAFETY: the debug library is what mlua calls unsafe (it can
+        // reach past Lua's own checks). Only the prelude's error handler
+        // keeps `debug.getinfo`; the prelude removes `debug` from the
+        // globals before any script runs, and scripts cannot load
+        // libraries or binary chunks.
+        let lua = unsafe { Lua::unsafe_new_with(libs, LuaOptions::new()) };
+        let sha1hex = lua
+            .create_function(|_, args: MultiValue| match args.front() {
+                Some(Value::String(s)) if args.len() == 1 => Ok(sha1_hex(&s.as_bytes())),
+                Some(Value::Integer(i)) if args.len() == 1 => {
+                    Ok(sha1_hex(i.to_string().as_bytes()))
+                }
+                Some(Value::Number(n)) if args.len() == 1 => {
+                    Ok(sha1_hex(lua_number_string(*n).as_bytes()))
+                }
+                _ => Err(mlua::Error::RuntimeError(
+                    "wrong number of arguments".into(),
+                )),
+            })
+            .map_err(lua_setup_error)?;
+        let bit = bit_library(&lua).map_err(lua_setup_error)?;
+        let lib_ctx = LibCtx::new(&lua).map_err(lua_setup_error)?;
+        let cjson = cjson_library(&lua, &lib_ctx).map_err(lua_setup_error)?;
+        let cmsgpack = cmsgpack_library(&lua, &lib_ctx).map_err(lua_setup_error)?;
+        let (run, sandbox, redis, load_library, call_function): (
+            Function,
+            Function,
+            Table,
+            Function,
+            Function,
+        ) = lua
+            .load(PRELUDE)
+            .set_name("@redis_prelude")
+            .call((sha1hex, bit, cjson, cmsgpack))
+            .map_err(lua_setup_error)?;
+        Ok(LuaState {
+            lua,
+            run,
+            sandbox,
+            redis,
+            load_library,
+            call_function,
+        })
+    }
+}
+
 impl Scripting {
     fn state(&mut self) -> Result<&LuaState, ScriptError> {
         if self.state.is_none() {
-            let libs = StdLib::TABLE | StdLib::STRING | StdLib::MATH | StdLib::DEBUG;
-            // SAFETY: the debug library is what mlua calls unsafe (it can
-            // reach past Lua's own checks). Only the prelude's error handler
-            // keeps `debug.getinfo`; the prelude removes `debug` from the
-            // globals before any script runs, and scripts cannot load
-            // libraries or binary chunks.
-            let lua = unsafe { Lua::unsafe_new_with(libs, LuaOptions::new()) };
-            let sha1hex = lua
-                .create_function(|_, args: MultiValue| match args.front() {
-                    Some(Value::String(s)) if args.len() == 1 => Ok(sha1_hex(&s.as_bytes())),
-                    Some(Value::Integer(i)) if args.len() == 1 => {
-                        Ok(sha1_hex(i.to_string().as_bytes()))
-                    }
-                    Some(Value::Number(n)) if args.len() == 1 => {
-                        Ok(sha1_hex(lua_number_string(*n).as_bytes()))
-                    }
-                    _ => Err(mlua::Error::RuntimeError(
-                        "wrong number of arguments".into(),
-                    )),
-                })
-                .map_err(lua_setup_error)?;
-            let bit = bit_library(&lua).map_err(lua_setup_error)?;
-            let lib_ctx = LibCtx::new(&lua).map_err(lua_setup_error)?;
-            let cjson = cjson_library(&lua, &lib_ctx).map_err(lua_setup_error)?;
-            let cmsgpack = cmsgpack_library(&lua, &lib_ctx).map_err(lua_setup_error)?;
-            let (run, sandbox, redis): (Function, Function, Table) = lua
-                .load(PRELUDE)
-                .set_name("@redis_prelude")
-                .call((sha1hex, bit, cjson, cmsgpack))
-                .map_err(lua_setup_error)?;
-            self.state = Some(LuaState {
-                lua,
-                run,
-                sandbox,
-                redis,
-            });
+            self.state = Some(LuaState::new()?);
         }
         self.state
             .as_ref()
@@ -440,7 +510,8 @@ fn one_line(s: &str) -> String {
 
 /// How a script is being run.
 pub struct Invocation<'a> {
-    pub sha: &'a str,
+    /// The script's SHA1, or the function's name: errors name it.
+    pub name: &'a str,
     pub keys: &'a [Bytes],
     pub args: &'a [Bytes],
     /// EVAL_RO / EVALSHA_RO: write commands are refused.
@@ -473,37 +544,55 @@ fn run_with(
 ) -> Result<(), ScriptError> {
     let (f, no_writes) = scripting
         .scripts
-        .get(inv.sha)
+        .get(inv.name)
         .map(|s| (s.f.clone(), s.no_writes))
         .ok_or_else(|| ScriptError("NOSCRIPT No matching script. Please use EVAL.".into()))?;
     let st = scripting.state()?;
+    let inv = Invocation {
+        read_only: inv.read_only || no_writes,
+        ..inv
+    };
+    execute(st, Callee::Script(f), engine, client, inv, out)
+}
+
+/// What a Lua run calls.
+pub(crate) enum Callee {
+    /// An EVAL script: KEYS and ARGV are globals.
+    Script(Function),
+    /// A library function (FCALL): called with the keys and args tables.
+    Function(Function),
+}
+
+/// Runs `callee` in `st` for `client`, writing its reply to `out`: binds
+/// redis.call & co to the engine for the run, stops a read-only run past its
+/// time limit, and turns the result or the error into the reply.
+pub(crate) fn execute(
+    st: &LuaState,
+    callee: Callee,
+    engine: &mut Engine,
+    client: &mut ClientState,
+    inv: Invocation<'_>,
+    out: &mut ReplyBuf,
+) -> Result<(), ScriptError> {
     let lua = &st.lua;
     let fail = |e: mlua::Error| ScriptError(format!("ERR {}", one_line(&e.to_string())));
-    let g = lua.globals();
-    g.raw_set(
-        "KEYS",
+    let sequence = |items: &[Bytes]| -> Result<Table, ScriptError> {
         lua.create_sequence_from(
-            inv.keys
+            items
                 .iter()
                 .map(|k| lua.create_string(k))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(fail)?,
         )
-        .map_err(fail)?,
-    )
-    .map_err(fail)?;
-    g.raw_set(
-        "ARGV",
-        lua.create_sequence_from(
-            inv.args
-                .iter()
-                .map(|a| lua.create_string(a))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(fail)?,
-        )
-        .map_err(fail)?,
-    )
-    .map_err(fail)?;
+        .map_err(fail)
+    };
+    let keys = sequence(inv.keys)?;
+    let args = sequence(inv.args)?;
+    if let Callee::Script(_) = callee {
+        let g = lua.globals();
+        g.raw_set("KEYS", keys.clone()).map_err(fail)?;
+        g.raw_set("ARGV", args.clone()).map_err(fail)?;
+    }
     let redis = &st.redis;
     let runner = &st.run;
 
@@ -539,7 +628,7 @@ fn run_with(
     }
     let state = RefCell::new((engine, &mut sc));
     let pending: RefCell<Option<String>> = RefCell::new(None);
-    let read_only = inv.read_only || no_writes;
+    let read_only = inv.read_only;
     let command = |lua: &Lua, args: MultiValue| -> Result<Value, String> {
         let mut st = state.borrow_mut();
         let (engine, sc) = &mut *st;
@@ -586,7 +675,10 @@ fn run_with(
         redis.raw_set("pcall", pcall)?;
         redis.raw_set("__pending_error", take_pending)?;
         redis.raw_set("setresp", setresp)?;
-        let r: MultiValue = runner.call(f)?;
+        let r: MultiValue = match &callee {
+            Callee::Script(f) => runner.call(f)?,
+            Callee::Function(f) => st.call_function.call((f, &keys, &args))?,
+        };
         for name in ["call", "pcall", "__pending_error", "setresp"] {
             redis.raw_set(name, Value::Nil)?;
         }
@@ -598,7 +690,7 @@ fn run_with(
             write_reply(out, &value, resp3, 0);
             Ok(None)
         } else {
-            Ok(Some(script_error(&value, inv.sha)))
+            Ok(Some(script_error(&value, inv.name)))
         }
     });
     lua.remove_hook();
@@ -608,7 +700,7 @@ fn run_with(
         Err(e) => Err(ScriptError(format!(
             "ERR {} script: {}",
             one_line(&e.to_string()),
-            inv.sha
+            inv.name
         ))),
     }
 }
@@ -686,7 +778,7 @@ fn script_call(
 }
 
 /// Lua's own number formatting (`%.14g`), as Redis passes numbers.
-fn lua_number_string(n: f64) -> String {
+pub(crate) fn lua_number_string(n: f64) -> String {
     if n.fract() == 0.0 && n.abs() < 1e15 {
         return format!("{}", n as i64);
     }

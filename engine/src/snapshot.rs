@@ -1,7 +1,8 @@
 //! Snapshots of the data set as of a position in the transaction log.
 //!
 //! A snapshot holds the data set as effect records (one `RESTORE key ttl
-//! payload ABSTTL REPLACE` per key, payloads in DUMP format), so recovery
+//! payload ABSTTL REPLACE` per key, payloads in DUMP format, after one
+//! `FUNCTION LOAD REPLACE code` per function library), so recovery
 //! loads it through the one replay path, `Engine::apply_effect`. It is taken
 //! *as of* a log position: every entry up to `lsn` is in it, plus the first
 //! `skip` effect records of entry `lsn + 1` (a SAVE can run in the middle of
@@ -27,6 +28,7 @@ use bytes::Bytes;
 use prost::Message;
 
 use crate::effect::{EffectCommand, EffectRecord, ENGINE_VERSION};
+use crate::functions::Functions;
 use crate::keyspace::Keyspace;
 
 const MAGIC: &[u8; 8] = b"MLSNAP01";
@@ -321,11 +323,23 @@ impl SnapshotStore for LocalSnapshotStore {
     }
 }
 
-/// The data set as effect records (`RESTORE ... ABSTTL REPLACE` per key).
-/// Runs under the engine lock; costs one DUMP per key.
-pub fn capture(ks: &Keyspace) -> Vec<EffectRecord> {
+/// The data set as effect records: `FUNCTION LOAD REPLACE code` per
+/// function library, then `RESTORE ... ABSTTL REPLACE` per key. Runs under
+/// the engine lock; costs one DUMP per key.
+pub fn capture(ks: &Keyspace, functions: &Functions) -> Vec<EffectRecord> {
     let mut records = Vec::new();
-    let mut commands = Vec::new();
+    let mut commands: Vec<EffectCommand> = functions
+        .libraries()
+        .map(|lib| EffectCommand {
+            db: 0,
+            argv: vec![
+                Bytes::from_static(b"FUNCTION"),
+                Bytes::from_static(b"LOAD"),
+                Bytes::from_static(b"REPLACE"),
+                lib.code.clone(),
+            ],
+        })
+        .collect();
     for (db, d) in ks.dbs.iter().enumerate() {
         for (key, value) in d.data.iter() {
             let ttl = d.expire_of(key).unwrap_or(0).max(0);

@@ -1,16 +1,19 @@
-//! Scripting commands: EVAL, EVALSHA, EVAL_RO, EVALSHA_RO and SCRIPT. The
-//! Lua side and how a script's writes reach the log are in `crate::script`.
+//! Scripting commands: EVAL, EVALSHA, EVAL_RO, EVALSHA_RO and SCRIPT, and
+//! Redis 7's functions: FUNCTION and FCALL / FCALL_RO. The Lua side and how
+//! a script's writes reach the log are in `crate::script`, the libraries in
+//! `crate::functions`.
 
 use bytes::Bytes;
 
 use super::flags::*;
-use super::server::{subcommand, write_help};
+use super::server::{subcommand, subcommand_syntax_error, write_help};
 use super::{help, CommandSpec, Handler};
 use crate::client::ClientState;
 use crate::engine::Engine;
 use crate::error::{CmdError, CmdResult};
+use crate::functions::{RestorePolicy, LOAD_TIMEOUT};
 use crate::resp::ReplyBuf;
-use crate::script::{self, Invocation, ScriptError};
+use crate::script::{self, Callee, Invocation, ScriptError};
 
 const fn scripted(
     name: &'static str,
@@ -35,6 +38,35 @@ pub static COMMANDS: &[CommandSpec] = &[
         ..CommandSpec::new("script", -2, NOSCRIPT, (0, 0, 0), "scripting", unused)
             .with_subcommands(SCRIPT_SUBS)
     },
+    CommandSpec {
+        handler: Handler::Engine(fcall),
+        ..CommandSpec::new(
+            "fcall",
+            -3,
+            NOSCRIPT | STALE,
+            (0, 0, 0),
+            "scripting",
+            unused,
+        )
+        .with_keys_fn(fcall_keys)
+    },
+    CommandSpec {
+        handler: Handler::Engine(fcall_ro),
+        ..CommandSpec::new(
+            "fcall_ro",
+            -3,
+            NOSCRIPT | STALE | READONLY,
+            (0, 0, 0),
+            "scripting",
+            unused,
+        )
+        .with_keys_fn(fcall_keys)
+    },
+    CommandSpec {
+        handler: Handler::Engine(function_command),
+        ..CommandSpec::new("function", -2, NOSCRIPT, (0, 0, 0), "scripting", unused)
+            .with_subcommands(FUNCTION_SUBS)
+    },
 ];
 
 fn unused(_: &mut crate::engine::Ctx) -> CmdResult {
@@ -45,6 +77,14 @@ fn unused(_: &mut crate::engine::Ctx) -> CmdResult {
 fn eval_keys(argv: &[Bytes]) -> Result<Vec<usize>, CmdError> {
     let (keys, _) = split(argv)?;
     Ok((3..3 + keys).collect())
+}
+
+/// The keys of `FCALL function numkeys key ... arg ...`; malformed numkeys
+/// are the handler's to answer (with FCALL's own errors).
+fn fcall_keys(argv: &[Bytes]) -> Result<Vec<usize>, CmdError> {
+    Ok(split(argv)
+        .map(|(keys, _)| (3..3 + keys).collect())
+        .unwrap_or_default())
 }
 
 /// How many of the arguments after numkeys are keys; Redis' checks.
@@ -107,11 +147,9 @@ fn run(
     } else {
         e.srv.scripting.load(&args[1]).map_err(script_error)?
     };
-    let time_limit = std::time::Duration::from_millis(
-        u64::try_from(e.srv.config.get_i64("lua-time-limit")).unwrap_or(5000),
-    );
+    let time_limit = time_limit(e);
     let inv = Invocation {
-        sha: &sha,
+        name: &sha,
         keys: &args[3..3 + nkeys],
         args: &args[3 + nkeys..],
         read_only,
@@ -120,15 +158,279 @@ fn run(
     let start = out.buf.len();
     let r = script::run(e, client, inv, out);
     // An error the script returned (not raised) counts in errorstats too.
-    if r.is_ok() && out.buf.get(start) == Some(&b'-') {
+    if r.is_ok() {
+        count_returned_error(e, out, start);
+    }
+    // The commands the script ran recorded their own effects; EVAL adds none.
+    e.ks.effects.suppress();
+    r.map_err(script_error)
+}
+
+/// The script's time limit, `lua-time-limit`.
+fn time_limit(e: &Engine) -> std::time::Duration {
+    std::time::Duration::from_millis(
+        u64::try_from(e.srv.config.get_i64("lua-time-limit")).unwrap_or(5000),
+    )
+}
+
+/// Counts an error a script returned (rather than raised) in errorstats.
+fn count_returned_error(e: &mut Engine, out: &ReplyBuf, start: usize) {
+    if out.buf.get(start) == Some(&b'-') {
         let line = &out.buf[start + 1..];
         let end = line.iter().position(|&b| b == b'\r').unwrap_or(line.len());
         let msg = String::from_utf8_lossy(&line[..end]).into_owned();
         e.srv.stats.count_error(&msg);
     }
-    // The commands the script ran recorded their own effects; EVAL adds none.
+}
+
+fn fcall(e: &mut Engine, c: &mut ClientState, args: &[Bytes], out: &mut ReplyBuf) -> CmdResult {
+    run_function(e, c, args, out, false)
+}
+
+fn fcall_ro(e: &mut Engine, c: &mut ClientState, args: &[Bytes], out: &mut ReplyBuf) -> CmdResult {
+    run_function(e, c, args, out, true)
+}
+
+/// FCALL / FCALL_RO, with Redis' checks in Redis' order.
+fn run_function(
+    e: &mut Engine,
+    client: &mut ClientState,
+    args: &[Bytes],
+    out: &mut ReplyBuf,
+    read_only: bool,
+) -> CmdResult {
+    let name = String::from_utf8_lossy(&args[1]).into_owned();
+    if e.srv.functions.function(&name).is_none() {
+        return Err(CmdError::err("Function not found"));
+    }
+    let nkeys = crate::numbers::parse_i64(&args[2])
+        .ok_or_else(|| CmdError::err("Bad number of keys provided"))?;
+    if nkeys > (args.len() - 3) as i64 {
+        return Err(CmdError::err(
+            "Number of keys can't be greater than number of args",
+        ));
+    }
+    if nkeys < 0 {
+        return Err(CmdError::err("Number of keys can't be negative"));
+    }
+    let nkeys = nkeys as usize;
+    let limit = time_limit(e);
+    // The libraries live in the engine; the function's commands need the
+    // rest of it, so they are taken out while it runs (FUNCTION is refused
+    // inside scripts, so nothing changes them meanwhile).
+    let functions = std::mem::take(&mut e.srv.functions);
+    let start = out.buf.len();
+    let r = (|| {
+        let Some((st, info)) = functions.function(&name) else {
+            return Err(ScriptError("ERR Function not found".into()));
+        };
+        if read_only && !info.no_writes() {
+            return Err(ScriptError(
+                "ERR Can not execute a script with write flag using *_ro command.".into(),
+            ));
+        }
+        let inv = Invocation {
+            name: &name,
+            keys: &args[3..3 + nkeys],
+            args: &args[3 + nkeys..],
+            read_only: read_only || info.no_writes(),
+            time_limit: limit,
+        };
+        script::execute(st, Callee::Function(info.f.clone()), e, client, inv, out)
+    })();
+    e.srv.functions = functions;
+    if r.is_ok() {
+        count_returned_error(e, out, start);
+    }
+    // The commands the function ran recorded their own effects.
     e.ks.effects.suppress();
     r.map_err(script_error)
+}
+
+const FUNCTION_SUBS: &[(&str, i32)] = &[
+    ("delete", 3),
+    ("dump", 2),
+    ("flush", -2),
+    ("help", 2),
+    ("kill", 2),
+    ("list", -2),
+    ("load", -3),
+    ("restore", -3),
+    ("stats", 2),
+];
+
+fn function_command(
+    e: &mut Engine,
+    client: &mut ClientState,
+    args: &[Bytes],
+    out: &mut ReplyBuf,
+) -> CmdResult {
+    match subcommand(args, "function", FUNCTION_SUBS)? {
+        "load" => {
+            let mut replace = false;
+            let mut at = 2;
+            while at < args.len() - 1 {
+                if !args[at].eq_ignore_ascii_case(b"replace") {
+                    return Err(CmdError::err(format!(
+                        "Unknown option given: {}",
+                        String::from_utf8_lossy(&args[at])
+                    )));
+                }
+                replace = true;
+                at += 1;
+            }
+            let code = &args[at];
+            // Replaying the log must load what was loaded, however long.
+            let timeout = (!e.ks.applying).then_some(LOAD_TIMEOUT);
+            let name = e
+                .srv
+                .functions
+                .load(code, replace, timeout)
+                .map_err(CmdError::Other)?;
+            e.ks.modified_many(1);
+            // REPLACE: a replay never depends on what was there before.
+            e.ks.propagate(
+                client.db,
+                crate::argv![b"FUNCTION", b"LOAD", b"REPLACE", code],
+            );
+            out.bulk(name.as_bytes());
+        }
+        "delete" => {
+            if !e.srv.functions.delete(&String::from_utf8_lossy(&args[2])) {
+                return Err(CmdError::err("Library not found"));
+            }
+            e.ks.modified_many(1);
+            out.ok();
+        }
+        "flush" => {
+            if args.len() > 3 {
+                return Err(subcommand_syntax_error(args, "function"));
+            }
+            if args.len() == 3
+                && !args[2].eq_ignore_ascii_case(b"sync")
+                && !args[2].eq_ignore_ascii_case(b"async")
+            {
+                return Err(CmdError::err(
+                    "FUNCTION FLUSH only supports SYNC|ASYNC option",
+                ));
+            }
+            e.srv.functions.flush();
+            e.ks.modified_many(1);
+            out.ok();
+        }
+        "list" => function_list(e, args, out)?,
+        "stats" => {
+            let f = &e.srv.functions;
+            // A function holds the engine while it runs: none is running now.
+            out.map(2);
+            out.bulk(b"running_script");
+            out.null();
+            out.bulk(b"engines");
+            out.map(1);
+            out.bulk(b"LUA");
+            out.map(2);
+            out.bulk(b"libraries_count");
+            out.int(f.library_count() as i64);
+            out.bulk(b"functions_count");
+            out.int(f.function_count() as i64);
+        }
+        "kill" => {
+            return Err(CmdError::coded(
+                "NOTBUSY",
+                "No scripts in execution right now.",
+            ))
+        }
+        "dump" => {
+            let payload =
+                crate::rdb::dump_functions(e.srv.functions.libraries().map(|l| &l.code[..]));
+            out.bulk(&payload);
+        }
+        "restore" => {
+            if args.len() > 4 {
+                return Err(subcommand_syntax_error(args, "function"));
+            }
+            let policy = match args.get(3) {
+                None => RestorePolicy::Append,
+                Some(p) if p.eq_ignore_ascii_case(b"append") => RestorePolicy::Append,
+                Some(p) if p.eq_ignore_ascii_case(b"replace") => RestorePolicy::Replace,
+                Some(p) if p.eq_ignore_ascii_case(b"flush") => RestorePolicy::Flush,
+                Some(_) => return Err(CmdError::err(
+                    "Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE.",
+                )),
+            };
+            let codes = crate::rdb::restore_functions(&args[2]).map_err(CmdError::Other)?;
+            e.srv
+                .functions
+                .restore(&codes, policy)
+                .map_err(CmdError::Other)?;
+            e.ks.modified_many(1);
+            out.ok();
+        }
+        _ => write_help(out, help::FUNCTION),
+    }
+    Ok(())
+}
+
+/// FUNCTION LIST [LIBRARYNAME pattern] [WITHCODE].
+fn function_list(e: &Engine, args: &[Bytes], out: &mut ReplyBuf) -> CmdResult {
+    let mut with_code = false;
+    let mut pattern: Option<&[u8]> = None;
+    let mut i = 2;
+    while i < args.len() {
+        let a = &args[i];
+        if !with_code && a.eq_ignore_ascii_case(b"withcode") {
+            with_code = true;
+        } else if pattern.is_none() && a.eq_ignore_ascii_case(b"libraryname") {
+            if i >= args.len() - 1 {
+                return Err(CmdError::err("library name argument was not given"));
+            }
+            i += 1;
+            pattern = Some(&args[i]);
+        } else {
+            return Err(CmdError::err(format!(
+                "Unknown argument {}",
+                String::from_utf8_lossy(a)
+            )));
+        }
+        i += 1;
+    }
+    let libs: Vec<_> = e
+        .srv
+        .functions
+        .libraries()
+        .filter(|l| pattern.is_none_or(|p| crate::glob::glob_match(p, l.name.as_bytes(), true)))
+        .collect();
+    out.array(libs.len());
+    for lib in libs {
+        out.map(if with_code { 4 } else { 3 });
+        out.bulk(b"library_name");
+        out.bulk(lib.name.as_bytes());
+        out.bulk(b"engine");
+        out.bulk(b"LUA");
+        out.bulk(b"functions");
+        out.array(lib.functions.len());
+        for f in &lib.functions {
+            out.map(3);
+            out.bulk(b"name");
+            out.bulk(f.name.as_bytes());
+            out.bulk(b"description");
+            match &f.description {
+                Some(d) => out.bulk(d),
+                None => out.null(),
+            }
+            out.bulk(b"flags");
+            let names: Vec<&str> = f.flag_names().collect();
+            out.set(names.len());
+            for n in names {
+                out.simple(n);
+            }
+        }
+        if with_code {
+            out.bulk(b"library_code");
+            out.bulk(&lib.code);
+        }
+    }
+    Ok(())
 }
 
 fn script_error(e: ScriptError) -> CmdError {

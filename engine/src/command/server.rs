@@ -89,8 +89,6 @@ pub static COMMANDS: &[CommandSpec] = &[
         shutdown,
     ),
     CommandSpec::new("memory", -2, 0, (0, 0, 0), "server", memory).with_subcommands(MEMORY_SUBS),
-    CommandSpec::new("function", -2, 0, (0, 0, 0), "scripting", function)
-        .with_subcommands(FUNCTION_SUBS),
     CommandSpec::new("lolwut", -1, READONLY | FAST, (0, 0, 0), "server", lolwut),
     CommandSpec::new(
         "slowlog",
@@ -509,12 +507,14 @@ fn section_text(ctx: &Ctx, name: &str, s: &mut String) {
             let dataset = dataset_bytes(ctx.ks);
             let _ = write!(
                 s,
-                "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{used}\r\nused_memory_peak_human:{}\r\nused_memory_peak_perc:100.00%\r\nused_memory_overhead:{BASE_MEMORY}\r\nused_memory_startup:{BASE_MEMORY}\r\nused_memory_dataset:{dataset}\r\nused_memory_dataset_perc:{:.2}%\r\nallocator_allocated:{used}\r\nallocator_active:{rss}\r\nallocator_resident:{rss}\r\ntotal_system_memory:0\r\ntotal_system_memory_human:0B\r\nused_memory_lua:31744\r\nused_memory_vm_eval:31744\r\nused_memory_lua_human:31.00K\r\nused_memory_scripts_eval:0\r\nnumber_of_cached_scripts:{}\r\nnumber_of_functions:0\r\nnumber_of_libraries:0\r\nused_memory_vm_functions:32768\r\nused_memory_vm_total:64512\r\nused_memory_vm_total_human:63.00K\r\nused_memory_functions:184\r\nused_memory_scripts:184\r\nused_memory_scripts_human:184B\r\nmaxmemory:{maxmemory}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nallocator_frag_ratio:1.00\r\nallocator_frag_bytes:0\r\nallocator_rss_ratio:1.00\r\nallocator_rss_bytes:0\r\nrss_overhead_ratio:1.00\r\nrss_overhead_bytes:0\r\nmem_fragmentation_ratio:{:.2}\r\nmem_fragmentation_bytes:{}\r\nmem_not_counted_for_evict:0\r\nmem_replication_backlog:0\r\nmem_total_replication_buffers:0\r\nmem_clients_slaves:0\r\nmem_clients_normal:0\r\nmem_cluster_links:0\r\nmem_aof_buffer:0\r\nmem_allocator:jemalloc-5.3.0\r\nactive_defrag_running:0\r\nlazyfree_pending_objects:0\r\nlazyfreed_objects:0\r\n",
+                "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{used}\r\nused_memory_peak_human:{}\r\nused_memory_peak_perc:100.00%\r\nused_memory_overhead:{BASE_MEMORY}\r\nused_memory_startup:{BASE_MEMORY}\r\nused_memory_dataset:{dataset}\r\nused_memory_dataset_perc:{:.2}%\r\nallocator_allocated:{used}\r\nallocator_active:{rss}\r\nallocator_resident:{rss}\r\ntotal_system_memory:0\r\ntotal_system_memory_human:0B\r\nused_memory_lua:31744\r\nused_memory_vm_eval:31744\r\nused_memory_lua_human:31.00K\r\nused_memory_scripts_eval:0\r\nnumber_of_cached_scripts:{}\r\nnumber_of_functions:{}\r\nnumber_of_libraries:{}\r\nused_memory_vm_functions:32768\r\nused_memory_vm_total:64512\r\nused_memory_vm_total_human:63.00K\r\nused_memory_functions:184\r\nused_memory_scripts:184\r\nused_memory_scripts_human:184B\r\nmaxmemory:{maxmemory}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nallocator_frag_ratio:1.00\r\nallocator_frag_bytes:0\r\nallocator_rss_ratio:1.00\r\nallocator_rss_bytes:0\r\nrss_overhead_ratio:1.00\r\nrss_overhead_bytes:0\r\nmem_fragmentation_ratio:{:.2}\r\nmem_fragmentation_bytes:{}\r\nmem_not_counted_for_evict:0\r\nmem_replication_backlog:0\r\nmem_total_replication_buffers:0\r\nmem_clients_slaves:0\r\nmem_clients_normal:0\r\nmem_cluster_links:0\r\nmem_aof_buffer:0\r\nmem_allocator:jemalloc-5.3.0\r\nactive_defrag_running:0\r\nlazyfree_pending_objects:0\r\nlazyfreed_objects:0\r\n",
                 human_bytes(used),
                 human_bytes(rss),
                 human_bytes(used),
                 dataset as f64 * 100.0 / used.max(1) as f64,
                 srv.scripting.len(),
+                srv.functions.function_count(),
+                srv.functions.library_count(),
                 human_bytes(maxmemory),
                 srv.config.get("maxmemory-policy").unwrap_or("noeviction"),
                 rss as f64 / used.max(1) as f64,
@@ -744,7 +744,7 @@ pub fn request_snapshot(
         let (reply, rx) = wait.then(tokio::sync::oneshot::channel).unzip();
         let req = crate::durable::SnapshotRequest {
             seq: ks.effects.last_seq,
-            records: crate::snapshot::capture(ks),
+            records: crate::snapshot::capture(ks, &srv.functions),
             reply,
         };
         if tx.send(req).is_ok() {
@@ -1019,84 +1019,6 @@ fn memory(ctx: &mut Ctx) -> CmdResult {
             write_help(ctx.out, help::MEMORY);
             Ok(())
         }
-    }
-}
-
-// ------------------------------------------------------------- FUNCTION
-
-const FUNCTION_SUBS: &[(&str, i32)] = &[
-    ("delete", 3),
-    ("dump", 2),
-    ("flush", -2),
-    ("help", 2),
-    ("kill", 2),
-    ("list", -2),
-    ("load", -3),
-    ("restore", -3),
-    ("stats", 2),
-];
-
-fn function(ctx: &mut Ctx) -> CmdResult {
-    let args = ctx.args;
-    match subcommand(args, "function", FUNCTION_SUBS)? {
-        "flush" => {
-            match args.len() {
-                2 => {}
-                3 if ctx.arg_is(2, "SYNC") || ctx.arg_is(2, "ASYNC") => {}
-                _ => {
-                    return Err(CmdError::err(
-                        "FUNCTION FLUSH only supports SYNC|ASYNC option",
-                    ))
-                }
-            }
-            ctx.out.ok();
-            Ok(())
-        }
-        "list" => {
-            let mut i = 2;
-            while i < args.len() {
-                if ctx.arg_is(i, "WITHCODE") {
-                    i += 1;
-                } else if ctx.arg_is(i, "LIBRARYNAME") {
-                    if i + 1 >= args.len() {
-                        return Err(CmdError::err("library name argument was not given"));
-                    }
-                    i += 2;
-                } else {
-                    return Err(CmdError::err(format!(
-                        "Unknown argument {}",
-                        String::from_utf8_lossy(&args[i])
-                    )));
-                }
-            }
-            ctx.out.array(0);
-            Ok(())
-        }
-        "stats" => {
-            let o = &mut *ctx.out;
-            o.map(2);
-            o.bulk_str("running_script");
-            o.null();
-            o.bulk_str("engines");
-            o.map(1);
-            o.bulk_str("LUA");
-            o.map(2);
-            o.bulk_str("libraries_count");
-            o.int(0);
-            o.bulk_str("functions_count");
-            o.int(0);
-            Ok(())
-        }
-        "delete" => Err(CmdError::err("Library not found")),
-        "kill" => Err(CmdError::coded(
-            "NOTBUSY",
-            "No scripts in execution right now.",
-        )),
-        "help" => {
-            write_help(ctx.out, help::FUNCTION);
-            Ok(())
-        }
-        _ => Err(CmdError::err("Functions are not supported by memlog")),
     }
 }
 

@@ -5,5 +5,5 @@
 mod parser;
 mod reply;
 
-pub use parser::{ParseLimits, ProtocolError, RequestParser};
+pub use parser::{split_args, ParseLimits, ProtocolError, RequestParser};
 pub use reply::ReplyBuf;
