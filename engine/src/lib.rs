@@ -38,6 +38,7 @@ pub mod script;
 pub mod script_json;
 pub mod script_lib;
 pub mod script_msgpack;
+pub mod script_struct;
 pub mod server;
 pub mod slowlog;
 pub mod snapshot;

@@ -30,12 +30,13 @@ use crate::resp::ReplyBuf;
 use crate::script_json::cjson_library;
 use crate::script_lib::LibCtx;
 use crate::script_msgpack::cmsgpack_library;
+use crate::script_struct::struct_library;
 
 /// Lua code run once per Lua state: the error handler that adds where a
 /// script failed, the redis.* functions written in Lua, and read-only
 /// globals (Redis 7's `scriptingEnableGlobalsProtection`).
 const PRELUDE: &str = r#"
-local sha1hex, bit, cjson, cmsgpack = ...
+local sha1hex, bit, cjson, cmsgpack, struct = ...
 local real_G = _G
 local getinfo = debug.getinfo
 local rawget, rawset, error, type, tostring = rawget, rawset, error, type, tostring
@@ -129,6 +130,7 @@ real_G.table = readonly(table)
 real_G.bit = readonly(bit)
 real_G.cjson = readonly(cjson)
 real_G.cmsgpack = readonly(cmsgpack)
+real_G.struct = readonly(struct)
 local G = readonly(real_G, function(_, name)
   local v = rawget(real_G, name)
   if v == nil then
@@ -340,6 +342,7 @@ impl LuaState {
         let lib_ctx = LibCtx::new(&lua).map_err(lua_setup_error)?;
         let cjson = cjson_library(&lua, &lib_ctx).map_err(lua_setup_error)?;
         let cmsgpack = cmsgpack_library(&lua, &lib_ctx).map_err(lua_setup_error)?;
+        let struct_lib = struct_library(&lua, &lib_ctx).map_err(lua_setup_error)?;
         let (run, sandbox, redis, load_library, call_function): (
             Function,
             Function,
@@ -349,7 +352,7 @@ impl LuaState {
         ) = lua
             .load(PRELUDE)
             .set_name("@redis_prelude")
-            .call((sha1hex, bit, cjson, cmsgpack))
+            .call((sha1hex, bit, cjson, cmsgpack, struct_lib))
             .map_err(lua_setup_error)?;
         Ok(LuaState {
             lua,

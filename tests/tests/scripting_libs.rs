@@ -1,8 +1,9 @@
-//! Differential tests of the `cjson` and `cmsgpack` script libraries
-//! against a real redis-server: Redis' own scripting.tcl cases, then
-//! encodings of every shape and size class, configuration functions,
+//! Differential tests of the `cjson`, `cmsgpack` and `struct` script
+//! libraries against a real redis-server: Redis' own scripting.tcl cases,
+//! then encodings of every shape and size class, configuration functions,
 //! depth limits and the exact error messages of malformed input. Binary
-//! msgpack comes back as a bulk string so bytes are compared exactly.
+//! msgpack and struct output comes back as a bulk string so bytes are
+//! compared exactly.
 
 use memlog_tests::Differential;
 
@@ -596,5 +597,445 @@ fn blocking_commands_inside_scripts_do_not_block() {
         "return redis.pcall('blpop','nolist',0)",
     ] {
         d.check(&["EVAL", script, "1", "s"]);
+    }
+}
+
+// ------------------------------------------------------------------ struct
+
+/// A Lua function turning values into a table: numbers as `%.17g` (EVAL
+/// would truncate them to integers), strings as they are, so every
+/// result of `struct.unpack` is compared exactly.
+const SHOW: &str = "local function show(...)
+  local t = {}
+  for i = 1, select('#', ...) do
+    local v = select(i, ...)
+    t[i] = type(v) == 'number' and string.format('%.17g', v) or v
+  end
+  return t
+end
+";
+
+/// Runs each expression as `return show(<expr>)` on both servers.
+fn show_all(d: &mut Differential, exprs: &[&str]) {
+    for e in exprs {
+        ev(d, &format!("{SHOW}return show({e})"));
+    }
+}
+
+#[test]
+fn struct_pack_every_option() {
+    let mut d = Differential::start().expect("servers start");
+    ret_all(
+        &mut d,
+        &[
+            // Every integer letter, in both orders and the native one.
+            "struct.pack('>bBhHlLTiI', -1, 255, -2, 65534, -3, 2^40 + 5, 12345, -4, 4000000000)",
+            "struct.pack('<bBhHlLTiI', -1, 255, -2, 65534, -3, 2^40 + 5, 12345, -4, 4000000000)",
+            "struct.pack('bBhHlLTiI', -1, 255, -2, 65534, -3, 2^40 + 5, 12345, -4, 4000000000)",
+            "struct.pack('>i1i2i3i4i5i6i7i8', 1, -2, 3, -4, 5, -6, 7, -8)",
+            "struct.pack('<I1I2I3I4I5I6I7I8', 1, 2, 3, 4, 5, 6, 7, 2^53)",
+            // Wider than a long: zero bytes past the 8th, even for -1.
+            "struct.pack('>i10', -1)",
+            "struct.pack('<i10', -1)",
+            "struct.pack('<i32>I32', -2, 2^60)",
+            "struct.pack('>I16', 2^64 - 2^11)",
+            "struct.pack('i0I0b', 5, 6, 7)",
+            // Out of range and odd numbers convert as C does on x86-64.
+            "struct.pack('<b', 300)",
+            "struct.pack('<B', -1)",
+            "struct.pack('<h', 1e10)",
+            "struct.pack('<ii', 2.9, -2.9)",
+            "struct.pack('<L', 2^63)",
+            "struct.pack('<L', 2^63 + 4096)",
+            "struct.pack('<L', 2^64)",
+            "struct.pack('<L', 2^70)",
+            "struct.pack('<l', -2^70)",
+            "struct.pack('<L', 1/0)",
+            "struct.pack('<L', -1/0)",
+            "struct.pack('<L', 0/0)",
+            "struct.pack('<l', -(0/0))",
+            "struct.pack('<I3', -1)",
+            // Floats and doubles.
+            "struct.pack('>f<f>d<d', 1.5, -0.1, math.pi, -0.0)",
+            "struct.pack('fd', 1/3, 1/3)",
+            "struct.pack('<f', 1e40)",
+            "struct.pack('>f', 1e-50)",
+            "struct.pack('<f>d', 0/0, 1/0)",
+            "struct.pack('>d', -1/0)",
+            "struct.pack('>f', 16777217)",
+            // Padding, spaces, strings.
+            "struct.pack('bxh', 1, 2)",
+            "struct.pack('xx')",
+            "struct.pack(' > b   h ', 1, 2)",
+            "struct.pack('c3', 'abcdef')",
+            "struct.pack('c', 'xyz')",
+            "struct.pack('c0', 'hello')",
+            "struct.pack('c0c0', '', 'x')",
+            "struct.pack('c10', string.rep('q', 20))",
+            "struct.pack('s', 'a\\0b')",
+            "struct.pack('sb', '', 7)",
+            "struct.pack('c0s', 12.5, 1e20)",
+            "struct.pack('>hi', '  0x10  ', '1e3')",
+            // The format ends at a NUL byte.
+            "struct.pack('b\\0b', 1, 2)",
+            "struct.pack('')",
+            "struct.pack('', 1, 2, 3)",
+        ],
+    );
+}
+
+#[test]
+fn struct_alignment() {
+    let mut d = Differential::start().expect("servers start");
+    ret_all(
+        &mut d,
+        &[
+            "struct.pack('!bd', 1, 2)",
+            "struct.pack('!4bd', 1, 2)",
+            "struct.pack('!1bd', 1, 2)",
+            "struct.pack('!16bd', 1, 2)",
+            "struct.pack('!2bhbib', 1, 2, 3, 4, 5)",
+            "struct.pack('!8 b i3 b h b I5 b i7', 1, 2, 3, 4, 5, 6, 7, 8)",
+            "struct.pack('!bT', 1, 2)",
+            "struct.pack('!bf', 1, 2)",
+            "struct.pack('!b!2h!4i', 1, 2, 3)",
+            "struct.pack('>!4 b I2 i', 1, 2, 3)",
+            "struct.pack('!4 b c3 i', 1, 'abc', 2)",
+            "struct.pack('!4 b s i', 1, 'ab', 2)",
+            "struct.pack('!4 b x i', 1, 2)",
+            "struct.pack('!bi16', 1, 2)",
+            "struct.pack('!32bi32', 1, 2)",
+            "struct.pack('!1073741824 b i', 1, 2)",
+            "struct.pack('!b i0 b', 1, 2, 3)",
+            "struct.size('!bd')",
+            "struct.size('!4 b i3 i5 b d')",
+            "struct.size('!2 b h b i b')",
+            "struct.size('!8 b i9 b i12 b i16 b i32')",
+        ],
+    );
+    show_all(
+        &mut d,
+        &[
+            "struct.unpack('!4 b i', struct.pack('!4 b i', 1, 2))",
+            "struct.unpack('!bd', struct.pack('!bd', -5, 0.25))",
+            "struct.unpack('!8 b i3 b h b I5 b i7', struct.pack('!8 b i3 b h b I5 b i7', 1, -2, 3, -4, 5, 6, 7, -8))",
+            "struct.unpack('!2 b h', 'abcd', 2)",
+            "struct.unpack('!4 b i', 'xabcdefgh', 2)",
+        ],
+    );
+}
+
+#[test]
+fn struct_unpack_values() {
+    let mut d = Differential::start().expect("servers start");
+    show_all(
+        &mut d,
+        &[
+            "struct.unpack('>bBhHlLTiI', struct.pack('>bBhHlLTiI', -1, 255, -2, 65534, -3, 2^40 + 5, 12345, -4, 4000000000))",
+            "struct.unpack('<bBhHlLTiI', struct.pack('<bBhHlLTiI', -1, 255, -2, 65534, -3, 2^40 + 5, 12345, -4, 4000000000))",
+            "struct.unpack('bBhHlLTiI', string.rep('\\255', 47))",
+            "struct.unpack('<i3', '\\255\\255\\127')",
+            "struct.unpack('>i3I3', '\\128\\0\\1\\128\\0\\1')",
+            "struct.unpack('<L>L', string.rep('\\255', 16))",
+            "struct.unpack('<l', '\\0\\0\\0\\0\\0\\0\\0\\128')",
+            "struct.unpack('>I5i5', '\\255\\1\\2\\3\\4\\255\\1\\2\\3\\4')",
+            // Wider than a long: the low 8 bytes, and C's sign mask.
+            "struct.unpack('<i9', string.rep('\\255', 9))",
+            "struct.unpack('<i9', '\\128' .. string.rep('\\0', 8))",
+            "struct.unpack('<i9', '\\127' .. string.rep('\\0', 8))",
+            "struct.unpack('>i9', string.rep('\\0', 8) .. '\\128')",
+            "struct.unpack('<i12', '\\1\\2\\3\\4\\5\\6\\7\\8\\9\\10\\11\\12')",
+            "struct.unpack('>i12', '\\1\\2\\3\\4\\5\\6\\7\\8\\9\\10\\11\\12')",
+            "struct.unpack('<I12', '\\1\\2\\3\\4\\5\\6\\7\\8\\9\\10\\11\\12')",
+            "struct.unpack('<i16>i16', string.rep('\\200', 32))",
+            "struct.unpack('<i17', string.rep('\\1', 17))",
+            "struct.unpack('<i17', string.rep('\\255', 17))",
+            "struct.unpack('<i32>I32', string.rep('\\129', 64))",
+            "struct.unpack('i0I0', '')",
+            "struct.unpack('i0b', '\\255')",
+            // Floats and doubles.
+            "struct.unpack('<f', '\\0\\0\\192\\127')",
+            "struct.unpack('>f<f', '\\63\\192\\0\\0\\0\\0\\192\\63')",
+            "struct.unpack('>d<d', struct.pack('>d<d', math.pi, -1/3))",
+            "struct.unpack('d', struct.pack('d', 1/0))",
+            "struct.unpack('f', struct.pack('f', -1/0))",
+            "struct.unpack('>f', struct.pack('>f', 0.1))",
+            // Padding and strings.
+            "struct.unpack('bxb', 'a_b')",
+            "struct.unpack('c3', 'abcdef')",
+            "struct.unpack('c3c3', 'abcdef')",
+            "struct.unpack('c', 'xyz')",
+            "struct.unpack('bc0', '\\3abcdef')",
+            "struct.unpack('Bc0B', '\\2xy\\7')",
+            "struct.unpack('bc0', '\\0abc')",
+            "struct.unpack('>hc0', '\\0\\4abcdef')",
+            "struct.unpack('c1c0', '3abcd')",
+            "struct.unpack('sc0', '2\\0xyz')",
+            "struct.unpack('sc0', ' 0x2 \\0xyz')",
+            "struct.unpack('fc0', struct.pack('f', 2.5) .. 'abc')",
+            "struct.unpack('dc0', struct.pack('d', 1/0) .. 'abc')",
+            "struct.unpack('dc0', struct.pack('d', 2^64) .. 'abc')",
+            "struct.unpack('dc0', struct.pack('d', 0/0) .. 'abc')",
+            "struct.unpack('bc0', '\\255abc')",
+            "struct.unpack('s', 'abc\\0def')",
+            "struct.unpack('ss', 'a\\0b\\0')",
+            "struct.unpack('s b', 'hi\\0\\5')",
+            "struct.unpack('s', '\\0')",
+            "struct.unpack('b\\0b', '\\1\\2')",
+            "struct.unpack(' > < ', '')",
+            // Start positions.
+            "struct.unpack('b', 'abc', 2)",
+            "struct.unpack('b', 'abc', 3)",
+            "struct.unpack('b', 'abc', 1.9)",
+            "struct.unpack('b', 'abc', '2')",
+            "struct.unpack('b', 'abc', nil)",
+            "struct.unpack('', 'abc', 10)",
+            "struct.unpack('>', 'abc', 4)",
+            "struct.unpack('', 'abc', -1)",
+            "struct.unpack('', 'abc', -5)",
+            "struct.unpack('', 'abc', 2^63)",
+            "struct.unpack('', 'abc', 1e300)",
+            "struct.unpack('', '', 1)",
+            "struct.unpack('bb', 12)",
+            "struct.unpack(12, '\\1\\2')",
+            "struct.unpack('s', 'ab\\0cd\\0', 4)",
+            "struct.unpack('c2', 'abcd', 3)",
+            // Sizes.
+            "struct.size('bBhHlLTiIfdx')",
+            "struct.size('!bBhHlLTiIfdx')",
+            "struct.size('i3i5c10')",
+            "struct.size('zq9yZ')",
+            "struct.size('>!2 h b')",
+            "struct.size('')",
+            "struct.size('i0I32')",
+            "struct.size('c2147483647c2147483647')",
+            "struct.size(12)",
+        ],
+    );
+}
+
+#[test]
+fn struct_errors() {
+    let mut d = Differential::start().expect("servers start");
+    pcall_all(
+        &mut d,
+        &[
+            "struct.pack('z')",
+            "struct.pack('%')",
+            "struct.pack('x3')",
+            "struct.pack('s5', 'a')",
+            "struct.pack(1)",
+            "struct.pack('b', 'x')",
+            "struct.pack('b')",
+            "struct.pack('bb', 1)",
+            "struct.pack('bb', 1, nil)",
+            "struct.pack('f', {})",
+            "struct.pack('d', true)",
+            "struct.pack('c5', 'ab')",
+            "struct.pack('bc5', 1, 'ab')",
+            "struct.pack('s', {})",
+            "struct.pack('c0')",
+            "struct.pack('i33', 1)",
+            "struct.pack('I99999', 1)",
+            "struct.pack('!3')",
+            "struct.pack('!0')",
+            "struct.pack('!6 b', 1)",
+            "struct.pack('!2147483647')",
+            "struct.pack('!2147483648')",
+            "struct.pack('c2147483647', 'a')",
+            "struct.pack('c2147483648', 'a')",
+            "struct.pack('c99999999999999999999', 'a')",
+            "struct.pack('i2147483647', 1)",
+            "struct.pack()",
+            "struct.pack({})",
+            "struct.pack(nil)",
+            "struct.unpack('b', '')",
+            "struct.unpack('>i', 'abc')",
+            "struct.unpack('x', '')",
+            "struct.unpack('d', '1234567')",
+            "struct.unpack('s', 'abc')",
+            "struct.unpack('bs', '\\1')",
+            "struct.unpack('c0', 'abc')",
+            "struct.unpack('xc0', 'abc')",
+            "struct.unpack('sc0', 'x\\0abc')",
+            "struct.unpack('bc0', '\\9abc')",
+            "struct.unpack('b', 'a', 0)",
+            "struct.unpack('b', 'a', -0.5)",
+            "struct.unpack('b', 'a', 'x')",
+            "struct.unpack('b', 'a', {})",
+            "struct.unpack('b', 'a', 3)",
+            "struct.unpack('>', 'a', 3)",
+            "struct.unpack('b', 'a', -1)",
+            "struct.unpack('!8d', string.rep('\\1', 16), -3)",
+            "struct.unpack('b')",
+            "struct.unpack()",
+            "struct.unpack('b', {})",
+            "struct.unpack('i99', 'a')",
+            "struct.unpack('c99', 'a')",
+            "struct.unpack('c2147483647', 'abc')",
+            "struct.unpack('q', 'a')",
+            "struct.unpack('!5', 'a')",
+            "struct.size('s')",
+            "struct.size('c0')",
+            "struct.size('bc0')",
+            "struct.size('b s')",
+            "struct.size('!3')",
+            "struct.size('%')",
+            "struct.size('i40')",
+            "struct.size('c9999999999')",
+            "struct.size()",
+            "struct.size({})",
+        ],
+    );
+    // How the function is named in argument errors, as the caller spelled
+    // it (or '?' through pcall), and the errors uncaught.
+    for script in [
+        "return {pcall(struct.pack, 'z')}",
+        "return {pcall(struct.unpack, 'b', '')}",
+        "return {pcall(struct.size, 's')}",
+        "return {pcall(struct.pack, '!3')}",
+        "local p = struct.pack return {pcall(function() return p('z') end)}",
+        "return {pcall(function() local s = struct.size; local n = s('c0') return n end)}",
+        "return {pcall(function() return struct:pack('b') end)}",
+        "return {pcall(function() return struct:unpack('b') end)}",
+        "return {pcall(function() return struct['unpack']('b', '') end)}",
+        "return struct.pack('z')",
+        "return struct.unpack('b', '')",
+        "return struct.size('!3')",
+        "local x = struct.unpack('c0', 'a') return x",
+        "struct.pack = function() end",
+        "struct.new = 1",
+        "return {type(struct), type(struct.pack), type(struct.unpack), type(struct.size)}",
+    ] {
+        ev(&mut d, script);
+    }
+}
+
+#[test]
+fn struct_too_many_results() {
+    // `unpack` fails where the C version's `luaL_checkstack` would (its
+    // stack: the arguments, then the values), with the same message, and
+    // before it has made any strings. (Between about 7990 and 7998
+    // results the C version still succeeds, where mlua cannot return that
+    // many values from a callback: not compared here.)
+    let mut d = Differential::start().expect("servers start");
+    pcall_all(
+        &mut d,
+        &[
+            "select('#', struct.unpack(string.rep('b', 7000), string.rep('\\1', 7000)))",
+            "select('#', struct.unpack(string.rep('c1', 7000), string.rep('a', 7000)))",
+            "select(7000, struct.unpack(string.rep('c1', 7000), string.rep('a', 6999) .. 'z'))",
+            "select('#', struct.unpack(string.rep('s', 7000), string.rep('\\0', 7000)))",
+            "select('#', struct.unpack(string.rep('b', 7998), string.rep('\\1', 7998)))",
+            "select('#', struct.unpack(string.rep('b', 7997), string.rep('\\1', 7997), 1))",
+            "select('#', struct.unpack(string.rep('b', 7996), string.rep('\\1', 7996), 1, 2, 3))",
+            "select('#', struct.unpack(string.rep('c1', 7998), string.rep('a', 7998)))",
+            "select('#', struct.unpack(string.rep('s', 9000), string.rep('\\0', 9000)))",
+            "select('#', struct.unpack(string.rep('b', 8500) .. 'z', string.rep('\\1', 9000)))",
+            "select('#', struct.unpack(string.rep('x', 9000), string.rep('\\1', 9000)))",
+            "#struct.pack(string.rep('i32', 7000), unpack({}, 1, 0))",
+            "#struct.pack(string.rep('!32 b i32', 100), unpack((function() local t = {} for i = 1, 200 do t[i] = i end return t end)()))",
+            "#struct.pack(string.rep('i32', 9000), unpack((function() local t = {} for i = 1, 7000 do t[i] = -i end return t end)()))",
+        ],
+    );
+}
+
+#[test]
+fn struct_random_round_trips() {
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    // Random formats (orders, alignments, every option) with random
+    // values in range: the packed bytes, then what unpack makes of them.
+    let mut d = Differential::start().expect("servers start");
+    let mut rng = StdRng::seed_from_u64(0x0515_70c7);
+    for _ in 0..60 {
+        let mut fmt = String::new();
+        let mut values = Vec::new();
+        for _ in 0..rng.gen_range(1..12) {
+            match rng.gen_range(0..16) {
+                0 => fmt.push_str(["<", ">", "!", " "][rng.gen_range(0..4)]),
+                1 => fmt.push_str(&format!("!{}", 1 << rng.gen_range(0..6))),
+                2 => {
+                    fmt.push('b');
+                    values.push(rng.gen_range(-128i64..128).to_string());
+                }
+                3 => {
+                    fmt.push('B');
+                    values.push(rng.gen_range(0i64..256).to_string());
+                }
+                4 => {
+                    fmt.push('h');
+                    values.push(rng.gen_range(-32768i64..32768).to_string());
+                }
+                5 => {
+                    fmt.push('H');
+                    values.push(rng.gen_range(0i64..65536).to_string());
+                }
+                6 => {
+                    fmt.push(['l', 'L', 'T'][rng.gen_range(0..3)]);
+                    // Exact in a double.
+                    values.push(rng.gen_range(0i64..1 << 53).to_string());
+                }
+                7 => {
+                    let n = rng.gen_range(1u32..8);
+                    fmt.push_str(&format!("i{n}"));
+                    let half = 1i64 << (8 * n - 1);
+                    values.push(rng.gen_range(-half..half).to_string());
+                }
+                8 => {
+                    let n = rng.gen_range(1u32..7);
+                    fmt.push_str(&format!("I{n}"));
+                    values.push(rng.gen_range(0i64..1 << (8 * n)).to_string());
+                }
+                9 => {
+                    fmt.push(['i', 'I'][rng.gen_range(0..2)]);
+                    values.push(rng.gen_range(0i64..1 << 31).to_string());
+                }
+                10 => {
+                    fmt.push('f');
+                    values.push(format!("{:e}", rng.gen::<f32>() * 1e6 - 5e5));
+                }
+                11 => {
+                    fmt.push('d');
+                    let bits: u64 = rng.gen();
+                    let v = f64::from_bits(bits);
+                    values.push(if v.is_finite() {
+                        format!("{v:e}")
+                    } else {
+                        "1.5".into()
+                    });
+                }
+                12 => fmt.push('x'),
+                13 => {
+                    let n = rng.gen_range(1..6);
+                    fmt.push_str(&format!("c{n}"));
+                    values.push(format!("'{}'", "abcdefghij".get(..n + 2).unwrap_or("")));
+                }
+                14 => {
+                    fmt.push('s');
+                    values.push(format!(
+                        "'{}'",
+                        "xyz".get(..rng.gen_range(0..4)).unwrap_or("")
+                    ));
+                }
+                _ => {
+                    fmt.push_str("Bc0");
+                    let n = rng.gen_range(0..5);
+                    values.push(n.to_string());
+                    values.push(format!("'{}'", "pqrst".get(..n).unwrap_or("")));
+                }
+            }
+        }
+        let args = values.join(", ");
+        let sep = if args.is_empty() { "" } else { ", " };
+        ev(&mut d, &format!("return struct.pack('{fmt}'{sep}{args})"));
+        ev(
+            &mut d,
+            &format!("{SHOW}return show(struct.unpack('{fmt}', struct.pack('{fmt}'{sep}{args})))"),
+        );
+        if !fmt.contains('s') && !fmt.contains("c0") {
+            ev(&mut d, &format!("return struct.size('{fmt}')"));
+        }
     }
 }
