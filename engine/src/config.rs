@@ -98,6 +98,7 @@ const PARAMS: &[(&str, &str, Kind)] = &[
     ("slowlog-log-slower-than", "10000", Kind::Int),
     ("slowlog-max-len", "128", Kind::Int),
     ("latency-tracking", "yes", Kind::Bool),
+    ("tracking-table-max-keys", "1000000", Kind::Int),
     ("latency-tracking-info-percentiles", "50 99 99.9", Kind::Str),
     ("lua-time-limit", "5000", Kind::Int),
     ("busy-reply-threshold", "5000", Kind::Int),

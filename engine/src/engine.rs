@@ -158,6 +158,8 @@ pub struct ServerState {
     pub scripting: crate::script::Scripting,
     /// FUNCTION & FCALL: the libraries and their Lua state.
     pub functions: crate::functions::Functions,
+    /// CLIENT TRACKING: who may cache what.
+    pub tracking: crate::tracking::Tracking,
 }
 
 impl ServerState {
@@ -383,6 +385,7 @@ impl Engine {
                 latency_threshold_ms: 0,
                 scripting: Default::default(),
                 functions: Default::default(),
+                tracking: Default::default(),
             },
             clients: HashMap::new(),
             tracker: HazardTracker::default(),
@@ -416,6 +419,7 @@ impl Engine {
         self.ks.ready_keys.clear();
         // The snapshot and the log replayed next load them again.
         self.srv.functions.flush();
+        self.ks.tracking_flushed |= self.ks.tracking_on;
     }
 
     /// After a rebuild: clients blocked on keys that now hold data (from the
@@ -504,9 +508,12 @@ impl Engine {
         id
     }
 
-    /// Forgets a closed connection: its subscriptions, WATCHes and waits.
+    /// Forgets a closed connection: its subscriptions, WATCHes, waits and
+    /// tracking.
     pub fn unregister_client(&mut self, id: ClientId) {
         self.cancel_block(id);
+        self.srv.tracking.disable(id);
+        self.ks.tracking_on = self.srv.tracking.is_on();
         self.srv.monitors.remove(id);
         if let Some(c) = self.clients.remove(&id) {
             for ch in &c.channels {
@@ -580,6 +587,13 @@ impl Engine {
             self.cmd_barrier = 0;
             let r = self.dispatch(&mut client, &argv, out, true);
             apply_reply_mode(&mut client, out, reply_start);
+            // CLIENT CACHING covers the next command (or transaction) only.
+            if self.ks.tracking_on
+                && client.multi.is_none()
+                && !argv[0].eq_ignore_ascii_case(b"client")
+            {
+                self.srv.tracking.command_done(client.id);
+            }
             if self.cmd_barrier > self.tracker.acked()
                 && !self.unsafe_early_ack
                 && !matches!(r, Dispatched::Blocked(_) | Dispatched::ReplyLater(_))
@@ -611,6 +625,9 @@ impl Engine {
                 outcome = BatchOutcome::Close;
                 break;
             }
+        }
+        if self.ks.tracking_on {
+            self.tracking_after_batch(Some(&client));
         }
         self.clients.insert(id, client);
         if !self.ks.effects.records.is_empty() {
@@ -814,6 +831,9 @@ impl Engine {
         self.ks.cmd_dirty = 0;
         self.ks.effects.begin_record();
         self.ks.effects.begin_command();
+        if self.ks.tracking_on && !client.in_script && is_script_command(spec) {
+            self.srv.tracking.script_read = false;
+        }
         let (res, block, close) = match spec.handler {
             Handler::Ctx(f) => {
                 let mut ctx = Ctx {
@@ -842,6 +862,9 @@ impl Engine {
             let msg = e.to_string();
             out.error(&msg);
             self.srv.stats.count_error(&msg);
+        }
+        if self.ks.tracking_on {
+            self.track_command(spec, &*client, argv);
         }
         if !self.ks.applying {
             let changed = self.ks.cmd_dirty > 0;
@@ -900,6 +923,65 @@ impl Engine {
             return Dispatched::Close;
         }
         Dispatched::Done
+    }
+
+    /// CLIENT TRACKING after a command: invalidations for what it changed
+    /// (first, so a key it read again stays tracked), then the keys it read.
+    fn track_command(&mut self, spec: &'static CommandSpec, client: &ClientState, argv: &[Bytes]) {
+        if client.in_script {
+            // The caller tracks the script's declared keys, and the changes
+            // are sent after the script, to the caller's own connection.
+            self.srv.tracking.script_read |= spec.flags & flags::READONLY != 0;
+            return;
+        }
+        self.send_invalidations(Some(client));
+        let reads = if is_script_command(spec) {
+            std::mem::take(&mut self.srv.tracking.script_read)
+        } else {
+            // The _RO script commands are READONLY but track as scripts.
+            spec.flags & flags::READONLY != 0 && spec.flags & flags::PUBSUB == 0
+        };
+        if reads && self.srv.tracking.remembers(client.id) {
+            if let Ok(idx) = spec.key_indexes(argv) {
+                self.srv
+                    .tracking
+                    .remember(client.id, idx.iter().filter_map(|&i| argv.get(i)));
+            }
+        }
+    }
+
+    /// Invalidation messages for the keys changed since the last call.
+    fn send_invalidations(&mut self, current: Option<&ClientState>) {
+        let changed = std::mem::take(&mut self.ks.tracking_changes);
+        let flushed = std::mem::take(&mut self.ks.tracking_flushed);
+        if !changed.is_empty() || flushed {
+            self.srv.tracking.invalidate(
+                changed,
+                flushed,
+                current.map(|c| c.id),
+                current,
+                &self.clients,
+            );
+            self.ks.tracking_on = self.srv.tracking.is_on();
+        }
+    }
+
+    /// After a batch of commands (or an expire cycle): changes not yet
+    /// invalidated, BCAST messages, and the tracking table's size limit.
+    fn tracking_after_batch(&mut self, current: Option<&ClientState>) {
+        self.send_invalidations(current);
+        self.srv.tracking.broadcast(current, &self.clients);
+        let max = usize::try_from(self.srv.config.get_i64("tracking-table-max-keys")).unwrap_or(0);
+        self.srv.tracking.limit(max, current, &self.clients);
+        self.ks.tracking_on = self.srv.tracking.is_on();
+    }
+
+    /// Runs [`Self::tracking_after_batch`] outside a client's batch (the
+    /// expire cycle, CONFIG SET tracking-table-max-keys on the 100 ms tick).
+    pub fn tracking_tick(&mut self) {
+        if self.ks.tracking_on {
+            self.tracking_after_batch(None);
+        }
     }
 
     fn reject(
@@ -1252,4 +1334,12 @@ fn apply_reply_mode(client: &mut ClientState, out: &mut ReplyBuf, start: usize) 
 
 fn truncate_lossy(b: &[u8], max: usize) -> String {
     String::from_utf8_lossy(&b[..b.len().min(max)]).into_owned()
+}
+
+/// EVAL & co and FCALL & co: the commands that run a script.
+fn is_script_command(spec: &CommandSpec) -> bool {
+    matches!(
+        spec.name,
+        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro"
+    )
 }

@@ -44,6 +44,7 @@ pub mod slowlog;
 pub mod snapshot;
 pub mod stats;
 pub mod tracker;
+pub mod tracking;
 
 pub use engine::{Ctx, Engine, EngineOptions};
 pub use error::{CmdError, CmdResult};

@@ -134,6 +134,7 @@ pub async fn serve(listener: TcpListener, engine: SharedEngine) -> std::io::Resu
             tick.tick().await;
             let mut e = expire_engine.lock();
             e.active_expire_cycle(EXPIRE_CYCLE_BUDGET);
+            e.tracking_tick();
             e.snapshot_if_due();
         }
     });

@@ -13,6 +13,7 @@ use crate::client::{ClientState, Push, ReplyMode};
 use crate::engine::{Ctx, Engine};
 use crate::error::{CmdError, CmdResult};
 use crate::resp::ReplyBuf;
+use crate::tracking::ClientTracking;
 
 fn unused(_: &mut Ctx) -> CmdResult {
     Ok(())
@@ -84,7 +85,12 @@ fn type_of(c: &ClientState) -> ClientType {
 }
 
 /// One CLIENT LIST line (without the trailing newline), in Redis 7.0's format.
-pub fn client_line(c: &ClientState, now_ms: i64, current_cmd: Option<&str>) -> String {
+pub fn client_line(
+    c: &ClientState,
+    tracking: Option<&ClientTracking>,
+    now_ms: i64,
+    current_cmd: Option<&str>,
+) -> String {
     let mut flags = String::new();
     if c.monitor {
         flags.push('O');
@@ -104,6 +110,15 @@ pub fn client_line(c: &ClientState, now_ms: i64, current_cmd: Option<&str>) -> S
     if c.killed {
         flags.push('A');
     }
+    if let Some(t) = tracking {
+        flags.push('t');
+        if t.broken_redirect {
+            flags.push('R');
+        }
+        if t.bcast {
+            flags.push('B');
+        }
+    }
     if flags.is_empty() {
         flags.push('N');
     }
@@ -116,7 +131,7 @@ pub fn client_line(c: &ClientState, now_ms: i64, current_cmd: Option<&str>) -> S
     let mut s = String::with_capacity(256);
     let _ = write!(
         s,
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user=default redir=-1 resp={}",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user=default redir={} resp={}",
         c.id,
         c.addr,
         c.laddr,
@@ -139,6 +154,7 @@ pub fn client_line(c: &ClientState, now_ms: i64, current_cmd: Option<&str>) -> S
         c.push_queue.queued(),
         c.push_queue.queued(),
         cmd,
+        tracking.map_or(-1, |t| t.redirect as i64),
         if c.resp3 { 3 } else { 2 },
     );
     s
@@ -192,7 +208,12 @@ fn client(e: &mut Engine, me: &mut ClientState, args: &[Bytes], out: &mut ReplyB
             out.ok();
         }
         "info" => {
-            let mut line = client_line(me, now, Some("client|info"));
+            let mut line = client_line(
+                me,
+                e.srv.tracking.clients.get(&me.id),
+                now,
+                Some("client|info"),
+            );
             line.push('\n');
             out.verbatim(line.as_bytes());
         }
@@ -227,7 +248,7 @@ fn client(e: &mut Engine, me: &mut ClientState, args: &[Bytes], out: &mut ReplyB
                     continue;
                 }
                 let cur = (c.id == me.id).then_some("client|list");
-                text.push_str(&client_line(c, now, cur));
+                text.push_str(&client_line(c, e.srv.tracking.clients.get(&c.id), now, cur));
                 text.push('\n');
             }
             out.verbatim(text.as_bytes());
@@ -288,24 +309,150 @@ fn client(e: &mut Engine, me: &mut ClientState, args: &[Bytes], out: &mut ReplyB
             out.ok();
         }
         "unpause" => out.ok(),
-        "tracking" | "caching" => {
-            return Err(CmdError::err(
-                "client-side caching (CLIENT TRACKING) is not supported by memlog",
-            ))
+        "tracking" => client_tracking(e, me, args, out)?,
+        "caching" => {
+            let Some(t) = e.srv.tracking.clients.get_mut(&me.id) else {
+                return Err(CmdError::err("CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled"));
+            };
+            if arg_is(2, "YES") {
+                if !t.optin {
+                    return Err(CmdError::err(
+                        "CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode.",
+                    ));
+                }
+            } else if arg_is(2, "NO") {
+                if !t.optout {
+                    return Err(CmdError::err(
+                        "CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode.",
+                    ));
+                }
+            } else {
+                return Err(CmdError::Syntax);
+            }
+            t.caching = true;
+            out.ok();
         }
-        "getredir" => out.int(-1),
+        "getredir" => match e.srv.tracking.clients.get(&me.id) {
+            Some(t) => out.int(t.redirect as i64),
+            None => out.int(-1),
+        },
         "trackinginfo" => {
+            let t = e.srv.tracking.clients.get(&me.id);
+            let mut flags = vec![if t.is_some() { "on" } else { "off" }];
+            if let Some(t) = t {
+                let named = [
+                    (t.bcast, "bcast"),
+                    (t.optin, "optin"),
+                    (t.optin && t.caching, "caching-yes"),
+                    (t.optout, "optout"),
+                    (t.optout && t.caching, "caching-no"),
+                    (t.noloop, "noloop"),
+                    (t.broken_redirect, "broken_redirect"),
+                ];
+                flags.extend(named.iter().filter(|(on, _)| *on).map(|(_, n)| *n));
+            }
             out.map(3);
             out.bulk_str("flags");
-            out.set(1);
-            out.bulk_str("off");
+            out.set(flags.len());
+            for f in flags {
+                out.bulk_str(f);
+            }
             out.bulk_str("redirect");
-            out.int(-1);
+            out.int(t.map_or(-1, |t| t.redirect as i64));
             out.bulk_str("prefixes");
-            out.array(0);
+            let prefixes: Vec<&Bytes> = t.map(|t| t.prefixes.iter().collect()).unwrap_or_default();
+            out.array(prefixes.len());
+            for p in prefixes {
+                out.bulk(p);
+            }
         }
         _ => write_help(out, help::CLIENT),
     }
+    Ok(())
+}
+
+/// CLIENT TRACKING ON|OFF [REDIRECT id] [PREFIX p ...] [BCAST] [OPTIN]
+/// [OPTOUT] [NOLOOP], with Redis' checks in Redis' order.
+fn client_tracking(
+    e: &mut Engine,
+    me: &mut ClientState,
+    args: &[Bytes],
+    out: &mut ReplyBuf,
+) -> CmdResult {
+    let mut mode = ClientTracking::default();
+    let mut prefixes = Vec::new();
+    let mut j = 3;
+    while j < args.len() {
+        let a = &args[j];
+        let more = j + 1 < args.len();
+        if a.eq_ignore_ascii_case(b"redirect") && more {
+            j += 1;
+            if mode.redirect != 0 {
+                return Err(CmdError::err(
+                    "A client can only redirect to a single other client",
+                ));
+            }
+            let id = crate::numbers::parse_i64(&args[j]).ok_or(CmdError::NotInteger)?;
+            let exists = id > 0 && (id as u64 == me.id || e.clients.contains_key(&(id as u64)));
+            if !exists {
+                return Err(CmdError::err(
+                    "The client ID you want redirect to does not exist",
+                ));
+            }
+            mode.redirect = id as u64;
+        } else if a.eq_ignore_ascii_case(b"bcast") {
+            mode.bcast = true;
+        } else if a.eq_ignore_ascii_case(b"optin") {
+            mode.optin = true;
+        } else if a.eq_ignore_ascii_case(b"optout") {
+            mode.optout = true;
+        } else if a.eq_ignore_ascii_case(b"noloop") {
+            mode.noloop = true;
+        } else if a.eq_ignore_ascii_case(b"prefix") && more {
+            j += 1;
+            prefixes.push(args[j].clone());
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        j += 1;
+    }
+    let tracking = &mut e.srv.tracking;
+    if args[2].eq_ignore_ascii_case(b"on") {
+        if !mode.bcast && !prefixes.is_empty() {
+            return Err(CmdError::err(
+                "PREFIX option requires BCAST mode to be enabled",
+            ));
+        }
+        let old = tracking.clients.get(&me.id);
+        if old.is_some_and(|o| o.bcast != mode.bcast) {
+            return Err(CmdError::err("You can't switch BCAST mode on/off before disabling tracking for this client, and then re-enabling it with a different mode."));
+        }
+        if mode.bcast && (mode.optin || mode.optout) {
+            return Err(CmdError::err(
+                "OPTIN and OPTOUT are not compatible with BCAST",
+            ));
+        }
+        if mode.optin && mode.optout {
+            return Err(CmdError::err(
+                "You can't specify both OPTIN mode and OPTOUT mode",
+            ));
+        }
+        if old.is_some_and(|o| (mode.optin && o.optout) || (mode.optout && o.optin)) {
+            return Err(CmdError::err("You can't switch OPTIN/OPTOUT mode before disabling tracking for this client, and then re-enabling it with a different mode."));
+        }
+        if mode.bcast {
+            if let Some(msg) = tracking.prefix_collision(me.id, &prefixes) {
+                return Err(CmdError::Other(msg));
+            }
+        }
+        tracking.enable(me.id, mode, &prefixes);
+    } else if args[2].eq_ignore_ascii_case(b"off") {
+        tracking.disable(me.id);
+    } else {
+        return Err(CmdError::Syntax);
+    }
+    e.ks.tracking_on = e.srv.tracking.is_on();
+    out.ok();
     Ok(())
 }
 

@@ -174,6 +174,13 @@ pub struct Keyspace {
     pub stat_expired_keys: u64,
     pub stat_keyspace_hits: u64,
     pub stat_keyspace_misses: u64,
+    /// Some client has CLIENT TRACKING on: changes are listed below.
+    pub tracking_on: bool,
+    /// Keys changed since the tracking side last looked, with whether a
+    /// command changed each (false: it expired).
+    pub tracking_changes: Vec<(Bytes, bool)>,
+    /// A database was emptied since the tracking side last looked.
+    pub tracking_flushed: bool,
 }
 
 /// Current Unix time in milliseconds.
@@ -202,6 +209,9 @@ impl Keyspace {
             stat_expired_keys: 0,
             stat_keyspace_hits: 0,
             stat_keyspace_misses: 0,
+            tracking_on: false,
+            tracking_changes: Vec::new(),
+            tracking_flushed: false,
         }
     }
 
@@ -236,6 +246,10 @@ impl Keyspace {
         );
         self.notify(db, notify::EXPIRED, "expired", key);
         self.touch_watched(db, key);
+        if self.tracking_on {
+            self.tracking_changes
+                .push((Bytes::copy_from_slice(key), false));
+        }
     }
 
     /// Looks a key up for reading (expired keys are deleted first).
@@ -374,6 +388,10 @@ impl Keyspace {
         self.dirty += 1;
         self.cmd_dirty += 1;
         self.touch_watched(db, key);
+        if self.tracking_on {
+            self.tracking_changes
+                .push((Bytes::copy_from_slice(key), true));
+        }
         if !self.blocked_keys.is_empty() && self.blocked_keys.contains_key(&(db, Elem::from(key))) {
             self.ready_keys.push((db, key.into()));
         }
