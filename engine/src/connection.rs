@@ -191,6 +191,13 @@ impl Connection {
                             _ = tokio::time::sleep_until(slice.min(until).into()) => {}
                         }
                     }
+                    BatchOutcome::Paused(mut changed, until) => {
+                        self.flush_released().await?;
+                        tokio::select! {
+                            _ = changed.changed() => {}
+                            _ = tokio::time::sleep_until(until.into()) => {}
+                        }
+                    }
                     BatchOutcome::Blocked(wait) => {
                         self.flush_all().await?;
                         if !self.wait_blocked(wait, rx).await? {

@@ -99,6 +99,10 @@ pub enum BatchOutcome {
     /// The lease lapsed: wait for its renewal (at most until then), then
     /// run the rest (see `LogGate::check`).
     AwaitLease(Instant),
+    /// CLIENT PAUSE holds the next command: wait until the pause ends (the
+    /// receiver changes when CLIENT UNPAUSE or a new pause comes, the
+    /// instant is its end), then run the rest.
+    Paused(tokio::sync::watch::Receiver<u64>, Instant),
 }
 
 /// The connection's side of a blocked command.
@@ -160,11 +164,64 @@ pub struct ServerState {
     pub functions: crate::functions::Functions,
     /// CLIENT TRACKING: who may cache what.
     pub tracking: crate::tracking::Tracking,
+    /// CLIENT PAUSE.
+    pub pause: ClientPause,
+}
+
+/// CLIENT PAUSE: until when, which commands, and who waits.
+#[derive(Debug)]
+pub struct ClientPause {
+    /// End (Unix ms) and whether every command waits (ALL) or only those
+    /// that may write (WRITE).
+    pub until: Option<(i64, bool)>,
+    /// Changed when a pause is lifted or changed: held clients look again.
+    pub changed: tokio::sync::watch::Sender<u64>,
+    /// Clients holding a command back.
+    pub held: std::collections::HashSet<ClientId>,
+}
+
+impl Default for ClientPause {
+    fn default() -> Self {
+        ClientPause {
+            until: None,
+            changed: tokio::sync::watch::channel(0).0,
+            held: std::collections::HashSet::new(),
+        }
+    }
+}
+
+impl ClientPause {
+    /// CLIENT PAUSE: the later end and the stricter mode of this and any
+    /// pause in force.
+    pub fn pause(&mut self, until_ms: i64, all: bool) {
+        let (end, was_all) = self.until.unwrap_or((until_ms, all));
+        self.until = Some((end.max(until_ms), was_all || all));
+        self.changed.send_modify(|n| *n += 1);
+    }
+
+    /// CLIENT UNPAUSE.
+    pub fn unpause(&mut self) {
+        self.until = None;
+        self.changed.send_modify(|n| *n += 1);
+    }
+
+    /// The pause in force at `now_ms`, if any (an ended one is lifted).
+    pub fn active(&mut self, now_ms: i64) -> Option<(i64, bool)> {
+        match self.until {
+            Some((end, _)) if end <= now_ms => {
+                self.unpause();
+                None
+            }
+            other => other,
+        }
+    }
 }
 
 impl ServerState {
+    /// Blocked clients, those held by CLIENT PAUSE included (as Redis
+    /// counts them).
     pub fn blocked_client_count(&self) -> usize {
-        self.blocked_clients.len()
+        self.blocked_clients.len() + self.pause.held.len()
     }
 }
 
@@ -386,6 +443,7 @@ impl Engine {
                 scripting: Default::default(),
                 functions: Default::default(),
                 tracking: Default::default(),
+                pause: Default::default(),
             },
             clients: HashMap::new(),
             tracker: HazardTracker::default(),
@@ -512,6 +570,7 @@ impl Engine {
     /// tracking.
     pub fn unregister_client(&mut self, id: ClientId) {
         self.cancel_block(id);
+        self.srv.pause.held.remove(&id);
         self.srv.tracking.disable(id);
         self.ks.tracking_on = self.srv.tracking.is_on();
         self.srv.monitors.remove(id);
@@ -546,6 +605,7 @@ impl Engine {
         let Some(mut client) = self.clients.remove(&id) else {
             return BatchOutcome::Close;
         };
+        self.srv.pause.held.remove(&id);
         let mut outcome = BatchOutcome::Done;
         while let Some(argv) = cmds.pop_front() {
             if argv.is_empty() {
@@ -579,6 +639,14 @@ impl Engine {
                 }
             }
             self.ks.now_ms = unix_ms();
+            if let Some(end) = self.pause_holds(&client, &argv) {
+                cmds.push_front(argv);
+                self.srv.pause.held.insert(id);
+                let wait = Duration::from_millis(u64::try_from(end - self.ks.now_ms).unwrap_or(0));
+                outcome =
+                    BatchOutcome::Paused(self.srv.pause.changed.subscribe(), Instant::now() + wait);
+                break;
+            }
             let reply_start = out.buf.len();
             out.resp3 = client.resp3;
             if client.reply_mode == ReplyMode::Skip {
@@ -925,6 +993,55 @@ impl Engine {
         Dispatched::Done
     }
 
+    /// CLIENT PAUSE: the pause's end when `argv` must wait for it. A command
+    /// that fails its arity or AUTH check answers at once, as in Redis.
+    fn pause_holds(&mut self, client: &ClientState, argv: &[Bytes]) -> Option<i64> {
+        let active = self.srv.pause.active(self.ks.now_ms);
+        self.ks.expire_paused = active.is_some();
+        let (end, all) = active?;
+        let spec = command::lookup(&argv[0])?;
+        if !spec.arity_ok(argv.len()) || (!client.authenticated && spec.flags & flags::NO_AUTH == 0)
+        {
+            return None;
+        }
+        (all || self.may_write(spec, client, argv)).then_some(end)
+    }
+
+    /// Whether a command may change data or reach replicas (Redis' WRITE
+    /// and MAY_REPLICATE flags, with scripts judged by their flags): what
+    /// CLIENT PAUSE WRITE holds back.
+    fn may_write(&self, spec: &CommandSpec, client: &ClientState, argv: &[Bytes]) -> bool {
+        if spec.flags & flags::WRITE != 0 {
+            return true;
+        }
+        match spec.name {
+            "publish" | "spublish" | "pfcount" => true,
+            "eval" => argv
+                .get(1)
+                .is_none_or(|body| crate::script::body_may_write(body)),
+            "evalsha" => argv
+                .get(1)
+                .is_none_or(|sha| self.srv.scripting.may_write(sha)),
+            "fcall" => !argv.get(1).is_some_and(|name| {
+                self.srv
+                    .functions
+                    .function(&String::from_utf8_lossy(name))
+                    .is_some_and(|(_, f)| f.no_writes())
+            }),
+            "function" => argv.get(1).is_some_and(|sub| {
+                ["load", "delete", "flush", "restore"]
+                    .iter()
+                    .any(|w| sub.eq_ignore_ascii_case(w.as_bytes()))
+            }),
+            "exec" => client.multi.as_ref().is_some_and(|m| {
+                m.queued
+                    .iter()
+                    .any(|q| command::lookup(&q[0]).is_some_and(|s| self.may_write(s, client, q)))
+            }),
+            _ => false,
+        }
+    }
+
     /// CLIENT TRACKING after a command: invalidations for what it changed
     /// (first, so a key it read again stays tracked), then the keys it read.
     fn track_command(&mut self, spec: &'static CommandSpec, client: &ClientState, argv: &[Bytes]) {
@@ -1243,7 +1360,10 @@ impl Engine {
     /// One run of the active expire cycle: samples keys with a TTL and
     /// deletes the expired ones, within `budget`. Returns keys deleted.
     pub fn active_expire_cycle(&mut self, budget: Duration) -> usize {
-        if !self.srv.active_expire || self.gate_error().is_some() {
+        // CLIENT PAUSE stops expiry too: keys only look expired meanwhile.
+        let paused = self.srv.pause.active(unix_ms()).is_some();
+        self.ks.expire_paused = paused;
+        if !self.srv.active_expire || self.gate_error().is_some() || paused {
             return 0;
         }
         use rand::Rng;

@@ -275,6 +275,12 @@ fn shebang(body: &[u8]) -> Result<(bool, usize), ScriptError> {
     Ok((no_writes, end))
 }
 
+/// Whether a script body may write: all but those whose shebang says
+/// `no-writes` (a body without a shebang may).
+pub fn body_may_write(body: &[u8]) -> bool {
+    !matches!(shebang(body), Ok((true, _)))
+}
+
 /// The Lua state and the prelude's handles into it.
 pub(crate) struct LuaState {
     pub(crate) lua: Lua,
@@ -401,6 +407,13 @@ impl Scripting {
         let f: Function = st.sandbox.call(f).map_err(lua_setup_error)?;
         self.scripts.insert(sha.clone(), Script { f, no_writes });
         Ok(sha)
+    }
+
+    /// Whether the cached script `sha` may write (no `no-writes` flag), as
+    /// CLIENT PAUSE WRITE judges it; an unknown one may.
+    pub fn may_write(&self, sha: &[u8]) -> bool {
+        let sha = String::from_utf8_lossy(sha).to_ascii_lowercase();
+        self.scripts.get(&sha).is_none_or(|s| !s.no_writes)
     }
 
     pub fn exists(&self, sha: &[u8]) -> bool {
@@ -768,10 +781,13 @@ fn script_call(
     if !spec.arity_ok(argv.len()) {
         return Err("ERR Wrong number of args calling Redis command from script".into());
     }
+    // PUBLISH and PFCOUNT reach replicas (Redis' MAY_REPLICATE): not from
+    // a read-only script either.
+    let may_replicate = matches!(spec.name, "publish" | "spublish" | "pfcount");
+    if read_only && (spec.flags & flags::WRITE != 0 || may_replicate) {
+        return Err("ERR Write commands are not allowed from read-only scripts.".into());
+    }
     if spec.flags & flags::WRITE != 0 {
-        if read_only {
-            return Err("ERR Write commands are not allowed from read-only scripts.".into());
-        }
         wrote.store(true, Ordering::Relaxed);
     }
     let mut buf = ReplyBuf::new(sc.resp3);

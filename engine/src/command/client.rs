@@ -300,15 +300,21 @@ fn client(e: &mut Engine, me: &mut ClientState, args: &[Bytes], out: &mut ReplyB
             if t < 0 {
                 return Err(CmdError::err("timeout is negative"));
             }
-            match args.len() {
-                3 => {}
-                4 if arg_is(3, "WRITE") || arg_is(3, "ALL") => {}
+            let all = match args.len() {
+                3 => true,
+                4 if arg_is(3, "WRITE") => false,
+                4 if arg_is(3, "ALL") => true,
                 4 => return Err(CmdError::err("CLIENT PAUSE mode must be WRITE or ALL")),
                 _ => return Err(CmdError::Syntax),
-            }
+            };
+            e.srv.pause.pause(now.saturating_add(t), all);
             out.ok();
         }
-        "unpause" => out.ok(),
+        "unpause" => {
+            e.srv.pause.unpause();
+            e.ks.expire_paused = false;
+            out.ok();
+        }
         "tracking" => client_tracking(e, me, args, out)?,
         "caching" => {
             let Some(t) = e.srv.tracking.clients.get_mut(&me.id) else {

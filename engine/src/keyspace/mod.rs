@@ -181,6 +181,9 @@ pub struct Keyspace {
     pub tracking_changes: Vec<(Bytes, bool)>,
     /// A database was emptied since the tracking side last looked.
     pub tracking_flushed: bool,
+    /// CLIENT PAUSE is in force: reads treat expired keys as gone but do
+    /// not delete them (a deletion is a write).
+    pub expire_paused: bool,
 }
 
 /// Current Unix time in milliseconds.
@@ -212,6 +215,7 @@ impl Keyspace {
             tracking_on: false,
             tracking_changes: Vec::new(),
             tracking_flushed: false,
+            expire_paused: false,
         }
     }
 
@@ -254,12 +258,19 @@ impl Keyspace {
 
     /// Looks a key up for reading (expired keys are deleted first).
     pub fn get(&mut self, db: usize, key: &[u8]) -> Option<&Value> {
+        if self.expire_paused && self.is_expired(db, key) {
+            return None;
+        }
         self.expire_if_needed(db, key);
         self.dbs[db].data.get(key)
     }
 
     /// Like [`get`](Self::get), counting keyspace hits and misses.
     pub fn get_counted(&mut self, db: usize, key: &[u8]) -> Option<&Value> {
+        if self.expire_paused && self.is_expired(db, key) {
+            self.stat_keyspace_misses += 1;
+            return None;
+        }
         self.expire_if_needed(db, key);
         // One hash probe: the index is looked up once and then dereferenced
         // (returning `get`'s borrow from one branch would need a second probe).
