@@ -166,6 +166,11 @@ pub struct ServerState {
     pub tracking: crate::tracking::Tracking,
     /// CLIENT PAUSE.
     pub pause: ClientPause,
+    /// maxmemory: the limit, the policy, the last reading.
+    pub memory: crate::maxmemory::Memory,
+    /// The script now running started over maxmemory: its commands that
+    /// may grow the data set are refused until it has written.
+    pub script_oom: bool,
 }
 
 /// CLIENT PAUSE: until when, which commands, and who waits.
@@ -444,6 +449,8 @@ impl Engine {
                 functions: Default::default(),
                 tracking: Default::default(),
                 pause: Default::default(),
+                memory: crate::maxmemory::Memory::new(),
+                script_oom: false,
             },
             clients: HashMap::new(),
             tracker: HazardTracker::default(),
@@ -839,6 +846,25 @@ impl Engine {
             self.reject(client, out, Some(spec), msg);
             return Dispatched::Done;
         }
+        if self.srv.memory.max > 0 && !self.ks.applying && top_level {
+            let out_of_memory = !self.perform_evictions();
+            // In MULTI, queueing takes memory too; EXEC and DISCARD go on.
+            let refused = self.denies_oom(spec, client, argv)
+                || (client.multi.is_some()
+                    && !matches!(spec.name, "exec" | "discard" | "quit" | "reset"));
+            if out_of_memory && refused {
+                self.reject(client, out, Some(spec), crate::maxmemory::OOM_ERROR);
+                return Dispatched::Done;
+            }
+            // Kept for the script's commands (EXEC's scripts included).
+            if is_script_command(spec) || spec.name == "exec" {
+                self.srv.script_oom = out_of_memory && !self.script_oom_flags(spec, argv).allowed;
+            }
+            if spec.flags & flags::WRITE != 0 {
+                let bytes: usize = argv.iter().map(|a| a.len()).sum();
+                self.srv.memory.grew(bytes as u64);
+            }
+        }
         // Only a write bound for the log is limited (not with --in-memory).
         if spec.flags & flags::WRITE != 0 && self.ks.effects.capture && !self.ks.applying {
             let queued = client.multi.as_ref().map_or(0, |m| m.write_bytes);
@@ -1042,6 +1068,90 @@ impl Engine {
         }
     }
 
+    /// Whether a command is refused while over maxmemory: Redis' DENYOOM
+    /// commands, EXEC of any, and scripts whose flags do not say
+    /// `allow-oom` or `no-writes` (scripts without flags are checked per
+    /// command instead, see `script_oom`).
+    fn denies_oom(&self, spec: &CommandSpec, client: &ClientState, argv: &[Bytes]) -> bool {
+        if spec.flags & flags::DENYOOM != 0 {
+            return true;
+        }
+        match spec.name {
+            "eval" | "evalsha" | "fcall" => self.script_oom_flags(spec, argv).denied,
+            "exec" => client.multi.as_ref().is_some_and(|m| {
+                m.queued
+                    .iter()
+                    .any(|q| command::lookup(&q[0]).is_some_and(|s| self.denies_oom(s, client, q)))
+            }),
+            "function" => argv.get(1).is_some_and(|sub| {
+                sub.eq_ignore_ascii_case(b"load") || sub.eq_ignore_ascii_case(b"restore")
+            }),
+            _ => false,
+        }
+    }
+
+    /// A script command's maxmemory flags (its shebang's, or its function's).
+    fn script_oom_flags(&self, spec: &CommandSpec, argv: &[Bytes]) -> crate::script::OomFlags {
+        let Some(arg) = argv.get(1) else {
+            return Default::default();
+        };
+        match spec.name {
+            "eval" => crate::script::body_oom_flags(arg),
+            "evalsha" => self.srv.scripting.oom_flags(arg),
+            "fcall" => self
+                .srv
+                .functions
+                .function(&String::from_utf8_lossy(arg))
+                .map(|(_, f)| crate::script::OomFlags {
+                    // no-writes is bit 0, allow-oom bit 1 (SHEBANG_FLAGS).
+                    denied: f.flags & 0b11 == 0,
+                    allowed: f.flags & 0b10 != 0,
+                })
+                .unwrap_or_default(),
+            _ => Default::default(),
+        }
+    }
+
+    /// Redis' performEvictions: while over maxmemory, evicts keys by the
+    /// policy (each a DEL effect, an `evicted` event). False when still over
+    /// with nothing more to evict (or `noeviction`): commands that may grow
+    /// the data set are refused then.
+    fn perform_evictions(&mut self) -> bool {
+        let excess = self.srv.memory.excess();
+        if excess == 0 {
+            return true;
+        }
+        // CLIENT PAUSE stops evictions as it stops expiry.
+        if self.srv.memory.policy == crate::maxmemory::Policy::NoEviction
+            || self.srv.pause.active(unix_ms()).is_some()
+        {
+            return false;
+        }
+        self.ks.effects.begin_record();
+        let mut freed = 0u64;
+        while freed < excess {
+            let Some((db, key)) = self.srv.memory.victim(&self.ks) else {
+                break;
+            };
+            let size = self.ks.dbs[db]
+                .data
+                .get(&key[..])
+                .map_or(0, |v| key.len() + v.heap_size() + 56);
+            self.ks.remove(db, &key);
+            self.ks.modified(db, &key);
+            self.ks
+                .effects
+                .push_command(db, vec![Bytes::from_static(b"DEL"), key.clone()]);
+            self.ks
+                .notify(db, crate::keyspace::notify::EVICTED, "evicted", &key);
+            self.srv.memory.evicted_keys += 1;
+            self.srv.memory.freed(size as u64);
+            freed += size as u64;
+        }
+        self.close_record();
+        freed >= excess
+    }
+
     /// CLIENT TRACKING after a command: invalidations for what it changed
     /// (first, so a key it read again stays tracked), then the keys it read.
     fn track_command(&mut self, spec: &'static CommandSpec, client: &ClientState, argv: &[Bytes]) {
@@ -1091,6 +1201,14 @@ impl Engine {
         let max = usize::try_from(self.srv.config.get_i64("tracking-table-max-keys")).unwrap_or(0);
         self.srv.tracking.limit(max, current, &self.clients);
         self.ks.tracking_on = self.srv.tracking.is_on();
+    }
+
+    /// maxmemory's recount of the data set, on the 100 ms tick (only with a
+    /// limit set: it samples the data set).
+    pub fn recount_memory(&mut self) {
+        if self.srv.memory.max > 0 {
+            self.srv.memory.recount(&self.ks);
+        }
     }
 
     /// Runs [`Self::tracking_after_batch`] outside a client's batch (the

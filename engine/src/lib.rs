@@ -26,6 +26,7 @@ pub mod hyperloglog;
 pub mod keyspace;
 pub mod latency;
 pub mod long_double;
+pub mod maxmemory;
 pub mod monitor;
 pub mod numbers;
 pub mod output_limit;

@@ -230,6 +230,19 @@ struct Script {
     f: Function,
     /// `#!lua flags=no-writes`: runs as EVAL_RO does.
     no_writes: bool,
+    /// Its shebang's maxmemory flags (see [`OomFlags`]).
+    oom: OomFlags,
+}
+
+/// What a script's shebang says about maxmemory.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OomFlags {
+    /// Refused as a whole while over maxmemory: a shebang naming neither
+    /// `allow-oom` nor `no-writes` (a script without a shebang is checked
+    /// command by command instead).
+    pub denied: bool,
+    /// `allow-oom`: its commands run over maxmemory too.
+    pub allowed: bool,
 }
 
 /// Redis 7's script flags (`#!lua flags=...`).
@@ -273,6 +286,28 @@ fn shebang(body: &[u8]) -> Result<(bool, usize), ScriptError> {
         }
     }
     Ok((no_writes, end))
+}
+
+/// A script body's maxmemory flags, from its shebang.
+pub fn body_oom_flags(body: &[u8]) -> OomFlags {
+    if !body.starts_with(b"#!") {
+        return OomFlags::default();
+    }
+    let Some(end) = body.iter().position(|&b| b == b'\n') else {
+        return OomFlags::default();
+    };
+    let line = String::from_utf8_lossy(&body[..end]);
+    let has = |flag: &str| {
+        line.split_whitespace()
+            .filter_map(|p| p.strip_prefix("flags="))
+            .flat_map(|f| f.split(','))
+            .any(|f| f == flag)
+    };
+    let allowed = has("allow-oom");
+    OomFlags {
+        denied: !allowed && !has("no-writes"),
+        allowed,
+    }
 }
 
 /// Whether a script body may write: all but those whose shebang says
@@ -405,8 +440,16 @@ impl Scripting {
                 ))
             })?;
         let f: Function = st.sandbox.call(f).map_err(lua_setup_error)?;
-        self.scripts.insert(sha.clone(), Script { f, no_writes });
+        let oom = body_oom_flags(body);
+        self.scripts
+            .insert(sha.clone(), Script { f, no_writes, oom });
         Ok(sha)
+    }
+
+    /// The cached script `sha`'s maxmemory flags.
+    pub fn oom_flags(&self, sha: &[u8]) -> OomFlags {
+        let sha = String::from_utf8_lossy(sha).to_ascii_lowercase();
+        self.scripts.get(&sha).map(|s| s.oom).unwrap_or_default()
     }
 
     /// Whether the cached script `sha` may write (no `no-writes` flag), as
@@ -786,6 +829,19 @@ fn script_call(
     let may_replicate = matches!(spec.name, "publish" | "spublish" | "pfcount");
     if read_only && (spec.flags & flags::WRITE != 0 || may_replicate) {
         return Err("ERR Write commands are not allowed from read-only scripts.".into());
+    }
+    // A script that started over maxmemory may not grow the data set
+    // before its first write (Redis' script_oom).
+    if engine.srv.memory.max > 0
+        && engine.srv.script_oom
+        && spec.flags & flags::DENYOOM != 0
+        && !wrote.load(Ordering::Relaxed)
+    {
+        engine.srv.stats.count_rejected(crate::stats::CommandName {
+            name: spec.name,
+            sub: None,
+        });
+        return Err(crate::maxmemory::OOM_ERROR.into());
     }
     if spec.flags & flags::WRITE != 0 {
         wrote.store(true, Ordering::Relaxed);

@@ -56,6 +56,21 @@ impl Allocator {
         *seen = now;
     }
 
+    /// Bytes the application holds: jemalloc's `stats.allocated` less the
+    /// kept IO buffers (freed by sled, so not its data). For INFO
+    /// `used_memory` and maxmemory; `None` if jemalloc cannot say.
+    pub fn allocated_bytes(&self) -> Option<u64> {
+        // The statistics are a snapshot refreshed by advancing the epoch.
+        tikv_jemalloc_ctl::epoch::advance().ok()?;
+        let allocated = tikv_jemalloc_ctl::stats::allocated::read().ok()? as u64;
+        let kept = self
+            .kept
+            .iter()
+            .filter(|s| !s.load(Ordering::Relaxed).is_null())
+            .count() as u64;
+        Some(allocated.saturating_sub(kept * SEGMENT_SIZE as u64))
+    }
+
     fn is_io_buffer(layout: Layout) -> bool {
         layout.size() == SEGMENT_SIZE && layout.align() == IO_BUFFER_ALIGN
     }

@@ -116,6 +116,8 @@ fn main() -> anyhow::Result<()> {
     }
     #[cfg(not(target_env = "msvc"))]
     release_idle_io_buffers();
+    #[cfg(not(target_env = "msvc"))]
+    memlog_engine::maxmemory::set_allocated_probe(|| GLOBAL.allocated_bytes());
     let mut builder = match &cli.command {
         // In order: a client's disconnect is seen before a command another
         // client sent after it (a PUBLISH then counts no stale subscriber).
