@@ -339,6 +339,8 @@ pub struct TxlogCluster {
     init: String,
     /// `--snapshot-every` of every node (the binary's default if `None`).
     snapshot_every: Option<u64>,
+    /// More arguments for every node.
+    node_args: Vec<String>,
     starts: u32,
 }
 
@@ -349,6 +351,11 @@ impl TxlogCluster {
 
     /// Starts the founding three with `--snapshot-every` set, if given.
     pub fn start_with(snapshot_every: Option<u64>) -> anyhow::Result<Self> {
+        Self::start_with_args(snapshot_every, &[])
+    }
+
+    /// Like [`start_with`](Self::start_with), with more node arguments.
+    pub fn start_with_args(snapshot_every: Option<u64>, args: &[&str]) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
         let init = ports
@@ -363,6 +370,7 @@ impl TxlogCluster {
             nodes: vec![None, None, None],
             init,
             snapshot_every,
+            node_args: args.iter().map(|a| a.to_string()).collect(),
             starts: 0,
         };
         for i in 0..3 {
@@ -428,6 +436,7 @@ impl TxlogCluster {
         if let Some(n) = self.snapshot_every {
             cmd.arg("--snapshot-every").arg(n.to_string());
         }
+        cmd.args(&self.node_args);
         cmd.args(["--heartbeat-ms", "50"])
             .args(["--election-min-ms", "300"])
             .args(["--election-max-ms", "600"])

@@ -43,7 +43,17 @@ pub struct NodeConfig {
     pub election_max_ms: u64,
     /// Build a snapshot (and purge the Raft log) after this many entries.
     pub snapshot_every: u64,
+    /// ... or after this many payload bytes, whichever comes first.
+    pub snapshot_every_bytes: u64,
+    /// Entries kept behind a snapshot for followers that lag (openraft's
+    /// `max_in_snapshot_log_to_keep`).
+    pub keep_after_snapshot: u64,
 }
+
+/// Default of [`NodeConfig::snapshot_every_bytes`].
+pub const SNAPSHOT_EVERY_BYTES: u64 = 64 * 1024 * 1024;
+/// How often a node checks whether a snapshot is due by size.
+const SNAPSHOT_BYTES_CHECK: std::time::Duration = std::time::Duration::from_millis(250);
 
 impl NodeConfig {
     pub fn new(id: NodeId, addr: impl Into<String>, data_dir: impl Into<PathBuf>) -> Self {
@@ -55,6 +65,8 @@ impl NodeConfig {
             election_min_ms: 500,
             election_max_ms: 1000,
             snapshot_every: 20_000,
+            snapshot_every_bytes: SNAPSHOT_EVERY_BYTES,
+            keep_after_snapshot: 1000,
         }
     }
 
@@ -69,7 +81,7 @@ impl NodeConfig {
             snapshot_max_chunk_size: 4 * 1024 * 1024,
             max_payload_entries: 256,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_every),
-            max_in_snapshot_log_to_keep: self.snapshot_every.min(1000),
+            max_in_snapshot_log_to_keep: self.snapshot_every.min(self.keep_after_snapshot),
             broadcast_submitted_on_append: Some(true),
             ..Default::default()
         };
@@ -77,6 +89,37 @@ impl NodeConfig {
             c.validate()
                 .map_err(|e| TxlogError::Invalid(e.to_string()))?,
         ))
+    }
+}
+
+/// Triggers a snapshot once `limit` payload bytes were applied since the
+/// last one, or a 64th of that and a trim: openraft's own policy counts
+/// entries, and a group commit can carry megabytes, so without this a busy
+/// log would keep gigabytes in memory and on disk before its first purge
+/// (and a trimmed one would keep what the trim released). Ends with the
+/// Raft.
+async fn snapshot_by_size(
+    raft: Raft,
+    applied: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    trimmed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    limit: u64,
+) {
+    let mut tick = tokio::time::interval(SNAPSHOT_BYTES_CHECK);
+    loop {
+        tick.tick().await;
+        // A stopped Raft (storage failure, shutdown) is let go at once: its
+        // storage must close before the embedded log can reopen it.
+        if raft.metrics().borrow_watched().running_state.is_err() {
+            return;
+        }
+        let bytes = applied.load(std::sync::atomic::Ordering::Relaxed);
+        let after_trim = trimmed.load(std::sync::atomic::Ordering::Relaxed) && bytes >= limit / 64;
+        if bytes < limit && !after_trim {
+            continue;
+        }
+        if raft.trigger().snapshot().await.is_err() {
+            return;
+        }
     }
 }
 
@@ -110,9 +153,16 @@ impl TxlogNode {
     pub async fn start(cfg: &NodeConfig) -> Result<Self> {
         let (log, sm) = store::open(&cfg.data_dir).await?;
         let view = sm.view();
+        let (applied_bytes, trimmed) = sm.applied_bytes();
         let raft = Raft::new(cfg.id, cfg.raft_config()?, NetworkFactory, log, sm)
             .await
             .map_err(|e| TxlogError::Raft(e.to_string()))?;
+        tokio::spawn(snapshot_by_size(
+            raft.clone(),
+            applied_bytes,
+            trimmed,
+            cfg.snapshot_every_bytes,
+        ));
         let batcher = AppendBatcher::start(raft.clone());
         Ok(Self {
             id: cfg.id,
@@ -152,6 +202,9 @@ impl TxlogNode {
     /// engine's embedded mode. Same storage and Raft code as a cluster node.
     pub async fn start_embedded(data_dir: impl Into<PathBuf>) -> Result<Self> {
         let mut cfg = NodeConfig::new(1, "embedded", data_dir);
+        // No follower can lag: keep almost nothing behind a snapshot, so a
+        // trim (after the server's SAVE) frees the log's memory and disk.
+        cfg.keep_after_snapshot = 16;
         cfg.heartbeat_ms = 50;
         cfg.election_min_ms = 150;
         cfg.election_max_ms = 300;

@@ -266,6 +266,13 @@ impl RaftSnapshotBuilder<TypeConfig> for Builder {
     type SnapshotData = SnapshotFile;
 
     async fn build_snapshot(&mut self) -> std::io::Result<Snapshot> {
+        // Counted again from here (see `Shared::applied_bytes`).
+        self.shared
+            .applied_bytes
+            .store(0, std::sync::atomic::Ordering::Relaxed);
+        self.shared
+            .trimmed
+            .store(false, std::sync::atomic::Ordering::Relaxed);
         let last = self.cache.last_applied;
         let meta = SnapshotMeta {
             last_log_id: last,

@@ -29,6 +29,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use futures::StreamExt;
@@ -84,6 +85,13 @@ pub(crate) struct Shared {
     pub gc_lock: Arc<tokio::sync::RwLock<()>>,
     pub gc_notify: Arc<Notify>,
     pub snapshot_dir: PathBuf,
+    /// Payload bytes applied since the last snapshot was built: a snapshot
+    /// (and the purge of the Raft log behind it) is due by size too, not only
+    /// by entry count, since one group commit can carry megabytes.
+    pub applied_bytes: Arc<AtomicU64>,
+    /// A trim was applied since the last snapshot: the next snapshot lets
+    /// the Raft log behind the trim point go.
+    pub trimmed: Arc<AtomicBool>,
 }
 
 /// The state machine handed to openraft.
@@ -161,6 +169,8 @@ impl StateMachineStore {
             gc_lock: Arc::new(tokio::sync::RwLock::new(())),
             gc_notify: Arc::new(Notify::new()),
             snapshot_dir,
+            applied_bytes: Arc::default(),
+            trimmed: Arc::default(),
         });
         tokio::spawn(run_collector(
             Arc::downgrade(&shared),
@@ -173,6 +183,15 @@ impl StateMachineStore {
     /// The tree holding the state machine in `db`.
     pub(crate) fn tree(db: &sled::Db) -> Result<sled::Tree> {
         Ok(db.open_tree("sm")?)
+    }
+
+    /// Payload bytes applied since the last snapshot (see
+    /// `Shared::applied_bytes`).
+    pub fn applied_bytes(&self) -> (Arc<AtomicU64>, Arc<AtomicBool>) {
+        (
+            self.shared.applied_bytes.clone(),
+            self.shared.trimmed.clone(),
+        )
     }
 
     /// A read handle on the named logs.
@@ -475,6 +494,10 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                     Response::default()
                 }
                 EntryPayload::Normal(req) => {
+                    let bytes: usize = req.ops.iter().map(Op::size_hint).sum();
+                    self.shared
+                        .applied_bytes
+                        .fetch_add(bytes as u64, Ordering::Relaxed);
                     let mut results = Vec::with_capacity(req.ops.len());
                     for (i, op) in req.ops.into_iter().enumerate() {
                         let at = OpAt {
@@ -512,6 +535,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         self.shared.applied_tx.send_modify(|n| *n += 1);
         if trimmed {
             self.shared.gc_notify.notify_one();
+            self.shared.trimmed.store(true, Ordering::Relaxed);
         }
         // Only now can a tailer read what the replies acknowledge.
         for (r, response) in replies {
