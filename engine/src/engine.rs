@@ -928,6 +928,12 @@ impl Engine {
         if self.ks.tracking_on && !client.in_script && is_script_command(spec) {
             self.srv.tracking.script_read = false;
         }
+        // MONITOR shows a script before the commands it runs, as Redis does.
+        if is_script_command(spec) && !self.srv.monitors.is_empty() && !self.ks.applying {
+            self.srv
+                .monitors
+                .feed(client, client.db, argv, &self.clients);
+        }
         let (res, block, close) = match spec.handler {
             Handler::Ctx(f) => {
                 let mut ctx = Ctx {
@@ -981,11 +987,13 @@ impl Engine {
             threshold,
             self.ks.now_ms.div_euclid(1000),
         );
-        // A served blocked command was shown when it first ran.
+        // A served blocked command was shown when it first ran; a script
+        // before the commands it ran (below).
         if !self.srv.monitors.is_empty()
             && !self.ks.applying
             && !crate::monitor::is_admin(spec, argv)
             && self.srv.serving_key.is_none()
+            && !is_script_command(spec)
         {
             self.srv
                 .monitors

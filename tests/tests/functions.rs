@@ -280,3 +280,43 @@ fn libraries_survive_restart_snapshot_and_rebuild() {
     let mut c = RawConn::connect(server.port).expect("connect");
     assert_eq!(call(&mut c, &["FUNCTION", "LIST", "WITHCODE"]), listed);
 }
+
+/// MONITOR shows an EVAL or FCALL before the commands it runs, as Redis
+/// does.
+#[test]
+fn monitor_shows_scripts_before_their_commands() {
+    let server = MemlogServer::start(&[]).expect("server");
+    let mut mon = RawConn::connect(server.port).expect("connect");
+    let mut c = RawConn::connect(server.port).expect("connect");
+    call(
+        &mut c,
+        &[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=m\nredis.register_function('setit', function(keys, args) return redis.call('set', keys[1], args[1]) end)",
+        ],
+    );
+    assert_eq!(call(&mut mon, &["MONITOR"]), RespValue::Simple("OK".into()));
+    call(
+        &mut c,
+        &["EVAL", "return redis.call('set', KEYS[1], 'x')", "1", "k"],
+    );
+    call(&mut c, &["FCALL", "setit", "1", "k", "y"]);
+    let mut lines = Vec::new();
+    for _ in 0..4 {
+        match mon.read().expect("monitor line") {
+            RespValue::Simple(l) => lines.push(l),
+            other => panic!("monitor sent {other:?}"),
+        }
+    }
+    assert!(lines[0].contains("\"EVAL\""), "{lines:?}");
+    assert!(
+        lines[1].contains("[0 lua] \"set\" \"k\" \"x\""),
+        "{lines:?}"
+    );
+    assert!(lines[2].contains("\"FCALL\" \"setit\""), "{lines:?}");
+    assert!(
+        lines[3].contains("[0 lua] \"set\" \"k\" \"y\""),
+        "{lines:?}"
+    );
+}
