@@ -961,7 +961,9 @@ impl Engine {
         if let Err(e) = res {
             let msg = e.to_string();
             out.error(&msg);
-            self.srv.stats.count_error(&msg);
+            if !matches!(e, CmdError::Counted(_)) {
+                self.srv.stats.count_error(&msg);
+            }
         }
         if self.ks.tracking_on {
             self.track_command(spec, &*client, argv);

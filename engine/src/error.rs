@@ -35,6 +35,10 @@ pub enum CmdError {
     /// Any other error; the text includes its code (`ERR ...`, `NOAUTH ...`).
     #[error("{0}")]
     Other(String),
+    /// An error INFO errorstats already counted where it arose (a command a
+    /// script ran): the reply says it, the stats do not count it twice.
+    #[error("{0}")]
+    Counted(String),
 }
 
 impl CmdError {

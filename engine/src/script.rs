@@ -24,7 +24,7 @@ use mlua::{Function, Lua, LuaOptions, MultiValue, StdLib, Table, Value};
 use sha1::{Digest, Sha1};
 
 use crate::client::ClientState;
-use crate::command::{self, flags};
+use crate::command::{self, flags, CommandSpec};
 use crate::engine::Engine;
 use crate::resp::ReplyBuf;
 use crate::script_json::cjson_library;
@@ -55,8 +55,9 @@ local function err_handler(err)
     -- Raised by redis.call (a C function, so that a tail call to it keeps
     -- the script's frame): the error reply waits on the Rust side.
     local pending = rawget(redis, '__pending_error')
-    local msg = pending and pending()
-    if msg then err = {err = msg} end
+    local msg, counted = nil, nil
+    if pending then msg, counted = pending() end
+    if msg then err = {err = msg, counted = counted} end
   end
   if type(err) ~= 'table' then
     err = {err = 'ERR ' .. tostring(err)}
@@ -261,24 +262,26 @@ fn shebang(body: &[u8]) -> Result<(bool, usize), ScriptError> {
         return Ok((false, 0));
     }
     let Some(end) = body.iter().position(|&b| b == b'\n') else {
-        return Err(ScriptError("ERR Invalid script shebang".into()));
+        return Err(ScriptError::new("ERR Invalid script shebang".into()));
     };
     let line = String::from_utf8_lossy(&body[..end]);
     let mut parts = line.split_whitespace();
     let engine = parts.next().unwrap_or_default();
     if engine != "#!lua" {
-        return Err(ScriptError(format!(
+        return Err(ScriptError::new(format!(
             "ERR Unexpected engine in script shebang: {engine}"
         )));
     }
     let mut no_writes = false;
     for p in parts {
         let Some(flags) = p.strip_prefix("flags=") else {
-            return Err(ScriptError(format!("ERR Unknown lua shebang option: {p}")));
+            return Err(ScriptError::new(format!(
+                "ERR Unknown lua shebang option: {p}"
+            )));
         };
         for f in flags.split(',').filter(|f| !f.is_empty()) {
             if !SHEBANG_FLAGS.contains(&f) {
-                return Err(ScriptError(format!(
+                return Err(ScriptError::new(format!(
                     "ERR Unexpected flag in script shebang: {f}"
                 )));
             }
@@ -345,7 +348,21 @@ const TIMED_OUT: &str = "Script ran past lua-time-limit without writing and was 
 
 /// A script that did not run: the error reply to send.
 #[derive(Debug)]
-pub struct ScriptError(pub String);
+pub struct ScriptError(pub String, pub bool);
+
+impl ScriptError {
+    /// An error not yet counted in INFO errorstats.
+    pub fn new(msg: String) -> Self {
+        ScriptError(msg, false)
+    }
+
+    /// Whether INFO errorstats already counted it where it arose (a
+    /// command the script ran, or refused to run): the script's own reply
+    /// must not count it again, as in Redis.
+    pub fn counted(&self) -> bool {
+        self.1
+    }
+}
 
 pub fn sha1_hex(body: &[u8]) -> String {
     let mut s = String::with_capacity(40);
@@ -413,7 +430,7 @@ impl Scripting {
         }
         self.state
             .as_ref()
-            .ok_or_else(|| ScriptError("ERR Lua could not start".into()))
+            .ok_or_else(|| ScriptError::new("ERR Lua could not start".into()))
     }
 
     /// Compiles and caches a script; returns its SHA1.
@@ -434,7 +451,7 @@ impl Scripting {
                     mlua::Error::SyntaxError { message, .. } => message.clone(),
                     other => other.to_string(),
                 };
-                ScriptError(format!(
+                ScriptError::new(format!(
                     "ERR Error compiling script (new function): {}",
                     one_line(&msg)
                 ))
@@ -560,7 +577,7 @@ fn bit_library(lua: &Lua) -> mlua::Result<Table> {
 }
 
 fn lua_setup_error(e: mlua::Error) -> ScriptError {
-    ScriptError(format!("ERR Lua could not start: {e}"))
+    ScriptError::new(format!("ERR Lua could not start: {e}"))
 }
 
 fn one_line(s: &str) -> String {
@@ -605,7 +622,7 @@ fn run_with(
         .scripts
         .get(inv.name)
         .map(|s| (s.f.clone(), s.no_writes))
-        .ok_or_else(|| ScriptError("NOSCRIPT No matching script. Please use EVAL.".into()))?;
+        .ok_or_else(|| ScriptError::new("NOSCRIPT No matching script. Please use EVAL.".into()))?;
     let st = scripting.state()?;
     let inv = Invocation {
         read_only: inv.read_only || no_writes,
@@ -634,7 +651,7 @@ pub(crate) fn execute(
     out: &mut ReplyBuf,
 ) -> Result<(), ScriptError> {
     let lua = &st.lua;
-    let fail = |e: mlua::Error| ScriptError(format!("ERR {}", one_line(&e.to_string())));
+    let fail = |e: mlua::Error| ScriptError::new(format!("ERR {}", one_line(&e.to_string())));
     let sequence = |items: &[Bytes]| -> Result<Table, ScriptError> {
         lua.create_sequence_from(
             items
@@ -686,9 +703,9 @@ pub(crate) fn execute(
         .map_err(fail)?;
     }
     let state = RefCell::new((engine, &mut sc));
-    let pending: RefCell<Option<String>> = RefCell::new(None);
+    let pending: RefCell<Option<CallError>> = RefCell::new(None);
     let read_only = inv.read_only;
-    let command = |lua: &Lua, args: MultiValue| -> Result<Value, String> {
+    let command = |lua: &Lua, args: MultiValue| -> Result<Value, CallError> {
         let mut st = state.borrow_mut();
         let (engine, sc) = &mut *st;
         script_call(engine, sc, lua, args, read_only, &wrote)
@@ -699,23 +716,41 @@ pub(crate) fn execute(
         // redis.call: an error reply is raised, as a Lua error.
         let call = scope.create_function(move |lua, args: MultiValue| {
             let failed = match command(lua, args) {
+                // The command ran and failed: call() counted it.
                 Ok(Value::Table(t)) => match t.raw_get::<Option<String>>("err")? {
-                    Some(e) => e,
+                    Some(e) => CallError {
+                        msg: e,
+                        counted: true,
+                    },
                     None => return Ok(Value::Table(t)),
                 },
                 Ok(v) => return Ok(v),
-                Err(msg) => msg,
+                Err(e) => e,
             };
-            *pending.borrow_mut() = Some(failed.clone());
-            Err(mlua::Error::RuntimeError(failed))
+            let msg = failed.msg.clone();
+            *pending.borrow_mut() = Some(failed);
+            Err(mlua::Error::RuntimeError(msg))
         })?;
         // redis.pcall: an error reply is returned as {err = ...}.
         let pcall =
             scope.create_function(move |lua, args: MultiValue| match command(lua, args) {
+                // The command ran and failed: call() counted it.
+                Ok(Value::Table(t)) => {
+                    if t.raw_get::<Option<mlua::LuaString>>("err")?.is_some() {
+                        t.raw_set("counted", true)?;
+                    }
+                    Ok(Value::Table(t))
+                }
                 Ok(v) => Ok(v),
-                Err(msg) => error_table(lua, &msg),
+                Err(e) => error_table(lua, &e.msg, e.counted),
             })?;
-        let take_pending = scope.create_function(move |_, ()| Ok(pending.borrow_mut().take()))?;
+        let take_pending = scope.create_function(move |_, ()| {
+            Ok(pending
+                .borrow_mut()
+                .take()
+                .map(|e| (e.msg, e.counted))
+                .unzip())
+        })?;
         let setresp = scope.create_function(|_, v: Value| {
             let n = match v {
                 Value::Integer(i) => i as f64,
@@ -745,6 +780,16 @@ pub(crate) fn execute(
         let ok = matches!(it.next(), Some(Value::Boolean(true)));
         let value = it.next().unwrap_or(Value::Nil);
         if ok {
+            // An error table returned as the reply fails the script like a
+            // raised one (the caller writes it), keeping where it was
+            // counted.
+            if let Value::Table(t) = &value {
+                if let Some(e) = t.raw_get::<Option<mlua::LuaString>>("err")? {
+                    let e = String::from_utf8_lossy(&e.as_bytes()).into_owned();
+                    let counted = t.raw_get::<Option<bool>>("counted")?.unwrap_or(false);
+                    return Ok(Some(ScriptError(one_line(&e), counted)));
+                }
+            }
             let resp3 = state.borrow().1.resp3;
             write_reply(out, &value, resp3, 0);
             Ok(None)
@@ -755,8 +800,8 @@ pub(crate) fn execute(
     lua.remove_hook();
     match result {
         Ok(None) => Ok(()),
-        Ok(Some(e)) => Err(ScriptError(e)),
-        Err(e) => Err(ScriptError(format!(
+        Ok(Some(e)) => Err(e),
+        Err(e) => Err(ScriptError::new(format!(
             "ERR {} script: {}",
             one_line(&e.to_string()),
             inv.name
@@ -764,17 +809,34 @@ pub(crate) fn execute(
     }
 }
 
-fn error_table(lua: &Lua, msg: &str) -> mlua::Result<Value> {
+/// `{err = msg}`, marked when INFO errorstats already counted it.
+fn error_table(lua: &Lua, msg: &str, counted: bool) -> mlua::Result<Value> {
     let t = lua.create_table()?;
     t.raw_set("err", msg)?;
+    if counted {
+        t.raw_set("counted", true)?;
+    }
     Ok(Value::Table(t))
 }
 
+/// Why a `redis.call` / `redis.pcall` failed before its command ran.
+struct CallError {
+    msg: String,
+    /// Counted in INFO errorstats already (Redis counts what it refuses to
+    /// run, but not a malformed call).
+    counted: bool,
+}
+
 /// The reply to a script that raised an error: the error and where.
-fn script_error(v: &Value, sha: &str) -> String {
+fn script_error(v: &Value, sha: &str) -> ScriptError {
     let Value::Table(t) = v else {
-        return format!("ERR unknown error script: {sha}");
+        return ScriptError::new(format!("ERR unknown error script: {sha}"));
     };
+    let counted = t
+        .raw_get::<Option<bool>>("counted")
+        .ok()
+        .flatten()
+        .unwrap_or(false);
     let err: String = t
         .raw_get::<Option<String>>("err")
         .ok()
@@ -782,10 +844,11 @@ fn script_error(v: &Value, sha: &str) -> String {
         .unwrap_or_else(|| "ERR unknown error".into());
     let source: Option<String> = t.raw_get("source").ok().flatten();
     let line: Option<i64> = t.raw_get("line").ok().flatten();
-    match (source, line) {
+    let msg = match (source, line) {
         (Some(s), Some(l)) => format!("{} script: {sha}, on {s}:{l}.", one_line(&err)),
         _ => format!("{} script: {sha}", one_line(&err)),
-    }
+    };
+    ScriptError(msg, counted)
 }
 
 /// One `redis.call` / `redis.pcall`: the reply as a Lua value, or the text
@@ -797,9 +860,16 @@ fn script_call(
     args: MultiValue,
     read_only: bool,
     wrote: &AtomicBool,
-) -> Result<Value, String> {
+) -> Result<Value, CallError> {
+    // Malformed calls: the script's error counts, not these.
+    let malformed = |msg: &str| CallError {
+        msg: msg.into(),
+        counted: false,
+    };
     if args.is_empty() {
-        return Err("Please specify at least one argument for this redis lib call".into());
+        return Err(malformed(
+            "ERR Please specify at least one argument for this redis lib call",
+        ));
     }
     let mut argv = Vec::with_capacity(args.len());
     for a in args.iter() {
@@ -808,27 +878,58 @@ fn script_call(
             Value::Integer(i) => argv.push(Bytes::from(i.to_string())),
             Value::Number(n) => argv.push(Bytes::from(lua_number_string(*n))),
             _ => {
-                return Err(
-                    "ERR Lua redis lib command arguments must be strings or integers".into(),
-                )
+                return Err(malformed(
+                    "ERR Lua redis lib command arguments must be strings or integers",
+                ))
             }
         }
     }
+    // Refused commands count in errorstats here (and as rejected calls),
+    // as Redis' scriptCall counts them.
+    let refuse = |engine: &mut Engine, spec: Option<&CommandSpec>, msg: &str| {
+        engine.srv.stats.count_error(msg);
+        if let Some(spec) = spec {
+            engine.srv.stats.count_rejected(crate::stats::CommandName {
+                name: spec.name,
+                sub: None,
+            });
+        }
+        CallError {
+            msg: msg.into(),
+            counted: true,
+        }
+    };
     let Some(spec) = command::lookup(&argv[0]) else {
-        return Err("ERR Unknown Redis command called from script".into());
+        return Err(refuse(
+            engine,
+            None,
+            "ERR Unknown Redis command called from script",
+        ));
     };
     // Blocking commands run, but never block (Ctx::can_block), as in Redis.
     if spec.flags & flags::NOSCRIPT != 0 {
-        return Err("ERR This Redis command is not allowed from script".into());
+        return Err(refuse(
+            engine,
+            Some(spec),
+            "ERR This Redis command is not allowed from script",
+        ));
     }
     if !spec.arity_ok(argv.len()) {
-        return Err("ERR Wrong number of args calling Redis command from script".into());
+        return Err(refuse(
+            engine,
+            Some(spec),
+            "ERR Wrong number of args calling Redis command from script",
+        ));
     }
     // PUBLISH and PFCOUNT reach replicas (Redis' MAY_REPLICATE): not from
     // a read-only script either.
     let may_replicate = matches!(spec.name, "publish" | "spublish" | "pfcount");
     if read_only && (spec.flags & flags::WRITE != 0 || may_replicate) {
-        return Err("ERR Write commands are not allowed from read-only scripts.".into());
+        return Err(refuse(
+            engine,
+            Some(spec),
+            "ERR Write commands are not allowed from read-only scripts.",
+        ));
     }
     // A script that started over maxmemory may not grow the data set
     // before its first write (Redis' script_oom).
@@ -837,11 +938,7 @@ fn script_call(
         && spec.flags & flags::DENYOOM != 0
         && !wrote.load(Ordering::Relaxed)
     {
-        engine.srv.stats.count_rejected(crate::stats::CommandName {
-            name: spec.name,
-            sub: None,
-        });
-        return Err(crate::maxmemory::OOM_ERROR.into());
+        return Err(refuse(engine, Some(spec), crate::maxmemory::OOM_ERROR));
     }
     if spec.flags & flags::WRITE != 0 {
         wrote.store(true, Ordering::Relaxed);
@@ -849,7 +946,7 @@ fn script_call(
     let mut buf = ReplyBuf::new(sc.resp3);
     engine.call_from_script(spec, sc, &argv, &mut buf);
     let mut at = 0;
-    parse_reply(lua, &buf.buf, &mut at, 0).map_err(|e| format!("ERR {e}"))
+    parse_reply(lua, &buf.buf, &mut at, 0).map_err(|e| malformed(&format!("ERR {e}")))
 }
 
 /// Lua's own number formatting (`%.14g`), as Redis passes numbers.

@@ -1039,3 +1039,87 @@ fn struct_random_round_trips() {
         }
     }
 }
+
+/// What INFO says about errors after `script` (errorstats, the error total,
+/// and the calls/rejected/failed counts of `commands`).
+fn error_stats(c: &mut memlog_tests::RawConn, commands: &[&str]) -> Vec<String> {
+    let text = |c: &mut memlog_tests::RawConn, section: &str| match c.call(&["INFO", section]) {
+        Ok(memlog_tests::RespValue::Bulk(b)) => String::from_utf8_lossy(&b).into_owned(),
+        other => panic!("INFO {section}: {other:?}"),
+    };
+    let mut out: Vec<String> = text(c, "errorstats")
+        .lines()
+        .filter(|l| l.starts_with("errorstat_"))
+        .map(str::to_owned)
+        .collect();
+    out.extend(
+        text(c, "stats")
+            .lines()
+            .filter(|l| l.starts_with("total_error_replies:"))
+            .map(str::to_owned),
+    );
+    let cmdstats = text(c, "commandstats");
+    for name in commands {
+        let line = cmdstats
+            .lines()
+            .find(|l| l.starts_with(&format!("cmdstat_{name}:")))
+            .unwrap_or("");
+        // calls, rejected_calls and failed_calls (not the timings).
+        let kept: Vec<&str> = line
+            .split([':', ','])
+            .filter(|f| f.starts_with("calls=") || f.contains("_calls="))
+            .collect();
+        out.push(format!("{name} {}", kept.join(",")));
+    }
+    out
+}
+
+/// Errors inside scripts count once in INFO, where they arise: a command
+/// the script ran or refused (then not again by the script's reply), or the
+/// script's own error; as redis-server counts them.
+#[test]
+fn script_errors_count_once_as_in_redis() {
+    let mut d = Differential::start().expect("servers start");
+    let cases: &[(&[&str], &[&str])] = &[
+        (
+            &["EVAL", "return redis.call('select', 99)", "0"],
+            &["eval", "select"],
+        ),
+        (
+            &["EVAL", "local t = redis.pcall('select', 99) return 1", "0"],
+            &["eval", "select"],
+        ),
+        (
+            &["EVAL", "return redis.pcall('select', 99)", "0"],
+            &["eval", "select"],
+        ),
+        (
+            &["EVAL_RO", "return redis.call('set', 'x', 'y')", "1", "x"],
+            &["eval_ro", "set"],
+        ),
+        (
+            &[
+                "EVAL_RO",
+                "local t = redis.pcall('set', 'x', 'y') return 1",
+                "1",
+                "x",
+            ],
+            &["eval_ro", "set"],
+        ),
+        (&["EVAL", "return redis.call('nosuch')", "0"], &["eval"]),
+        (&["EVAL", "return redis.call('get')", "0"], &["eval", "get"]),
+        (
+            &["EVAL", "return redis.error_reply('MY oops')", "0"],
+            &["eval"],
+        ),
+        (&["EVAL", "error('oops')", "0"], &["eval"]),
+        (&["EVAL", "return redis.call()", "0"], &["eval"]),
+    ];
+    for (cmd, counted) in cases {
+        d.check(&["CONFIG", "RESETSTAT"]);
+        d.check(cmd);
+        let m = error_stats(&mut d.m, counted);
+        let r = error_stats(&mut d.r, counted);
+        assert_eq!(m, r, "after {cmd:?}");
+    }
+}

@@ -155,12 +155,7 @@ fn run(
         read_only,
         time_limit,
     };
-    let start = out.buf.len();
     let r = script::run(e, client, inv, out);
-    // An error the script returned (not raised) counts in errorstats too.
-    if r.is_ok() {
-        count_returned_error(e, out, start);
-    }
     // The commands the script ran recorded their own effects; EVAL adds none.
     e.ks.effects.suppress();
     r.map_err(script_error)
@@ -171,16 +166,6 @@ fn time_limit(e: &Engine) -> std::time::Duration {
     std::time::Duration::from_millis(
         u64::try_from(e.srv.config.get_i64("lua-time-limit")).unwrap_or(5000),
     )
-}
-
-/// Counts an error a script returned (rather than raised) in errorstats.
-fn count_returned_error(e: &mut Engine, out: &ReplyBuf, start: usize) {
-    if out.buf.get(start) == Some(&b'-') {
-        let line = &out.buf[start + 1..];
-        let end = line.iter().position(|&b| b == b'\r').unwrap_or(line.len());
-        let msg = String::from_utf8_lossy(&line[..end]).into_owned();
-        e.srv.stats.count_error(&msg);
-    }
 }
 
 fn fcall(e: &mut Engine, c: &mut ClientState, args: &[Bytes], out: &mut ReplyBuf) -> CmdResult {
@@ -219,13 +204,12 @@ fn run_function(
     // rest of it, so they are taken out while it runs (FUNCTION is refused
     // inside scripts, so nothing changes them meanwhile).
     let functions = std::mem::take(&mut e.srv.functions);
-    let start = out.buf.len();
     let r = (|| {
         let Some((st, info)) = functions.function(&name) else {
-            return Err(ScriptError("ERR Function not found".into()));
+            return Err(ScriptError::new("ERR Function not found".into()));
         };
         if read_only && !info.no_writes() {
-            return Err(ScriptError(
+            return Err(ScriptError::new(
                 "ERR Can not execute a script with write flag using *_ro command.".into(),
             ));
         }
@@ -239,9 +223,6 @@ fn run_function(
         script::execute(st, Callee::Function(info.f.clone()), e, client, inv, out)
     })();
     e.srv.functions = functions;
-    if r.is_ok() {
-        count_returned_error(e, out, start);
-    }
     // The commands the function ran recorded their own effects.
     e.ks.effects.suppress();
     r.map_err(script_error)
@@ -433,8 +414,14 @@ fn function_list(e: &Engine, args: &[Bytes], out: &mut ReplyBuf) -> CmdResult {
     Ok(())
 }
 
+/// A script's failure as the command's error: counted in errorstats unless
+/// it was counted where it arose (see `ScriptError::counted`).
 fn script_error(e: ScriptError) -> CmdError {
-    CmdError::Other(e.0)
+    if e.counted() {
+        CmdError::Counted(e.0)
+    } else {
+        CmdError::Other(e.0)
+    }
 }
 
 const SCRIPT_SUBS: &[(&str, i32)] = &[
