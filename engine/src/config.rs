@@ -21,6 +21,8 @@ pub enum Kind {
     /// Redis' `save` points: pairs of seconds (at least 1) and changes (at
     /// least 0).
     SavePoints,
+    /// A memory size, or a percentage up to 100 (`maxmemory-clients`).
+    MemoryOrPercent,
 }
 
 /// (name, default, kind)
@@ -55,7 +57,7 @@ const PARAMS: &[(&str, &str, Kind)] = &[
         ]),
     ),
     ("maxmemory-samples", "5", Kind::Int),
-    ("maxmemory-clients", "0", Kind::Memory),
+    ("maxmemory-clients", "0", Kind::MemoryOrPercent),
     ("maxmemory-eviction-tenacity", "10", Kind::Int),
     ("acllog-max-len", "128", Kind::Int),
     ("lazyfree-lazy-eviction", "no", Kind::Bool),
@@ -65,16 +67,11 @@ const PARAMS: &[(&str, &str, Kind)] = &[
     ("lazyfree-lazy-user-flush", "no", Kind::Bool),
     ("hash-max-listpack-entries", "128", Kind::Int),
     ("hash-max-listpack-value", "64", Kind::Int),
-    ("hash-max-ziplist-entries", "128", Kind::Int),
-    ("hash-max-ziplist-value", "64", Kind::Int),
     ("list-max-listpack-size", "-2", Kind::Int),
-    ("list-max-ziplist-size", "-2", Kind::Int),
     ("list-compress-depth", "0", Kind::Int),
     ("set-max-intset-entries", "512", Kind::Int),
     ("zset-max-listpack-entries", "128", Kind::Int),
     ("zset-max-listpack-value", "64", Kind::Int),
-    ("zset-max-ziplist-entries", "128", Kind::Int),
-    ("zset-max-ziplist-value", "64", Kind::Int),
     ("stream-node-max-bytes", "4096", Kind::Memory),
     ("stream-node-max-entries", "100", Kind::Int),
     ("hll-sparse-max-bytes", "3000", Kind::Memory),
@@ -100,13 +97,19 @@ const PARAMS: &[(&str, &str, Kind)] = &[
     ("latency-tracking", "yes", Kind::Bool),
     ("tracking-table-max-keys", "1000000", Kind::Int),
     ("latency-tracking-info-percentiles", "50 99 99.9", Kind::Str),
-    ("lua-time-limit", "5000", Kind::Int),
     ("busy-reply-threshold", "5000", Kind::Int),
     ("io-threads", "1", Kind::Int),
     ("enable-debug-command", "yes", Kind::Str),
     ("enable-protected-configs", "no", Kind::Str),
     ("protected-mode", "no", Kind::Bool),
     ("replica-read-only", "yes", Kind::Bool),
+    ("replica-serve-stale-data", "yes", Kind::Bool),
+    ("repl-backlog-size", "1048576", Kind::Memory),
+    ("repl-backlog-ttl", "3600", Kind::Int),
+    ("repl-ping-replica-period", "10", Kind::Int),
+    ("repl-timeout", "60", Kind::Int),
+    ("min-replicas-to-write", "0", Kind::Int),
+    ("min-replicas-max-lag", "10", Kind::Int),
     ("close-on-oom", "no", Kind::Bool),
     ("lfu-log-factor", "10", Kind::Int),
     ("lfu-decay-time", "1", Kind::Int),
@@ -123,6 +126,59 @@ const PARAMS: &[(&str, &str, Kind)] = &[
         Kind::Enum(&["no", "yes", "clients"]),
     ),
 ];
+
+/// The old names Redis 7 still takes, and shows beside the new ones in
+/// CONFIG GET: (alias, parameter).
+const ALIASES: &[(&str, &str)] = &[
+    ("hash-max-ziplist-entries", "hash-max-listpack-entries"),
+    ("hash-max-ziplist-value", "hash-max-listpack-value"),
+    ("list-max-ziplist-size", "list-max-listpack-size"),
+    ("zset-max-ziplist-entries", "zset-max-listpack-entries"),
+    ("zset-max-ziplist-value", "zset-max-listpack-value"),
+    ("lua-time-limit", "busy-reply-threshold"),
+    ("slaveof", "replicaof"),
+    ("slave-read-only", "replica-read-only"),
+    ("slave-serve-stale-data", "replica-serve-stale-data"),
+    ("repl-ping-slave-period", "repl-ping-replica-period"),
+    ("min-slaves-to-write", "min-replicas-to-write"),
+    ("min-slaves-max-lag", "min-replicas-max-lag"),
+];
+
+/// Parameters fixed at startup: CONFIG GET shows them, CONFIG SET refuses
+/// them (Redis' IMMUTABLE_CONFIG), with memlog's values.
+const IMMUTABLE: &[(&str, &str)] = &[
+    ("daemonize", "no"),
+    ("supervised", "no"),
+    ("pidfile", ""),
+    ("logfile", ""),
+    ("syslog-enabled", "no"),
+    ("unixsocket", ""),
+    ("aclfile", ""),
+    ("always-show-logo", "no"),
+    ("appendfilename", "appendonly.aof"),
+    ("appenddirname", "appendonlydir"),
+    ("cluster-enabled", "no"),
+    ("cluster-config-file", "nodes.conf"),
+    // A primary without replicas; REPLICAOF is the command for it.
+    ("replicaof", ""),
+];
+
+/// Parameters CONFIG GET shows only when asked for by name, not through a
+/// pattern (Redis' HIDDEN_CONFIG, debugging knobs): (name, default, kind).
+const HIDDEN: &[(&str, &str, Kind)] = &[
+    ("key-load-delay", "0", Kind::Int),
+    ("rdb-key-save-delay", "0", Kind::Int),
+];
+
+/// The parameter `name` (any case) stands for: itself, or what it aliases.
+fn canonical(name: &str) -> String {
+    let lname = name.to_ascii_lowercase();
+    ALIASES
+        .iter()
+        .find(|(alias, _)| *alias == lname)
+        .map(|(_, n)| n.to_string())
+        .unwrap_or(lname)
+}
 
 /// A bad CONFIG SET value: Redis' wording goes around it.
 #[derive(Debug, thiserror::Error)]
@@ -142,7 +198,12 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            values: PARAMS.iter().map(|(n, d, _)| (*n, d.to_string())).collect(),
+            values: PARAMS
+                .iter()
+                .chain(HIDDEN)
+                .map(|(n, d, _)| (*n, d.to_string()))
+                .chain(IMMUTABLE.iter().map(|(n, d)| (*n, d.to_string())))
+                .collect(),
         }
     }
 }
@@ -169,12 +230,20 @@ impl Config {
     fn kind(name: &str) -> Option<(&'static str, Kind)> {
         PARAMS
             .iter()
+            .chain(HIDDEN)
             .find(|(n, _, _)| *n == name)
             .map(|(n, _, k)| (*n, *k))
     }
 
+    /// A parameter's value, by its name or an alias.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.values.get(name).map(|s| s.as_str())
+        match self.values.get(name) {
+            Some(v) => Some(v.as_str()),
+            None => self
+                .values
+                .get(canonical(name).as_str())
+                .map(|s| s.as_str()),
+        }
     }
 
     pub fn get_i64(&self, name: &str) -> i64 {
@@ -183,18 +252,44 @@ impl Config {
             .unwrap_or(0)
     }
 
-    /// Names and values matching a glob pattern, for CONFIG GET.
+    /// Names and values matching a glob pattern, for CONFIG GET: aliases
+    /// too; hidden parameters only when named exactly.
     pub fn matching(&self, pattern: &[u8]) -> Vec<(&'static str, &str)> {
-        self.values
+        let hidden = |k: &str| HIDDEN.iter().any(|(n, _, _)| *n == k);
+        let mut out: Vec<(&'static str, &str)> = self
+            .values
             .iter()
-            .filter(|(k, _)| crate::glob::glob_match(pattern, k.as_bytes(), true))
+            .filter(|(k, _)| {
+                if hidden(k) {
+                    pattern.eq_ignore_ascii_case(k.as_bytes())
+                } else {
+                    crate::glob::glob_match(pattern, k.as_bytes(), true)
+                }
+            })
             .map(|(k, v)| (*k, v.as_str()))
-            .collect()
+            .collect();
+        for (alias, name) in ALIASES {
+            if crate::glob::glob_match(pattern, alias.as_bytes(), true) {
+                if let Some(v) = self.values.get(name) {
+                    out.push((alias, v.as_str()));
+                }
+            }
+        }
+        out
     }
 
     /// Validates and stores one parameter (the name is case-insensitive).
     pub fn set(&mut self, name: &str, value: &str) -> Result<&'static str, ConfigError> {
-        let lname = name.to_ascii_lowercase();
+        let lname = canonical(name);
+        // Also fixed at startup: how many databases, how many IO threads.
+        if IMMUTABLE.iter().any(|(n, _)| *n == lname)
+            || matches!(lname.as_str(), "databases" | "io-threads")
+        {
+            return Err(ConfigError::Invalid(
+                name.to_string(),
+                "can't set immutable config".into(),
+            ));
+        }
         let Some((key, kind)) = Self::kind(&lname) else {
             return Err(ConfigError::Unknown(name.to_string()));
         };
@@ -268,6 +363,32 @@ impl Config {
                 }
                 value.to_string()
             }
+            Kind::MemoryOrPercent => match value.strip_suffix('%') {
+                Some(p) => match p.parse::<u64>() {
+                    Ok(n) if n <= 100 => value.to_string(),
+                    Ok(_) => {
+                        return Err(ConfigError::Invalid(
+                            name.to_string(),
+                            "percentage argument must be less or equal to 100".into(),
+                        ))
+                    }
+                    Err(_) => {
+                        return Err(ConfigError::Invalid(
+                            name.to_string(),
+                            "argument must be a memory or percent value".into(),
+                        ))
+                    }
+                },
+                None => match parse_memory(value) {
+                    Some(v) => v.to_string(),
+                    None => {
+                        return Err(ConfigError::Invalid(
+                            name.to_string(),
+                            "argument must be a memory or percent value".into(),
+                        ))
+                    }
+                },
+            },
             Kind::Str => value.to_string(),
         };
         self.values.insert(key, normalized);

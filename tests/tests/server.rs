@@ -98,6 +98,34 @@ fn config_get_set() {
          CONFIG FOO
          CONFIG",
     );
+    // Aliases (the old name and the new one are one parameter), parameters
+    // fixed at startup, hidden ones, percentages.
+    d.script(
+        "CONFIG SET hash-max-ziplist-entries 64
+         CONFIG GET hash-max-listpack-entries
+         ~CONFIG GET hash-max-*-entries
+         CONFIG SET hash-max-listpack-entries 128
+         CONFIG GET hash-max-ziplist-entries
+         CONFIG SET lua-time-limit 4000
+         CONFIG GET busy-reply-threshold
+         CONFIG SET busy-reply-threshold 5000
+         ~CONFIG GET *of
+         CONFIG SET daemonize yes
+         CONFIG SET databases 4
+         CONFIG SET replicaof 127.0.0.1
+         CONFIG GET daemonize
+         CONFIG GET key-load-delay
+         CONFIG GET key-load-*
+         CONFIG SET key-load-delay 0
+         CONFIG SET maxmemory-clients 200%
+         CONFIG SET maxmemory-clients 10%
+         CONFIG GET maxmemory-clients
+         CONFIG SET maxmemory-clients 0
+         CONFIG SET repl-backlog-size 2mb
+         CONFIG GET repl-backlog-size
+         CONFIG SET repl-ping-slave-period 20
+         ~CONFIG GET repl-ping-*",
+    );
 }
 
 #[test]
