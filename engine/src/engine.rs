@@ -171,6 +171,10 @@ pub struct ServerState {
     /// The script now running started over maxmemory: its commands that
     /// may grow the data set are refused until it has written.
     pub script_oom: bool,
+    /// `min-replicas-to-write`: writes need this many good replicas, and a
+    /// memlog primary has none yet, so any value above 0 refuses writes
+    /// (-NOREPLICAS), as on a Redis primary without replicas.
+    pub min_replicas_to_write: i64,
 }
 
 /// CLIENT PAUSE: until when, which commands, and who waits.
@@ -451,6 +455,7 @@ impl Engine {
                 pause: Default::default(),
                 memory: crate::maxmemory::Memory::new(),
                 script_oom: false,
+                min_replicas_to_write: 0,
             },
             clients: HashMap::new(),
             tracker: HazardTracker::default(),
@@ -865,6 +870,19 @@ impl Engine {
                 self.srv.memory.grew(bytes as u64);
             }
         }
+        if self.srv.min_replicas_to_write > 0 && !self.ks.applying && top_level {
+            let writes = spec.flags & flags::WRITE != 0
+                || match spec.name {
+                    // Flag-less scripts are checked command by command.
+                    "eval" | "evalsha" | "fcall" => self.script_declares_writes(spec, argv),
+                    "exec" => self.may_write(spec, client, argv),
+                    _ => false,
+                };
+            if writes {
+                self.reject(client, out, Some(spec), NOREPLICAS_ERROR);
+                return Dispatched::Done;
+            }
+        }
         // Only a write bound for the log is limited (not with --in-memory).
         if spec.flags & flags::WRITE != 0 && self.ks.effects.capture && !self.ks.applying {
             let queued = client.multi.as_ref().map_or(0, |m| m.write_bytes);
@@ -1095,6 +1113,34 @@ impl Engine {
             }),
             "function" => argv.get(1).is_some_and(|sub| {
                 sub.eq_ignore_ascii_case(b"load") || sub.eq_ignore_ascii_case(b"restore")
+            }),
+            _ => false,
+        }
+    }
+
+    /// Whether a script's flags say it may write (a shebang or a function
+    /// without `no-writes`): Redis then treats the script command as a write.
+    fn script_declares_writes(&self, spec: &CommandSpec, argv: &[Bytes]) -> bool {
+        let oom = self.script_oom_flags(spec, argv);
+        let flagged = oom.denied || oom.allowed;
+        match spec.name {
+            "eval" => {
+                flagged
+                    && argv
+                        .get(1)
+                        .is_some_and(|b| crate::script::body_may_write(b))
+            }
+            "evalsha" => {
+                flagged
+                    && argv
+                        .get(1)
+                        .is_some_and(|sha| self.srv.scripting.may_write(sha))
+            }
+            "fcall" => !argv.get(1).is_some_and(|name| {
+                self.srv
+                    .functions
+                    .function(&String::from_utf8_lossy(name))
+                    .is_none_or(|(_, f)| f.no_writes())
             }),
             _ => false,
         }
@@ -1583,6 +1629,9 @@ fn apply_reply_mode(client: &mut ClientState, out: &mut ReplyBuf, start: usize) 
 fn truncate_lossy(b: &[u8], max: usize) -> String {
     String::from_utf8_lossy(&b[..b.len().min(max)]).into_owned()
 }
+
+/// Redis' reply to a write when `min-replicas-to-write` is not met.
+pub const NOREPLICAS_ERROR: &str = "NOREPLICAS Not enough good replicas to write.";
 
 /// EVAL & co and FCALL & co: the commands that run a script.
 fn is_script_command(spec: &CommandSpec) -> bool {

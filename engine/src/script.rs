@@ -940,6 +940,9 @@ fn script_call(
     {
         return Err(refuse(engine, Some(spec), crate::maxmemory::OOM_ERROR));
     }
+    if spec.flags & flags::WRITE != 0 && engine.srv.min_replicas_to_write > 0 {
+        return Err(refuse(engine, Some(spec), crate::engine::NOREPLICAS_ERROR));
+    }
     if spec.flags & flags::WRITE != 0 {
         wrote.store(true, Ordering::Relaxed);
     }

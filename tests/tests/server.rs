@@ -790,3 +790,38 @@ fn a_runaway_read_only_script_is_stopped() {
         RespValue::Int(2)
     );
 }
+
+/// `min-replicas-to-write` on a primary without replicas refuses writes
+/// (-NOREPLICAS), scripts that may write included, as Redis does.
+#[test]
+fn min_replicas_to_write_refuses_writes_without_replicas() {
+    let mut d = start();
+    d.check(&["SET", "x", "some value"]);
+    d.check(&["CONFIG", "SET", "min-replicas-to-write", "1"]);
+    for cmd in [
+        &["SET", "x", "1"][..],
+        &["GET", "x"],
+        &["DEL", "x"],
+        &[
+            "EVAL",
+            "#!lua flags=no-writes\nreturn redis.call('get','x')",
+            "1",
+            "x",
+        ],
+        &["EVAL", "return redis.call('get','x')", "1", "x"],
+        &["EVAL", "#!lua\nreturn redis.call('get','x')", "1", "x"],
+        &["EVAL", "return redis.call('set','x', 1)", "1", "x"],
+        &["EVAL", "return redis.pcall('set','x', 1)['err']", "1", "x"],
+        &["MULTI"],
+        &["GET", "x"],
+        &["EXEC"],
+        &["MULTI"],
+        &["SET", "x", "2"],
+        &["EXEC"],
+        &["PUBLISH", "ch", "m"],
+    ] {
+        d.check(cmd);
+    }
+    d.check(&["CONFIG", "SET", "min-replicas-to-write", "0"]);
+    d.check(&["SET", "x", "3"]);
+}

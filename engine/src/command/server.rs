@@ -297,6 +297,9 @@ fn config_applied(ctx: &mut Ctx, name: &str) -> CmdResult {
         let v = ctx.srv.config.get(name).unwrap_or("noeviction").to_string();
         ctx.srv.memory.policy = crate::maxmemory::Policy::parse(&v).unwrap_or_default();
     }
+    if name == "min-replicas-to-write" {
+        ctx.srv.min_replicas_to_write = ctx.srv.config.get_i64(name);
+    }
     if name == "maxmemory-samples" {
         ctx.srv.memory.samples = ctx.srv.config.get_i64(name).max(1) as usize;
     }
