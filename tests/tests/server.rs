@@ -155,7 +155,13 @@ fn command_introspection() {
          COMMAND FOO
          COMMAND COUNT x
          COMMAND LIST FILTERBY MODULE x
-         COMMAND LIST FOO",
+         COMMAND LIST FOO
+         COMMAND GETKEYS eval x 0
+         COMMAND GETKEYS eval x 1 k
+         COMMAND GETKEYS fcall f 0
+         COMMAND GETKEYS memory usage k
+         ~COMMAND LIST FILTERBY PATTERN config*
+         ~COMMAND LIST FILTERBY PATTERN xinfo*",
     );
     for d_ in [&mut d.m, &mut d.r] {
         let n = d_.call(&["COMMAND", "COUNT"]).unwrap().as_int().unwrap();

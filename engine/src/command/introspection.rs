@@ -183,6 +183,15 @@ fn getkeys(args: &[Bytes]) -> Result<(&'static CommandSpec, Vec<usize>), CmdErro
     let cmdline = &args[2..];
     let spec =
         super::lookup(&cmdline[0]).ok_or_else(|| CmdError::err("Invalid command specified"))?;
+    // MEMORY USAGE's key is its subcommand's (the container has none).
+    if spec.name == "memory"
+        && cmdline
+            .get(1)
+            .is_some_and(|s| s.eq_ignore_ascii_case(b"usage"))
+        && cmdline.len() >= 3
+    {
+        return Ok((spec, vec![2]));
+    }
     if spec.first_key <= 0 && spec.keys_fn.is_none() {
         return Err(CmdError::err("The command has no key arguments"));
     }
@@ -193,6 +202,8 @@ fn getkeys(args: &[Bytes]) -> Result<(&'static CommandSpec, Vec<usize>), CmdErro
     }
     match spec.key_indexes(cmdline) {
         Ok(v) if !v.is_empty() => Ok((spec, v)),
+        // Scripts may take no keys (Redis' NO_MANDATORY_KEYS).
+        Ok(v) if spec.group == "scripting" => Ok((spec, v)),
         _ => Err(CmdError::err("Invalid arguments specified for command")),
     }
 }
@@ -210,7 +221,15 @@ fn command(ctx: &mut Ctx) -> CmdResult {
     match subcommand(args, "command", SUBS)? {
         "count" => ctx.out.int(super::all().count() as i64),
         "list" => {
-            let mut names: Vec<&str> = sorted().iter().map(|s| s.name).collect();
+            // Every command and every subcommand (`parent|sub`); a
+            // subcommand is in its parent's ACL categories.
+            let mut names: Vec<(String, &CommandSpec)> = Vec::new();
+            for s in sorted() {
+                names.push((s.name.to_string(), s));
+                for (sub, _) in s.subcommands.unwrap_or_default() {
+                    names.push((format!("{}|{sub}", s.name), s));
+                }
+            }
             if args.len() > 2 {
                 if args.len() != 5 || !ctx.arg_is(2, "FILTERBY") {
                     return Err(CmdError::Syntax);
@@ -220,19 +239,16 @@ fn command(ctx: &mut Ctx) -> CmdResult {
                     names.clear();
                 } else if ctx.arg_is(3, "ACLCAT") {
                     let cat = format!("@{}", String::from_utf8_lossy(v).to_ascii_lowercase());
-                    names.retain(|n| {
-                        super::lookup(n.as_bytes())
-                            .is_some_and(|s| acl_categories(s).contains(&cat.as_str()))
-                    });
+                    names.retain(|(_, s)| acl_categories(s).contains(&cat.as_str()));
                 } else if ctx.arg_is(3, "PATTERN") {
-                    names.retain(|n| crate::glob::glob_match(v, n.as_bytes(), true));
+                    names.retain(|(n, _)| crate::glob::glob_match(v, n.as_bytes(), true));
                 } else {
                     return Err(CmdError::Syntax);
                 }
             }
             ctx.out.array(names.len());
-            for n in names {
-                ctx.out.bulk_str(n);
+            for (n, _) in names {
+                ctx.out.bulk_str(&n);
             }
         }
         "info" => {

@@ -16,7 +16,15 @@ use crate::keyspace::{notify, Elem, Keyspace, Value};
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("sort", -2, WRITE | DENYOOM, (1, 1, 1), "generic", sort)
         .with_keys_fn(sort_keys),
-    CommandSpec::new("sort_ro", -2, READONLY, (1, 1, 1), "generic", sort_ro),
+    // Movable in Redis: BY and GET patterns name keys the spec cannot.
+    CommandSpec::new(
+        "sort_ro",
+        -2,
+        READONLY | MOVABLE_KEYS,
+        (1, 1, 1),
+        "generic",
+        sort_ro,
+    ),
 ];
 
 /// sortGetKeys: the sorted key, plus the last STORE destination.
