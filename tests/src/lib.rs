@@ -562,6 +562,18 @@ pub fn call_until_ok<A: AsRef<[u8]> + std::fmt::Debug>(
     }
 }
 
+/// A numeric field of `INFO` (every section) read on `c`.
+pub fn info_i64(c: &mut RawConn, field: &str) -> i64 {
+    let RespValue::Bulk(text) = c.call(&["INFO"]).expect("INFO") else {
+        panic!("INFO is not a bulk string");
+    };
+    String::from_utf8_lossy(&text)
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")).map(str::to_owned))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no numeric {field} in INFO"))
+}
+
 /// A field of a memlog server's `INFO persistence` (`rdb_last_bgsave_status`,
 /// `memlog_log_state`, ...), read on a connection of its own.
 pub fn persistence_field(port: u16, name: &str) -> String {

@@ -3,7 +3,7 @@
 //! it, logged like any delete so a restart finds the same keys.
 
 use memlog_tests::resp::{RawConn, RespValue};
-use memlog_tests::{Differential, MemlogServer};
+use memlog_tests::{info_i64, Differential, MemlogServer};
 
 #[test]
 fn over_maxmemory_writes_get_oom_as_in_redis() {
@@ -40,17 +40,6 @@ fn over_maxmemory_writes_get_oom_as_in_redis() {
     }
 }
 
-fn info_field(c: &mut RawConn, field: &str) -> i64 {
-    let RespValue::Bulk(text) = c.call(&["INFO"]).expect("info") else {
-        panic!("INFO");
-    };
-    String::from_utf8_lossy(&text)
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")).map(str::to_owned))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("field")
-}
-
 /// allkeys-random keeps the data set under the limit while 20 MB are
 /// written; the evictions are in the log, so a restart has the same keys.
 #[test]
@@ -66,14 +55,14 @@ fn evictions_keep_the_data_set_under_the_limit_and_survive_a_restart() {
         let r = c.call(&["SET", &format!("key:{i}"), &value]).expect("set");
         assert_eq!(r, RespValue::Simple("OK".into()), "SET {i}");
     }
-    let evicted = info_field(&mut c, "evicted_keys");
+    let evicted = info_i64(&mut c, "evicted_keys");
     let RespValue::Int(n) = c.call(&["DBSIZE"]).expect("dbsize") else {
         panic!("DBSIZE");
     };
     assert!(evicted > 1000, "evicted {evicted}");
     assert_eq!(n + evicted, 2000);
     assert!(n * 10_000 <= 4_500_000, "{n} keys of 10 kB kept");
-    let dataset = info_field(&mut c, "used_memory_dataset");
+    let dataset = info_i64(&mut c, "used_memory_dataset");
     assert!(dataset <= 4_500_000, "dataset {dataset}");
 
     server.restart().expect("restart");
@@ -124,5 +113,5 @@ fn volatile_ttl_evicts_soonest_expiring_keys_only() {
         r,
         RespValue::Error("OOM command not allowed when used memory > 'maxmemory'.".into())
     );
-    assert!(info_field(&mut c, "evicted_keys") > 0);
+    assert!(info_i64(&mut c, "evicted_keys") > 0);
 }

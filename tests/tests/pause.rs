@@ -5,27 +5,16 @@
 use std::time::{Duration, Instant};
 
 use memlog_tests::resp::{RawConn, RespValue};
-use memlog_tests::MemlogServer;
+use memlog_tests::{info_i64, MemlogServer};
 
 fn ok() -> RespValue {
     RespValue::Simple("OK".into())
 }
 
-fn stat(c: &mut RawConn, field: &str) -> i64 {
-    let RespValue::Bulk(text) = c.call(&["INFO"]).expect("info") else {
-        panic!("INFO");
-    };
-    String::from_utf8_lossy(&text)
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")).map(str::to_owned))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("field")
-}
-
 /// Waits (bounded) until `blocked_clients` is `n`.
 fn wait_blocked(c: &mut RawConn, n: i64) {
     let until = Instant::now() + Duration::from_secs(10);
-    while stat(c, "blocked_clients") != n {
+    while info_i64(c, "blocked_clients") != n {
         assert!(Instant::now() < until, "blocked_clients never reached {n}");
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -77,7 +66,7 @@ fn all_pause_holds_everything_until_it_ends_and_expiry_waits() {
     let server = MemlogServer::start(&[]).expect("server");
     let mut admin = RawConn::connect(server.port).expect("connect");
     let mut other = RawConn::connect(server.port).expect("connect");
-    let expired = stat(&mut admin, "expired_keys");
+    let expired = info_i64(&mut admin, "expired_keys");
     admin.call(&["SET", "ttl", "v", "PX", "50"]).expect("set");
     admin.call(&["MULTI"]).expect("multi");
     admin
@@ -92,7 +81,7 @@ fn all_pause_holds_everything_until_it_ends_and_expiry_waits() {
     std::thread::sleep(Duration::from_millis(150));
     // Expired, but not deleted while paused.
     assert_eq!(other.call(&["GET", "ttl"]).unwrap(), RespValue::Null);
-    assert_eq!(stat(&mut other, "expired_keys"), expired);
+    assert_eq!(info_i64(&mut other, "expired_keys"), expired);
     assert_eq!(
         other.call(&["GET", "in-tx"]).unwrap(),
         RespValue::Bulk(b"v".to_vec())
@@ -100,7 +89,7 @@ fn all_pause_holds_everything_until_it_ends_and_expiry_waits() {
     // The WRITE pause ends by itself; then an ALL one holds a PING too.
     std::thread::sleep(Duration::from_millis(600));
     assert_eq!(other.call(&["GET", "ttl"]).unwrap(), RespValue::Null);
-    assert_eq!(stat(&mut other, "expired_keys"), expired + 1);
+    assert_eq!(info_i64(&mut other, "expired_keys"), expired + 1);
     assert_eq!(admin.call(&["CLIENT", "PAUSE", "300"]).unwrap(), ok());
     let started = Instant::now();
     assert_eq!(

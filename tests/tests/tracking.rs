@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use memlog_tests::resp::{RawConn, RespValue};
-use memlog_tests::{MemlogServer, RedisServer};
+use memlog_tests::{info_i64, MemlogServer, RedisServer};
 
 /// Connections to one server, and what the scenario read from them.
 struct Run {
@@ -284,18 +284,8 @@ fn the_tracking_table_limit_evicts_with_invalidations() {
         w.call(&["SET", &format!("key{i}"), "v"]).expect("set");
         c.call(&["GET", &format!("key{i}")]).expect("get");
     }
-    let info = |w: &mut RawConn, field: &str| -> i64 {
-        let RespValue::Bulk(text) = w.call(&["INFO", "stats"]).expect("info") else {
-            panic!("INFO");
-        };
-        let text = String::from_utf8_lossy(&text).into_owned();
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{field}:")))
-            .and_then(|v| v.trim().parse().ok())
-            .expect("field")
-    };
-    assert_eq!(info(&mut w, "tracking_total_keys"), 150);
-    assert_eq!(info(&mut w, "tracking_total_items"), 150);
+    assert_eq!(info_i64(&mut w, "tracking_total_keys"), 150);
+    assert_eq!(info_i64(&mut w, "tracking_total_items"), 150);
     w.call(&["CONFIG", "SET", "tracking-table-max-keys", "10"])
         .expect("config");
     // The first round has an effort of 100 keys, the next 200: 140 go.
@@ -309,10 +299,10 @@ fn the_tracking_table_limit_evicts_with_invalidations() {
         c.call(&["PING"]).expect("ping"),
         RespValue::Simple("PONG".into())
     );
-    assert_eq!(info(&mut w, "tracking_total_keys"), 10);
+    assert_eq!(info_i64(&mut w, "tracking_total_keys"), 10);
     // Tracking off leaves its keys in the table until they change.
     c.call(&["CLIENT", "TRACKING", "OFF"]).expect("off");
-    assert_eq!(info(&mut w, "tracking_total_keys"), 10);
+    assert_eq!(info_i64(&mut w, "tracking_total_keys"), 10);
     w.call(&["FLUSHALL"]).expect("flushall");
-    assert_eq!(info(&mut w, "tracking_total_keys"), 0);
+    assert_eq!(info_i64(&mut w, "tracking_total_keys"), 0);
 }
