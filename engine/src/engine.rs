@@ -617,7 +617,9 @@ impl Engine {
         let Some(mut client) = self.clients.remove(&id) else {
             return BatchOutcome::Close;
         };
-        self.srv.pause.held.remove(&id);
+        if !self.srv.pause.held.is_empty() {
+            self.srv.pause.held.remove(&id);
+        }
         let mut outcome = BatchOutcome::Done;
         while let Some(argv) = cmds.pop_front() {
             if argv.is_empty() {
@@ -863,7 +865,7 @@ impl Engine {
             }
             // Kept for the script's commands (EXEC's scripts included).
             if is_script_command(spec) || spec.name == "exec" {
-                self.srv.script_oom = out_of_memory && !self.script_oom_flags(spec, argv).allowed;
+                self.srv.script_oom = out_of_memory && !self.script_flags(spec, argv).allow_oom;
             }
             if spec.flags & flags::WRITE != 0 {
                 let bytes: usize = argv.iter().map(|a| a.len()).sum();
@@ -874,7 +876,7 @@ impl Engine {
             let writes = spec.flags & flags::WRITE != 0
                 || match spec.name {
                     // Flag-less scripts are checked command by command.
-                    "eval" | "evalsha" | "fcall" => self.script_declares_writes(spec, argv),
+                    "eval" | "evalsha" | "fcall" => self.script_flags(spec, argv).declares_writes(),
                     "exec" => self.may_write(spec, client, argv),
                     _ => false,
                 };
@@ -947,7 +949,7 @@ impl Engine {
             self.srv.tracking.script_read = false;
         }
         // MONITOR shows a script before the commands it runs, as Redis does.
-        if is_script_command(spec) && !self.srv.monitors.is_empty() && !self.ks.applying {
+        if !self.srv.monitors.is_empty() && !self.ks.applying && is_script_command(spec) {
             self.srv
                 .monitors
                 .feed(client, client.db, argv, &self.clients);
@@ -1070,18 +1072,7 @@ impl Engine {
         }
         match spec.name {
             "publish" | "spublish" | "pfcount" => true,
-            "eval" => argv
-                .get(1)
-                .is_none_or(|body| crate::script::body_may_write(body)),
-            "evalsha" => argv
-                .get(1)
-                .is_none_or(|sha| self.srv.scripting.may_write(sha)),
-            "fcall" => !argv.get(1).is_some_and(|name| {
-                self.srv
-                    .functions
-                    .function(&String::from_utf8_lossy(name))
-                    .is_some_and(|(_, f)| f.no_writes())
-            }),
+            "eval" | "evalsha" | "fcall" => self.script_flags(spec, argv).may_write(),
             "function" => argv.get(1).is_some_and(|sub| {
                 ["load", "delete", "flush", "restore"]
                     .iter()
@@ -1105,7 +1096,7 @@ impl Engine {
             return true;
         }
         match spec.name {
-            "eval" | "evalsha" | "fcall" => self.script_oom_flags(spec, argv).denied,
+            "eval" | "evalsha" | "fcall" => self.script_flags(spec, argv).denies_oom(),
             "exec" => client.multi.as_ref().is_some_and(|m| {
                 m.queued
                     .iter()
@@ -1118,51 +1109,19 @@ impl Engine {
         }
     }
 
-    /// Whether a script's flags say it may write (a shebang or a function
-    /// without `no-writes`): Redis then treats the script command as a write.
-    fn script_declares_writes(&self, spec: &CommandSpec, argv: &[Bytes]) -> bool {
-        let oom = self.script_oom_flags(spec, argv);
-        let flagged = oom.denied || oom.allowed;
-        match spec.name {
-            "eval" => {
-                flagged
-                    && argv
-                        .get(1)
-                        .is_some_and(|b| crate::script::body_may_write(b))
-            }
-            "evalsha" => {
-                flagged
-                    && argv
-                        .get(1)
-                        .is_some_and(|sha| self.srv.scripting.may_write(sha))
-            }
-            "fcall" => !argv.get(1).is_some_and(|name| {
-                self.srv
-                    .functions
-                    .function(&String::from_utf8_lossy(name))
-                    .is_none_or(|(_, f)| f.no_writes())
-            }),
-            _ => false,
-        }
-    }
-
-    /// A script command's maxmemory flags (its shebang's, or its function's).
-    fn script_oom_flags(&self, spec: &CommandSpec, argv: &[Bytes]) -> crate::script::OomFlags {
+    /// A script command's flags: its shebang's, or its function's.
+    fn script_flags(&self, spec: &CommandSpec, argv: &[Bytes]) -> crate::script::ScriptFlags {
         let Some(arg) = argv.get(1) else {
             return Default::default();
         };
         match spec.name {
-            "eval" => crate::script::body_oom_flags(arg),
-            "evalsha" => self.srv.scripting.oom_flags(arg),
+            "eval" => crate::script::body_flags(arg),
+            "evalsha" => self.srv.scripting.flags(arg),
             "fcall" => self
                 .srv
                 .functions
                 .function(&String::from_utf8_lossy(arg))
-                .map(|(_, f)| crate::script::OomFlags {
-                    // no-writes is bit 0, allow-oom bit 1 (SHEBANG_FLAGS).
-                    denied: f.flags & 0b11 == 0,
-                    allowed: f.flags & 0b10 != 0,
-                })
+                .map(|(_, f)| f.script_flags())
                 .unwrap_or_default(),
             _ => Default::default(),
         }

@@ -40,6 +40,16 @@ impl FunctionInfo {
         self.flags & 1 != 0
     }
 
+    /// As a script's flags: a function always declares them.
+    pub fn script_flags(&self) -> crate::script::ScriptFlags {
+        // no-writes is bit 0, allow-oom bit 1 (SHEBANG_FLAGS' order).
+        crate::script::ScriptFlags {
+            declared: true,
+            no_writes: self.flags & 0b01 != 0,
+            allow_oom: self.flags & 0b10 != 0,
+        }
+    }
+
     /// The flag names, in Redis' order.
     pub fn flag_names(&self) -> impl Iterator<Item = &'static str> + '_ {
         SHEBANG_FLAGS
@@ -321,17 +331,9 @@ impl Functions {
     ) -> Result<Vec<FunctionInfo>, String> {
         let st = self.state()?;
         let lua = &st.lua;
-        let chunk = lua
-            .load(body)
-            .set_name("@user_function")
-            .into_function()
-            .map_err(|e| {
-                let msg = match &e {
-                    mlua::Error::SyntaxError { message, .. } => message.clone(),
-                    other => other.to_string(),
-                };
-                format!("ERR Error compiling function: {msg}")
-            })?;
+        let chunk = st
+            .compile(body, "@user_function")
+            .map_err(|msg| format!("ERR Error compiling function: {msg}"))?;
         let registered: Registered = Arc::default();
         let register = {
             let registered = registered.clone();

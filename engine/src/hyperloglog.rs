@@ -232,6 +232,30 @@ fn walk_sparse(s: &[u8], mut f: impl FnMut(usize, Op)) -> usize {
     idx
 }
 
+/// Calls `f(first_register, len, value)` for each VAL run of a sparse
+/// sketch, checked as Redis checks since the CVE-2025-32023 fix: a run past
+/// the last register (even one that starts right after it), or opcodes that
+/// do not cover exactly every register, are corruption.
+fn for_each_val_run(s: &[u8], mut f: impl FnMut(usize, usize, u8)) -> Result<(), HllError> {
+    let mut p = HEADER_LEN;
+    let mut idx = 0;
+    while p < s.len() {
+        let op = Op::at(s, p);
+        if let Op::Val(v, n) = op {
+            if idx + n > REGISTERS {
+                return Err(HllError::Corrupt);
+            }
+            f(idx, n, v);
+        }
+        idx += op.span();
+        p += op.len();
+    }
+    if idx != REGISTERS {
+        return Err(HllError::Corrupt);
+    }
+    Ok(())
+}
+
 /// Rewrites a sparse sketch as a dense one (the header, cache included, is
 /// kept). Ok(false) when it already was dense.
 pub fn to_dense(s: &mut Vec<u8>) -> Result<bool, HllError> {
@@ -241,26 +265,11 @@ pub fn to_dense(s: &mut Vec<u8>) -> Result<bool, HllError> {
     let mut dense = vec![0u8; DENSE_LEN];
     dense[..HEADER_LEN].copy_from_slice(&s[..HEADER_LEN]);
     dense[4] = DENSE;
-    let mut p = HEADER_LEN;
-    let mut idx = 0;
-    while p < s.len() {
-        let op = Op::at(s, p);
-        if let Op::Val(v, n) = op {
-            // Redis since the CVE-2025-32023 fix: a run past the last
-            // register is corruption, even one that starts right after it.
-            if idx + n > REGISTERS {
-                return Err(HllError::Corrupt);
-            }
-            for i in idx..idx + n {
-                dense_set(&mut dense[HEADER_LEN..], i, v);
-            }
+    for_each_val_run(s, |idx, n, v| {
+        for i in idx..idx + n {
+            dense_set(&mut dense[HEADER_LEN..], i, v);
         }
-        idx += op.span();
-        p += op.len();
-    }
-    if idx != REGISTERS {
-        return Err(HllError::Corrupt);
-    }
+    })?;
     *s = dense;
     Ok(true)
 }
@@ -401,27 +410,11 @@ pub fn merge_into(max: &mut [u8; REGISTERS], s: &[u8]) -> Result<(), HllError> {
         }
         return Ok(());
     }
-    let mut p = HEADER_LEN;
-    let mut idx = 0;
-    while p < s.len() {
-        let op = Op::at(s, p);
-        if let Op::Val(v, n) = op {
-            // Redis since the CVE-2025-32023 fix: a run past the last
-            // register is corruption, even one that starts right after it.
-            if idx + n > REGISTERS {
-                return Err(HllError::Corrupt);
-            }
-            for m in &mut max[idx..idx + n] {
-                *m = (*m).max(v);
-            }
+    for_each_val_run(s, |idx, n, v| {
+        for m in &mut max[idx..idx + n] {
+            *m = (*m).max(v);
         }
-        idx += op.span();
-        p += op.len();
-    }
-    if idx != REGISTERS {
-        return Err(HllError::Corrupt);
-    }
-    Ok(())
+    })
 }
 
 /// The estimated cardinality of a sketch (not its cache).

@@ -229,21 +229,38 @@ pub struct Scripting {
 
 struct Script {
     f: Function,
-    /// `#!lua flags=no-writes`: runs as EVAL_RO does.
-    no_writes: bool,
-    /// Its shebang's maxmemory flags (see [`OomFlags`]).
-    oom: OomFlags,
+    flags: ScriptFlags,
 }
 
-/// What a script's shebang says about maxmemory.
+/// What a script declares in its shebang (`#!lua flags=...`), or a function
+/// in its flags: how CLIENT PAUSE, maxmemory and min-replicas-to-write
+/// judge the command that runs it, as Redis' script flags do.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct OomFlags {
-    /// Refused as a whole while over maxmemory: a shebang naming neither
-    /// `allow-oom` nor `no-writes` (a script without a shebang is checked
-    /// command by command instead).
-    pub denied: bool,
+pub struct ScriptFlags {
+    /// It declares flags at all (a valid shebang, or any function). Without
+    /// them Redis judges the script's commands one by one instead.
+    pub declared: bool,
+    /// `no-writes`: runs as EVAL_RO does.
+    pub no_writes: bool,
     /// `allow-oom`: its commands run over maxmemory too.
-    pub allowed: bool,
+    pub allow_oom: bool,
+}
+
+impl ScriptFlags {
+    /// It may write (CLIENT PAUSE WRITE holds it back).
+    pub fn may_write(self) -> bool {
+        !self.no_writes
+    }
+
+    /// It is refused as a whole while over maxmemory.
+    pub fn denies_oom(self) -> bool {
+        self.declared && !self.no_writes && !self.allow_oom
+    }
+
+    /// Redis treats the command that runs it as a write.
+    pub fn declares_writes(self) -> bool {
+        self.declared && !self.no_writes
+    }
 }
 
 /// Redis 7's script flags (`#!lua flags=...`).
@@ -255,11 +272,11 @@ pub(crate) const SHEBANG_FLAGS: &[&str] = &[
     "allow-cross-slot-keys",
 ];
 
-/// Reads a `#!lua flags=a,b` first line: whether it has no-writes, and how
-/// many bytes it takes (the newline stays, so line numbers do not move).
-fn shebang(body: &[u8]) -> Result<(bool, usize), ScriptError> {
+/// Reads a `#!lua flags=a,b` first line: its flags, and how many bytes it
+/// takes (the newline stays, so line numbers do not move).
+fn shebang(body: &[u8]) -> Result<(ScriptFlags, usize), ScriptError> {
     if !body.starts_with(b"#!") {
-        return Ok((false, 0));
+        return Ok((ScriptFlags::default(), 0));
     }
     let Some(end) = body.iter().position(|&b| b == b'\n') else {
         return Err(ScriptError::new("ERR Invalid script shebang".into()));
@@ -272,7 +289,10 @@ fn shebang(body: &[u8]) -> Result<(bool, usize), ScriptError> {
             "ERR Unexpected engine in script shebang: {engine}"
         )));
     }
-    let mut no_writes = false;
+    let mut flagged = ScriptFlags {
+        declared: true,
+        ..Default::default()
+    };
     for p in parts {
         let Some(flags) = p.strip_prefix("flags=") else {
             return Err(ScriptError::new(format!(
@@ -285,38 +305,17 @@ fn shebang(body: &[u8]) -> Result<(bool, usize), ScriptError> {
                     "ERR Unexpected flag in script shebang: {f}"
                 )));
             }
-            no_writes |= f == "no-writes";
+            flagged.no_writes |= f == "no-writes";
+            flagged.allow_oom |= f == "allow-oom";
         }
     }
-    Ok((no_writes, end))
+    Ok((flagged, end))
 }
 
-/// A script body's maxmemory flags, from its shebang.
-pub fn body_oom_flags(body: &[u8]) -> OomFlags {
-    if !body.starts_with(b"#!") {
-        return OomFlags::default();
-    }
-    let Some(end) = body.iter().position(|&b| b == b'\n') else {
-        return OomFlags::default();
-    };
-    let line = String::from_utf8_lossy(&body[..end]);
-    let has = |flag: &str| {
-        line.split_whitespace()
-            .filter_map(|p| p.strip_prefix("flags="))
-            .flat_map(|f| f.split(','))
-            .any(|f| f == flag)
-    };
-    let allowed = has("allow-oom");
-    OomFlags {
-        denied: !allowed && !has("no-writes"),
-        allowed,
-    }
-}
-
-/// Whether a script body may write: all but those whose shebang says
-/// `no-writes` (a body without a shebang may).
-pub fn body_may_write(body: &[u8]) -> bool {
-    !matches!(shebang(body), Ok((true, _)))
+/// A script body's flags; an invalid shebang declares none (the script
+/// then fails with its error when it runs).
+pub fn body_flags(body: &[u8]) -> ScriptFlags {
+    shebang(body).map(|(f, _)| f).unwrap_or_default()
 }
 
 /// The Lua state and the prelude's handles into it.
@@ -373,6 +372,18 @@ pub fn sha1_hex(body: &[u8]) -> String {
 }
 
 impl LuaState {
+    /// Compiles `code` as a chunk named `name`; the error is Lua's message.
+    pub(crate) fn compile(&self, code: &[u8], name: &str) -> Result<Function, String> {
+        self.lua
+            .load(code)
+            .set_name(name)
+            .into_function()
+            .map_err(|e| match e {
+                mlua::Error::SyntaxError { message, .. } => message,
+                other => other.to_string(),
+            })
+    }
+
     /// A fresh Lua state with the libraries and the prelude run.
     pub(crate) fn new() -> Result<Self, ScriptError> {
         let libs = StdLib::TABLE | StdLib::STRING | StdLib::MATH | StdLib::DEBUG;
@@ -439,41 +450,23 @@ impl Scripting {
         if self.scripts.contains_key(&sha) {
             return Ok(sha);
         }
-        let (no_writes, skip) = shebang(body)?;
+        let (flags, skip) = shebang(body)?;
         let st = self.state()?;
-        let f = st
-            .lua
-            .load(&body[skip..])
-            .set_name("@user_script")
-            .into_function()
-            .map_err(|e| {
-                let msg = match &e {
-                    mlua::Error::SyntaxError { message, .. } => message.clone(),
-                    other => other.to_string(),
-                };
-                ScriptError::new(format!(
-                    "ERR Error compiling script (new function): {}",
-                    one_line(&msg)
-                ))
-            })?;
+        let f = st.compile(&body[skip..], "@user_script").map_err(|msg| {
+            ScriptError::new(format!(
+                "ERR Error compiling script (new function): {}",
+                one_line(&msg)
+            ))
+        })?;
         let f: Function = st.sandbox.call(f).map_err(lua_setup_error)?;
-        let oom = body_oom_flags(body);
-        self.scripts
-            .insert(sha.clone(), Script { f, no_writes, oom });
+        self.scripts.insert(sha.clone(), Script { f, flags });
         Ok(sha)
     }
 
-    /// The cached script `sha`'s maxmemory flags.
-    pub fn oom_flags(&self, sha: &[u8]) -> OomFlags {
+    /// The cached script `sha`'s flags (an unknown one declares none).
+    pub fn flags(&self, sha: &[u8]) -> ScriptFlags {
         let sha = String::from_utf8_lossy(sha).to_ascii_lowercase();
-        self.scripts.get(&sha).map(|s| s.oom).unwrap_or_default()
-    }
-
-    /// Whether the cached script `sha` may write (no `no-writes` flag), as
-    /// CLIENT PAUSE WRITE judges it; an unknown one may.
-    pub fn may_write(&self, sha: &[u8]) -> bool {
-        let sha = String::from_utf8_lossy(sha).to_ascii_lowercase();
-        self.scripts.get(&sha).is_none_or(|s| !s.no_writes)
+        self.scripts.get(&sha).map(|s| s.flags).unwrap_or_default()
     }
 
     pub fn exists(&self, sha: &[u8]) -> bool {
@@ -621,7 +614,7 @@ fn run_with(
     let (f, no_writes) = scripting
         .scripts
         .get(inv.name)
-        .map(|s| (s.f.clone(), s.no_writes))
+        .map(|s| (s.f.clone(), s.flags.no_writes))
         .ok_or_else(|| ScriptError::new("NOSCRIPT No matching script. Please use EVAL.".into()))?;
     let st = scripting.state()?;
     let inv = Invocation {
