@@ -11,6 +11,8 @@
 //! groups. Consumers' seen-times are not logged (a Redis replica's differ
 //! too).
 
+use std::collections::BTreeMap;
+
 use bytes::Bytes;
 
 use super::flags::*;
@@ -174,6 +176,29 @@ fn has_group(ctx: &mut Ctx, db: usize, key: &[u8], group: &[u8]) -> Result<bool,
         .ks
         .get_stream(db, key)?
         .is_some_and(|s| s.groups.contains_key(group)))
+}
+
+/// A stream's entries by ID.
+type Entries = BTreeMap<StreamId, Box<[Elem]>>;
+
+/// A group's stream entries and the group, for XCLAIM / XAUTOCLAIM
+/// (NOGROUP when either is missing).
+fn group_mut<'a>(
+    ks: &'a mut crate::keyspace::Keyspace,
+    db: usize,
+    key: &[u8],
+    gname: &[u8],
+) -> Result<(&'a mut Entries, &'a mut Group), CmdError> {
+    let Some(s) = ks.get_stream_mut(db, key)? else {
+        return Err(nogroup_key(key, gname));
+    };
+    let Stream {
+        entries, groups, ..
+    } = s;
+    match groups.get_mut(gname) {
+        Some(g) => Ok((entries, g)),
+        None => Err(nogroup_key(key, gname)),
+    }
 }
 
 /// How a claim sets the delivery count.
@@ -867,15 +892,7 @@ fn xclaim(ctx: &mut Ctx) -> CmdResult {
         Some(t) if (0..=now).contains(&t) => t,
         _ => now,
     };
-    let Some(s) = ctx.ks.get_stream_mut(db, key)? else {
-        return Err(nogroup_key(key, gname));
-    };
-    let Stream {
-        entries, groups, ..
-    } = s;
-    let Some(g) = groups.get_mut(&gname[..]) else {
-        return Err(nogroup_key(key, gname));
-    };
+    let (entries, g) = group_mut(ctx.ks, db, key, gname)?;
     let mut effects = Vec::new();
     let mut created_consumer = false;
     let mut propagate_last_id = false;
@@ -979,15 +996,7 @@ fn xautoclaim(ctx: &mut Ctx) -> CmdResult {
     if !has_group(ctx, db, key, gname)? {
         return Err(nogroup_key(key, gname));
     }
-    let Some(s) = ctx.ks.get_stream_mut(db, key)? else {
-        return Err(nogroup_key(key, gname));
-    };
-    let Stream {
-        entries, groups, ..
-    } = s;
-    let Some(g) = groups.get_mut(&gname[..]) else {
-        return Err(nogroup_key(key, gname));
-    };
+    let (entries, g) = group_mut(ctx.ks, db, key, gname)?;
     let now = unix_ms();
     let mut attempts = count.saturating_mul(10);
     let mut effects = Vec::new();
