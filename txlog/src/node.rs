@@ -48,10 +48,15 @@ pub struct NodeConfig {
     /// Entries kept behind a snapshot for followers that lag (openraft's
     /// `max_in_snapshot_log_to_keep`).
     pub keep_after_snapshot: u64,
+    /// ... but no more of them than hold this many bytes (see
+    /// [`purge_by_size`]).
+    pub keep_after_snapshot_bytes: u64,
 }
 
 /// Default of [`NodeConfig::snapshot_every_bytes`].
 pub const SNAPSHOT_EVERY_BYTES: u64 = 64 * 1024 * 1024;
+/// Default of [`NodeConfig::keep_after_snapshot_bytes`].
+pub const KEEP_AFTER_SNAPSHOT_BYTES: u64 = 64 * 1024 * 1024;
 /// How often a node checks whether a snapshot is due by size.
 const SNAPSHOT_BYTES_CHECK: std::time::Duration = std::time::Duration::from_millis(250);
 
@@ -67,6 +72,7 @@ impl NodeConfig {
             snapshot_every: 20_000,
             snapshot_every_bytes: SNAPSHOT_EVERY_BYTES,
             keep_after_snapshot: 1000,
+            keep_after_snapshot_bytes: KEEP_AFTER_SNAPSHOT_BYTES,
         }
     }
 
@@ -123,6 +129,51 @@ async fn snapshot_by_size(
     }
 }
 
+/// Bounds what a node keeps behind each snapshot by bytes as well as by
+/// entries: openraft keeps `max_in_snapshot_log_to_keep` entries for
+/// followers that lag, and with group commits of up to a few MiB each that
+/// count alone could keep gigabytes on disk after the logs were trimmed.
+/// After every new snapshot this purges further, down to the entries that
+/// hold `budget` bytes (a follower lagging further gets the snapshot, as
+/// it would past the count). Ends with the Raft.
+async fn purge_by_size(raft: Raft, log: store::LogStore, budget: u64, keep: u64) {
+    let mut metrics = raft.metrics();
+    let mut done = None;
+    loop {
+        if metrics.changed().await.is_err() {
+            return;
+        }
+        let snapshot = {
+            let m = metrics.borrow_watched();
+            if m.running_state.is_err() {
+                return;
+            }
+            m.snapshot.map(|s| s.index)
+        };
+        let Some(snapshot) = snapshot else { continue };
+        if done == Some(snapshot) {
+            continue;
+        }
+        done = Some(snapshot);
+        let reader = log.clone();
+        let from =
+            tokio::task::spawn_blocking(move || reader.keep_bytes_from(snapshot, budget, keep))
+                .await;
+        match from {
+            // Beyond what openraft purges by count anyway.
+            Ok(Ok(Some(upto))) if upto > snapshot.saturating_sub(keep) => {
+                tracing::debug!(snapshot, upto, "purging the raft log by size");
+                if raft.trigger().purge_log(upto).await.is_err() {
+                    return;
+                }
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!("sizing the raft log behind a snapshot: {e}"),
+            Err(e) => tracing::warn!("sizing the raft log behind a snapshot: {e}"),
+        }
+    }
+}
+
 /// Why a node's Raft stopped by itself (see [`TxlogNode::failure`]).
 #[derive(Debug, Clone)]
 pub struct NodeFailure {
@@ -154,9 +205,15 @@ impl TxlogNode {
         let (log, sm) = store::open(&cfg.data_dir).await?;
         let view = sm.view();
         let (applied_bytes, trimmed) = sm.applied_bytes();
-        let raft = Raft::new(cfg.id, cfg.raft_config()?, NetworkFactory, log, sm)
+        let raft = Raft::new(cfg.id, cfg.raft_config()?, NetworkFactory, log.clone(), sm)
             .await
             .map_err(|e| TxlogError::Raft(e.to_string()))?;
+        tokio::spawn(purge_by_size(
+            raft.clone(),
+            log,
+            cfg.keep_after_snapshot_bytes,
+            cfg.keep_after_snapshot,
+        ));
         tokio::spawn(snapshot_by_size(
             raft.clone(),
             applied_bytes,

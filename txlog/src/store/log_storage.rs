@@ -315,6 +315,30 @@ impl LogStore {
         Some(u64::from_be_bytes(k.as_ref().try_into().ok()?))
     }
 
+    /// The lowest index `p` such that the stored entries in `p + 1..=upto`
+    /// hold at least `budget` bytes, looking back at most `max_entries`
+    /// entries; `None` when those entries hold less. Blocking (reads sled).
+    pub(crate) fn keep_bytes_from(
+        &self,
+        upto: u64,
+        budget: u64,
+        max_entries: u64,
+    ) -> crate::error::Result<Option<u64>> {
+        let mut kept = 0u64;
+        for (n, kv) in self.inner.log.range(..=index_key(upto)).rev().enumerate() {
+            if n as u64 >= max_entries {
+                break;
+            }
+            let (k, v) = kv?;
+            kept += v.len() as u64;
+            if kept >= budget {
+                let index = u64::from_be_bytes(k.as_ref().try_into().map_err(io_err)?);
+                return Ok(Some(index.saturating_sub(1)));
+            }
+        }
+        Ok(None)
+    }
+
     /// The entry at `index`, purged or not, as long as it is still stored
     /// (the state machine reads the payloads its chunks refer to through
     /// this). Blocking when the entry is no longer in memory.
@@ -673,6 +697,48 @@ mod tests {
             );
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
+    }
+
+    #[tokio::test]
+    async fn keep_bytes_from_finds_the_purge_point_that_keeps_a_byte_budget() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db_dir = dir.path().join("db");
+        let db = sled::open(&db_dir).expect("sled");
+        let refs = References::new(db.open_tree("sm").expect("sm"));
+        let mut store = LogStore::open(db, &db_dir, refs).expect("open");
+        store
+            .append((1..=100).map(entry), IOFlushed::noop())
+            .await
+            .expect("append");
+        let one = bincode::serialize(&entry(1)).expect("ser").len() as u64;
+        // Entries 91..=100 hold 10 entries' bytes.
+        assert_eq!(
+            store.keep_bytes_from(100, 10 * one, 1000).expect("scan"),
+            Some(90)
+        );
+        assert_eq!(
+            store
+                .keep_bytes_from(100, 10 * one - 1, 1000)
+                .expect("scan"),
+            Some(90)
+        );
+        assert_eq!(
+            store
+                .keep_bytes_from(100, 10 * one + 1, 1000)
+                .expect("scan"),
+            Some(89)
+        );
+        // Counted back from the snapshot, not from the last entry.
+        assert_eq!(
+            store.keep_bytes_from(50, 10 * one, 1000).expect("scan"),
+            Some(40)
+        );
+        // Fewer bytes than the budget, or more entries than may be looked at.
+        assert_eq!(
+            store.keep_bytes_from(100, 101 * one, 1000).expect("scan"),
+            None
+        );
+        assert_eq!(store.keep_bytes_from(100, 10 * one, 5).expect("scan"), None);
     }
 
     #[tokio::test]
