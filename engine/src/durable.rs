@@ -554,7 +554,8 @@ impl Positions {
 #[derive(Debug)]
 pub struct SnapshotRequest {
     pub seq: u64,
-    pub records: Vec<EffectRecord>,
+    /// The data set as of `seq`, encoded into records off the engine thread.
+    pub data: crate::snapshot::Capture,
     /// Where SAVE waits for its reply: `+OK` once the snapshot is stored,
     /// `-ERR` if it could not be (as Redis' SAVE answers).
     pub reply: Option<tokio::sync::oneshot::Sender<crate::engine::ParkedReply>>,
@@ -1358,17 +1359,21 @@ async fn run_snapshots(
                 continue;
             }
         };
-        let snap = Snapshot {
-            meta: SnapshotMeta {
-                lsn,
-                skip,
-                checksum,
-                created_ms: crate::keyspace::unix_ms(),
-            },
-            records: req.records,
+        let meta = SnapshotMeta {
+            lsn,
+            skip,
+            checksum,
+            created_ms: crate::keyspace::unix_ms(),
         };
+        let data = req.data;
         let store = d.snapshots.clone();
-        let saved = tokio::task::spawn_blocking(move || store.save(&snap)).await;
+        let saved = tokio::task::spawn_blocking(move || {
+            store.save(&Snapshot {
+                meta,
+                records: data.into_records(),
+            })
+        })
+        .await;
         let ok = matches!(saved, Ok(Ok(())));
         if ok {
             engine.lock().srv.lastsave_ms = crate::keyspace::unix_ms();

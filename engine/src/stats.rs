@@ -53,6 +53,11 @@ pub struct Stats {
     pub snapshots_pending: u64,
     pub snapshots_saved: u64,
     pub snapshot_failed: bool,
+    /// How long the last snapshot's capture held the engine, and how many
+    /// captures there were (INFO stats `latest_fork_usec`, `total_forks`:
+    /// Redis' fork is what its clients wait for).
+    pub latest_capture_usec: u64,
+    pub total_captures: u64,
     /// Hashed, not ordered: it is updated on every command; INFO sorts.
     pub commands: hashbrown::HashMap<CommandName, CommandStat>,
     /// `latency-tracking`: keep a latency histogram per command.

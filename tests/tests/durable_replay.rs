@@ -425,6 +425,8 @@ fn check_recovery(server: &mut MemlogServer, seed: u64, save_midway: bool) {
                 c.call(&["SAVE"]).expect("save"),
                 RespValue::Simple("OK".into())
             );
+            // Counted as Redis counts its forks (the capture is the stall).
+            assert_eq!(memlog_tests::info_i64(&mut c, "total_forks"), 1);
             // SAVE answers once the snapshot's records are durable; the
             // file follows.
             let snapshots = server.dir.path().join("data").join("snapshots");
