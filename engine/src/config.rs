@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Int,
+    /// An integer within these bounds (inclusive).
+    IntIn(i64, i64),
     Bool,
     Str,
     /// Memory sizes accept `1gb`, `100mb`, ...
@@ -78,6 +80,14 @@ const PARAMS: &[(&str, &str, Kind)] = &[
     ("activerehashing", "yes", Kind::Bool),
     ("active-expire-effort", "1", Kind::Int),
     ("appendonly", "no", Kind::Bool),
+    // memlog's append-only file is its log, always on: these take a
+    // snapshot (and trim the log) as they would rewrite Redis' AOF.
+    (
+        "auto-aof-rewrite-percentage",
+        "100",
+        Kind::IntIn(0, i32::MAX as i64),
+    ),
+    ("auto-aof-rewrite-min-size", "67108864", Kind::Memory),
     ("aof-use-rdb-preamble", "yes", Kind::Bool),
     (
         "appendfsync",
@@ -294,12 +304,20 @@ impl Config {
             return Err(ConfigError::Unknown(name.to_string()));
         };
         let normalized = match kind {
-            Kind::Int => {
-                if value.parse::<i64>().is_err() {
+            Kind::Int | Kind::IntIn(..) => {
+                let Ok(n) = value.parse::<i64>() else {
                     return Err(ConfigError::Invalid(
                         name.to_string(),
                         "argument couldn't be parsed into an integer".into(),
                     ));
+                };
+                if let Kind::IntIn(min, max) = kind {
+                    if !(min..=max).contains(&n) {
+                        return Err(ConfigError::Invalid(
+                            name.to_string(),
+                            format!("argument must be between {min} and {max} inclusive"),
+                        ));
+                    }
                 }
                 value.to_string()
             }

@@ -647,13 +647,22 @@ async fn recover(
             return Err(DurableError::Fenced(info.holder));
         }
     }
-    engine.lock().reset_dataset();
+    {
+        let mut e = engine.lock();
+        e.reset_dataset();
+        // Counted again as the snapshot and the log are read (what
+        // `auto-aof-rewrite-*` weigh).
+        e.srv.stats.snapshot_bytes = 0;
+        e.srv.stats.log_bytes_since_snapshot = 0;
+    }
     // Records are applied as they are read (a chunk per lock), so loading
     // costs no memory beyond the data set itself.
     let (store, e) = (d.snapshots.clone(), engine.clone());
     let meta = tokio::task::spawn_blocking(move || {
         store.load_latest(&mut |records| {
             let mut e = e.lock();
+            e.srv.stats.snapshot_bytes +=
+                records.iter().map(|r| r.encoded_len() as u64).sum::<u64>();
             for r in &records {
                 if let Err(err) = e.apply_effect(r) {
                     tracing::error!(error = %err, "snapshot record failed to apply");
@@ -691,6 +700,8 @@ async fn recover(
             d.backend
                 .replay(&d.log, applied + 1, info.last_lsn, |chunk| {
                     replayed += chunk.len();
+                    let bytes: usize = chunk.iter().map(|e| e.payload.len()).sum();
+                    engine.lock().srv.stats.log_bytes_since_snapshot += bytes as u64;
                     for e in &chunk {
                         if let Some(c) = chain {
                             let next = memlog_txlog::types::chain_checksum(c, &e.payload);
@@ -1176,6 +1187,7 @@ fn acknowledge(
         e.tracker.ack(last);
         e.srv.stats.log_appends += 1;
         e.srv.stats.log_records += last - first + 1;
+        e.srv.stats.log_bytes_since_snapshot += append.payload.len() as u64;
         e.ks.effects.records.len()
     };
     if queued > 0 {
@@ -1368,19 +1380,26 @@ async fn run_snapshots(
         let data = req.data;
         let store = d.snapshots.clone();
         let saved = tokio::task::spawn_blocking(move || {
-            store.save(&Snapshot {
+            let snap = Snapshot {
                 meta,
                 records: data.into_records(),
-            })
+            };
+            store.save(&snap)?;
+            Ok::<_, crate::snapshot::SnapshotError>(prost::encoding::message::encoded_len_repeated(
+                1,
+                &snap.records,
+            ))
         })
         .await;
-        let ok = matches!(saved, Ok(Ok(())));
-        if ok {
-            engine.lock().srv.lastsave_ms = crate::keyspace::unix_ms();
+        let ok = matches!(saved, Ok(Ok(_)));
+        if let Ok(Ok(bytes)) = saved {
+            let srv = &mut engine.lock().srv;
+            srv.lastsave_ms = crate::keyspace::unix_ms();
+            srv.stats.snapshot_bytes = bytes as u64;
         }
         snapshot_done(&engine, reply, ok);
         match saved {
-            Ok(Ok(())) => {
+            Ok(Ok(_)) => {
                 tracing::info!(lsn, skip, "snapshot saved");
                 if lsn > 0 {
                     if let Err(e) = d.backend.trim(&d.log, lsn).await {

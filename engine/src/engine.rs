@@ -1469,21 +1469,32 @@ impl Engine {
         true
     }
 
-    /// Takes a snapshot when one of the `save` points is due (durable mode
-    /// only; the default `save ""` never does, because a snapshot is
-    /// captured under the engine lock: the snapshotter service is what
-    /// keeps the log short without stalling the primary).
+    /// Takes a snapshot when one of the `save` points is due, or when the
+    /// log has grown as `auto-aof-rewrite-*` allow (durable mode only). The
+    /// default `save ""` never does: a snapshot is captured under the
+    /// engine lock. The log's growth does, as Redis rewrites its AOF: by
+    /// default once it took 64 MB and as much as the last snapshot holds,
+    /// which bounds both the log's disk and a restart's replay.
     pub fn snapshot_if_due(&mut self) {
         if self.srv.snapshot_requests.is_none() || self.srv.stats.snapshots_pending > 0 {
             return;
         }
-        let due = crate::command::server::save_point_due(
+        use crate::command::server::{log_rewrite_due, save_point_due, snapshot_retry_waits};
+        let now = crate::keyspace::unix_ms();
+        let stats = &self.srv.stats;
+        if snapshot_retry_waits(stats.snapshot_failed, now, self.srv.last_snapshot_try_ms) {
+            return;
+        }
+        let due = save_point_due(
             self.srv.config.get("save").unwrap_or(""),
             self.ks.dirty,
-            crate::keyspace::unix_ms(),
+            now,
             self.srv.lastsave_ms,
-            self.srv.last_snapshot_try_ms,
-            self.srv.stats.snapshot_failed,
+        ) || log_rewrite_due(
+            self.srv.config.get_i64("auto-aof-rewrite-percentage"),
+            self.srv.config.get_i64("auto-aof-rewrite-min-size"),
+            stats.log_bytes_since_snapshot,
+            stats.snapshot_bytes,
         );
         if due {
             crate::command::server::request_snapshot(&mut self.ks, &mut self.srv, false);

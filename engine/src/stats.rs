@@ -58,6 +58,12 @@ pub struct Stats {
     /// Redis' fork is what its clients wait for).
     pub latest_capture_usec: u64,
     pub total_captures: u64,
+    /// Effect bytes acknowledged by the log since the last snapshot's
+    /// capture, and the size of the last snapshot written: what
+    /// `auto-aof-rewrite-*` compare (Redis' `aof_current_size` less its
+    /// base, and `aof_base_size`).
+    pub log_bytes_since_snapshot: u64,
+    pub snapshot_bytes: u64,
     /// Hashed, not ordered: it is updated on every command; INFO sorts.
     pub commands: hashbrown::HashMap<CommandName, CommandStat>,
     /// `latency-tracking`: keep a latency histogram per command.

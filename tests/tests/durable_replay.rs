@@ -494,3 +494,84 @@ fn recovery_rebuilds_the_same_data_set_three_node_txlog() {
     let mut server = cluster.server(&[]).expect("server");
     check_recovery(&mut server, 0x74786c6f67, false);
 }
+
+/// Waits until `field` of INFO reaches `want`.
+fn wait_info_at_least(c: &mut RawConn, field: &str, want: i64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while memlog_tests::info_i64(c, field) < want {
+        assert!(
+            Instant::now() < deadline,
+            "INFO {field} never reached {want}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// SETs `n` distinct keys of `size` bytes under `prefix`.
+fn write_bytes(c: &mut RawConn, prefix: &str, n: usize, size: usize) {
+    let value = "v".repeat(size);
+    for i in 0..n {
+        let key = format!("{prefix}:{i}");
+        assert_eq!(
+            c.call(&["SET", &key, &value]).expect("set"),
+            RespValue::Simple("OK".into())
+        );
+    }
+}
+
+/// The log is memlog's AOF, and `auto-aof-rewrite-*` rewrite it as Redis
+/// rewrites its AOF: once the log took the minimum size and grew by the
+/// percentage of what the last snapshot holds, a snapshot is taken and the
+/// log trimmed, with no SAVE; a restart loads that snapshot.
+#[test]
+fn the_log_is_snapshotted_as_it_grows() {
+    let mut server = MemlogServer::start(&[]).expect("server");
+    wait_serving(server.port);
+    let mut c = RawConn::connect(server.port).expect("connect");
+    for (k, v) in [
+        ("auto-aof-rewrite-percentage", "100"),
+        ("auto-aof-rewrite-min-size", "1mb"),
+    ] {
+        assert_eq!(
+            c.call(&["CONFIG", "SET", k, v]).expect("config"),
+            RespValue::Simple("OK".into())
+        );
+    }
+    // 600 KB: under the minimum, no snapshot.
+    write_bytes(&mut c, "a", 150, 4096);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(memlog_tests::info_i64(&mut c, "total_forks"), 0);
+    // 1.2 MB in all: a snapshot (any growth counts before the first).
+    write_bytes(&mut c, "b", 150, 4096);
+    wait_info_at_least(&mut c, "rdb_saves", 1);
+    assert_eq!(memlog_tests::info_i64(&mut c, "total_forks"), 1);
+    let base = memlog_tests::info_i64(&mut c, "memlog_snapshot_bytes");
+    assert!(base > 900_000, "snapshot of {base} bytes");
+    // Then as much again as the snapshot holds (the same keys rewritten):
+    // the next one (the percentage itself: `log_rewrite_due`'s unit test).
+    write_bytes(&mut c, "a", 150, 4096);
+    write_bytes(&mut c, "b", 200, 4096);
+    wait_info_at_least(&mut c, "rdb_saves", 2);
+    assert_eq!(memlog_tests::info_i64(&mut c, "total_forks"), 2);
+    // A percentage of 0 turns it off.
+    assert_eq!(
+        c.call(&["CONFIG", "SET", "auto-aof-rewrite-percentage", "0"])
+            .expect("config"),
+        RespValue::Simple("OK".into())
+    );
+    write_bytes(&mut c, "c", 600, 4096);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(memlog_tests::info_i64(&mut c, "total_forks"), 2);
+    let before = data_set(server.port);
+    server.restart().expect("restart");
+    wait_serving(server.port);
+    assert_eq!(data_set(server.port), before);
+    let log = server.log_text();
+    assert!(
+        log.contains("loaded snapshot"),
+        "no snapshot loaded:\n{log}"
+    );
+    // The log replayed after the snapshot counts toward the next one.
+    let mut c = RawConn::connect(server.port).expect("connect");
+    assert!(memlog_tests::info_i64(&mut c, "memlog_log_bytes_since_snapshot") > 2_000_000);
+}

@@ -98,6 +98,20 @@ fn config_get_set() {
          CONFIG FOO
          CONFIG",
     );
+    // memlog's log is its AOF: the rewrite thresholds exist, as in Redis.
+    d.script(
+        "CONFIG GET auto-aof-rewrite-percentage
+         CONFIG GET auto-aof-rewrite-min-size
+         CONFIG SET auto-aof-rewrite-percentage -1
+         CONFIG SET auto-aof-rewrite-percentage 2147483648
+         CONFIG SET auto-aof-rewrite-percentage x
+         CONFIG SET auto-aof-rewrite-percentage 50
+         CONFIG GET auto-aof-rewrite-percentage
+         CONFIG SET auto-aof-rewrite-min-size 1gb
+         CONFIG GET auto-aof-rewrite-min-size
+         CONFIG SET auto-aof-rewrite-percentage 100
+         CONFIG SET auto-aof-rewrite-min-size 64mb",
+    );
     // Aliases (the old name and the new one are one parameter), parameters
     // fixed at startup, hidden ones, percentages.
     d.script(

@@ -543,7 +543,7 @@ fn section_text(ctx: &Ctx, name: &str, s: &mut String) {
         "persistence" => {
             let _ = write!(
                 s,
-                "# Persistence\r\nloading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_cow_size_age:0\r\ncurrent_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\nrdb_last_bgsave_time_sec:-1\r\nrdb_current_bgsave_time_sec:-1\r\nrdb_saves:{}\r\nrdb_last_cow_size:0\r\nrdb_last_load_keys_expired:0\r\nrdb_last_load_keys_loaded:0\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:-1\r\naof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:ok\r\naof_rewrites:0\r\naof_rewrites_consecutive_failures:0\r\naof_last_write_status:ok\r\naof_last_cow_size:0\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\nmemlog_durable:{}\r\nmemlog_log_state:{}\r\nmemlog_lease_ms:{}\r\nmemlog_log_appends:{}\r\nmemlog_log_records:{}\r\nmemlog_log_resumes:{}\r\nmemlog_log_rebuilds:{}\r\n",
+                "# Persistence\r\nloading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_cow_size_age:0\r\ncurrent_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\nrdb_last_bgsave_time_sec:-1\r\nrdb_current_bgsave_time_sec:-1\r\nrdb_saves:{}\r\nrdb_last_cow_size:0\r\nrdb_last_load_keys_expired:0\r\nrdb_last_load_keys_loaded:0\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:-1\r\naof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:ok\r\naof_rewrites:0\r\naof_rewrites_consecutive_failures:0\r\naof_last_write_status:ok\r\naof_last_cow_size:0\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\nmemlog_durable:{}\r\nmemlog_log_state:{}\r\nmemlog_lease_ms:{}\r\nmemlog_log_appends:{}\r\nmemlog_log_records:{}\r\nmemlog_log_resumes:{}\r\nmemlog_log_rebuilds:{}\r\nmemlog_log_bytes_since_snapshot:{}\r\nmemlog_snapshot_bytes:{}\r\n",
                 ctx.ks.dirty,
                 u8::from(srv.stats.snapshots_pending > 0),
                 srv.lastsave_ms / 1000,
@@ -558,6 +558,8 @@ fn section_text(ctx: &Ctx, name: &str, s: &mut String) {
                 srv.stats.log_records,
                 srv.stats.log_resumes,
                 srv.stats.log_rebuilds,
+                srv.stats.log_bytes_since_snapshot,
+                srv.stats.snapshot_bytes,
             );
         }
         "stats" => {
@@ -773,6 +775,8 @@ pub fn request_snapshot(
         // holds every client up here.
         srv.stats.latest_capture_usec = started.elapsed().as_micros() as u64;
         srv.stats.total_captures += 1;
+        // What the log takes from here on is what the next snapshot trims.
+        srv.stats.log_bytes_since_snapshot = 0;
         let req = crate::durable::SnapshotRequest {
             seq: ks.effects.last_seq,
             data,
@@ -789,27 +793,42 @@ pub fn request_snapshot(
     waiting
 }
 
+/// Whether a snapshot due now must wait: as in Redis, the attempt after a
+/// failed one waits 5 seconds.
+pub fn snapshot_retry_waits(failed: bool, now_ms: i64, last_try_ms: i64) -> bool {
+    failed && now_ms - last_try_ms <= 5000
+}
+
 /// Redis' `save` points (`"<seconds> <changes> ..."`): whether one is due,
 /// `changes` writes having been made and `seconds` having passed since the
-/// last snapshot. As in Redis, after a failed snapshot the next attempt
-/// waits 5 seconds.
-pub fn save_point_due(
-    save: &str,
-    dirty: u64,
-    now_ms: i64,
-    lastsave_ms: i64,
-    last_try_ms: i64,
-    failed: bool,
-) -> bool {
-    if failed && now_ms - last_try_ms <= 5000 {
-        return false;
-    }
+/// last snapshot.
+pub fn save_point_due(save: &str, dirty: u64, now_ms: i64, lastsave_ms: i64) -> bool {
     let nums: Vec<i64> = save
         .split_whitespace()
         .filter_map(|n| n.parse().ok())
         .collect();
     nums.chunks_exact(2)
         .any(|p| dirty >= p[1].max(0) as u64 && now_ms - lastsave_ms > p[0].saturating_mul(1000))
+}
+
+/// Redis' `auto-aof-rewrite-percentage` and `auto-aof-rewrite-min-size`
+/// over memlog's log: a snapshot is due once the log took `min_size`
+/// bytes since the last one and grew by `percentage` percent of what that
+/// snapshot holds (any growth counts before the first snapshot, as Redis
+/// takes a zero base as 1). A percentage of 0 turns it off.
+pub fn log_rewrite_due(
+    percentage: i64,
+    min_size: i64,
+    log_bytes: u64,
+    snapshot_bytes: u64,
+) -> bool {
+    if percentage <= 0 {
+        return false;
+    }
+    let current = snapshot_bytes.saturating_add(log_bytes);
+    let base = snapshot_bytes.max(1);
+    current >= min_size.max(0) as u64
+        && u128::from(log_bytes) * 100 >= u128::from(base) * percentage as u128
 }
 
 /// Answers once the snapshot is stored, like Redis' SAVE (which blocks the
@@ -1406,4 +1425,29 @@ fn debug(ctx: &mut Ctx) -> CmdResult {
         _ => return Err(debug_unknown(args)),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_rewrite_is_due_past_the_minimum_and_the_percentage() {
+        const MB: u64 = 1024 * 1024;
+        let min = 64 * MB as i64;
+        // Before any snapshot, the minimum alone decides.
+        assert!(!log_rewrite_due(100, min, 64 * MB - 1, 0));
+        assert!(log_rewrite_due(100, min, 64 * MB, 0));
+        // After one, the log must also have grown by the percentage of it.
+        assert!(!log_rewrite_due(100, min, 99 * MB, 100 * MB));
+        assert!(log_rewrite_due(100, min, 100 * MB, 100 * MB));
+        assert!(!log_rewrite_due(200, min, 199 * MB, 100 * MB));
+        assert!(log_rewrite_due(50, min, 50 * MB, 100 * MB));
+        // The minimum counts the snapshot too, as Redis' AOF size does.
+        assert!(log_rewrite_due(100, min, 40 * MB, 30 * MB));
+        assert!(!log_rewrite_due(100, min, 30 * MB, 30 * MB));
+        // 0 turns it off; huge sizes do not overflow.
+        assert!(!log_rewrite_due(0, 0, u64::MAX, 1));
+        assert!(log_rewrite_due(i64::MAX, 0, u64::MAX, 1));
+    }
 }
