@@ -57,7 +57,7 @@ use prost::Message;
 
 use crate::effect::{EffectBatch, EffectRecord};
 use crate::server::SharedEngine;
-use crate::snapshot::{Snapshot, SnapshotMeta, SnapshotStore};
+use crate::snapshot::{CapturedData, Snapshot, SnapshotMeta, SnapshotStore};
 
 /// Default lease: a server that had no append acknowledged for this long
 /// stops answering.
@@ -555,7 +555,7 @@ impl Positions {
 pub struct SnapshotRequest {
     pub seq: u64,
     /// The data set as of `seq`, encoded into records off the engine thread.
-    pub data: crate::snapshot::Capture,
+    pub data: crate::snapshot::CapturedData,
     /// Where SAVE waits for its reply: `+OK` once the snapshot is stored,
     /// `-ERR` if it could not be (as Redis' SAVE answers).
     pub reply: Option<tokio::sync::oneshot::Sender<crate::engine::ParkedReply>>,
@@ -604,6 +604,7 @@ pub async fn start(engine: &SharedEngine, d: Arc<Durable>) -> Result<(), Durable
             g.lease = d.lease;
         }
         e.srv.snapshot_requests = Some(snap_tx);
+        e.srv.capture_dir = d.snapshots.capture_dir();
         e.srv.rebuild_requests = Some(rebuild_tx);
     }
     let mut attempt = 0u32;
@@ -1333,6 +1334,19 @@ async fn run_snapshots(
     let progress = engine.lock().progress.clone();
     while let Some(mut req) = rx.recv().await {
         let reply = req.reply.take();
+        // A forked capture's child is reaped first, whatever becomes of it.
+        if let CapturedData::Forked(f) = &req.data {
+            let pid = f.pid;
+            let written = tokio::task::spawn_blocking(move || crate::snapshot::wait_forked(pid))
+                .await
+                .unwrap_or(false);
+            if !written {
+                tracing::warn!(pid, "snapshot dropped: its capture process failed");
+                req.data.discard();
+                snapshot_done(&engine, reply, false);
+                continue;
+            }
+        }
         // Wait until the records it contains are durable (or failed).
         let ok = loop {
             let changed = progress.changed();
@@ -1352,6 +1366,7 @@ async fn run_snapshots(
                 seq = req.seq,
                 "snapshot dropped: its records did not commit"
             );
+            req.data.discard();
             snapshot_done(&engine, reply, false);
             continue;
         };
@@ -1362,11 +1377,13 @@ async fn run_snapshots(
             // log is only trimmed up to one), e.g. a SAVE right after
             // another with no write between. Nothing to add.
             Err(TxlogError::Truncated { .. }) => {
+                req.data.discard();
                 snapshot_done(&engine, reply, true);
                 continue;
             }
             Err(e) => {
                 tracing::warn!(error = %e, "snapshot dropped: cannot read the log checksum");
+                req.data.discard();
                 snapshot_done(&engine, reply, false);
                 continue;
             }
@@ -1379,23 +1396,27 @@ async fn run_snapshots(
         };
         let data = req.data;
         let store = d.snapshots.clone();
-        let saved = in_background(move || {
-            let snap = Snapshot {
-                meta,
-                records: data.into_records(),
-            };
-            store.save(&snap)?;
-            Ok::<_, crate::snapshot::SnapshotError>(prost::encoding::message::encoded_len_repeated(
-                1,
-                &snap.records,
-            ))
+        let saved = in_background(move || match data {
+            CapturedData::Copied(data) => {
+                let snap = Snapshot {
+                    meta,
+                    records: data.into_records(),
+                };
+                store.save(&snap)?;
+                Ok(prost::encoding::message::encoded_len_repeated(1, &snap.records) as u64)
+            }
+            CapturedData::Forked(f) => {
+                let len = std::fs::metadata(&f.body)?.len();
+                store.save_body(&meta, &f.body)?;
+                Ok::<_, crate::snapshot::SnapshotError>(len)
+            }
         })
         .await;
         let ok = matches!(saved, Ok(Ok(_)));
         if let Ok(Ok(bytes)) = saved {
             let srv = &mut engine.lock().srv;
             srv.lastsave_ms = crate::keyspace::unix_ms();
-            srv.stats.snapshot_bytes = bytes as u64;
+            srv.stats.snapshot_bytes = bytes;
         }
         snapshot_done(&engine, reply, ok);
         match saved {

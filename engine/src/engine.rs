@@ -144,6 +144,9 @@ pub struct ServerState {
     pub rebuild_requests: Option<tokio::sync::mpsc::UnboundedSender<oneshot::Sender<ParkedReply>>>,
     pub snapshot_requests:
         Option<tokio::sync::mpsc::UnboundedSender<crate::durable::SnapshotRequest>>,
+    /// Where a forked capture writes its snapshot body (the snapshot
+    /// store's directory); without one, captures are copied in memory.
+    pub capture_dir: Option<std::path::PathBuf>,
     blocked: HashMap<(usize, Elem), VecDeque<ClientId>>,
     blocked_clients: HashMap<ClientId, BlockedClient>,
     /// While a blocked client's command is re-run: the (db, key) whose
@@ -439,6 +442,7 @@ impl Engine {
                 replid: random_hex(40),
                 rebuild_requests: None,
                 snapshot_requests: None,
+                capture_dir: None,
                 gate: None,
                 blocked: HashMap::new(),
                 blocked_clients: HashMap::new(),

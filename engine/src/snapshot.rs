@@ -80,6 +80,13 @@ pub trait SnapshotStore: Send + Sync + std::fmt::Debug + 'static {
         &self,
         apply: &mut dyn FnMut(Vec<EffectRecord>),
     ) -> Result<Option<SnapshotMeta>, SnapshotError>;
+    /// A local directory where a forked capture may write a snapshot's
+    /// body ([`fork_capture`]) for [`SnapshotStore::save_body`]; `None`:
+    /// captures are copied in memory instead.
+    fn capture_dir(&self) -> Option<PathBuf>;
+    /// Stores a snapshot whose body (its records, encoded as [`write`]
+    /// encodes them) is the file `body`, atomically, and removes `body`.
+    fn save_body(&self, meta: &SnapshotMeta, body: &Path) -> Result<(), SnapshotError>;
 }
 
 /// Snapshots as files in a local directory.
@@ -127,25 +134,45 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 /// no memory beyond the captured records themselves (encoding it into one
 /// buffer and then framing that took two more copies of the data set).
 pub fn write(snap: &Snapshot, w: &mut impl Write) -> std::io::Result<()> {
-    let mut w = Crc32cWriter { inner: w, crc: 0 };
     let body_len = prost::encoding::message::encoded_len_repeated(1, &snap.records);
+    write_framed(&snap.meta, body_len as u64, w, |w| {
+        let mut buf = Vec::new();
+        for r in &snap.records {
+            write_record(r, &mut buf, w)?;
+        }
+        Ok(())
+    })
+}
+
+/// A snapshot file around a body of `body_len` bytes that `body` writes:
+/// header, body, crc32c of both.
+fn write_framed<W: Write>(
+    meta: &SnapshotMeta,
+    body_len: u64,
+    w: &mut W,
+    body: impl FnOnce(&mut Crc32cWriter<'_, W>) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let mut w = Crc32cWriter { inner: w, crc: 0 };
     let mut header = Vec::with_capacity(HEADER_LEN);
     header.extend_from_slice(MAGIC);
-    header.extend_from_slice(&snap.meta.lsn.to_le_bytes());
-    header.extend_from_slice(&snap.meta.skip.to_le_bytes());
-    header.extend_from_slice(&snap.meta.checksum.to_le_bytes());
-    header.extend_from_slice(&snap.meta.created_ms.to_le_bytes());
-    header.extend_from_slice(&(body_len as u64).to_le_bytes());
+    header.extend_from_slice(&meta.lsn.to_le_bytes());
+    header.extend_from_slice(&meta.skip.to_le_bytes());
+    header.extend_from_slice(&meta.checksum.to_le_bytes());
+    header.extend_from_slice(&meta.created_ms.to_le_bytes());
+    header.extend_from_slice(&body_len.to_le_bytes());
     w.write_all(&header)?;
-    // The body is `EffectBatch { records }`: each record as field 1.
-    let mut buf = Vec::new();
-    for r in &snap.records {
-        buf.clear();
-        prost::encoding::message::encode(1, r, &mut buf);
-        w.write_all(&buf)?;
-    }
+    body(&mut w)?;
     let crc = w.crc;
     w.inner.write_all(&crc.to_le_bytes())
+}
+
+/// One record of a body, which is `EffectBatch { records }`: each record as
+/// field 1. Returns the bytes written.
+fn write_record(r: &EffectRecord, buf: &mut Vec<u8>, w: &mut impl Write) -> std::io::Result<u64> {
+    buf.clear();
+    prost::encoding::message::encode(1, r, buf);
+    w.write_all(buf)?;
+    Ok(buf.len() as u64)
 }
 
 /// Passes writes through, keeping the crc32c of everything written.
@@ -279,14 +306,21 @@ fn read_varint(r: &mut impl Read) -> std::io::Result<Option<u64>> {
     ))
 }
 
-impl SnapshotStore for LocalSnapshotStore {
-    fn save(&self, snap: &Snapshot) -> Result<(), SnapshotError> {
+impl LocalSnapshotStore {
+    /// Writes the snapshot file for `meta` with `write`: to a temporary
+    /// name, fsynced, renamed, the directory fsynced; then drops the
+    /// snapshots the new one makes useless.
+    fn store_file(
+        &self,
+        meta: &SnapshotMeta,
+        write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
+    ) -> Result<(), SnapshotError> {
         std::fs::create_dir_all(&self.dir)?;
-        let name = Self::file_name(&snap.meta);
+        let name = Self::file_name(meta);
         let tmp = self.dir.join(format!(".{name}.tmp"));
         let written = (|| -> Result<(), SnapshotError> {
             let mut f = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
-            write(snap, &mut f)?;
+            write(&mut f)?;
             f.into_inner()
                 .map_err(std::io::IntoInnerError::into_error)?
                 .sync_all()?;
@@ -305,11 +339,50 @@ impl SnapshotStore for LocalSnapshotStore {
         }
         Ok(())
     }
+}
+
+impl SnapshotStore for LocalSnapshotStore {
+    fn save(&self, snap: &Snapshot) -> Result<(), SnapshotError> {
+        self.store_file(&snap.meta, |f| write(snap, f))
+    }
+
+    fn capture_dir(&self) -> Option<PathBuf> {
+        Some(self.dir.clone())
+    }
+
+    fn save_body(&self, meta: &SnapshotMeta, body: &Path) -> Result<(), SnapshotError> {
+        let stored = (|| {
+            let mut src = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(body)?);
+            let len = src.get_ref().metadata()?.len();
+            self.store_file(meta, |f| {
+                write_framed(meta, len, f, |w| {
+                    let copied = std::io::copy(&mut src, w)?;
+                    if copied == len {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::other(format!(
+                            "capture body changed size: {len} then {copied} bytes"
+                        )))
+                    }
+                })
+            })
+        })();
+        let _ = std::fs::remove_file(body);
+        stored
+    }
 
     fn load_latest(
         &self,
         apply: &mut dyn FnMut(Vec<EffectRecord>),
     ) -> Result<Option<SnapshotMeta>, SnapshotError> {
+        // Bodies of captures a crash or a rebuild left unfinished.
+        if let Ok(rd) = std::fs::read_dir(&self.dir) {
+            for e in rd.flatten() {
+                if e.file_name().to_string_lossy().starts_with(CAPTURE_PREFIX) {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
         for path in self.list()? {
             match verify(&path) {
                 Ok((meta, body_len)) => {
@@ -336,6 +409,45 @@ pub struct Capture {
     keys: Vec<(u32, Key, i64, Value)>,
 }
 
+/// A data set captured for a snapshot, by either means.
+#[derive(Debug)]
+pub enum CapturedData {
+    Forked(ForkedCapture),
+    Copied(Capture),
+}
+
+impl CapturedData {
+    /// Gives up on it: a forked capture's body file goes.
+    pub fn discard(&self) {
+        if let CapturedData::Forked(f) = self {
+            let _ = std::fs::remove_file(&f.body);
+        }
+    }
+}
+
+/// Waits for a forked capture's child (blocking); whether it wrote its
+/// body whole.
+#[cfg(target_os = "linux")]
+pub fn wait_forked(pid: i32) -> bool {
+    let mut status = 0;
+    loop {
+        // SAFETY: waits for our own child; `status` is ours to write.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if r == pid {
+            return libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+        }
+        if r < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+            continue;
+        }
+        return false;
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn wait_forked(_: i32) -> bool {
+    false
+}
+
 /// Copies the data set (see [`Capture`]). Runs under the engine lock.
 pub fn capture(ks: &Keyspace, functions: &Functions) -> Capture {
     let libraries = functions.libraries().map(|lib| lib.code.clone()).collect();
@@ -349,6 +461,58 @@ pub fn capture(ks: &Keyspace, functions: &Functions) -> Capture {
     Capture { libraries, keys }
 }
 
+/// `FUNCTION LOAD REPLACE code`: a function library in a snapshot.
+fn library_command(code: Bytes) -> EffectCommand {
+    EffectCommand {
+        db: 0,
+        argv: vec![
+            Bytes::from_static(b"FUNCTION"),
+            Bytes::from_static(b"LOAD"),
+            Bytes::from_static(b"REPLACE"),
+            code,
+        ],
+    }
+}
+
+/// `RESTORE key ttl payload ABSTTL REPLACE`: a key in a snapshot (one DUMP).
+fn restore_command(db: u32, key: &[u8], ttl: i64, value: &Value) -> EffectCommand {
+    EffectCommand {
+        db,
+        argv: vec![
+            Bytes::from_static(b"RESTORE"),
+            Bytes::copy_from_slice(key),
+            Bytes::from(ttl.to_string()),
+            Bytes::from(crate::rdb::dump_exact(value)),
+            Bytes::from_static(b"ABSTTL"),
+            Bytes::from_static(b"REPLACE"),
+        ],
+    }
+}
+
+/// Groups a snapshot's commands into records of [`KEYS_PER_RECORD`].
+#[derive(Default)]
+struct RecordBuilder {
+    commands: Vec<EffectCommand>,
+}
+
+impl RecordBuilder {
+    /// Adds `c`; returns a record once one is full.
+    fn push(&mut self, c: EffectCommand) -> Option<EffectRecord> {
+        self.commands.push(c);
+        (self.commands.len() >= KEYS_PER_RECORD)
+            .then(|| self.finish())
+            .flatten()
+    }
+
+    /// The last, partly filled record, if any.
+    fn finish(&mut self) -> Option<EffectRecord> {
+        (!self.commands.is_empty()).then(|| EffectRecord {
+            engine_version: ENGINE_VERSION,
+            commands: std::mem::take(&mut self.commands),
+        })
+    }
+}
+
 impl Capture {
     /// The captured data set as effect records: `FUNCTION LOAD REPLACE
     /// code` per function library, then `RESTORE key ttl payload ABSTTL
@@ -357,52 +521,200 @@ impl Capture {
     /// once encoded, so the copy and the records are not both held whole.
     pub fn into_records(self) -> Vec<EffectRecord> {
         let mut records = Vec::new();
-        let mut commands: Vec<EffectCommand> = self
-            .libraries
+        let mut b = RecordBuilder::default();
+        let libraries = self.libraries.into_iter().map(library_command);
+        let keys = self
+            .keys
             .into_iter()
-            .map(|code| EffectCommand {
-                db: 0,
-                argv: vec![
-                    Bytes::from_static(b"FUNCTION"),
-                    Bytes::from_static(b"LOAD"),
-                    Bytes::from_static(b"REPLACE"),
-                    code,
-                ],
-            })
-            .collect();
-        for (db, key, ttl, value) in self.keys {
-            commands.push(EffectCommand {
-                db,
-                argv: vec![
-                    Bytes::from_static(b"RESTORE"),
-                    Bytes::copy_from_slice(&key),
-                    Bytes::from(ttl.to_string()),
-                    Bytes::from(crate::rdb::dump_exact(&value)),
-                    Bytes::from_static(b"ABSTTL"),
-                    Bytes::from_static(b"REPLACE"),
-                ],
-            });
-            if commands.len() >= KEYS_PER_RECORD {
-                records.push(EffectRecord {
-                    engine_version: ENGINE_VERSION,
-                    commands: std::mem::take(&mut commands),
-                });
-            }
+            .map(|(db, key, ttl, value)| restore_command(db, &key, ttl, &value));
+        for c in libraries.chain(keys) {
+            records.extend(b.push(c));
         }
-        if !commands.is_empty() {
-            records.push(EffectRecord {
-                engine_version: ENGINE_VERSION,
-                commands,
-            });
-        }
+        records.extend(b.finish());
         records
     }
+}
+
+/// Writes the data set's records (as [`Capture::into_records`] makes them)
+/// straight from the keyspace to `w` as a snapshot body, one record at a
+/// time. Returns the bytes written.
+pub fn write_body(
+    ks: &Keyspace,
+    functions: &Functions,
+    w: &mut impl Write,
+) -> std::io::Result<u64> {
+    let mut b = RecordBuilder::default();
+    let mut buf = Vec::new();
+    let mut written = 0;
+    let libraries = functions
+        .libraries()
+        .map(|lib| library_command(lib.code.clone()));
+    let keys = ks.dbs.iter().enumerate().flat_map(|(db, d)| {
+        d.data.iter().map(move |(key, value)| {
+            let ttl = d.expire_of(key).unwrap_or(0).max(0);
+            restore_command(db as u32, key, ttl, value)
+        })
+    });
+    for c in libraries.chain(keys) {
+        if let Some(r) = b.push(c) {
+            written += write_record(&r, &mut buf, w)?;
+        }
+    }
+    if let Some(r) = b.finish() {
+        written += write_record(&r, &mut buf, w)?;
+    }
+    Ok(written)
+}
+
+/// Names of capture bodies in a store's [`SnapshotStore::capture_dir`].
+const CAPTURE_PREFIX: &str = ".capture-";
+
+/// A capture written by a forked child process ([`fork_capture`]).
+#[derive(Debug)]
+pub struct ForkedCapture {
+    /// The child, to be waited for (its exit status says whether `body` is
+    /// complete and on disk).
+    pub pid: i32,
+    /// Where it writes the snapshot's body.
+    pub body: PathBuf,
+}
+
+/// Captures the data set as Redis does for BGSAVE: forks, and the child,
+/// which sees the data set as of the fork, writes its records to a body
+/// file in `dir` and exits 0 once it is fsynced. The caller holds the
+/// engine lock, so what the child sees is exactly the data set as of the
+/// newest record. The parent pays only the fork (its page tables); pages it
+/// changes afterwards are copied as it writes them. `None` when the fork
+/// failed: capture by copying instead.
+///
+/// The child runs only this code: it reads the keyspace, allocates
+/// (jemalloc and glibc's malloc are fork-safe) and writes one file, never
+/// logging, locking or touching the runtime; it dies with its parent and
+/// gives up after an hour.
+#[cfg(target_os = "linux")]
+pub fn fork_capture(
+    ks: &Keyspace,
+    functions: &Functions,
+    dir: &Path,
+    seq: u64,
+) -> Option<ForkedCapture> {
+    if std::fs::create_dir_all(dir).is_err() {
+        return None;
+    }
+    let body = dir.join(format!(
+        "{CAPTURE_PREFIX}{seq}-{}",
+        crate::keyspace::unix_ms()
+    ));
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: the child only runs `child_writes` (see above) and leaves
+    // with `_exit`, never returning into the parent's state.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            child_writes(ks, functions, &body, parent)
+        }));
+        // SAFETY: ends the child without running the parent's atexit
+        // handlers or destructors.
+        unsafe { libc::_exit(if matches!(ok, Ok(Ok(()))) { 0 } else { 1 }) }
+    }
+    (pid > 0).then_some(ForkedCapture { pid, body })
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn fork_capture(_: &Keyspace, _: &Functions, _: &Path, _: u64) -> Option<ForkedCapture> {
+    None
+}
+
+/// The forked child's work (see [`fork_capture`]).
+#[cfg(target_os = "linux")]
+fn child_writes(
+    ks: &Keyspace,
+    functions: &Functions,
+    body: &Path,
+    parent: libc::pid_t,
+) -> std::io::Result<()> {
+    // A panic must not print: stderr's lock may be held by a thread the
+    // fork left behind.
+    std::panic::set_hook(Box::new(|_| {}));
+    // SAFETY: plain syscalls on this process, no memory handed over.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        if libc::getppid() != parent {
+            return Err(std::io::Error::other("parent gone"));
+        }
+        // Signals the parent's runtime handles (through a pipe it shares
+        // with us) end the child instead.
+        libc::signal(libc::SIGTERM, libc::SIG_DFL);
+        libc::signal(libc::SIGINT, libc::SIG_DFL);
+        libc::alarm(3600);
+        libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+        // Hold none of the parent's files: its listening socket especially,
+        // which a restarted server must be able to bind again at once.
+        if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) != 0 {
+            for fd in 3..65_536 {
+                libc::close(fd);
+            }
+        }
+    }
+    let mut f = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(body)?);
+    write_body(ks, functions, &mut f)?;
+    f.into_inner()
+        .map_err(std::io::IntoInnerError::into_error)?
+        .sync_all()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::effect::EffectBatch;
+
+    /// A forked capture's body (written straight from the keyspace) is
+    /// byte for byte the body of the copied capture's records, and a fork
+    /// writes it.
+    #[test]
+    fn a_forked_capture_writes_the_records_a_copy_makes() {
+        let mut ks = Keyspace::new(2);
+        for i in 0..(KEYS_PER_RECORD * 2 + 7) {
+            ks.set(
+                i % 2,
+                format!("k{i}").as_bytes(),
+                Value::Str(vec![b'v'; i].into()),
+            );
+        }
+        ks.set_expire(1, b"k1", 4_000_000_000_000);
+        let functions = Functions::default();
+        let mut expected = Vec::new();
+        for r in capture(&ks, &functions).into_records() {
+            write_record(&r, &mut Vec::new(), &mut expected).expect("encode");
+        }
+        let mut streamed = Vec::new();
+        let n = write_body(&ks, &functions, &mut streamed).expect("write");
+        assert_eq!(n, streamed.len() as u64);
+        assert!(streamed == expected, "bodies differ");
+
+        let dir =
+            std::env::temp_dir().join(format!("memlog-fork-{}", crate::engine::random_hex(8)));
+        let forked = fork_capture(&ks, &functions, &dir, 7).expect("fork");
+        assert!(wait_forked(forked.pid), "the child failed");
+        assert!(std::fs::read(&forked.body).expect("body") == expected);
+        // Stored, it loads as the copy's records would.
+        let store = LocalSnapshotStore::new(&dir);
+        let meta = SnapshotMeta {
+            lsn: 3,
+            skip: 1,
+            checksum: 5,
+            created_ms: 2,
+        };
+        store.save_body(&meta, &forked.body).expect("save");
+        assert!(!forked.body.exists(), "the body is consumed");
+        let mut loaded = Vec::new();
+        let got = store
+            .load_latest(&mut |rs| loaded.extend(rs))
+            .expect("load");
+        assert_eq!(got.map(|m| (m.lsn, m.skip, m.checksum)), Some((3, 1, 5)));
+        assert_eq!(loaded, capture(&ks, &functions).into_records());
+        let _ = std::fs::remove_dir_all(dir);
+    }
 
     fn snapshot(lsn: u64, records: usize) -> Snapshot {
         Snapshot {

@@ -770,9 +770,17 @@ pub fn request_snapshot(
     if let Some(tx) = &srv.snapshot_requests {
         let (reply, rx) = wait.then(tokio::sync::oneshot::channel).unzip();
         let started = std::time::Instant::now();
-        let data = crate::snapshot::capture(ks, &srv.functions);
-        // Redis reports its fork as `latest_fork_usec`; the capture is what
-        // holds every client up here.
+        let forked = srv.capture_dir.as_deref().and_then(|dir| {
+            crate::snapshot::fork_capture(ks, &srv.functions, dir, ks.effects.last_seq)
+        });
+        let data = match forked {
+            Some(f) => crate::snapshot::CapturedData::Forked(f),
+            None => {
+                crate::snapshot::CapturedData::Copied(crate::snapshot::capture(ks, &srv.functions))
+            }
+        };
+        // What holds every client up: the fork, as Redis reports its own
+        // (`latest_fork_usec`), or the copy.
         srv.stats.latest_capture_usec = started.elapsed().as_micros() as u64;
         srv.stats.total_captures += 1;
         // What the log takes from here on is what the next snapshot trims.
