@@ -128,6 +128,9 @@ pub struct ServerState {
     pub lastsave_ms: i64,
     /// When a snapshot was last asked for (for `save` points' retry delay).
     pub last_snapshot_try_ms: i64,
+    /// A BGREWRITEAOF arrived while a snapshot was being taken: take one
+    /// once it is done.
+    pub snapshot_scheduled: bool,
     pub next_client_id: ClientId,
     /// Set by SHUTDOWN: the server stops accepting and exits.
     pub shutdown: Option<tokio::sync::watch::Sender<bool>>,
@@ -436,6 +439,7 @@ impl Engine {
                 data_dir: opts.data_dir.clone(),
                 lastsave_ms: now,
                 last_snapshot_try_ms: now,
+                snapshot_scheduled: false,
                 next_client_id: 1,
                 shutdown: None,
                 active_expire: true,
@@ -1489,17 +1493,19 @@ impl Engine {
         if snapshot_retry_waits(stats.snapshot_failed, now, self.srv.last_snapshot_try_ms) {
             return;
         }
-        let due = save_point_due(
-            self.srv.config.get("save").unwrap_or(""),
-            self.ks.dirty,
-            now,
-            self.srv.lastsave_ms,
-        ) || log_rewrite_due(
-            self.srv.config.get_i64("auto-aof-rewrite-percentage"),
-            self.srv.config.get_i64("auto-aof-rewrite-min-size"),
-            stats.log_bytes_since_snapshot,
-            stats.snapshot_bytes,
-        );
+        let due = std::mem::take(&mut self.srv.snapshot_scheduled)
+            || save_point_due(
+                self.srv.config.get("save").unwrap_or(""),
+                self.ks.dirty,
+                now,
+                self.srv.lastsave_ms,
+            )
+            || log_rewrite_due(
+                self.srv.config.get_i64("auto-aof-rewrite-percentage"),
+                self.srv.config.get_i64("auto-aof-rewrite-min-size"),
+                stats.log_bytes_since_snapshot,
+                stats.snapshot_bytes,
+            );
         if due {
             crate::command::server::request_snapshot(&mut self.ks, &mut self.srv, false);
         }

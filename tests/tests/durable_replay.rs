@@ -618,3 +618,43 @@ fn a_snapshot_holds_the_data_set_as_of_its_capture() {
     );
     assert_eq!(c.call(&["DBSIZE"]).expect("dbsize"), RespValue::Int(2001));
 }
+
+/// While a snapshot is being taken, SAVE and BGSAVE refuse to start another
+/// and BGREWRITEAOF schedules one for after it, with Redis' replies while
+/// a child saves (checked against redis-server by hand: a snapshot here
+/// is Redis' fork).
+#[test]
+fn one_snapshot_at_a_time_as_redis_saves() {
+    let server = MemlogServer::start(&[]).expect("server");
+    wait_serving(server.port);
+    let mut c = RawConn::connect(server.port).expect("connect");
+    write_bytes(&mut c, "bulk", 2000, 4096);
+    for cmd in [
+        &["BGSAVE"][..],
+        &["BGSAVE"],
+        &["BGSAVE", "SCHEDULE"],
+        &["SAVE"],
+        &["BGREWRITEAOF"],
+    ] {
+        c.send(cmd).expect("send");
+    }
+    let replies: Vec<RespValue> = (0..5).map(|_| c.read().expect("reply")).collect();
+    let busy = RespValue::Error("ERR Background save already in progress".into());
+    assert_eq!(
+        replies,
+        vec![
+            RespValue::Simple("Background saving started".into()),
+            busy.clone(),
+            busy.clone(),
+            busy,
+            RespValue::Simple("Background append only file rewriting scheduled".into()),
+        ]
+    );
+    // The scheduled one follows the first.
+    wait_info_at_least(&mut c, "rdb_saves", 2);
+    assert_eq!(memlog_tests::info_i64(&mut c, "total_forks"), 2);
+    assert_eq!(
+        c.call(&["BGSAVE"]).expect("bgsave"),
+        RespValue::Simple("Background saving started".into())
+    );
+}

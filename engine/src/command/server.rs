@@ -842,7 +842,18 @@ pub fn log_rewrite_due(
 /// Answers once the snapshot is stored, like Redis' SAVE (which blocks the
 /// whole server; here only this connection waits). Inside MULTI there is
 /// no waiting: it answers `+OK` when the snapshot is handed over.
+/// Whether a snapshot is being taken (Redis: a child is saving), which
+/// SAVE and BGSAVE refuse to start another beside.
+fn snapshot_in_progress(ctx: &Ctx) -> bool {
+    ctx.srv.snapshot_requests.is_some() && ctx.srv.stats.snapshots_pending > 0
+}
+
+const SAVE_IN_PROGRESS: &str = "Background save already in progress";
+
 fn save(ctx: &mut Ctx) -> CmdResult {
+    if snapshot_in_progress(ctx) {
+        return Err(CmdError::err(SAVE_IN_PROGRESS));
+    }
     let wait = !ctx.client.in_exec;
     match mark_saved(ctx, wait) {
         Some(rx) => ctx.reply_later = Some(rx),
@@ -856,6 +867,9 @@ fn bgsave(ctx: &mut Ctx) -> CmdResult {
         1 => {}
         2 if ctx.arg_is(1, "SCHEDULE") => {}
         _ => return Err(CmdError::Syntax),
+    }
+    if snapshot_in_progress(ctx) {
+        return Err(CmdError::err(SAVE_IN_PROGRESS));
     }
     mark_saved(ctx, false);
     ctx.out.simple("Background saving started");
@@ -904,6 +918,13 @@ fn debug_reload(ctx: &mut Ctx, save: bool) {
 /// memlog's append-only file is its transaction log, and what rewrites it
 /// is a snapshot (the log is trimmed up to it): BGREWRITEAOF takes one.
 fn bgrewriteaof(ctx: &mut Ctx) -> CmdResult {
+    // As Redis does while a child saves: the rewrite follows it.
+    if snapshot_in_progress(ctx) {
+        ctx.srv.snapshot_scheduled = true;
+        ctx.out
+            .simple("Background append only file rewriting scheduled");
+        return Ok(());
+    }
     mark_saved(ctx, false);
     ctx.out
         .simple("Background append only file rewriting started");
