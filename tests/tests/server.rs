@@ -112,6 +112,28 @@ fn config_get_set() {
          CONFIG SET auto-aof-rewrite-percentage 100
          CONFIG SET auto-aof-rewrite-min-size 64mb",
     );
+    // Integer parameters' bounds, and sizes that are memory values.
+    d.script(
+        "CONFIG SET maxmemory-eviction-tenacity 101
+         CONFIG SET maxmemory-eviction-tenacity -1
+         CONFIG SET active-expire-effort 0
+         CONFIG SET active-expire-effort 11
+         CONFIG SET maxclients 0
+         CONFIG SET maxclients 4294967296
+         CONFIG SET timeout -1
+         CONFIG SET slowlog-log-slower-than -2
+         CONFIG SET slowlog-max-len -1
+         CONFIG SET list-max-listpack-size 2147483648
+         CONFIG SET repl-timeout 0
+         CONFIG SET hz 100
+         CONFIG GET hz
+         CONFIG SET hz 10
+         CONFIG SET hash-max-listpack-value 1kb
+         CONFIG GET hash-max-listpack-value
+         CONFIG SET hash-max-listpack-value -1
+         CONFIG SET hash-max-listpack-value 64
+         CONFIG SET zset-max-listpack-value 64",
+    );
     // Aliases (the old name and the new one are one parameter), parameters
     // fixed at startup, hidden ones, percentages.
     d.script(
