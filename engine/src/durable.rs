@@ -701,8 +701,6 @@ async fn recover(
             d.backend
                 .replay(&d.log, applied + 1, info.last_lsn, |chunk| {
                     replayed += chunk.len();
-                    let bytes: usize = chunk.iter().map(|e| e.payload.len()).sum();
-                    engine.lock().srv.stats.log_bytes_since_snapshot += bytes as u64;
                     for e in &chunk {
                         if let Some(c) = chain {
                             let next = memlog_txlog::types::chain_checksum(c, &e.payload);
@@ -780,6 +778,8 @@ async fn recover(
 
 /// Applies replayed entries (DATA only) to the engine, a chunk per lock.
 fn apply_entries(engine: &SharedEngine, chunk: Vec<ReadEntry>, skip: &mut u64) {
+    // The replayed log counts toward the next snapshot (`auto-aof-rewrite-*`).
+    let bytes: usize = chunk.iter().map(|e| e.payload.len()).sum();
     let mut batches = Vec::with_capacity(chunk.len());
     for entry in chunk {
         let s = std::mem::take(skip);
@@ -792,6 +792,7 @@ fn apply_entries(engine: &SharedEngine, chunk: Vec<ReadEntry>, skip: &mut u64) {
         }
     }
     let mut e = engine.lock();
+    e.srv.stats.log_bytes_since_snapshot += bytes as u64;
     for (lsn, s, b) in batches {
         for r in b.records.iter().skip(s) {
             if let Err(err) = e.apply_effect(r) {
@@ -1334,7 +1335,8 @@ async fn run_snapshots(
     let progress = engine.lock().progress.clone();
     while let Some(mut req) = rx.recv().await {
         let reply = req.reply.take();
-        // A forked capture's child is reaped first, whatever becomes of it.
+        // A forked capture's child is reaped first, whatever becomes of it
+        // (its body file goes with the request when it is dropped).
         if let CapturedData::Forked(f) = &req.data {
             let pid = f.pid;
             let written = tokio::task::spawn_blocking(move || crate::snapshot::wait_forked(pid))
@@ -1342,7 +1344,6 @@ async fn run_snapshots(
                 .unwrap_or(false);
             if !written {
                 tracing::warn!(pid, "snapshot dropped: its capture process failed");
-                req.data.discard();
                 snapshot_done(&engine, reply, false);
                 continue;
             }
@@ -1366,7 +1367,6 @@ async fn run_snapshots(
                 seq = req.seq,
                 "snapshot dropped: its records did not commit"
             );
-            req.data.discard();
             snapshot_done(&engine, reply, false);
             continue;
         };
@@ -1377,13 +1377,11 @@ async fn run_snapshots(
             // log is only trimmed up to one), e.g. a SAVE right after
             // another with no write between. Nothing to add.
             Err(TxlogError::Truncated { .. }) => {
-                req.data.discard();
                 snapshot_done(&engine, reply, true);
                 continue;
             }
             Err(e) => {
                 tracing::warn!(error = %e, "snapshot dropped: cannot read the log checksum");
-                req.data.discard();
                 snapshot_done(&engine, reply, false);
                 continue;
             }

@@ -416,12 +416,11 @@ pub enum CapturedData {
     Copied(Capture),
 }
 
-impl CapturedData {
-    /// Gives up on it: a forked capture's body file goes.
-    pub fn discard(&self) {
-        if let CapturedData::Forked(f) = self {
-            let _ = std::fs::remove_file(&f.body);
-        }
+/// A capture given up on, or stored (which consumed it), leaves no body
+/// file behind.
+impl Drop for ForkedCapture {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.body);
     }
 }
 
