@@ -460,7 +460,13 @@ async fn leader_kill_and_full_restart_lose_nothing() {
 /// restarted with room the node catches up to the same log.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_node_whose_disk_fills_exits_and_catches_up_after_a_restart() {
-    let mut cluster = Cluster::start(10_000);
+    // Raft log segments bigger than the file limit below, so that the log
+    // fills its file before sled's data file (whose segments sled starts
+    // 8 MiB apart) reaches it.
+    let mut cluster = Cluster(
+        TxlogCluster::start_with_args(Some(10_000), &["--log-segment-bytes", "67108864"])
+            .expect("cluster"),
+    );
     let client = cluster.client().with_retry_window(Duration::from_secs(20));
     let log = "shard-disk";
     let (epoch, _) = client
@@ -473,9 +479,6 @@ async fn a_node_whose_disk_fills_exits_and_catches_up_after_a_restart() {
         .0
         .restart_with_file_limit(full, 48 * 1024 * 1024)
         .expect("node with a small disk");
-    // Entries of 64 KiB keep sled's tree nodes under its blob size (2 MiB
-    // with 8 MiB segments), so they fill its data file: with bigger ones
-    // the nodes move to blob files of their own and sled reuses the space.
     let payload = Bytes::from(vec![7u8; 64 * 1024]);
     let mut exited = None;
     for _ in 0..4000 {

@@ -85,6 +85,11 @@ pub struct NodeArgs {
     /// ... but only as many of them as hold this many bytes.
     #[arg(long, default_value_t = crate::node::KEEP_AFTER_SNAPSHOT_BYTES)]
     pub keep_after_snapshot_bytes: u64,
+    /// Size of the Raft log's segment files: purged entries free the disk
+    /// a whole segment at a time, and never the newest one.
+    #[arg(long, default_value_t = crate::store::journal::SEGMENT_BYTES,
+          value_parser = clap::value_parser!(u64).range(4096..))]
+    pub log_segment_bytes: u64,
     /// Runtime threads. 1 (the default) runs the node on one thread: on the
     /// 2-core development machine that took a fifth off the CPU each Raft
     /// round costs and 0.2 ms off one appender's latency (fewer hand-offs
@@ -240,6 +245,7 @@ async fn run_node(args: NodeArgs) -> anyhow::Result<()> {
     cfg.snapshot_every_bytes = args.snapshot_every_bytes;
     cfg.keep_after_snapshot = args.keep_after_snapshot;
     cfg.keep_after_snapshot_bytes = args.keep_after_snapshot_bytes;
+    cfg.log_segment_bytes = args.log_segment_bytes;
     let node = TxlogNode::start(&cfg).await.context("starting the node")?;
     let init = args.init.as_deref().map(parse_members).transpose()?;
     let serve = {

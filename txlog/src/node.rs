@@ -51,6 +51,8 @@ pub struct NodeConfig {
     /// ... but no more of them than hold this many bytes (see
     /// [`purge_by_size`]).
     pub keep_after_snapshot_bytes: u64,
+    /// Size of the Raft log's segment files (see [`crate::store::journal`]).
+    pub log_segment_bytes: u64,
 }
 
 /// Default of [`NodeConfig::snapshot_every_bytes`].
@@ -73,6 +75,7 @@ impl NodeConfig {
             snapshot_every_bytes: SNAPSHOT_EVERY_BYTES,
             keep_after_snapshot: 1000,
             keep_after_snapshot_bytes: KEEP_AFTER_SNAPSHOT_BYTES,
+            log_segment_bytes: crate::store::journal::SEGMENT_BYTES,
         }
     }
 
@@ -202,7 +205,7 @@ pub struct TxlogNode {
 impl TxlogNode {
     /// Opens the node's storage and starts Raft (not yet serving gRPC).
     pub async fn start(cfg: &NodeConfig) -> Result<Self> {
-        let (log, sm) = store::open(&cfg.data_dir).await?;
+        let (log, sm) = store::open(&cfg.data_dir, cfg.log_segment_bytes).await?;
         let view = sm.view();
         let (applied_bytes, trimmed) = sm.applied_bytes();
         let raft = Raft::new(cfg.id, cfg.raft_config()?, NetworkFactory, log.clone(), sm)

@@ -1,22 +1,16 @@
-//! The Raft log and vote on sled, implementing openraft's
-//! [`RaftLogStorage`] (storage-v2).
+//! The Raft log and vote, implementing openraft's [`RaftLogStorage`]
+//! (storage-v2).
 //!
-//! Appended entries are inserted into sled's in-memory tree right away (so a
-//! reader sees them as soon as `append` returns); durability comes from one
-//! flusher task that collects every pending [`LogFlushed`] callback, runs a
-//! single `flush_async` for all of them and only then fires them: one fsync
-//! covers a whole batch of appends (group commit). The vote is flushed before
-//! `save_vote` returns.
+//! The entries live in the [`journal`](super::journal)'s segment files: an
+//! append is one record there, and its flush callback fires once the
+//! journal's writer has synced it, one `fdatasync` for every append queued
+//! meanwhile (group commit). The vote, the committed and the purge point are
+//! in sled (`raft_meta`); the vote is durable (sled flush plus [`DiskSync`])
+//! before `save_vote` returns.
 //!
 //! The newest entries are also kept in memory ([`RecentEntries`]):
 //! replication and the state machine read them right after they are
-//! appended, and a sled range read waits while a flush is writing, which
-//! would put every fsync on the path of every replication RPC and apply.
-//!
-//! Entries are plain sled inserts and removes, never a sled batch (see the
-//! state machine's module docs for why): sled recovers a prefix of its
-//! operations, so inserting in index order and removing a suffix from its
-//! end can never leave a hole in the log.
+//! appended, before the writer has even written them.
 //!
 //! sled's own flush is `sync_file_range` on Linux and never syncs the files it
 //! keeps large values in (`blobs/`): it survives a process crash but not a
@@ -33,11 +27,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use super::journal::{self, Done, Journal, Record};
 use super::records::References;
 use super::DbKeeper;
 use openraft::storage::{IOFlushed, RaftLogStorage};
 use openraft::{LogState, RaftLogReader};
-use tokio::sync::mpsc;
 
 use crate::types::{Entry, LogId, TypeConfig, Vote};
 
@@ -156,24 +150,29 @@ async fn durable_flush(
     .map_err(std::io::Error::other)?
 }
 
-/// The newest entries, contiguous by index, about `RECENT_BYTES` of them.
+/// The newest entries, contiguous by index, about `RECENT_BYTES` of them,
+/// each with its size and the number of the journal job that writes it.
 #[derive(Default)]
 struct RecentEntries {
-    entries: VecDeque<(Entry, usize)>,
+    entries: VecDeque<(Entry, usize, u64)>,
     bytes: usize,
 }
 
-/// Bound of [`RecentEntries`]: a follower further behind reads from sled.
+/// Bound of [`RecentEntries`]: a follower further behind reads from the
+/// segment files. Entries the journal has yet to write stay whatever their
+/// size (they cannot be read from anywhere else).
 const RECENT_BYTES: usize = 32 * 1024 * 1024;
 
 impl RecentEntries {
     fn first_index(&self) -> Option<u64> {
-        self.entries.front().map(|(e, _)| e.log_id.index)
+        self.entries.front().map(|(e, _, _)| e.log_id.index)
     }
 
-    fn push(&mut self, entry: Entry, size: usize) {
+    /// Adds `entry`, written by journal job `job`; `written`: the jobs the
+    /// journal has written so far.
+    fn push(&mut self, entry: Entry, size: usize, job: u64, written: u64) {
         let contiguous = match self.entries.back() {
-            Some((last, _)) => last.log_id.index + 1 == entry.log_id.index,
+            Some((last, _, _)) => last.log_id.index + 1 == entry.log_id.index,
             None => true,
         };
         if !contiguous {
@@ -181,9 +180,12 @@ impl RecentEntries {
             self.bytes = 0;
         }
         self.bytes += size;
-        self.entries.push_back((entry, size));
-        while self.bytes > RECENT_BYTES && self.entries.len() > 1 {
-            if let Some((_, n)) = self.entries.pop_front() {
+        self.entries.push_back((entry, size, job));
+        while self.bytes > RECENT_BYTES
+            && self.entries.len() > 1
+            && self.entries.front().is_some_and(|(_, _, j)| *j <= written)
+        {
+            if let Some((_, n, _)) = self.entries.pop_front() {
                 self.bytes -= n;
             }
         }
@@ -201,7 +203,7 @@ impl RecentEntries {
         Some(
             self.entries
                 .range(from..to)
-                .map(|(e, _)| e.clone())
+                .map(|(e, _, _)| e.clone())
                 .collect(),
         )
     }
@@ -211,9 +213,9 @@ impl RecentEntries {
         while self
             .entries
             .back()
-            .is_some_and(|(e, _)| e.log_id.index >= index)
+            .is_some_and(|(e, _, _)| e.log_id.index >= index)
         {
-            if let Some((_, n)) = self.entries.pop_back() {
+            if let Some((_, n, _)) = self.entries.pop_back() {
                 self.bytes -= n;
             }
         }
@@ -224,9 +226,9 @@ impl RecentEntries {
         while self
             .entries
             .front()
-            .is_some_and(|(e, _)| e.log_id.index <= index)
+            .is_some_and(|(e, _, _)| e.log_id.index <= index)
         {
-            if let Some((_, n)) = self.entries.pop_front() {
+            if let Some((_, n, _)) = self.entries.pop_front() {
                 self.bytes -= n;
             }
         }
@@ -239,45 +241,51 @@ struct Inner {
     _keeper: Arc<DbKeeper>,
     recent: parking_lot::Mutex<RecentEntries>,
     disk: Arc<parking_lot::Mutex<DiskSync>>,
-    /// index (u64 big-endian) -> bincode(Entry)
-    log: sled::Tree,
     /// vote, committed, last purged log id
     meta: sled::Tree,
-    flush_requests: mpsc::UnboundedSender<IOFlushed<TypeConfig>>,
+    /// The entries themselves (see [`journal`]).
+    journal: Journal,
     /// Highest index the purger is to delete up to (openraft's purge point).
     purge_requests: tokio::sync::watch::Sender<Option<u64>>,
 }
 
-fn index_key(index: u64) -> [u8; 8] {
-    index.to_be_bytes()
-}
+/// The sled tree that held the entries before the journal did.
+const OLD_LOG_TREE: &str = "raft_log";
 
 impl LogStore {
-    /// Opens the log trees of `db` (stored in `db_dir`) and starts the
-    /// group-commit flusher and the purger, which keeps every entry the
-    /// state machine still `refs` to.
+    /// Opens the log of `db` (stored in `db_dir`; the entries are in the
+    /// journal's segments beside it, in `journal/`), starts the journal's
+    /// writer and the purger, which keeps every entry the state machine
+    /// still `refs` to. Blocking (reads every segment); must run inside a
+    /// tokio runtime.
     pub(crate) fn open(
         db: sled::Db,
         db_dir: &Path,
         refs: References,
+        segment_bytes: u64,
     ) -> crate::error::Result<Self> {
-        let log = db.open_tree("raft_log")?;
         let meta = db.open_tree("raft_meta")?;
         let disk = Arc::new(parking_lot::Mutex::new(DiskSync::open(db_dir)?));
         let keeper = DbKeeper::new(&db);
-        let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run_flusher(db.clone(), keeper.clone(), disk.clone(), rx));
+        let journal = Journal::open(&db_dir.with_file_name("journal"), segment_bytes)?;
+        migrate_old_log(&db, &disk, &journal)?;
         let (purge_tx, purge_rx) = tokio::sync::watch::channel(None);
-        tokio::spawn(run_purger(log.clone(), keeper.clone(), purge_rx, refs));
+        tokio::spawn(run_purger(
+            journal.segments().clone(),
+            db.clone(),
+            disk.clone(),
+            keeper.clone(),
+            purge_rx,
+            refs,
+        ));
         let store = Self {
             inner: Arc::new(Inner {
                 db,
                 _keeper: keeper,
                 recent: parking_lot::Mutex::new(RecentEntries::default()),
                 disk,
-                log,
                 meta,
-                flush_requests: tx,
+                journal,
                 purge_requests: purge_tx,
             }),
         };
@@ -286,6 +294,16 @@ impl LogStore {
             store.inner.purge_requests.send_replace(Some(purged.index));
         }
         Ok(store)
+    }
+
+    /// Writes `record` to the journal and waits until it is durable.
+    async fn journal(&self, record: Record) -> Result<(), std::io::Error> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.inner.journal.write(record, Done::Wait(tx)).is_err() {
+            return Err(io_err("the raft log journal's writer stopped"));
+        }
+        rx.await
+            .map_err(|_| io_err("the raft log journal's writer stopped"))?
     }
 
     fn read_meta<T: serde::de::DeserializeOwned>(
@@ -304,20 +322,15 @@ impl LogStore {
         Ok(())
     }
 
-    async fn flush(&self) -> Result<(), std::io::Error> {
-        durable_flush(&self.inner.db, &self.inner.disk).await
-    }
-
     /// The lowest index still stored, purged or not.
     #[cfg(test)]
     pub(crate) fn first_stored_index(&self) -> Option<u64> {
-        let (k, _) = self.inner.log.first().ok()??;
-        Some(u64::from_be_bytes(k.as_ref().try_into().ok()?))
+        self.inner.journal.segments().first_index()
     }
 
     /// The lowest index `p` such that the stored entries in `p + 1..=upto`
     /// hold at least `budget` bytes, looking back at most `max_entries`
-    /// entries; `None` when those entries hold less. Blocking (reads sled).
+    /// entries; `None` when those entries hold less.
     pub(crate) fn keep_bytes_from(
         &self,
         upto: u64,
@@ -325,18 +338,20 @@ impl LogStore {
         max_entries: u64,
     ) -> crate::error::Result<Option<u64>> {
         let mut kept = 0u64;
-        for (n, kv) in self.inner.log.range(..=index_key(upto)).rev().enumerate() {
-            if n as u64 >= max_entries {
-                break;
-            }
-            let (k, v) = kv?;
-            kept += v.len() as u64;
+        let max = usize::try_from(max_entries).unwrap_or(usize::MAX);
+        for (index, len) in self.inner.journal.segments().lengths_down_from(upto, max) {
+            kept += len;
             if kept >= budget {
-                let index = u64::from_be_bytes(k.as_ref().try_into().map_err(io_err)?);
                 return Ok(Some(index.saturating_sub(1)));
             }
         }
         Ok(None)
+    }
+
+    /// Waits until every entry up to `index` is on disk (see
+    /// [`journal::Journal::durable`]).
+    pub(crate) async fn durable(&self, index: u64) -> std::io::Result<()> {
+        self.inner.journal.durable(index).await
     }
 
     /// The entry at `index`, purged or not, as long as it is still stored
@@ -346,7 +361,7 @@ impl LogStore {
         if let Some(mut one) = self.inner.recent.lock().get(index, index + 1) {
             return Ok(one.pop());
         }
-        match self.inner.log.get(index_key(index))? {
+        match self.inner.journal.segments().read(index)? {
             Some(v) => Ok(Some(bincode::deserialize(&v)?)),
             None => Ok(None),
         }
@@ -354,12 +369,15 @@ impl LogStore {
 }
 
 /// Deletes purged entries in the background: openraft runs `purge` inside
-/// its core task, and removing tens of thousands of entries there held up
-/// every write behind it. Entries the state machine still refers to stay
-/// (whatever openraft purged): the purge stops below the first of them, and
-/// goes on when the state machine releases some.
+/// its core task, which must not wait for disk work. Entries the state
+/// machine still refers to stay (whatever openraft purged): the purge stops
+/// below the first of them, and goes on when the state machine releases
+/// some. A segment file goes only once the purge point is durable in sled,
+/// or a crash could bring back a log whose first entries are missing.
 async fn run_purger(
-    log: sled::Tree,
+    segments: Arc<journal::Segments>,
+    db: sled::Db,
+    disk: Arc<parking_lot::Mutex<DiskSync>>,
     _keeper: Arc<DbKeeper>,
     mut requests: tokio::sync::watch::Receiver<Option<u64>>,
     refs: References,
@@ -374,50 +392,71 @@ async fn run_purger(
         let Some(upto) = *requests.borrow_and_update() else {
             continue;
         };
-        let (tree, refs) = (log.clone(), refs.clone());
+        let (segments, db, disk, refs) = (segments.clone(), db.clone(), disk.clone(), refs.clone());
         let done = tokio::task::spawn_blocking(move || -> crate::error::Result<usize> {
             let end = match refs.first_index()? {
                 Some(referenced) => referenced.min(upto + 1),
                 None => upto + 1,
             };
-            let mut n = 0;
-            for kv in tree.range(..index_key(end)) {
-                let (k, _) = kv?;
-                tree.remove(k)?;
-                n += 1;
+            let gone = segments.forget_below(end);
+            if !gone.is_empty() {
+                db.flush()?;
+                disk.lock().sync()?;
+                segments.delete(&gone)?;
             }
-            Ok(n)
+            Ok(gone.len())
         })
         .await;
         match done {
-            Ok(Ok(n)) => tracing::debug!(upto, removed = n, "purged raft log entries"),
+            Ok(Ok(n)) => tracing::debug!(upto, segments = n, "purged raft log entries"),
             Ok(Err(e)) => tracing::error!("purging raft log entries: {e}"),
             Err(e) => tracing::error!("raft log purger task: {e}"),
         }
     }
 }
 
-/// Group commit: one `flush_async` for every callback queued so far.
-async fn run_flusher(
-    db: sled::Db,
-    _keeper: Arc<DbKeeper>,
-    disk: Arc<parking_lot::Mutex<DiskSync>>,
-    mut rx: mpsc::UnboundedReceiver<IOFlushed<TypeConfig>>,
-) {
-    let mut pending = Vec::new();
-    while let Some(first) = rx.recv().await {
-        pending.push(first);
-        while let Ok(more) = rx.try_recv() {
-            pending.push(more);
-        }
-        let result = durable_flush(&db, &disk).await;
-        for cb in pending.drain(..) {
-            match &result {
-                Ok(_) => cb.io_completed(Ok(())),
-                Err(e) => cb.io_completed(Err(std::io::Error::other(e.to_string()))),
+/// Moves the entries of a log written before the journal existed (kept in
+/// sled's `raft_log` tree) into the journal, then empties the tree. A crash
+/// midway moves them again at the next open: the same entries under the
+/// same indexes. Blocking.
+fn migrate_old_log(
+    db: &sled::Db,
+    disk: &Arc<parking_lot::Mutex<DiskSync>>,
+    journal: &Journal,
+) -> crate::error::Result<()> {
+    let old = db.open_tree(OLD_LOG_TREE)?;
+    if old.is_empty() {
+        return Ok(());
+    }
+    let mut moved = 0usize;
+    let mut record = Record::entries();
+    let mut bytes = 0usize;
+    let mut iter = old.iter().peekable();
+    while let Some(kv) = iter.next() {
+        let (k, v) = kv?;
+        let index = u64::from_be_bytes(k.as_ref().try_into().map_err(io_err)?);
+        record.push_entry(index, &v);
+        bytes += v.len();
+        moved += 1;
+        if bytes >= 8 * 1024 * 1024 || iter.peek().is_none() {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            if journal.write(record, Done::Wait(tx)).is_err() {
+                return Err(io_err("the raft log writer stopped").into());
             }
+            rx.blocking_recv()
+                .map_err(|_| io_err("the raft log writer stopped"))??;
+            record = Record::entries();
+            bytes = 0;
         }
     }
+    old.clear()?;
+    db.flush()?;
+    disk.lock().sync()?;
+    tracing::info!(
+        entries = moved,
+        "moved the raft log from sled into its segment files"
+    );
+    Ok(())
 }
 
 impl RaftLogReader<TypeConfig> for LogStore {
@@ -441,19 +480,18 @@ impl RaftLogReader<TypeConfig> for LogStore {
             }
         }
         let end = match range.end_bound() {
-            Bound::Included(&i) => Bound::Included(index_key(i)),
-            Bound::Excluded(&i) => Bound::Excluded(index_key(i)),
+            Bound::Included(&i) => Bound::Included(i),
+            Bound::Excluded(&i) => Bound::Excluded(i),
             Bound::Unbounded => Bound::Unbounded,
         };
+        let segments = self.inner.journal.segments();
         let mut out = Vec::new();
-        for kv in self
-            .inner
-            .log
-            .range::<[u8; 8], _>((Bound::Included(index_key(start)), end))
-        {
-            let (_, v) = kv.map_err(io_err)?;
-            let entry: Entry = bincode::deserialize(&v).map_err(io_err)?;
-            out.push(entry);
+        for index in segments.indexes((Bound::Included(start), end)) {
+            // Gone meanwhile (purged or truncated): the range ends here.
+            let Some(v) = segments.read(index)? else {
+                break;
+            };
+            out.push(bincode::deserialize::<Entry>(&v).map_err(io_err)?);
         }
         Ok(out)
     }
@@ -468,10 +506,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, std::io::Error> {
         let last_purged: Option<LogId> = self.read_meta(KEY_LAST_PURGED)?;
-        let last = match self.inner.log.last().map_err(io_err)? {
-            Some((_, v)) => {
-                let e: Entry = bincode::deserialize(&v).map_err(io_err)?;
-                Some(e.log_id)
+        let last_index = self.inner.journal.segments().last_index();
+        let last_entry = match last_index {
+            Some(i) => self.entry(i).map_err(io_err)?,
+            None => None,
+        };
+        let last = match last_entry {
+            Some(e) => {
+                // Entries the purger has yet to delete (purged before a
+                // crash, replayed from the journal) are not the log's end.
+                Some(e.log_id).max(last_purged)
             }
             None => last_purged,
         };
@@ -499,7 +543,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, std::io::Error> {
-        Ok(self.read_meta::<Option<LogId>>(KEY_COMMITTED)?.flatten())
+        let Some(committed) = self.read_meta::<Option<LogId>>(KEY_COMMITTED)?.flatten() else {
+            return Ok(None);
+        };
+        // sled may have kept a `committed` newer than what the log synced
+        // before a crash (they are separate files): trusted only if the log
+        // holds that very entry, else recomputed by the leader.
+        match self.entry(committed.index).map_err(io_err)? {
+            Some(e) if e.log_id == committed => Ok(Some(committed)),
+            _ => Ok(None),
+        }
     }
 
     async fn append<I>(
@@ -511,19 +564,27 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
+        let mut record = Record::entries();
+        let mut batch = Vec::new();
         for entry in entries {
             let v = bincode::serialize(&entry).map_err(io_err)?;
             let size = v.len();
-            self.inner
-                .log
-                .insert(index_key(entry.log_id.index), v)
-                .map_err(io_err)?;
-            self.inner.recent.lock().push(entry, size);
+            record.push_entry(entry.log_id.index, &v);
+            batch.push((entry, size));
         }
-        // Readable now; durable (and acknowledged) after the next group flush.
-        if let Err(mpsc::error::SendError(cb)) = self.inner.flush_requests.send(callback) {
-            let r = self.flush().await;
-            cb.io_completed(r.map_err(|e| std::io::Error::other(e.to_string())));
+        // Durable (and acknowledged) once the journal synced it.
+        let job = match self.inner.journal.write(record, Done::Raft(callback)) {
+            Ok(job) => job,
+            Err(done) => {
+                done.complete_with(Err(io_err("the raft log writer stopped")));
+                return Ok(());
+            }
+        };
+        // Readable from here until the journal has written them.
+        let written = self.inner.journal.written();
+        let mut recent = self.inner.recent.lock();
+        for (entry, size) in batch {
+            recent.push(entry, size, job, written);
         }
         Ok(())
     }
@@ -531,13 +592,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), std::io::Error> {
         let from = last_log_id.map_or(0, |l| l.index + 1);
         self.inner.recent.lock().truncate(from);
-        // From the end backwards: a crash midway leaves a shorter log, not
-        // one with a hole.
-        for kv in self.inner.log.range(index_key(from)..).rev() {
-            let (k, _) = kv.map_err(io_err)?;
-            self.inner.log.remove(k).map_err(io_err)?;
-        }
-        self.flush().await
+        self.journal(Record::truncate(from)).await
     }
 
     /// Records the purge point and leaves the deletes to the purger. Not
@@ -614,7 +669,7 @@ mod tests {
         let mut r = RecentEntries::default();
         assert_eq!(indexes(r.get(1, 2)), None);
         for i in 5..=9 {
-            r.push(entry(i), 10);
+            r.push(entry(i), 10, 0, 0);
         }
         assert_eq!(indexes(r.get(5, 10)), Some(vec![5, 6, 7, 8, 9]));
         assert_eq!(indexes(r.get(7, 9)), Some(vec![7, 8]));
@@ -625,7 +680,7 @@ mod tests {
         r.truncate(8);
         assert_eq!(indexes(r.get(5, 8)), Some(vec![5, 6, 7]));
         assert_eq!(indexes(r.get(5, 9)), None);
-        r.push(entry(8), 10);
+        r.push(entry(8), 10, 0, 0);
         assert_eq!(indexes(r.get(7, 9)), Some(vec![7, 8]));
 
         r.purge(6);
@@ -633,10 +688,10 @@ mod tests {
         assert_eq!(r.bytes, 20);
 
         // A gap (or an overwrite without truncate) starts over.
-        r.push(entry(20), 10);
+        r.push(entry(20), 10, 0, 0);
         assert_eq!(r.first_index(), Some(20));
         assert_eq!(r.bytes, 10);
-        r.push(entry(20), 10);
+        r.push(entry(20), 10, 0, 0);
         assert_eq!(indexes(r.get(20, 21)), Some(vec![20]));
     }
 
@@ -646,25 +701,15 @@ mod tests {
         let db_dir = dir.path().join("db");
         let db = sled::open(&db_dir).expect("sled");
         let refs = References::new(db.open_tree("sm").expect("sm"));
-        let mut store = LogStore::open(db.clone(), &db_dir, refs.clone()).expect("open");
-        store
-            .append((1..=100).map(entry), IOFlushed::noop())
-            .await
-            .expect("append");
+        let mut store = LogStore::open(db.clone(), &db_dir, refs.clone(), journal::SEGMENT_BYTES)
+            .expect("open");
+        append_durably(&mut store, (1..=100).map(entry).collect()).await;
         store.purge(entry(60).log_id).await.expect("purge");
         let state = store.get_log_state().await.expect("state");
         assert_eq!(state.last_purged_log_id.map(|l| l.index), Some(60));
         assert_eq!(state.last_log_id.map(|l| l.index), Some(100));
-        let first_left = || {
-            store
-                .inner
-                .log
-                .first()
-                .expect("first")
-                .map(|(k, _)| u64::from_be_bytes(k.as_ref().try_into().expect("key")))
-        };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while first_left() != Some(61) {
+        while store.first_stored_index() != Some(61) {
             assert!(std::time::Instant::now() < deadline, "purger never ran");
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
@@ -681,16 +726,9 @@ mod tests {
             )
             .expect("meta");
         drop(store);
-        let store = LogStore::open(db, &db_dir, refs).expect("reopen");
+        let store = LogStore::open(db, &db_dir, refs, journal::SEGMENT_BYTES).expect("reopen");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while store
-            .inner
-            .log
-            .first()
-            .expect("first")
-            .map(|(k, _)| k.to_vec())
-            != Some(index_key(81).to_vec())
-        {
+        while store.first_stored_index() != Some(81) {
             assert!(
                 std::time::Instant::now() < deadline,
                 "purge not finished at open"
@@ -705,11 +743,8 @@ mod tests {
         let db_dir = dir.path().join("db");
         let db = sled::open(&db_dir).expect("sled");
         let refs = References::new(db.open_tree("sm").expect("sm"));
-        let mut store = LogStore::open(db, &db_dir, refs).expect("open");
-        store
-            .append((1..=100).map(entry), IOFlushed::noop())
-            .await
-            .expect("append");
+        let mut store = LogStore::open(db, &db_dir, refs, journal::SEGMENT_BYTES).expect("open");
+        append_durably(&mut store, (1..=100).map(entry).collect()).await;
         let one = bincode::serialize(&entry(1)).expect("ser").len() as u64;
         // Entries 91..=100 hold 10 entries' bytes.
         assert_eq!(
@@ -749,11 +784,9 @@ mod tests {
         let db = sled::open(&db_dir).expect("sled");
         let sm = db.open_tree("sm").expect("sm");
         let refs = References::new(sm.clone());
-        let mut store = LogStore::open(db.clone(), &db_dir, refs.clone()).expect("open");
-        store
-            .append((1..=100).map(entry), IOFlushed::noop())
-            .await
-            .expect("append");
+        let mut store = LogStore::open(db.clone(), &db_dir, refs.clone(), journal::SEGMENT_BYTES)
+            .expect("open");
+        append_durably(&mut store, (1..=100).map(entry).collect()).await;
         sm.insert(ref_key("l", 5), one_record_ref(70)).expect("ref");
         store.purge(entry(90).log_id).await.expect("purge");
         let wait_first = |want: u64| {
@@ -779,12 +812,109 @@ mod tests {
         assert!(store.entry(90).expect("read").is_none());
     }
 
+    fn entry_of_term(term: u64, index: u64) -> Entry {
+        Entry {
+            log_id: LogId::new(
+                openraft::impls::leader_id_adv::LeaderId { term, node_id: 1 },
+                index,
+            ),
+            payload: EntryPayload::Blank,
+        }
+    }
+
+    /// Appends and waits for the flush callback, as openraft does before
+    /// it counts the entries as on this node's disk.
+    async fn append_durably(store: &mut LogStore, entries: Vec<Entry>) {
+        use openraft::type_config::TypeConfigExt;
+        let (tx, rx) = TypeConfig::oneshot();
+        store
+            .append(entries, IOFlushed::signal(tx))
+            .await
+            .expect("append");
+        rx.await.expect("callback").expect("durable");
+    }
+
+    #[tokio::test]
+    async fn acknowledged_appends_and_truncations_come_back_from_the_journal() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db_dir = dir.path().join("node/db");
+        let db = sled::open(&db_dir).expect("sled");
+        let refs = References::new(db.open_tree("sm").expect("sm"));
+        let mut store = LogStore::open(db, &db_dir, refs, journal::SEGMENT_BYTES).expect("open");
+        append_durably(&mut store, (1..=10).map(|i| entry_of_term(1, i)).collect()).await;
+        store
+            .truncate_after(Some(entry_of_term(1, 7).log_id))
+            .await
+            .expect("truncate");
+        append_durably(&mut store, (8..=9).map(|i| entry_of_term(2, i)).collect()).await;
+
+        // The segments as synced above, opened with a sled that kept
+        // nothing (a crash before sled's own flush): the log is all there.
+        let copy = dir.path().join("copy");
+        std::fs::create_dir_all(copy.join("journal")).expect("mkdir");
+        for e in std::fs::read_dir(dir.path().join("node/journal")).expect("ls") {
+            let e = e.expect("entry");
+            std::fs::copy(e.path(), copy.join("journal").join(e.file_name())).expect("copy");
+        }
+        let copy_db = copy.join("db");
+        let db = sled::open(&copy_db).expect("sled");
+        let refs = References::new(db.open_tree("sm").expect("sm"));
+        let mut recovered =
+            LogStore::open(db, &copy_db, refs, journal::SEGMENT_BYTES).expect("reopen");
+        let got: Vec<(u64, u64)> = recovered
+            .try_get_log_entries(0..)
+            .await
+            .expect("read")
+            .iter()
+            .map(|e| (e.log_id.leader_id.term, e.log_id.index))
+            .collect();
+        let mut want: Vec<(u64, u64)> = (1..=7).map(|i| (1, i)).collect();
+        want.extend([(2, 8), (2, 9)]);
+        assert_eq!(got, want);
+        let state = recovered.get_log_state().await.expect("state");
+        assert_eq!(state.last_log_id, Some(entry_of_term(2, 9).log_id));
+    }
+
+    #[test]
+    fn a_log_kept_in_sled_moves_into_the_segments_at_open() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db_dir = dir.path().join("db");
+        let db = sled::open(&db_dir).expect("sled");
+        // As a node before the journal kept its log.
+        let old = db.open_tree(OLD_LOG_TREE).expect("tree");
+        for i in 1..=20u64 {
+            let v = bincode::serialize(&entry_of_term(1, i)).expect("ser");
+            old.insert(i.to_be_bytes(), v).expect("insert");
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let _guard = rt.enter();
+        let refs = References::new(db.open_tree("sm").expect("sm"));
+        let mut store = LogStore::open(db.clone(), &db_dir, refs.clone(), journal::SEGMENT_BYTES)
+            .expect("open");
+        assert!(old.is_empty(), "moved out of sled");
+        let state = rt.block_on(store.get_log_state()).expect("state");
+        assert_eq!(state.last_log_id, Some(entry_of_term(1, 20).log_id));
+        drop(store);
+        // And stays moved: the next open reads it from the segments.
+        let mut store = LogStore::open(db, &db_dir, refs, journal::SEGMENT_BYTES).expect("reopen");
+        let got = rt
+            .block_on(store.try_get_log_entries(1..=20))
+            .expect("read");
+        assert_eq!(
+            got.iter().map(|e| e.log_id.index).collect::<Vec<_>>(),
+            (1..=20).collect::<Vec<_>>()
+        );
+    }
+
     #[test]
     fn recent_entries_stay_within_their_byte_bound() {
         let mut r = RecentEntries::default();
         let size = RECENT_BYTES / 4;
         for i in 1..=10 {
-            r.push(entry(i), size);
+            r.push(entry(i), size, 0, 0);
         }
         assert!(r.bytes <= RECENT_BYTES);
         assert_eq!(r.first_index(), Some(7));

@@ -1,7 +1,9 @@
-//! Durable storage of one txlog node, all in one sled database:
+//! Durable storage of one txlog node: the Raft log's entries in segment
+//! files, everything else in one sled database:
 //!
-//! - [`log_storage`]: the Raft log and vote ([`openraft::storage::RaftLogStorage`]),
-//!   with group-committed flushes;
+//! - [`log_storage`]: the Raft log and vote ([`openraft::storage::RaftLogStorage`]);
+//! - [`journal`]: the Raft log's entries, in segment files written with one
+//!   `fdatasync` per group of appends, and their index;
 //! - [`state_machine`]: the named logs themselves ([`openraft::storage::RaftStateMachine`]);
 //! - [`records`]: how the state machine stores a log's entries, their
 //!   payloads left in the Raft log;
@@ -9,6 +11,7 @@
 //!   ([`openraft::RaftSnapshotBuilder`]);
 //! - [`snapshot_file`]: a snapshot's bytes, written out on first read.
 
+pub mod journal;
 pub mod log_storage;
 pub(crate) mod records;
 pub mod snapshot;
@@ -24,7 +27,8 @@ use crate::error::Result;
 
 /// Opens (creating if needed) the sled database under `dir` and returns the
 /// node's Raft log store and state machine. Must run inside a tokio runtime.
-pub async fn open(dir: &Path) -> Result<(LogStore, StateMachineStore)> {
+/// `segment_bytes`: size of the Raft log's segment files.
+pub async fn open(dir: &Path, segment_bytes: u64) -> Result<(LogStore, StateMachineStore)> {
     let dir = dir.to_path_buf();
     let db_dir = dir.join("db");
     let sled_dir = db_dir.clone();
@@ -40,7 +44,13 @@ pub async fn open(dir: &Path) -> Result<(LogStore, StateMachineStore)> {
     .await
     .map_err(|e| crate::error::TxlogError::Raft(format!("open task: {e}")))??;
     let refs = records::References::new(StateMachineStore::tree(&db)?);
-    let log = LogStore::open(db.clone(), &db_dir, refs.clone())?;
+    let log = {
+        let (db, refs) = (db.clone(), refs.clone());
+        // Reads every segment to index it: disk reads.
+        tokio::task::spawn_blocking(move || LogStore::open(db, &db_dir, refs, segment_bytes))
+            .await
+            .map_err(|e| crate::error::TxlogError::Raft(format!("open task: {e}")))??
+    };
     let sm = StateMachineStore::open(db, dir.join("snapshots"), log.clone(), refs).await?;
     Ok((log, sm))
 }

@@ -21,7 +21,11 @@
 //! so after a crash either the new `s` is there with everything before it,
 //! or the old `s` is, and re-applying the entries (deterministic) writes the
 //! same records under the same keys again. The state machine is not flushed
-//! on apply at all: the Raft log is the durable copy.
+//! on apply at all: the Raft log is the durable copy. Its entries live in
+//! files of their own, not in this sled database, so `apply` first waits
+//! until the entries it applies are synced there (openraft may apply an
+//! entry the other nodes committed before this node's own sync of it): sled
+//! can never hold records referring to entries a crash could take away.
 //!
 //! Trimming only moves a log's `first_lsn`; a background task deletes the
 //! trimmed records later, never while a snapshot is being written (the
@@ -525,6 +529,12 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             logs,
         };
         let state_bytes = bincode::serialize(&state).map_err(std::io::Error::other)?;
+        // openraft applies entries as soon as they are committed and
+        // appended here, which may be before this node's own sync of them
+        // (the others made the majority). sled may make what is written
+        // below durable at any time, and records refer to the entries'
+        // payloads in the Raft log, so the entries must be on disk first.
+        self.shared.raft.durable(last.index).await?;
         let tree = &self.shared.tree;
         for (k, v) in records {
             tree.insert(k, v).map_err(std::io::Error::other)?;
