@@ -875,6 +875,30 @@ mod tests {
         assert_eq!(state.last_log_id, Some(entry_of_term(2, 9).log_id));
     }
 
+    #[tokio::test]
+    async fn a_stored_committed_counts_only_if_the_log_holds_that_entry() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db_dir = dir.path().join("db");
+        let db = sled::open(&db_dir).expect("sled");
+        let refs = References::new(db.open_tree("sm").expect("sm"));
+        let mut store = LogStore::open(db, &db_dir, refs, journal::SEGMENT_BYTES).expect("open");
+        append_durably(&mut store, (1..=5).map(|i| entry_of_term(2, i)).collect()).await;
+        store
+            .save_committed(Some(entry_of_term(2, 4).log_id))
+            .await
+            .expect("save");
+        assert_eq!(
+            store.read_committed().await.expect("read"),
+            Some(entry_of_term(2, 4).log_id)
+        );
+        // Written to sled, but the log lost the entry (a crash before its
+        // sync) or holds another one at that index: recomputed instead.
+        for lost in [entry_of_term(2, 9), entry_of_term(1, 4)] {
+            store.save_committed(Some(lost.log_id)).await.expect("save");
+            assert_eq!(store.read_committed().await.expect("read"), None);
+        }
+    }
+
     #[test]
     fn a_log_kept_in_sled_moves_into_the_segments_at_open() {
         let dir = tempfile::tempdir().expect("tempdir");
