@@ -375,6 +375,11 @@ pub struct Engine {
     pub records_ready: std::sync::Arc<tokio::sync::Notify>,
     /// Barrier of the command being executed (see `tracker`).
     cmd_barrier: u64,
+    /// Clock reads shared between the commands of a batch (see
+    /// [`Engine::execute_batch`]): when the next top-level command starts,
+    /// and when the last one `call` timed ended.
+    cmd_start: Option<Instant>,
+    call_ended: Option<Instant>,
     /// TEST ONLY: never park replies (see `ServerConfig::unsafe_early_ack`).
     pub unsafe_early_ack: bool,
 }
@@ -470,6 +475,8 @@ impl Engine {
             progress: std::sync::Arc::new(LogProgress::default()),
             records_ready: std::sync::Arc::new(tokio::sync::Notify::new()),
             cmd_barrier: 0,
+            cmd_start: None,
+            call_ended: None,
             unsafe_early_ack: false,
         }
     }
@@ -629,6 +636,14 @@ impl Engine {
             self.srv.pause.held.remove(&id);
         }
         let mut outcome = BatchOutcome::Done;
+        // One clock read per command instead of four (the lease check, the
+        // command's Unix time, its start and end for the latency stats: 7 %
+        // of the server's CPU at pipelined GETs in a VM): a command starts
+        // when the previous one ended, and its Unix time (frozen for the
+        // command, as Redis' command time snapshot) follows the monotonic
+        // clock from the batch's start.
+        let (batch_instant, batch_unix_ms) = (Instant::now(), unix_ms());
+        let mut now = batch_instant;
         while let Some(argv) = cmds.pop_front() {
             if argv.is_empty() {
                 continue;
@@ -637,7 +652,7 @@ impl Engine {
             // the engine past the lease.
             let gate = match self.srv.gate.as_mut() {
                 None => GateCheck::Open,
-                Some(g) => g.check(Instant::now()),
+                Some(g) => g.check(now),
             };
             if gate != GateCheck::Open
                 // QUIT still closes; INFO still reports (memlog_log_state).
@@ -660,7 +675,8 @@ impl Engine {
                     continue;
                 }
             }
-            self.ks.now_ms = unix_ms();
+            self.ks.now_ms = batch_unix_ms
+                + i64::try_from(now.duration_since(batch_instant).as_millis()).unwrap_or(0);
             if let Some(end) = self.pause_holds(&client, &argv) {
                 cmds.push_front(argv);
                 self.srv.pause.held.insert(id);
@@ -675,7 +691,12 @@ impl Engine {
                 client.reply_mode = ReplyMode::SkipThis;
             }
             self.cmd_barrier = 0;
+            self.cmd_start = Some(now);
+            self.call_ended = None;
             let r = self.dispatch(&mut client, &argv, out, true);
+            // Not taken when the command was refused before it ran.
+            self.cmd_start = None;
+            now = self.call_ended.take().unwrap_or_else(Instant::now);
             apply_reply_mode(&mut client, out, reply_start);
             // CLIENT CACHING covers the next command (or transaction) only.
             if self.ks.tracking_on
@@ -948,7 +969,8 @@ impl Engine {
         argv: &[Bytes],
         out: &mut ReplyBuf,
     ) -> Dispatched {
-        let started = Instant::now();
+        // A nested call (EXEC's commands, a script's) reads the clock.
+        let started = self.cmd_start.take().unwrap_or_else(Instant::now);
         let db = client.db;
         self.ks.cmd_dirty = 0;
         self.ks.effects.begin_record();
@@ -1003,7 +1025,9 @@ impl Engine {
         let own = self.close_record().unwrap_or(0);
         let read = self.read_barrier(spec, argv, db);
         self.cmd_barrier = self.cmd_barrier.max(own).max(read);
-        let ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let ended = Instant::now();
+        self.call_ended = Some(ended);
+        let ns = u64::try_from(ended.duration_since(started).as_nanos()).unwrap_or(u64::MAX);
         let us = ns / 1000;
         let event = if spec.flags & flags::FAST != 0 {
             "fast-command"
