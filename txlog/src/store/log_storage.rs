@@ -628,6 +628,19 @@ mod tests {
     use openraft::EntryPayload;
 
     use super::*;
+
+    /// A log store on a new sled database in `db_dir`, with the database
+    /// and references it was opened with (to open it again).
+    fn open_store(db_dir: &Path) -> (sled::Db, References, LogStore) {
+        let db = sled::open(db_dir).expect("sled");
+        let refs = References::new(db.open_tree("sm").expect("sm"));
+        let store = reopen_store(&db, db_dir, &refs);
+        (db, refs, store)
+    }
+
+    fn reopen_store(db: &sled::Db, db_dir: &Path, refs: &References) -> LogStore {
+        LogStore::open(db.clone(), db_dir, refs.clone(), journal::SEGMENT_BYTES).expect("open")
+    }
     use crate::types::test_log_id;
 
     fn entry(index: u64) -> Entry {
@@ -715,10 +728,7 @@ mod tests {
     async fn purge_returns_at_once_and_the_purger_deletes_in_the_background() {
         let dir = tempfile::tempdir().expect("tempdir");
         let db_dir = dir.path().join("db");
-        let db = sled::open(&db_dir).expect("sled");
-        let refs = References::new(db.open_tree("sm").expect("sm"));
-        let mut store = LogStore::open(db.clone(), &db_dir, refs.clone(), journal::SEGMENT_BYTES)
-            .expect("open");
+        let (db, refs, mut store) = open_store(&db_dir);
         append_durably(&mut store, (1..=100).map(entry).collect()).await;
         store.purge(entry(60).log_id).await.expect("purge");
         let state = store.get_log_state().await.expect("state");
@@ -742,7 +752,7 @@ mod tests {
             )
             .expect("meta");
         drop(store);
-        let store = LogStore::open(db, &db_dir, refs, journal::SEGMENT_BYTES).expect("reopen");
+        let store = reopen_store(&db, &db_dir, &refs);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while store.first_stored_index() != Some(81) {
             assert!(
@@ -757,9 +767,7 @@ mod tests {
     async fn keep_bytes_from_finds_the_purge_point_that_keeps_a_byte_budget() {
         let dir = tempfile::tempdir().expect("tempdir");
         let db_dir = dir.path().join("db");
-        let db = sled::open(&db_dir).expect("sled");
-        let refs = References::new(db.open_tree("sm").expect("sm"));
-        let mut store = LogStore::open(db, &db_dir, refs, journal::SEGMENT_BYTES).expect("open");
+        let (_db, _refs, mut store) = open_store(&db_dir);
         append_durably(&mut store, (1..=100).map(entry).collect()).await;
         let one = bincode::serialize(&entry(1)).expect("ser").len() as u64;
         // Entries 91..=100 hold 10 entries' bytes.
@@ -854,9 +862,7 @@ mod tests {
     async fn acknowledged_appends_and_truncations_come_back_from_the_journal() {
         let dir = tempfile::tempdir().expect("tempdir");
         let db_dir = dir.path().join("node/db");
-        let db = sled::open(&db_dir).expect("sled");
-        let refs = References::new(db.open_tree("sm").expect("sm"));
-        let mut store = LogStore::open(db, &db_dir, refs, journal::SEGMENT_BYTES).expect("open");
+        let (_db, _refs, mut store) = open_store(&db_dir);
         append_durably(&mut store, (1..=10).map(|i| entry_of_term(1, i)).collect()).await;
         store
             .truncate_after(Some(entry_of_term(1, 7).log_id))
@@ -873,10 +879,7 @@ mod tests {
             std::fs::copy(e.path(), copy.join("journal").join(e.file_name())).expect("copy");
         }
         let copy_db = copy.join("db");
-        let db = sled::open(&copy_db).expect("sled");
-        let refs = References::new(db.open_tree("sm").expect("sm"));
-        let mut recovered =
-            LogStore::open(db, &copy_db, refs, journal::SEGMENT_BYTES).expect("reopen");
+        let (_db, _refs, mut recovered) = open_store(&copy_db);
         let got: Vec<(u64, u64)> = recovered
             .try_get_log_entries(0..)
             .await
@@ -895,16 +898,13 @@ mod tests {
     async fn a_range_spans_the_segments_and_entries_not_yet_written() {
         let dir = tempfile::tempdir().expect("tempdir");
         let db_dir = dir.path().join("db");
-        let db = sled::open(&db_dir).expect("sled");
-        let refs = References::new(db.open_tree("sm").expect("sm"));
-        let mut store = LogStore::open(db.clone(), &db_dir, refs.clone(), journal::SEGMENT_BYTES)
-            .expect("open");
+        let (db, refs, mut store) = open_store(&db_dir);
         append_durably(&mut store, (1..=10).map(entry).collect()).await;
         drop(store);
         // Reopened: 1..=10 only in the segments; 11..=12 in memory, maybe
         // not written yet (no wait for the callback), as when openraft
         // applies right after an append.
-        let mut store = LogStore::open(db, &db_dir, refs, journal::SEGMENT_BYTES).expect("reopen");
+        let mut store = reopen_store(&db, &db_dir, &refs);
         store
             .append((11..=12).map(entry), IOFlushed::noop())
             .await
@@ -933,9 +933,7 @@ mod tests {
     async fn a_stored_committed_counts_only_if_the_log_holds_that_entry() {
         let dir = tempfile::tempdir().expect("tempdir");
         let db_dir = dir.path().join("db");
-        let db = sled::open(&db_dir).expect("sled");
-        let refs = References::new(db.open_tree("sm").expect("sm"));
-        let mut store = LogStore::open(db, &db_dir, refs, journal::SEGMENT_BYTES).expect("open");
+        let (_db, _refs, mut store) = open_store(&db_dir);
         append_durably(&mut store, (1..=5).map(|i| entry_of_term(2, i)).collect()).await;
         store
             .save_committed(Some(entry_of_term(2, 4).log_id))
@@ -977,7 +975,7 @@ mod tests {
         assert_eq!(state.last_log_id, Some(entry_of_term(1, 20).log_id));
         drop(store);
         // And stays moved: the next open reads it from the segments.
-        let mut store = LogStore::open(db, &db_dir, refs, journal::SEGMENT_BYTES).expect("reopen");
+        let mut store = reopen_store(&db, &db_dir, &refs);
         let got = rt
             .block_on(store.try_get_log_entries(1..=20))
             .expect("read");
