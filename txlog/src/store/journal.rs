@@ -34,6 +34,8 @@ use std::sync::{mpsc, Arc};
 use openraft::storage::IOFlushed;
 use parking_lot::RwLock;
 
+use super::snapshot::sync_dir;
+
 use crate::types::TypeConfig;
 
 /// A segment is closed once it holds this much (a record is never split, so
@@ -187,10 +189,6 @@ fn list_segments(dir: &Path) -> io::Result<Vec<u64>> {
     Ok(out)
 }
 
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
 /// Where an entry's bytes are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Loc {
@@ -316,6 +314,27 @@ impl Segments {
         gone
     }
 
+    /// Creates segment `seq` (synced into the directory) and adds it as
+    /// the newest; returns its file.
+    fn start_segment(&self, seq: u64) -> io::Result<Arc<File>> {
+        let file = Arc::new(
+            OpenOptions::new()
+                .create_new(true)
+                .read(true)
+                .write(true)
+                .open(segment_path(&self.dir, seq))?,
+        );
+        sync_dir(&self.dir)?;
+        self.state.write().segments.insert(
+            seq,
+            Segment {
+                file: file.clone(),
+                max_index: None,
+            },
+        );
+        Ok(file)
+    }
+
     /// Deletes segment files [`Segments::forget_below`] gave up.
     pub(crate) fn delete(&self, paths: &[PathBuf]) -> io::Result<()> {
         for p in paths {
@@ -332,11 +351,10 @@ impl Segments {
     }
 }
 
-/// Opens the segments in `dir` (creating it), rebuilds the index from them
-/// and cuts a torn tail off the newest one. Returns the segments and the
-/// newest segment's sequence number and valid length. Blocking.
+/// Opens the segments in `dir`, rebuilds the index from them and cuts a
+/// torn tail off the newest one. Returns the segments and the newest
+/// segment's sequence number and valid length. Blocking.
 fn open_segments(dir: &Path) -> crate::error::Result<(Arc<Segments>, u64, u64)> {
-    std::fs::create_dir_all(dir)?;
     let seqs = list_segments(dir)?;
     let mut st = State::default();
     let mut tail = (0, 0);
@@ -426,16 +444,8 @@ impl Journal {
         let lock = lock_dir(dir)?;
         let (segments, seq, len) = open_segments(dir)?;
         let (seq, len) = if seq == 0 || len >= segment_bytes {
-            let next = seq + 1;
-            let file = create_segment(dir, next)?;
-            segments.state.write().segments.insert(
-                next,
-                Segment {
-                    file: Arc::new(file),
-                    max_index: None,
-                },
-            );
-            (next, 0)
+            segments.start_segment(seq + 1)?;
+            (seq + 1, 0)
         } else {
             (seq, len)
         };
@@ -548,16 +558,6 @@ fn durable_after(mut index: u64, batch: &[Job]) -> u64 {
     index
 }
 
-fn create_segment(dir: &Path, seq: u64) -> io::Result<File> {
-    let f = OpenOptions::new()
-        .create_new(true)
-        .read(true)
-        .write(true)
-        .open(segment_path(dir, seq))?;
-    sync_dir(dir)?;
-    Ok(f)
-}
-
 struct Writer {
     /// Held until the thread ends (see [`lock_dir`]).
     _lock: File,
@@ -619,16 +619,8 @@ impl Writer {
             buf.extend_from_slice(&job.record.bytes);
         }
         if self.len > 0 && self.len + buf.len() as u64 > self.segment_bytes {
-            let next = self.seq + 1;
-            let file = create_segment(&self.segments.dir, next)?;
-            self.segments.state.write().segments.insert(
-                next,
-                Segment {
-                    file: Arc::new(file),
-                    max_index: None,
-                },
-            );
-            self.seq = next;
+            self.segments.start_segment(self.seq + 1)?;
+            self.seq += 1;
             self.len = 0;
         }
         let file = match self.segments.state.read().segments.get(&self.seq) {

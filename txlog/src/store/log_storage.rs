@@ -133,7 +133,13 @@ impl DiskSync {
 }
 
 /// One sled flush plus [`DiskSync`]: everything inserted before the call is
-/// durable when it returns.
+/// durable when it returns. Blocking.
+fn sync_sled(db: &sled::Db, disk: &parking_lot::Mutex<DiskSync>) -> std::io::Result<()> {
+    db.flush().map_err(io_err)?;
+    disk.lock().sync()
+}
+
+/// [`sync_sled`] from async code.
 async fn durable_flush(
     db: &sled::Db,
     disk: &Arc<parking_lot::Mutex<DiskSync>>,
@@ -141,13 +147,9 @@ async fn durable_flush(
     // One blocking-pool hop for both steps (sled's `flush_async` would add a
     // hop through sled's own thread pool).
     let (db, disk) = (db.clone(), disk.clone());
-    tokio::task::spawn_blocking(move || {
-        db.flush()
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
-        disk.lock().sync()
-    })
-    .await
-    .map_err(std::io::Error::other)?
+    tokio::task::spawn_blocking(move || sync_sled(&db, &disk))
+        .await
+        .map_err(std::io::Error::other)?
 }
 
 /// The newest entries, contiguous by index, about `RECENT_BYTES` of them,
@@ -400,8 +402,7 @@ async fn run_purger(
             };
             let gone = segments.forget_below(end);
             if !gone.is_empty() {
-                db.flush()?;
-                disk.lock().sync()?;
+                sync_sled(&db, &disk)?;
                 segments.delete(&gone)?;
             }
             Ok(gone.len())
@@ -450,8 +451,7 @@ fn migrate_old_log(
         }
     }
     old.clear()?;
-    db.flush()?;
-    disk.lock().sync()?;
+    sync_sled(db, disk)?;
     tracing::info!(
         entries = moved,
         "moved the raft log from sled into its segment files"
