@@ -37,8 +37,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::keyspace::stream::{Consumer, Group, Node, PendingEntry};
 use crate::keyspace::{Elem, Stream, StreamId};
+use crate::listpack::{self, ListpackWriter};
 use crate::numbers::parse_i64;
-use crate::rdb::{parse_listpack, save_len, save_string, Reader};
+use crate::rdb::{save_len, save_string, Reader};
 
 /// A stream as Redis 5.0 to 6.2 write it (no first ID, tombstone ID,
 /// entries-added or entries-read).
@@ -57,128 +58,6 @@ const FALLBACK_NODE_ENTRIES: usize = 100;
 
 /// Redis' SCG_INVALID_ENTRIES_READ (-1) as rdbSaveLen writes it.
 const ENTRIES_READ_UNKNOWN: u64 = u64::MAX;
-
-// ---------------------------------------------------------------- listpacks
-
-/// Builds a listpack as listpack.c's lpAppend / lpAppendInteger would.
-struct ListpackWriter {
-    buf: Vec<u8>,
-    count: usize,
-}
-
-/// Listpack header: total bytes (u32 LE) and element count (u16 LE).
-const LP_HDR_SIZE: usize = 6;
-const LP_EOF: u8 = 0xff;
-/// The element count a listpack header holds when the real one does not fit.
-const LP_HDR_NUMELE_UNKNOWN: usize = u16::MAX as usize;
-
-impl ListpackWriter {
-    fn new() -> Self {
-        ListpackWriter {
-            buf: vec![0; LP_HDR_SIZE],
-            count: 0,
-        }
-    }
-
-    /// lpEncodeIntegerGetType's encodings.
-    fn push_int(&mut self, v: i64) {
-        let start = self.buf.len();
-        let b = &mut self.buf;
-        match v {
-            0..=127 => b.push(v as u8),
-            -4096..=4095 => {
-                let u = (v as u64) & 0x1fff;
-                b.push(0xc0 | (u >> 8) as u8);
-                b.push(u as u8);
-            }
-            -32768..=32767 => {
-                b.push(0xf1);
-                b.extend_from_slice(&(v as i16).to_le_bytes());
-            }
-            -8388608..=8388607 => {
-                b.push(0xf2);
-                b.extend_from_slice(&(v as i32).to_le_bytes()[..3]);
-            }
-            -2147483648..=2147483647 => {
-                b.push(0xf3);
-                b.extend_from_slice(&(v as i32).to_le_bytes());
-            }
-            _ => {
-                b.push(0xf4);
-                b.extend_from_slice(&v.to_le_bytes());
-            }
-        }
-        self.end_element(start);
-    }
-
-    /// lpAppend: a string that is a valid int64 (lpStringToInt64, which
-    /// `parse_i64` follows) is stored as an integer.
-    fn push_str(&mut self, s: &[u8]) {
-        if let Some(v) = parse_i64(s) {
-            return self.push_int(v);
-        }
-        let start = self.buf.len();
-        let b = &mut self.buf;
-        let n = s.len();
-        if n < 64 {
-            b.push(0x80 | n as u8);
-        } else if n < 4096 {
-            b.push(0xe0 | (n >> 8) as u8);
-            b.push(n as u8);
-        } else {
-            b.push(0xf0);
-            // Strings are at most 512 MB (proto-max-bulk-len).
-            b.extend_from_slice(&(n as u32).to_le_bytes());
-        }
-        b.extend_from_slice(s);
-        self.end_element(start);
-    }
-
-    /// Appends the backlen (lpEncodeBacklen) of the element written from
-    /// `start`.
-    fn end_element(&mut self, start: usize) {
-        let l = (self.buf.len() - start) as u64;
-        let b = &mut self.buf;
-        if l <= 127 {
-            b.push(l as u8);
-        } else if l < 16383 {
-            b.extend_from_slice(&[(l >> 7) as u8, (l & 127) as u8 | 128]);
-        } else if l < 2097151 {
-            b.extend_from_slice(&[
-                (l >> 14) as u8,
-                ((l >> 7) & 127) as u8 | 128,
-                (l & 127) as u8 | 128,
-            ]);
-        } else if l < 268435455 {
-            b.extend_from_slice(&[
-                (l >> 21) as u8,
-                ((l >> 14) & 127) as u8 | 128,
-                ((l >> 7) & 127) as u8 | 128,
-                (l & 127) as u8 | 128,
-            ]);
-        } else {
-            b.extend_from_slice(&[
-                (l >> 28) as u8,
-                ((l >> 21) & 127) as u8 | 128,
-                ((l >> 14) & 127) as u8 | 128,
-                ((l >> 7) & 127) as u8 | 128,
-                (l & 127) as u8 | 128,
-            ]);
-        }
-        self.count += 1;
-    }
-
-    fn finish(mut self) -> Vec<u8> {
-        self.buf.push(LP_EOF);
-        // A node holds at most stream-node-max-bytes (at most 1 GB) plus one
-        // entry (at most one write, 32 MB), well within u32.
-        let total = u32::try_from(self.buf.len()).unwrap_or(u32::MAX);
-        self.buf[..4].copy_from_slice(&total.to_le_bytes());
-        let count = self.count.min(LP_HDR_NUMELE_UNKNOWN) as u16;
-        self.buf[4..6].copy_from_slice(&count.to_le_bytes());
-        self.buf
-    }
-}
 
 // ---------------------------------------------------------------- save
 
@@ -449,7 +328,7 @@ fn load_node(
         return None;
     }
     let mut r = NodeReader {
-        items: parse_listpack(lp)?.into_iter(),
+        items: listpack::parse(lp)?.into_iter(),
     };
     let count = u64::try_from(r.int()?).ok()?;
     let deleted = u64::try_from(r.int()?).ok()?;
@@ -1139,7 +1018,7 @@ mod tests {
         // Spot checks against listpack.c's encodings.
         assert_eq!(&bytes[6..12], [0x00, 0x01, 0x7f, 0x01, 0xc0, 0x80]);
         assert_eq!(&bytes[12..15], [0x02, 0xdf, 0xff]); // 128: backlen 2, then -1
-        let items = parse_listpack(&bytes).unwrap();
+        let items = listpack::parse(&bytes).unwrap();
         let mut expected: Vec<Elem> = [
             "0",
             "127",
@@ -1171,7 +1050,7 @@ mod tests {
         }
         let bytes = lp.finish();
         assert_eq!(&bytes[4..6], [0xff, 0xff]);
-        assert_eq!(parse_listpack(&bytes).unwrap().len(), 70000);
+        assert_eq!(listpack::parse(&bytes).unwrap().len(), 70000);
     }
 
     #[test]

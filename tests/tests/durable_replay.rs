@@ -509,7 +509,17 @@ fn wait_info_at_least(c: &mut RawConn, field: &str, want: i64) {
 
 /// SETs `n` distinct keys of `size` bytes under `prefix`.
 fn write_bytes(c: &mut RawConn, prefix: &str, n: usize, size: usize) {
-    let value = "v".repeat(size);
+    // Letters that do not repeat, so that snapshots (which LZF-compress
+    // values, as Redis' RDB does) hold as many bytes as the log.
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let value: String = (0..size)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            char::from(b'a' + (x % 26) as u8)
+        })
+        .collect();
     for i in 0..n {
         let key = format!("{prefix}:{i}");
         assert_eq!(

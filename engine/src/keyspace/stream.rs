@@ -158,48 +158,6 @@ impl PartialEq for Stream {
     }
 }
 
-/// The size of a listpack element holding `s` (an integer-looking string
-/// is stored as an integer), backlen included.
-fn lp_entry_size(s: &[u8]) -> usize {
-    let enc = match crate::numbers::parse_i64(s) {
-        Some(v) if s.len() <= 20 => lp_int_size(v),
-        _ => match s.len() {
-            n if n < 64 => 1 + n,
-            n if n < 4096 => 2 + n,
-            n => 5 + n,
-        },
-    };
-    enc + lp_backlen_size(enc)
-}
-
-fn lp_int_size(v: i64) -> usize {
-    match v {
-        0..=127 => 1,
-        -4096..=4095 => 2,
-        -32768..=32767 => 3,
-        -8388608..=8388607 => 4,
-        -2147483648..=2147483647 => 5,
-        _ => 9,
-    }
-}
-
-fn lp_int_entry_size(v: i64) -> usize {
-    let enc = lp_int_size(v);
-    enc + lp_backlen_size(enc)
-}
-
-fn lp_backlen_size(l: usize) -> usize {
-    match l {
-        0..=127 => 1,
-        128..=16383 => 2,
-        16384..=2097151 => 3,
-        2097152..=268435455 => 4,
-        _ => 5,
-    }
-}
-
-/// Listpack header and end byte.
-const LP_OVERHEAD: usize = 7;
 /// Redis' STREAM_LISTPACK_MAX_SIZE.
 const LISTPACK_MAX_SIZE: usize = 1 << 30;
 
@@ -262,13 +220,15 @@ impl Stream {
             }
             None => {
                 let master_fields: Vec<Elem> = names.into_iter().cloned().collect();
-                let mut bytes = LP_OVERHEAD + lp_int_entry_size(1) + lp_int_entry_size(0);
-                bytes += lp_int_entry_size(master_fields.len() as i64);
+                let mut bytes = crate::listpack::EMPTY_BYTES
+                    + crate::listpack::int_entry_size(1)
+                    + crate::listpack::int_entry_size(0);
+                bytes += crate::listpack::int_entry_size(master_fields.len() as i64);
                 bytes += master_fields
                     .iter()
-                    .map(|f| lp_entry_size(f))
+                    .map(|f| crate::listpack::entry_size(f))
                     .sum::<usize>();
-                bytes += lp_int_entry_size(0);
+                bytes += crate::listpack::int_entry_size(0);
                 bytes += entry_size(&fields, id, id, true);
                 self.nodes.insert(
                     id,
@@ -467,23 +427,23 @@ pub enum Trim {
 
 /// The listpack bytes of one entry in a node whose master ID is `master`.
 fn entry_size(fields: &[Elem], id: StreamId, master: StreamId, same_fields: bool) -> usize {
-    let mut n = lp_int_entry_size(0); // flags
-    n += lp_int_entry_size(id.ms.wrapping_sub(master.ms) as i64);
-    n += lp_int_entry_size(id.seq.wrapping_sub(master.seq) as i64);
+    let mut n = crate::listpack::int_entry_size(0); // flags
+    n += crate::listpack::int_entry_size(id.ms.wrapping_sub(master.ms) as i64);
+    n += crate::listpack::int_entry_size(id.seq.wrapping_sub(master.seq) as i64);
     let mut elements = 3i64;
     if same_fields {
         for v in fields.iter().skip(1).step_by(2) {
-            n += lp_entry_size(v);
+            n += crate::listpack::entry_size(v);
             elements += 1;
         }
     } else {
-        n += lp_int_entry_size((fields.len() / 2) as i64);
+        n += crate::listpack::int_entry_size((fields.len() / 2) as i64);
         for f in fields.iter() {
-            n += lp_entry_size(f);
+            n += crate::listpack::entry_size(f);
         }
         elements += 1 + fields.len() as i64;
     }
-    n + lp_int_entry_size(elements)
+    n + crate::listpack::int_entry_size(elements)
 }
 
 #[cfg(test)]
