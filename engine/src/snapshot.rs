@@ -473,38 +473,117 @@ fn library_command(code: Bytes) -> EffectCommand {
     }
 }
 
-/// `RESTORE key ttl payload ABSTTL REPLACE`: a key in a snapshot (one DUMP).
-fn restore_command(db: u32, key: &[u8], ttl: i64, value: &Value) -> EffectCommand {
-    EffectCommand {
-        db,
-        argv: vec![
-            Bytes::from_static(b"RESTORE"),
-            Bytes::copy_from_slice(key),
-            Bytes::from(ttl.to_string()),
-            Bytes::from(crate::rdb::dump_exact(value)),
-            Bytes::from_static(b"ABSTTL"),
-            Bytes::from_static(b"REPLACE"),
-        ],
+/// Elements a snapshot command carries at most for one key: a collection
+/// with more is written as several commands (see [`key_commands`]).
+const CHUNK_ELEMENTS: usize = 1024;
+/// A record is closed once its commands' arguments reach this many bytes
+/// (or it holds [`KEYS_PER_RECORD`] commands): loading holds
+/// [`LOAD_CHUNK_RECORDS`] records at a time.
+const RECORD_BYTES: usize = 1 << 20;
+
+/// A key in a snapshot: `RESTORE key ttl payload ABSTTL REPLACE` (one
+/// DUMP), or, for a list, set, hash or sorted set of more than
+/// [`CHUNK_ELEMENTS`] elements, the commands that build it that many
+/// elements at a time (RPUSH, SADD, HSET, ZADD) and then `PEXPIREAT` for
+/// its expiry. A big collection is then never one payload of hundreds of
+/// MB, which the forked child had to build and grow whole (a 1M-field hash
+/// in `make bench`) and recovery had to read whole. Snapshots are loaded
+/// into an empty data set, so the first command creates the key.
+fn key_commands<E>(
+    db: u32,
+    key: &[u8],
+    ttl: i64,
+    value: &Value,
+    emit: &mut impl FnMut(EffectCommand) -> Result<(), E>,
+) -> Result<(), E> {
+    let copy = |b: &[u8]| Bytes::copy_from_slice(b);
+    // Each element's arguments: a member, or a field and value, or a score
+    // and member.
+    type Args<'a> = Box<dyn Iterator<Item = (Bytes, Option<Bytes>)> + 'a>;
+    let (name, len, mut items): (&'static [u8], usize, Args<'_>) = match value {
+        Value::List(l) => (
+            b"RPUSH",
+            l.len(),
+            Box::new(l.iter().map(|e| (copy(e), None))),
+        ),
+        Value::Set(m) => (
+            b"SADD",
+            m.len(),
+            Box::new(m.iter().map(|e| (copy(e), None))),
+        ),
+        Value::Hash(h) => (
+            b"HSET",
+            h.len(),
+            Box::new(h.iter().map(|(f, v)| (copy(f), Some(copy(v))))),
+        ),
+        Value::ZSet(z) => (
+            b"ZADD",
+            z.len(),
+            Box::new(
+                z.iter()
+                    .map(|(m, s)| (Bytes::from(crate::numbers::fmt_double(s)), Some(copy(m)))),
+            ),
+        ),
+        Value::Str(_) | Value::Stream(_) => (b"", 0, Box::new(std::iter::empty())),
+    };
+    if len <= CHUNK_ELEMENTS {
+        return emit(EffectCommand {
+            db,
+            argv: vec![
+                Bytes::from_static(b"RESTORE"),
+                copy(key),
+                Bytes::from(ttl.to_string()),
+                Bytes::from(crate::rdb::dump_exact(value)),
+                Bytes::from_static(b"ABSTTL"),
+                Bytes::from_static(b"REPLACE"),
+            ],
+        });
     }
+    loop {
+        let mut argv = vec![Bytes::from_static(name), copy(key)];
+        for (a, b) in items.by_ref().take(CHUNK_ELEMENTS) {
+            argv.push(a);
+            argv.extend(b);
+        }
+        if argv.len() == 2 {
+            break;
+        }
+        emit(EffectCommand { db, argv })?;
+    }
+    if ttl > 0 {
+        emit(EffectCommand {
+            db,
+            argv: vec![
+                Bytes::from_static(b"PEXPIREAT"),
+                copy(key),
+                Bytes::from(ttl.to_string()),
+            ],
+        })?;
+    }
+    Ok(())
 }
 
-/// Groups a snapshot's commands into records of [`KEYS_PER_RECORD`].
+/// Groups a snapshot's commands into records of [`KEYS_PER_RECORD`]
+/// commands or [`RECORD_BYTES`] of arguments.
 #[derive(Default)]
 struct RecordBuilder {
     commands: Vec<EffectCommand>,
+    bytes: usize,
 }
 
 impl RecordBuilder {
     /// Adds `c`; returns a record once one is full.
     fn push(&mut self, c: EffectCommand) -> Option<EffectRecord> {
+        self.bytes += c.argv.iter().map(Bytes::len).sum::<usize>();
         self.commands.push(c);
-        (self.commands.len() >= KEYS_PER_RECORD)
+        (self.commands.len() >= KEYS_PER_RECORD || self.bytes >= RECORD_BYTES)
             .then(|| self.finish())
             .flatten()
     }
 
     /// The last, partly filled record, if any.
     fn finish(&mut self) -> Option<EffectRecord> {
+        self.bytes = 0;
         (!self.commands.is_empty()).then(|| EffectRecord {
             engine_version: ENGINE_VERSION,
             commands: std::mem::take(&mut self.commands),
@@ -514,20 +593,23 @@ impl RecordBuilder {
 
 impl Capture {
     /// The captured data set as effect records: `FUNCTION LOAD REPLACE
-    /// code` per function library, then `RESTORE key ttl payload ABSTTL
-    /// REPLACE` per key, [`KEYS_PER_RECORD`] commands a record. Costs one
+    /// code` per function library, then each key's commands
+    /// ([`key_commands`]: one RESTORE, or chunks for a big collection),
+    /// [`KEYS_PER_RECORD`] commands or [`RECORD_BYTES`] a record. Costs one
     /// DUMP per key: call it off the engine thread. Each value is dropped
     /// once encoded, so the copy and the records are not both held whole.
     pub fn into_records(self) -> Vec<EffectRecord> {
         let mut records = Vec::new();
         let mut b = RecordBuilder::default();
-        let libraries = self.libraries.into_iter().map(library_command);
-        let keys = self
-            .keys
-            .into_iter()
-            .map(|(db, key, ttl, value)| restore_command(db, &key, ttl, &value));
-        for c in libraries.chain(keys) {
+        let mut emit = |c| -> Result<(), std::convert::Infallible> {
             records.extend(b.push(c));
+            Ok(())
+        };
+        for code in self.libraries {
+            let Ok(()) = emit(library_command(code));
+        }
+        for (db, key, ttl, value) in self.keys {
+            let Ok(()) = key_commands(db, &key, ttl, &value, &mut emit);
         }
         records.extend(b.finish());
         records
@@ -545,18 +627,19 @@ pub fn write_body(
     let mut b = RecordBuilder::default();
     let mut buf = Vec::new();
     let mut written = 0;
-    let libraries = functions
-        .libraries()
-        .map(|lib| library_command(lib.code.clone()));
-    let keys = ks.dbs.iter().enumerate().flat_map(|(db, d)| {
-        d.data.iter().map(move |(key, value)| {
-            let ttl = d.expire_of(key).unwrap_or(0).max(0);
-            restore_command(db as u32, key, ttl, value)
-        })
-    });
-    for c in libraries.chain(keys) {
+    let mut emit = |c| -> std::io::Result<()> {
         if let Some(r) = b.push(c) {
             written += write_record(&r, &mut buf, w)?;
+        }
+        Ok(())
+    };
+    for lib in functions.libraries() {
+        emit(library_command(lib.code.clone()))?;
+    }
+    for (db, d) in ks.dbs.iter().enumerate() {
+        for (key, value) in d.data.iter() {
+            let ttl = d.expire_of(key).unwrap_or(0).max(0);
+            key_commands(db as u32, key, ttl, value, &mut emit)?;
         }
     }
     if let Some(r) = b.finish() {
@@ -681,9 +764,37 @@ mod tests {
             );
         }
         ks.set_expire(1, b"k1", 4_000_000_000_000);
+        // A collection too big for one command: written in chunks, then
+        // its expiry.
+        let mut h = crate::keyspace::Map::default();
+        for i in 0..(CHUNK_ELEMENTS * 2 + 3) {
+            h.insert(
+                format!("f{i}").as_bytes().into(),
+                format!("v{i}").as_bytes().into(),
+            );
+        }
+        ks.set(0, b"big", Value::Hash(Box::new(h)));
+        ks.set_expire(0, b"big", 4_000_000_000_000);
         let functions = Functions::default();
+        let records = capture(&ks, &functions).into_records();
+        let big: Vec<(&[u8], usize)> = records
+            .iter()
+            .flat_map(|r| &r.commands)
+            .filter(|c| &c.argv[1][..] == b"big")
+            .map(|c| (&c.argv[0][..], c.argv.len()))
+            .collect();
+        let chunk = 2 + 2 * CHUNK_ELEMENTS;
+        assert_eq!(
+            big,
+            [
+                (&b"HSET"[..], chunk),
+                (b"HSET", chunk),
+                (b"HSET", 2 + 2 * 3),
+                (b"PEXPIREAT", 3)
+            ]
+        );
         let mut expected = Vec::new();
-        for r in capture(&ks, &functions).into_records() {
+        for r in records {
             write_record(&r, &mut Vec::new(), &mut expected).expect("encode");
         }
         let mut streamed = Vec::new();

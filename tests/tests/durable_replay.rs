@@ -668,3 +668,47 @@ fn one_snapshot_at_a_time_as_redis_saves() {
         RespValue::Simple("Background saving started".into())
     );
 }
+
+/// A list, set, hash and sorted set too big for one snapshot command each
+/// are written in chunks (RPUSH, SADD, HSET, ZADD, then PEXPIREAT) and
+/// come back from the snapshot whole: order, scores and expiry included.
+#[test]
+fn big_collections_come_back_from_a_snapshot_whole() {
+    let mut server = MemlogServer::start(&[]).expect("server");
+    wait_serving(server.port);
+    let mut c = RawConn::connect(server.port).expect("connect");
+    let n = 2500;
+    let mut list = vec!["RPUSH".to_string(), "l".into()];
+    let mut set = vec!["SADD".to_string(), "s".into()];
+    let mut hash = vec!["HSET".to_string(), "h".into()];
+    let mut zset = vec!["ZADD".to_string(), "z".into()];
+    for i in 0..n {
+        list.push(format!("e{}", n - i));
+        set.push(format!("m{i}"));
+        hash.extend([format!("f{i}"), format!("v{i}")]);
+        zset.extend([format!("{}", i as f64 / 3.0), format!("m{i}")]);
+    }
+    zset.extend(["inf".into(), "top".into(), "-inf".into(), "bottom".into()]);
+    for cmd in [&list, &set, &hash, &zset] {
+        assert!(
+            !matches!(call(&mut c, cmd), RespValue::Error(_)),
+            "{}",
+            cmd[0]
+        );
+    }
+    for cmd in [
+        &["PEXPIRE", "h", "3600000"][..],
+        &["PEXPIRE", "z", "7200000"],
+    ] {
+        assert_eq!(c.call(cmd).expect("pexpire"), RespValue::Int(1));
+    }
+    assert_eq!(
+        c.call(&["SAVE"]).expect("save"),
+        RespValue::Simple("OK".into())
+    );
+    let before = data_set(server.port);
+    server.restart().expect("restart");
+    wait_serving(server.port);
+    assert_eq!(data_set(server.port), before);
+    assert!(server.log_text().contains("loaded snapshot"));
+}
