@@ -17,6 +17,17 @@
 //! (deleting only a prefix keeps every truncation record that still matters:
 //! it only ever removes entries of its own or older segments).
 //!
+//! Segments are preallocated: a new one is written full of zeros and synced
+//! before it takes records (the next one is prepared on a thread of its own
+//! while the current one fills), so an append overwrites blocks the file
+//! already has and its `fdatasync` flushes data only. An append that grows
+//! the file also commits the file system's journal for the new size: on the
+//! development machine's ext4, 180-200 us per sync instead of 100 us, and
+//! 380 us instead of 210-240 us with three nodes syncing on one disk, which
+//! is what a commit waits for twice. A record ends at the first zero
+//! length field; when zeros cannot be written (a full disk), a segment
+//! grows as records are appended, as before.
+//!
 //! Record layout: `len: u32 LE`, `crc32c(body): u32 LE`, `body`; the body is
 //! a kind byte, then for [`KIND_ENTRIES`] `(index: u64 LE, len: u32 LE,
 //! bincode(Entry))` per entry, for [`KIND_TRUNCATE`] the first removed
@@ -44,6 +55,10 @@ use crate::types::TypeConfig;
 /// frees most of what it trimmed, big enough that starting a segment (a file
 /// create and a directory sync) is rare.
 pub const SEGMENT_BYTES: u64 = 8 * 1024 * 1024;
+
+/// Where the next segment is prepared (filled with zeros) before it is
+/// renamed to its sequence number.
+const PREPARED: &str = "next.wal.tmp";
 
 const KIND_ENTRIES: u8 = 1;
 const KIND_TRUNCATE: u8 = 2;
@@ -314,16 +329,22 @@ impl Segments {
         gone
     }
 
-    /// Creates segment `seq` (synced into the directory) and adds it as
-    /// the newest; returns its file.
-    fn start_segment(&self, seq: u64) -> io::Result<Arc<File>> {
-        let file = Arc::new(
+    /// Makes segment `seq` the newest (synced into the directory) and
+    /// returns its file: the prepared one if `prepared` (see [`prepare`]),
+    /// else a new empty file that grows as records are appended.
+    fn start_segment(&self, seq: u64, prepared: bool) -> io::Result<Arc<File>> {
+        let path = segment_path(&self.dir, seq);
+        let file = if prepared {
+            std::fs::rename(self.dir.join(PREPARED), &path)?;
+            OpenOptions::new().read(true).write(true).open(&path)?
+        } else {
             OpenOptions::new()
                 .create_new(true)
                 .read(true)
                 .write(true)
-                .open(segment_path(&self.dir, seq))?,
-        );
+                .open(&path)?
+        };
+        let file = Arc::new(file);
         sync_dir(&self.dir)?;
         self.state.write().segments.insert(
             seq,
@@ -363,7 +384,13 @@ fn open_segments(dir: &Path) -> crate::error::Result<(Arc<Segments>, u64, u64)> 
         let file = OpenOptions::new().read(true).write(true).open(&path)?;
         let bytes = std::fs::read(&path)?;
         let (ops, valid) = decode(&bytes);
-        if valid < bytes.len() {
+        // What follows the records: zeros (never written), or a torn or
+        // damaged record, up to its last byte that is not zero.
+        let junk_end = bytes[valid..]
+            .iter()
+            .rposition(|&b| b != 0)
+            .map(|at| valid + at + 1);
+        if let Some(junk_end) = junk_end {
             if n + 1 < seqs.len() {
                 // Only the newest segment is ever written unsynced: open
                 // cuts its tail before a newer one can exist.
@@ -374,11 +401,16 @@ fn open_segments(dir: &Path) -> crate::error::Result<(Arc<Segments>, u64, u64)> 
             }
             tracing::warn!(
                 segment = %path.display(),
-                cut = bytes.len() - valid,
+                cut = junk_end - valid,
                 "cutting unacknowledged bytes off the raft log's end"
             );
-            file.set_len(valid as u64)?;
-            file.sync_all()?;
+            // Zeros over them, so that no piece of them can follow a
+            // record written there later; else the file ends before them.
+            if let Err(e) = fill_zeros(&file, valid as u64, junk_end as u64) {
+                tracing::warn!("cannot write zeros over the cut bytes ({e}); truncating");
+                file.set_len(valid as u64)?;
+                file.sync_all()?;
+            }
         }
         st.segments.insert(
             seq,
@@ -392,6 +424,7 @@ fn open_segments(dir: &Path) -> crate::error::Result<(Arc<Segments>, u64, u64)> 
         }
         tail = (seq, valid as u64);
     }
+    let _ = std::fs::remove_file(dir.join(PREPARED));
     let last = st.index.last_key_value().map_or(0, |(&i, _)| i);
     let segments = Arc::new(Segments {
         dir: dir.to_path_buf(),
@@ -403,6 +436,68 @@ fn open_segments(dir: &Path) -> crate::error::Result<(Arc<Segments>, u64, u64)> 
         }),
     });
     Ok((segments, tail.0, tail.1))
+}
+
+/// Writes zeros over `from..to` of `file` and syncs it (its size too).
+fn fill_zeros(file: &File, from: u64, to: u64) -> io::Result<()> {
+    const CHUNK: u64 = 1 << 20;
+    let zeros = vec![0u8; CHUNK.min(to.saturating_sub(from)) as usize];
+    let mut at = from;
+    while at < to {
+        let n = (to - at).min(CHUNK) as usize;
+        file.write_all_at(&zeros[..n], at)?;
+        at += n as u64;
+    }
+    file.sync_all()
+}
+
+/// Prepares the next segment in `dir` (the [`PREPARED`] file): `bytes` of
+/// zeros, synced. On failure (a full disk) nothing is left behind.
+fn prepare(dir: &Path, bytes: u64) -> io::Result<()> {
+    let path = dir.join(PREPARED);
+    let r = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(&path)
+        .and_then(|f| fill_zeros(&f, 0, bytes));
+    if r.is_err() {
+        let _ = std::fs::remove_file(&path);
+    }
+    r
+}
+
+/// Fills the newest segment, `len` bytes of records long, with zeros up to
+/// `bytes`, so that appends to it overwrite. Left as it is (records are
+/// appended, the file grows) when that fails.
+fn preallocate_tail(segments: &Segments, seq: u64, len: u64, bytes: u64) {
+    let Some(file) = segments
+        .state
+        .read()
+        .segments
+        .get(&seq)
+        .map(|s| s.file.clone())
+    else {
+        return;
+    };
+    let Ok(size) = file.metadata().map(|m| m.len()) else {
+        return;
+    };
+    if size >= bytes {
+        return;
+    }
+    if let Err(e) = fill_zeros(&file, size, bytes) {
+        tracing::warn!(
+            "cannot preallocate the raft log's segment ({e}); it grows as it is written"
+        );
+        if file
+            .set_len(size.max(len))
+            .and_then(|()| file.sync_all())
+            .is_err()
+        {
+            tracing::warn!("cannot cut the raft log's segment back after a failed preallocation");
+        }
+    }
 }
 
 /// Who hears that a record is durable.
@@ -444,9 +539,11 @@ impl Journal {
         let lock = lock_dir(dir)?;
         let (segments, seq, len) = open_segments(dir)?;
         let (seq, len) = if seq == 0 || len >= segment_bytes {
-            segments.start_segment(seq + 1)?;
+            let prepared = prepare(dir, segment_bytes).is_ok();
+            segments.start_segment(seq + 1, prepared)?;
             (seq + 1, 0)
         } else {
+            preallocate_tail(&segments, seq, len, segment_bytes);
             (seq, len)
         };
         let (tx, rx) = mpsc::channel();
@@ -457,6 +554,7 @@ impl Journal {
             seq,
             len,
             failed: None,
+            preparing: None,
         };
         std::thread::Builder::new()
             .name("raft log writer".into())
@@ -570,6 +668,9 @@ struct Writer {
     /// (openraft stops the node on a storage error; a reopen cuts the
     /// tail).
     failed: Option<String>,
+    /// The thread preparing the next segment, once the current one is half
+    /// full (see [`prepare`]).
+    preparing: Option<std::thread::JoinHandle<io::Result<()>>>,
 }
 
 impl Writer {
@@ -599,6 +700,11 @@ impl Writer {
                 buf = Vec::new();
             }
         }
+        // Before the directory lock goes with `self`: a store opened again
+        // must not find this thread still writing its prepared file.
+        if let Some(h) = self.preparing.take() {
+            let _ = h.join();
+        }
     }
 
     fn write_batch(&mut self, batch: &[Job], buf: &mut Vec<u8>) -> io::Result<()> {
@@ -619,7 +725,8 @@ impl Writer {
             buf.extend_from_slice(&job.record.bytes);
         }
         if self.len > 0 && self.len + buf.len() as u64 > self.segment_bytes {
-            self.segments.start_segment(self.seq + 1)?;
+            let prepared = self.take_prepared();
+            self.segments.start_segment(self.seq + 1, prepared)?;
             self.seq += 1;
             self.len = 0;
         }
@@ -652,7 +759,30 @@ impl Writer {
             }
         }
         self.len += buf.len() as u64;
-        file.sync_data()
+        let r = file.sync_data();
+        if self.len > self.segment_bytes / 2 && self.preparing.is_none() {
+            let (dir, bytes) = (self.segments.dir.clone(), self.segment_bytes);
+            self.preparing = std::thread::Builder::new()
+                .name("raft log segment preparer".into())
+                .spawn(move || prepare(&dir, bytes))
+                .ok();
+        }
+        r
+    }
+
+    /// Whether the next segment is prepared, once its preparation (begun
+    /// half a segment ago) is done; a failed one is only logged.
+    fn take_prepared(&mut self) -> bool {
+        match self.preparing.take().map(|h| h.join()) {
+            Some(Ok(Ok(()))) => true,
+            Some(Ok(Err(e))) => {
+                tracing::warn!(
+                    "cannot prepare the raft log's next segment ({e}); it grows as it is written"
+                );
+                false
+            }
+            Some(Err(_)) | None => false,
+        }
     }
 }
 
@@ -744,20 +874,28 @@ mod tests {
         assert_eq!(before.len(), 9);
         assert_eq!(before[7], (8, "b8".to_string()));
         drop(j);
-        // An unacknowledged record, torn by a crash.
+        // An unacknowledged record, torn by a crash, after the last one in
+        // the preallocated segment.
         let seg = segment_path(dir.path(), 1);
+        let bytes = std::fs::read(&seg).expect("read");
+        assert_eq!(bytes.len() as u64, SEGMENT_BYTES, "preallocated");
+        let end = decode(&bytes).1;
+        assert!(bytes[end..].iter().all(|&b| b == 0));
         let mut torn = sealed(entries(10..=10, "c"));
         torn.truncate(torn.len() - 2);
-        let mut f = OpenOptions::new().append(true).open(&seg).expect("open");
-        std::io::Write::write_all(&mut f, &torn).expect("write");
-        let whole = std::fs::metadata(&seg).expect("stat").len();
+        let f = OpenOptions::new().write(true).open(&seg).expect("open");
+        f.write_all_at(&torn, end as u64).expect("write");
+        // ... and a page of it that reached the disk without the one before.
+        f.write_all_at(b"stray", end as u64 + 5000).expect("write");
+        drop(f);
 
         let j = Journal::open(dir.path(), SEGMENT_BYTES).expect("reopen");
         assert_eq!(contents(j.segments()), before);
-        assert_eq!(
-            std::fs::metadata(&seg).expect("stat").len(),
-            whole - torn.len() as u64,
-            "the torn record is cut off"
+        let after_open = std::fs::read(&seg).expect("read");
+        assert_eq!(after_open.len() as u64, SEGMENT_BYTES);
+        assert!(
+            after_open[end..].iter().all(|&b| b == 0),
+            "the torn record is overwritten with zeros"
         );
         // Appends go on after the cut, and survive the next open.
         write_sync(&j, entries(10..=10, "d"));
@@ -767,12 +905,14 @@ mod tests {
         assert_eq!(after.last(), Some(&(10, "d10".to_string())));
         assert_eq!(after.len(), 10);
 
-        // Damage anywhere but the newest segment's tail is an error.
+        // Damage anywhere but the newest segment's tail is an error; zeros
+        // after an older segment's records are not damage.
         drop(j);
         std::fs::write(segment_path(dir.path(), 2), sealed(Record::truncate(1))).expect("seg2");
+        drop(Journal::open(dir.path(), SEGMENT_BYTES).expect("zeros after the records"));
         let mut bad = std::fs::read(&seg).expect("read");
-        let n = bad.len();
-        bad[n - 1] ^= 1;
+        let end = decode(&bad).1;
+        bad[end - 1] ^= 1;
         std::fs::write(&seg, bad).expect("damage");
         assert!(Journal::open(dir.path(), SEGMENT_BYTES).is_err());
     }
@@ -823,6 +963,11 @@ mod tests {
             write_sync(&j, r);
         }
         assert_eq!(list_segments(dir.path()).expect("ls"), vec![1, 2]);
+        // Segment 2 was prepared while 1 filled: it is full size already.
+        let len2 = std::fs::metadata(segment_path(dir.path(), 2))
+            .expect("stat")
+            .len();
+        assert_eq!(len2, SEGMENT_BYTES);
         // Entry 3 is truncated in segment 2 and written again there.
         write_sync(&j, Record::truncate(3));
         write_sync(&j, entries(3..=3, "x"));
