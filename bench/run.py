@@ -503,7 +503,8 @@ _SUMMARY_RE = re.compile(
     r"latency summary \(msec\):\s*\n\s*avg\s+min\s+p50\s+p95\s+p99\s+max\s*\n\s*"
     r"([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)"
 )
-_RPS_RE = re.compile(r"throughput summary:\s*([\d.]+) requests per second")
+# "inf" when a tiny run (the smoke run's small MIXED part) took under 10 ms.
+_RPS_RE = re.compile(r"throughput summary:\s*([\d.]+|inf) requests per second")
 _DONE_RE = re.compile(r"(\d+) requests completed in ([\d.]+) seconds")
 _ERROR_RE = re.compile(r"Error from server: (.*?)(?:, with args beginning with:|$)", re.M)
 _PCT_RE = re.compile(r"^([\d.]+)% <= ([\d.]+) milliseconds", re.M)
@@ -520,10 +521,14 @@ def parse_benchmark(out: str) -> dict:
     table = out.split("Latency by percentile distribution:", 1)[-1]
     table = table.split("Cumulative distribution of latencies:", 1)[0]
     p999 = next((float(ms) for pct, ms in _PCT_RE.findall(table) if float(pct) >= 99.9), None)
+    requests, elapsed = int(done.group(1)), float(done.group(2))
+    # redis-benchmark prints the elapsed time rounded to 10 ms: a run shorter
+    # than that has no rate of its own; count it as 10 ms.
+    rate = float(rps.group(1)) if rps.group(1) != "inf" else requests / max(elapsed, 0.01)
     return {
-        "requests": int(done.group(1)),
-        "elapsed_s": float(done.group(2)),
-        "rps": float(rps.group(1)),
+        "requests": requests,
+        "elapsed_s": elapsed,
+        "rps": rate,
         "avg_ms": avg, "min_ms": mn, "p50_ms": p50, "p95_ms": p95,
         "p99_ms": p99, "p999_ms": p999, "max_ms": mx,
     }

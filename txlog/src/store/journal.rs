@@ -17,16 +17,19 @@
 //! (deleting only a prefix keeps every truncation record that still matters:
 //! it only ever removes entries of its own or older segments).
 //!
-//! Segments are preallocated: a new one is written full of zeros and synced
-//! before it takes records (the next one is prepared on a thread of its own
-//! while the current one fills), so an append overwrites blocks the file
-//! already has and its `fdatasync` flushes data only. An append that grows
-//! the file also commits the file system's journal for the new size: on the
-//! development machine's ext4, 180-200 us per sync instead of 100 us, and
-//! 380 us instead of 210-240 us with three nodes syncing on one disk, which
-//! is what a commit waits for twice. A record ends at the first zero
-//! length field; when zeros cannot be written (a full disk), a segment
-//! grows as records are appended, as before.
+//! Segments are preallocated while the log is written slowly: a new one is
+//! written full of zeros and synced before it takes records (the next one
+//! is prepared on a thread of its own once the current one is half full),
+//! so an append overwrites blocks the file already has and its `fdatasync`
+//! writes data only. An append that grows the file also makes the sync
+//! write the file's new size (the inode; with a journaling ext4, a journal
+//! commit): on the development machine's ext4, 180-200 us per sync instead
+//! of 100 us, and 380 us instead of 210-240 us with three nodes syncing on
+//! one disk, which is what a commit waits for twice. A log written fast
+//! syncs many records at once and gets plain segments instead (see
+//! [`PREPARE_BELOW_BYTES_PER_SEC`]). A record ends at the first zero length
+//! field; when zeros cannot be written (a full disk), a segment grows as
+//! records are appended.
 //!
 //! Record layout: `len: u32 LE`, `crc32c(body): u32 LE`, `body`; the body is
 //! a kind byte, then for [`KIND_ENTRIES`] `(index: u64 LE, len: u32 LE,
@@ -59,6 +62,14 @@ pub const SEGMENT_BYTES: u64 = 8 * 1024 * 1024;
 /// Where the next segment is prepared (filled with zeros) before it is
 /// renamed to its sequence number.
 const PREPARED: &str = "next.wal.tmp";
+
+/// The next segment is prepared only if the current one filled its first
+/// half slower than this. Zeros written ahead double what the disk writes,
+/// and a log written faster syncs many records at once, so the file
+/// system's size update is a small share of each sync: 3-node SET at
+/// pipeline 16 (~45 MB/s of log per node on the development machine) lost
+/// 10-45 % with every segment prepared (`make bench` run 14).
+const PREPARE_BELOW_BYTES_PER_SEC: u64 = 16 * 1024 * 1024;
 
 const KIND_ENTRIES: u8 = 1;
 const KIND_TRUNCATE: u8 = 2;
@@ -555,6 +566,8 @@ impl Journal {
             len,
             failed: None,
             preparing: None,
+            started: std::time::Instant::now(),
+            prepare_next: None,
         };
         std::thread::Builder::new()
             .name("raft log writer".into())
@@ -671,6 +684,11 @@ struct Writer {
     /// The thread preparing the next segment, once the current one is half
     /// full (see [`prepare`]).
     preparing: Option<std::thread::JoinHandle<io::Result<()>>>,
+    /// When the current segment took its first record, and whether its
+    /// first half was written slowly enough to prepare the next one (see
+    /// [`PREPARE_BELOW_BYTES_PER_SEC`]); `None` until it is half full.
+    started: std::time::Instant,
+    prepare_next: Option<bool>,
 }
 
 impl Writer {
@@ -729,6 +747,8 @@ impl Writer {
             self.segments.start_segment(self.seq + 1, prepared)?;
             self.seq += 1;
             self.len = 0;
+            self.started = std::time::Instant::now();
+            self.prepare_next = None;
         }
         let file = match self.segments.state.read().segments.get(&self.seq) {
             Some(s) => s.file.clone(),
@@ -760,7 +780,11 @@ impl Writer {
         }
         self.len += buf.len() as u64;
         let r = file.sync_data();
-        if self.len > self.segment_bytes / 2 && self.preparing.is_none() {
+        if self.len > self.segment_bytes / 2 && self.prepare_next.is_none() {
+            let secs = self.started.elapsed().as_secs_f64();
+            self.prepare_next = Some(self.len as f64 <= secs * PREPARE_BELOW_BYTES_PER_SEC as f64);
+        }
+        if self.prepare_next == Some(true) && self.preparing.is_none() {
             let (dir, bytes) = (self.segments.dir.clone(), self.segment_bytes);
             self.preparing = std::thread::Builder::new()
                 .name("raft log segment preparer".into())
@@ -956,11 +980,13 @@ mod tests {
         let j = Journal::open(dir.path(), SEGMENT_BYTES).expect("open");
         let big = vec![7u8; SEGMENT_BYTES as usize / 8];
         // 9 entries of an eighth of a segment each (and a header): segment
-        // 1 holds 1..=7, segment 2 the rest.
+        // 1 holds 1..=7, segment 2 the rest. Written slowly (below
+        // PREPARE_BELOW_BYTES_PER_SEC), so segment 2 is prepared.
         for i in 1..=9u64 {
             let mut r = Record::entries();
             r.push_entry(i, &big);
             write_sync(&j, r);
+            std::thread::sleep(std::time::Duration::from_millis(100));
         }
         assert_eq!(list_segments(dir.path()).expect("ls"), vec![1, 2]);
         // Segment 2 was prepared while 1 filled: it is full size already.
