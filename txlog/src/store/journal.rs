@@ -27,7 +27,7 @@
 //! of 100 us, and 380 us instead of 210-240 us with three nodes syncing on
 //! one disk, which is what a commit waits for twice. A log written fast
 //! syncs many records at once and gets plain segments instead (see
-//! [`PREPARE_BELOW_BYTES_PER_SEC`]). A record ends at the first zero length
+//! [`PREPARE_BELOW_BYTES_PER_SYNC`]). A record ends at the first zero length
 //! field; when zeros cannot be written (a full disk), a segment grows as
 //! records are appended.
 //!
@@ -63,14 +63,16 @@ pub const SEGMENT_BYTES: u64 = 8 * 1024 * 1024;
 /// renamed to its sequence number.
 const PREPARED: &str = "next.wal.tmp";
 
-/// The next segment is prepared only if the current one filled its first
-/// half slower than this. Zeros written ahead double what the disk writes,
-/// and a log written faster syncs many records at once, so the file
-/// system's size update is a small share of each sync. 3-node LPUSH at
-/// pipeline 16 (~45 MB/s of log per node on the development machine), by
-/// hand: every segment prepared 152-189k ops/s, p99 18-40 ms; none
-/// 167-193k, p99 10-15 ms; only slowly filled ones 174-186k, p99 10-16 ms.
-const PREPARE_BELOW_BYTES_PER_SEC: u64 = 16 * 1024 * 1024;
+/// The next segment is prepared only if the current one's first half took
+/// a sync for every this many bytes or fewer. Zeros written ahead cost the
+/// disk a segment's bytes once; they save the size update of every sync
+/// into the segment (~80 us each here, more with three nodes syncing):
+/// worth it when syncs are many per byte (small group commits), not when
+/// each sync carries hundreds of KB. 3-node LPUSH at pipeline 16 (~45 MB/s
+/// of log per node, ~200 KB per sync) by hand: every segment prepared
+/// 152-189k ops/s, p99 18-40 ms; none 167-193k, p99 10-15 ms. The embedded
+/// log at pipeline 1 (~15 KB per sync) prepares every segment.
+const PREPARE_BELOW_BYTES_PER_SYNC: u64 = 64 * 1024;
 
 const KIND_ENTRIES: u8 = 1;
 const KIND_TRUNCATE: u8 = 2;
@@ -567,7 +569,7 @@ impl Journal {
             len,
             failed: None,
             preparing: None,
-            started: std::time::Instant::now(),
+            syncs: 0,
             prepare_next: None,
         };
         std::thread::Builder::new()
@@ -685,10 +687,10 @@ struct Writer {
     /// The thread preparing the next segment, once the current one is half
     /// full (see [`prepare`]).
     preparing: Option<std::thread::JoinHandle<io::Result<()>>>,
-    /// When the current segment took its first record, and whether its
-    /// first half was written slowly enough to prepare the next one (see
-    /// [`PREPARE_BELOW_BYTES_PER_SEC`]); `None` until it is half full.
-    started: std::time::Instant,
+    /// Syncs into the current segment, and whether its first half took
+    /// them often enough to prepare the next one (see
+    /// [`PREPARE_BELOW_BYTES_PER_SYNC`]); `None` until it is half full.
+    syncs: u64,
     prepare_next: Option<bool>,
 }
 
@@ -748,7 +750,7 @@ impl Writer {
             self.segments.start_segment(self.seq + 1, prepared)?;
             self.seq += 1;
             self.len = 0;
-            self.started = std::time::Instant::now();
+            self.syncs = 0;
             self.prepare_next = None;
         }
         let file = match self.segments.state.read().segments.get(&self.seq) {
@@ -781,9 +783,9 @@ impl Writer {
         }
         self.len += buf.len() as u64;
         let r = file.sync_data();
+        self.syncs += 1;
         if self.len > self.segment_bytes / 2 && self.prepare_next.is_none() {
-            let secs = self.started.elapsed().as_secs_f64();
-            self.prepare_next = Some(self.len as f64 <= secs * PREPARE_BELOW_BYTES_PER_SEC as f64);
+            self.prepare_next = Some(self.len <= self.syncs * PREPARE_BELOW_BYTES_PER_SYNC);
         }
         if self.prepare_next == Some(true) && self.preparing.is_none() {
             let (dir, bytes) = (self.segments.dir.clone(), self.segment_bytes);
@@ -976,25 +978,52 @@ mod tests {
     }
 
     #[test]
+    fn a_segment_filled_by_small_syncs_gets_a_prepared_successor() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let segment = 256 * 1024;
+        let j = Journal::open(dir.path(), segment).expect("open");
+        assert_eq!(
+            std::fs::metadata(segment_path(dir.path(), 1))
+                .expect("stat")
+                .len(),
+            segment,
+            "the first segment is preallocated at open"
+        );
+        let small = vec![3u8; 4096];
+        // 80 records of ~4 KiB: segment 2 holds less than its first half.
+        for i in 1..=80u64 {
+            let mut r = Record::entries();
+            r.push_entry(i, &small);
+            write_sync(&j, r);
+        }
+        assert_eq!(list_segments(dir.path()).expect("ls"), vec![1, 2]);
+        let len2 = std::fs::metadata(segment_path(dir.path(), 2))
+            .expect("stat")
+            .len();
+        assert_eq!(len2, segment, "segment 2 was prepared while 1 filled");
+        assert!(!dir.path().join(PREPARED).exists());
+        assert_eq!(j.segments().indexes(..).len(), 80);
+    }
+
+    #[test]
     fn segments_roll_over_and_only_a_fully_purged_prefix_of_them_goes() {
         let dir = tempfile::tempdir().expect("tempdir");
         let j = Journal::open(dir.path(), SEGMENT_BYTES).expect("open");
         let big = vec![7u8; SEGMENT_BYTES as usize / 8];
         // 9 entries of an eighth of a segment each (and a header): segment
-        // 1 holds 1..=7, segment 2 the rest. Written slowly (below
-        // PREPARE_BELOW_BYTES_PER_SEC), so segment 2 is prepared.
+        // 1 holds 1..=7, segment 2 the rest.
         for i in 1..=9u64 {
             let mut r = Record::entries();
             r.push_entry(i, &big);
             write_sync(&j, r);
-            std::thread::sleep(std::time::Duration::from_millis(100));
         }
         assert_eq!(list_segments(dir.path()).expect("ls"), vec![1, 2]);
-        // Segment 2 was prepared while 1 filled: it is full size already.
+        // A sync per MiB is far above PREPARE_BELOW_BYTES_PER_SYNC: segment
+        // 2 was not prepared, it grows as it is written.
         let len2 = std::fs::metadata(segment_path(dir.path(), 2))
             .expect("stat")
             .len();
-        assert_eq!(len2, SEGMENT_BYTES);
+        assert!(len2 < SEGMENT_BYTES, "segment 2 is {len2} bytes");
         // Entry 3 is truncated in segment 2 and written again there.
         write_sync(&j, Record::truncate(3));
         write_sync(&j, entries(3..=3, "x"));
