@@ -132,6 +132,13 @@ struct Connection {
     push_queue: Arc<crate::output_limit::PushQueue>,
 }
 
+/// PUBLISH or SPUBLISH (see [`Connection::serve`]).
+fn is_publish(cmd: &[Bytes]) -> bool {
+    cmd.first().is_some_and(|name| {
+        name.eq_ignore_ascii_case(b"publish") || name.eq_ignore_ascii_case(b"spublish")
+    })
+}
+
 impl Connection {
     async fn serve(
         &mut self,
@@ -160,6 +167,15 @@ impl Connection {
                 if limits.unauthenticated && !pending.is_empty() {
                     break;
                 }
+            }
+            if pending.iter().any(|cmd| is_publish(cmd)) {
+                // A subscriber's hang-up that came before this PUBLISH on the
+                // wire may be queued behind this connection in the same turn
+                // of the event loop (tokio registers both directions, so this
+                // socket can sit earlier in epoll's ready list): let every
+                // ready connection run first, as Redis would have closed that
+                // subscriber before reading the PUBLISH.
+                tokio::task::yield_now().await;
             }
             while !pending.is_empty() {
                 let outcome = {
