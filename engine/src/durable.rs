@@ -92,6 +92,12 @@ pub const LINGER: Duration = Duration::from_millis(1);
 /// SET at pipeline 1 (50 clients, 3 alternations of 3 passes) went from
 /// 24.1-31.8k ops/s, p95 2.4-3.1 ms to 26.6-34.7k, p95 1.7-2.3 ms.
 const LINGER_FILL_QUARTERS: usize = 4;
+/// How long a server started with `--unsafe-early-ack` (debug builds, for
+/// the Jepsen harness' own test) holds each append back. Its replies do not
+/// wait for the log; without the lag a fast log commits them so soon after
+/// that a kill -9 every 2 s could find none uncommitted (the preallocated
+/// segments made commits fast enough for that to happen in CI).
+const EARLY_ACK_LAG: Duration = Duration::from_millis(50);
 /// Bytes of appends in flight, at most.
 pub const MAX_INFLIGHT_BYTES: usize = 16 * 1024 * 1024;
 /// Records taken into one append, about (at least one record).
@@ -1104,11 +1110,16 @@ async fn serve_epoch(
             continue;
         }
         linger_until = None;
-        let (records, more) = {
+        let (records, more, early_ack) = {
             let mut e = engine.lock();
             let r = take_records(&mut e.ks.effects.records, MAX_APPEND_BYTES);
-            (r, !e.ks.effects.records.is_empty())
+            (r, !e.ks.effects.records.is_empty(), e.unsafe_early_ack)
         };
+        if early_ack {
+            // TEST ONLY (replies already went out): keep acknowledged
+            // writes off the log long enough that a kill finds some.
+            tokio::time::sleep(EARLY_ACK_LAG).await;
+        }
         if more {
             records_ready.notify_one();
         }
