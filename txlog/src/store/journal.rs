@@ -977,6 +977,19 @@ mod tests {
         assert_eq!(j.segments.durable.borrow().index, 20);
     }
 
+    /// Writes entries `1..=n` of `bytes` each, one record (and sync) per
+    /// entry; returns the file length of segment `seq` after.
+    fn write_each(j: &Journal, dir: &Path, n: u64, bytes: &[u8], seq: u64) -> u64 {
+        for i in 1..=n {
+            let mut r = Record::entries();
+            r.push_entry(i, bytes);
+            write_sync(j, r);
+        }
+        std::fs::metadata(segment_path(dir, seq))
+            .expect("stat")
+            .len()
+    }
+
     #[test]
     fn a_segment_filled_by_small_syncs_gets_a_prepared_successor() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -989,17 +1002,9 @@ mod tests {
             segment,
             "the first segment is preallocated at open"
         );
-        let small = vec![3u8; 4096];
         // 80 records of ~4 KiB: segment 2 holds less than its first half.
-        for i in 1..=80u64 {
-            let mut r = Record::entries();
-            r.push_entry(i, &small);
-            write_sync(&j, r);
-        }
+        let len2 = write_each(&j, dir.path(), 80, &[3u8; 4096], 2);
         assert_eq!(list_segments(dir.path()).expect("ls"), vec![1, 2]);
-        let len2 = std::fs::metadata(segment_path(dir.path(), 2))
-            .expect("stat")
-            .len();
         assert_eq!(len2, segment, "segment 2 was prepared while 1 filled");
         assert!(!dir.path().join(PREPARED).exists());
         assert_eq!(j.segments().indexes(..).len(), 80);
@@ -1009,20 +1014,13 @@ mod tests {
     fn segments_roll_over_and_only_a_fully_purged_prefix_of_them_goes() {
         let dir = tempfile::tempdir().expect("tempdir");
         let j = Journal::open(dir.path(), SEGMENT_BYTES).expect("open");
-        let big = vec![7u8; SEGMENT_BYTES as usize / 8];
         // 9 entries of an eighth of a segment each (and a header): segment
         // 1 holds 1..=7, segment 2 the rest.
-        for i in 1..=9u64 {
-            let mut r = Record::entries();
-            r.push_entry(i, &big);
-            write_sync(&j, r);
-        }
+        let big = vec![7u8; SEGMENT_BYTES as usize / 8];
+        let len2 = write_each(&j, dir.path(), 9, &big, 2);
         assert_eq!(list_segments(dir.path()).expect("ls"), vec![1, 2]);
         // A sync per MiB is far above PREPARE_BELOW_BYTES_PER_SYNC: segment
         // 2 was not prepared, it grows as it is written.
-        let len2 = std::fs::metadata(segment_path(dir.path(), 2))
-            .expect("stat")
-            .len();
         assert!(len2 < SEGMENT_BYTES, "segment 2 is {len2} bytes");
         // Entry 3 is truncated in segment 2 and written again there.
         write_sync(&j, Record::truncate(3));
