@@ -99,6 +99,15 @@ pub fn fdatasync_latency(
     Ok((h.value_at_quantile(0.5), h.value_at_quantile(0.99)))
 }
 
+/// [`fdatasync_latency`] of 200 rounds, off the runtime's threads.
+async fn fdatasync_latency_of(
+    dir: &std::path::Path,
+    how: SyncedWrite,
+) -> anyhow::Result<(u64, u64)> {
+    let dir = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || fdatasync_latency(&dir, 200, how)).await?
+}
+
 /// Runs `clients` appenders for `seconds` on a fresh log.
 pub async fn measure(
     client: &TxlogClient,
@@ -174,18 +183,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         .map(|s| s.trim().parse())
         .collect::<Result<_, _>>()
         .context("--clients must be a comma-separated list of numbers")?;
-    let dir = args.fsync_dir.clone();
-    let (fs_p50, fs_p99) =
-        tokio::task::spawn_blocking(move || fdatasync_latency(&dir, 200, SyncedWrite::Append))
-            .await??;
+    let (fs_p50, fs_p99) = fdatasync_latency_of(&args.fsync_dir, SyncedWrite::Append).await?;
     println!(
         "fdatasync 4KiB ({}): p50={fs_p50}us p99={fs_p99}us",
         args.fsync_dir.display()
     );
-    let dir = args.fsync_dir.clone();
     let (over_p50, over_p99) =
-        tokio::task::spawn_blocking(move || fdatasync_latency(&dir, 200, SyncedWrite::Overwrite))
-            .await??;
+        fdatasync_latency_of(&args.fsync_dir, SyncedWrite::Overwrite).await?;
     println!(
         "fdatasync 4KiB overwriting (as the log's segments): p50={over_p50}us p99={over_p99}us"
     );
@@ -205,11 +209,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         );
         results.push(r);
     }
-    let (fs2_p50, _) = {
-        let dir = args.fsync_dir.clone();
-        tokio::task::spawn_blocking(move || fdatasync_latency(&dir, 200, SyncedWrite::Append))
-            .await??
-    };
+    let (fs2_p50, _) = fdatasync_latency_of(&args.fsync_dir, SyncedWrite::Append).await?;
     println!("fdatasync 4KiB again after the run: p50={fs2_p50}us");
     let one = results.iter().find(|r| r.clients == 1);
     let many = results.iter().find(|r| r.clients == 64);

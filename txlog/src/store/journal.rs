@@ -481,10 +481,10 @@ fn prepare(dir: &Path, bytes: u64) -> io::Result<()> {
     r
 }
 
-/// Fills the newest segment, `len` bytes of records long, with zeros up to
-/// `bytes`, so that appends to it overwrite. Left as it is (records are
-/// appended, the file grows) when that fails.
-fn preallocate_tail(segments: &Segments, seq: u64, len: u64, bytes: u64) {
+/// Fills the newest segment with zeros up to `bytes`, so that appends to it
+/// overwrite. Left as it is (records are appended, the file grows) when
+/// that fails.
+fn preallocate_tail(segments: &Segments, seq: u64, bytes: u64) {
     let Some(file) = segments
         .state
         .read()
@@ -504,11 +504,7 @@ fn preallocate_tail(segments: &Segments, seq: u64, len: u64, bytes: u64) {
         tracing::warn!(
             "cannot preallocate the raft log's segment ({e}); it grows as it is written"
         );
-        if file
-            .set_len(size.max(len))
-            .and_then(|()| file.sync_all())
-            .is_err()
-        {
+        if file.set_len(size).and_then(|()| file.sync_all()).is_err() {
             tracing::warn!("cannot cut the raft log's segment back after a failed preallocation");
         }
     }
@@ -557,7 +553,7 @@ impl Journal {
             segments.start_segment(seq + 1, prepared)?;
             (seq + 1, 0)
         } else {
-            preallocate_tail(&segments, seq, len, segment_bytes);
+            preallocate_tail(&segments, seq, segment_bytes);
             (seq, len)
         };
         let (tx, rx) = mpsc::channel();
@@ -570,7 +566,6 @@ impl Journal {
             failed: None,
             preparing: None,
             syncs: 0,
-            prepare_next: None,
         };
         std::thread::Builder::new()
             .name("raft log writer".into())
@@ -687,11 +682,8 @@ struct Writer {
     /// The thread preparing the next segment, once the current one is half
     /// full (see [`prepare`]).
     preparing: Option<std::thread::JoinHandle<io::Result<()>>>,
-    /// Syncs into the current segment, and whether its first half took
-    /// them often enough to prepare the next one (see
-    /// [`PREPARE_BELOW_BYTES_PER_SYNC`]); `None` until it is half full.
+    /// Syncs into the current segment (see [`PREPARE_BELOW_BYTES_PER_SYNC`]).
     syncs: u64,
-    prepare_next: Option<bool>,
 }
 
 impl Writer {
@@ -751,7 +743,6 @@ impl Writer {
             self.seq += 1;
             self.len = 0;
             self.syncs = 0;
-            self.prepare_next = None;
         }
         let file = match self.segments.state.read().segments.get(&self.seq) {
             Some(s) => s.file.clone(),
@@ -781,13 +772,15 @@ impl Writer {
                 at += r.bytes.len() as u64;
             }
         }
+        let half = self.segment_bytes / 2;
+        let crossed_half = self.len <= half && self.len + buf.len() as u64 > half;
         self.len += buf.len() as u64;
         let r = file.sync_data();
         self.syncs += 1;
-        if self.len > self.segment_bytes / 2 && self.prepare_next.is_none() {
-            self.prepare_next = Some(self.len <= self.syncs * PREPARE_BELOW_BYTES_PER_SYNC);
-        }
-        if self.prepare_next == Some(true) && self.preparing.is_none() {
+        if crossed_half
+            && self.len <= self.syncs * PREPARE_BELOW_BYTES_PER_SYNC
+            && self.preparing.is_none()
+        {
             let (dir, bytes) = (self.segments.dir.clone(), self.segment_bytes);
             self.preparing = std::thread::Builder::new()
                 .name("raft log segment preparer".into())
