@@ -25,6 +25,7 @@ use std::io::{BufRead, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
+use memlog_txlog::store::step_synced::StepSyncedFile;
 use prost::Message;
 
 use crate::effect::{EffectCommand, EffectRecord, ENGINE_VERSION};
@@ -313,17 +314,20 @@ impl LocalSnapshotStore {
     fn store_file(
         &self,
         meta: &SnapshotMeta,
-        write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
+        write: impl FnOnce(&mut std::io::BufWriter<StepSyncedFile>) -> std::io::Result<()>,
     ) -> Result<(), SnapshotError> {
         std::fs::create_dir_all(&self.dir)?;
         let name = Self::file_name(meta);
         let tmp = self.dir.join(format!(".{name}.tmp"));
         let written = (|| -> Result<(), SnapshotError> {
-            let mut f = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
+            let mut f = std::io::BufWriter::with_capacity(
+                1 << 20,
+                StepSyncedFile::new(std::fs::File::create(&tmp)?),
+            );
             write(&mut f)?;
             f.into_inner()
                 .map_err(std::io::IntoInnerError::into_error)?
-                .sync_all()?;
+                .finish()?;
             Ok(())
         })();
         if let Err(e) = written {
@@ -738,11 +742,15 @@ fn child_writes(
             }
         }
     }
-    let mut f = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(body)?);
+    let mut f = std::io::BufWriter::with_capacity(
+        1 << 20,
+        StepSyncedFile::new(std::fs::File::create(body)?),
+    );
     write_body(ks, functions, &mut f)?;
     f.into_inner()
         .map_err(std::io::IntoInnerError::into_error)?
-        .sync_all()
+        .finish()
+        .map(drop)
 }
 
 #[cfg(test)]

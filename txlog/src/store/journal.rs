@@ -49,6 +49,7 @@ use openraft::storage::IOFlushed;
 use parking_lot::RwLock;
 
 use super::snapshot::sync_dir;
+use super::step_synced::STEP;
 
 use crate::types::TypeConfig;
 
@@ -452,14 +453,15 @@ fn open_segments(dir: &Path) -> crate::error::Result<(Arc<Segments>, u64, u64)> 
     Ok((segments, tail.0, tail.1))
 }
 
-/// Writes zeros over `from..to` of `file` and syncs it (its size too).
+/// Writes zeros over `from..to` of `file` and syncs it (its size too),
+/// a [`STEP`] at a time (see [`super::step_synced`]).
 fn fill_zeros(file: &File, from: u64, to: u64) -> io::Result<()> {
-    const CHUNK: u64 = 1 << 20;
-    let zeros = vec![0u8; CHUNK.min(to.saturating_sub(from)) as usize];
+    let zeros = vec![0u8; STEP.min(to.saturating_sub(from)) as usize];
     let mut at = from;
     while at < to {
-        let n = (to - at).min(CHUNK) as usize;
+        let n = (to - at).min(STEP) as usize;
         file.write_all_at(&zeros[..n], at)?;
+        file.sync_data()?;
         at += n as u64;
     }
     file.sync_all()

@@ -9,7 +9,9 @@
 //!   payloads left in the Raft log;
 //! - [`snapshot`]: the snapshot file format and builder
 //!   ([`openraft::RaftSnapshotBuilder`]);
-//! - [`snapshot_file`]: a snapshot's bytes, written out on first read.
+//! - [`snapshot_file`]: a snapshot's bytes, written out on first read;
+//! - [`step_synced`]: files written in bulk beside the log, synced in steps
+//!   so that the log's own syncs never queue behind a big writeback.
 
 pub mod journal;
 pub mod log_storage;
@@ -17,6 +19,7 @@ pub(crate) mod records;
 pub mod snapshot;
 pub mod snapshot_file;
 pub mod state_machine;
+pub mod step_synced;
 
 use std::path::Path;
 

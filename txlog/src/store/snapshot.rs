@@ -32,6 +32,7 @@ use super::snapshot_file::SnapshotFile;
 use super::state_machine::{
     remove_stale_snapshot_files, Cache, Shared, CONTROL_CURRENT, CONTROL_DESCRIPTOR,
 };
+use super::step_synced::StepSyncedFile;
 use crate::error::{Result, TxlogError};
 use crate::types::{LogMeta, Snapshot, SnapshotMeta, TypeConfig};
 
@@ -119,7 +120,7 @@ fn read_frame(r: &mut impl Read, buf: &mut Vec<u8>) -> Result<bool> {
 /// fsynced. Chunks referring to the Raft log are written with their
 /// payloads: the receiver has no such Raft log entries.
 fn write_file(shared: &Shared, header: &Header, path: &Path) -> Result<u64> {
-    let f = File::create(path)?;
+    let f = StepSyncedFile::new(File::create(path)?);
     let mut w = BufWriter::with_capacity(1 << 20, f);
     w.write_all(MAGIC)?;
     write_frame(&mut w, &bincode::serialize(header)?)?;
@@ -158,8 +159,7 @@ fn write_file(shared: &Shared, header: &Header, path: &Path) -> Result<u64> {
         }
     }
     w.write_all(&[0u8; 8])?;
-    let f = w.into_inner().map_err(|e| e.into_error())?;
-    f.sync_all()?;
+    w.into_inner().map_err(|e| e.into_error())?.finish()?;
     Ok(n)
 }
 
