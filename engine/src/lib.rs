@@ -43,6 +43,7 @@ pub mod script_lib;
 pub mod script_msgpack;
 pub mod script_struct;
 pub mod server;
+pub mod short_timer;
 pub mod slowlog;
 pub mod snapshot;
 pub mod stats;
