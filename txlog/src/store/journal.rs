@@ -49,7 +49,7 @@ use openraft::storage::IOFlushed;
 use parking_lot::RwLock;
 
 use super::snapshot::sync_dir;
-use super::step_synced::STEP;
+use super::step_synced::{self, STEP};
 
 use crate::types::TypeConfig;
 
@@ -63,6 +63,8 @@ pub const SEGMENT_BYTES: u64 = 8 * 1024 * 1024;
 /// Where the next segment is prepared (filled with zeros) before it is
 /// renamed to its sequence number.
 const PREPARED: &str = "next.wal.tmp";
+/// Extension of a purged segment being deleted (`<seq>.wal.del`).
+const DELETING: &str = "wal.del";
 
 /// The next segment is prepared only if the current one's first half took
 /// a sync for every this many bytes or fewer. Zeros written ahead cost the
@@ -202,6 +204,24 @@ fn segment_path(dir: &Path, seq: u64) -> PathBuf {
     dir.join(format!("{seq:020}.wal"))
 }
 
+/// Segments [`Segments::delete`] was deleting when the process stopped.
+fn remove_deleting(dir: &Path) -> io::Result<()> {
+    for e in std::fs::read_dir(dir)? {
+        let path = e?.path();
+        if path.extension().is_some_and(|x| x == "del") {
+            remove_if_present(&path)?;
+        }
+    }
+    Ok(())
+}
+
+fn remove_if_present(path: &Path) -> io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
 /// The segment files in `dir`, oldest first.
 fn list_segments(dir: &Path) -> io::Result<Vec<u64>> {
     let mut out = Vec::new();
@@ -225,6 +245,12 @@ struct Loc {
     seq: u64,
     offset: u64,
     len: u32,
+}
+
+/// A segment [`Segments::forget_below`] gave up, for [`Segments::delete`].
+pub(crate) struct Forgotten {
+    pub(crate) path: PathBuf,
+    file: Arc<File>,
 }
 
 struct Segment {
@@ -325,10 +351,10 @@ impl Segments {
             .collect()
     }
 
-    /// Forgets the entries below `end` and returns the paths of the oldest
-    /// segments that hold nothing else (never the newest segment): the
-    /// caller deletes them once the purge point is durable.
-    pub(crate) fn forget_below(&self, end: u64) -> Vec<PathBuf> {
+    /// Forgets the entries below `end` and returns the oldest segments that
+    /// hold nothing else (never the newest segment): the caller deletes
+    /// them ([`Segments::delete`]) once the purge point is durable.
+    pub(crate) fn forget_below(&self, end: u64) -> Vec<Forgotten> {
         let mut st = self.state.write();
         let kept = st.index.split_off(&end);
         st.index = kept;
@@ -338,8 +364,12 @@ impl Segments {
             if Some(seq) == newest || seg.max_index.is_some_and(|m| m >= end) {
                 break;
             }
-            st.segments.remove(&seq);
-            gone.push(segment_path(&self.dir, seq));
+            if let Some(seg) = st.segments.remove(&seq) {
+                gone.push(Forgotten {
+                    path: segment_path(&self.dir, seq),
+                    file: seg.file,
+                });
+            }
         }
         gone
     }
@@ -371,19 +401,41 @@ impl Segments {
         Ok(file)
     }
 
-    /// Deletes segment files [`Segments::forget_below`] gave up.
-    pub(crate) fn delete(&self, paths: &[PathBuf]) -> io::Result<()> {
-        for p in paths {
-            match std::fs::remove_file(p) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
+    /// Deletes segment files [`Segments::forget_below`] gave up, their
+    /// blocks freed in steps ([`step_synced::shrink_in_steps`]) where no
+    /// read holds them. A shrinking segment first gets a name no open
+    /// reads as a segment ([`DELETING`]), durably, so a crash can never
+    /// leave a cut segment under a segment's name.
+    pub(crate) fn delete(&self, gone: Vec<Forgotten>) -> io::Result<()> {
+        if gone.is_empty() {
+            return Ok(());
+        }
+        let mut shrinking = Vec::new();
+        for g in gone {
+            match Arc::try_unwrap(g.file) {
+                Ok(file) => {
+                    let to = g.path.with_extension(DELETING);
+                    match std::fs::rename(&g.path, &to) {
+                        Ok(()) => shrinking.push((to, file)),
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                // A read still has it open: unlinked whole.
+                Err(_) => remove_if_present(&g.path)?,
             }
         }
-        if !paths.is_empty() {
+        if !shrinking.is_empty() {
             sync_dir(&self.dir)?;
         }
-        Ok(())
+        for (path, file) in shrinking {
+            if let Err(e) = step_synced::shrink_in_steps(&file) {
+                tracing::warn!("cannot free a purged segment's blocks in steps ({e})");
+            }
+            drop(file);
+            remove_if_present(&path)?;
+        }
+        sync_dir(&self.dir)
     }
 }
 
@@ -440,6 +492,7 @@ fn open_segments(dir: &Path) -> crate::error::Result<(Arc<Segments>, u64, u64)> 
         tail = (seq, valid as u64);
     }
     let _ = std::fs::remove_file(dir.join(PREPARED));
+    remove_deleting(dir)?;
     let last = st.index.last_key_value().map_or(0, |(&i, _)| i);
     let segments = Arc::new(Segments {
         dir: dir.to_path_buf(),
@@ -454,7 +507,7 @@ fn open_segments(dir: &Path) -> crate::error::Result<(Arc<Segments>, u64, u64)> 
 }
 
 /// Writes zeros over `from..to` of `file` and syncs it (its size too),
-/// a [`STEP`] at a time (see [`super::step_synced`]).
+/// a [`STEP`] at a time (see [`step_synced`]).
 fn fill_zeros(file: &File, from: u64, to: u64) -> io::Result<()> {
     let zeros = vec![0u8; STEP.min(to.saturating_sub(from)) as usize];
     let mut at = from;
@@ -1028,11 +1081,34 @@ mod tests {
         assert!(s.forget_below(3).is_empty());
         assert_eq!(s.indexes(..), vec![3]);
         let gone = s.forget_below(8);
-        assert_eq!(gone, vec![segment_path(dir.path(), 1)]);
-        s.delete(&gone).expect("delete");
+        let paths: Vec<_> = gone.iter().map(|g| g.path.clone()).collect();
+        assert_eq!(paths, vec![segment_path(dir.path(), 1)]);
+        s.delete(gone).expect("delete");
         assert_eq!(list_segments(dir.path()).expect("ls"), vec![2]);
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("ls")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert!(
+            names.iter().all(|n| !n.to_string_lossy().ends_with(".del")),
+            "{names:?}"
+        );
         // The newest segment stays whatever was purged.
         assert!(s.forget_below(100).is_empty());
         assert_eq!(j.written(), 11);
+    }
+
+    #[test]
+    fn a_segment_left_half_deleted_is_removed_at_open() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let j = Journal::open(dir.path(), SEGMENT_BYTES).expect("open");
+        write_sync(&j, entries(1..=2, "a"));
+        drop(j);
+        // What a crash inside Segments::delete leaves: renamed, partly cut.
+        let left = dir.path().join(format!("{:020}.{DELETING}", 7));
+        std::fs::write(&left, b"cut segment").expect("write");
+        let j = Journal::open(dir.path(), SEGMENT_BYTES).expect("reopen");
+        assert!(!left.exists());
+        assert_eq!(j.segments().indexes(..), vec![1, 2]);
     }
 }

@@ -401,11 +401,12 @@ async fn run_purger(
                 None => upto + 1,
             };
             let gone = segments.forget_below(end);
-            if !gone.is_empty() {
+            let n = gone.len();
+            if n > 0 {
                 sync_sled(&db, &disk)?;
-                segments.delete(&gone)?;
+                segments.delete(gone)?;
             }
-            Ok(gone.len())
+            Ok(n)
         })
         .await;
         match done {

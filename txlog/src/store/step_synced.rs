@@ -1,5 +1,7 @@
-//! A file written in bulk beside the log (a snapshot, a segment's zeros)
-//! whose data is synced every [`STEP`] bytes instead of once at the end.
+//! Files written in bulk beside the log (a snapshot, a segment's zeros),
+//! whose data is synced every [`STEP`] bytes instead of once at the end,
+//! and files deleted in bulk (purged segments), whose blocks are freed a
+//! [`STEP`] at a time.
 //!
 //! The log's own appends wait on `fdatasync`s of a few KiB, and those share
 //! the disk's queue with whatever else the machine writes back. One sync
@@ -13,7 +15,8 @@
 use std::fs::File;
 use std::io::{self, Write};
 
-/// Bytes written between two syncs: ~0.3 ms of writeback here.
+/// Bytes written between two syncs (~0.3 ms of writeback here), or freed
+/// at once.
 pub const STEP: u64 = 256 * 1024;
 
 /// Writes through to a [`File`], syncing its data after every [`STEP`]
@@ -55,6 +58,22 @@ impl Write for StepSyncedFile {
     }
 }
 
+/// Frees the blocks of `file` a [`STEP`] at a time, from its end, before
+/// the caller unlinks it. Where the file system is mounted with `discard`
+/// (this machine's root is, and ext4 without a journal discards as it
+/// frees), unlinking an 8 MiB segment discards it in one request, and the
+/// log's syncs queue behind it: up to 4 ms idle, 7 ms under load, on every
+/// node at once since they purge at the same point; freed in steps, under
+/// 1 ms. Only for a file no one else reads: a reader would see it shrink.
+pub fn shrink_in_steps(file: &File) -> io::Result<()> {
+    let mut len = file.metadata()?.len();
+    while len > 0 {
+        len = len.saturating_sub(STEP);
+        file.set_len(len)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,5 +91,7 @@ mod tests {
         let f = w.finish().unwrap();
         assert_eq!(f.metadata().unwrap().len(), data.len() as u64);
         assert_eq!(std::fs::read(&path).unwrap(), data);
+        shrink_in_steps(&f).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
     }
 }
