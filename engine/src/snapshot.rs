@@ -23,9 +23,10 @@
 
 use std::io::{BufRead, Read, Seek, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
-use memlog_txlog::store::step_synced::StepSyncedFile;
+use memlog_txlog::store::step_synced::{remove_in_steps, StepSyncedFile};
 use prost::Message;
 
 use crate::effect::{EffectCommand, EffectRecord, ENGINE_VERSION};
@@ -94,11 +95,18 @@ pub trait SnapshotStore: Send + Sync + std::fmt::Debug + 'static {
 #[derive(Debug, Clone)]
 pub struct LocalSnapshotStore {
     dir: PathBuf,
+    /// Held while snapshots are read and while old ones are deleted: they
+    /// are cut down in steps before they are unlinked (see
+    /// [`remove_in_steps`]), which a reader must never see.
+    files: Arc<parking_lot::Mutex<()>>,
 }
 
 impl LocalSnapshotStore {
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
+        Self {
+            dir: dir.into(),
+            files: Arc::default(),
+        }
     }
 
     fn file_name(meta: &SnapshotMeta) -> String {
@@ -338,8 +346,9 @@ impl LocalSnapshotStore {
         std::fs::rename(&tmp, self.dir.join(&name))?;
         sync_dir(&self.dir)?;
         // Older snapshots are not needed once the log is trimmed past them.
+        let _reading = self.files.lock();
         for old in self.list()?.into_iter().skip(1 + KEEP_OLDER) {
-            let _ = std::fs::remove_file(old);
+            let _ = remove_in_steps(&old);
         }
         Ok(())
     }
@@ -371,7 +380,7 @@ impl SnapshotStore for LocalSnapshotStore {
                 })
             })
         })();
-        let _ = std::fs::remove_file(body);
+        let _ = remove_in_steps(body);
         stored
     }
 
@@ -379,6 +388,7 @@ impl SnapshotStore for LocalSnapshotStore {
         &self,
         apply: &mut dyn FnMut(Vec<EffectRecord>),
     ) -> Result<Option<SnapshotMeta>, SnapshotError> {
+        let _reading = self.files.lock();
         // Bodies of captures a crash or a rebuild left unfinished.
         if let Ok(rd) = std::fs::read_dir(&self.dir) {
             for e in rd.flatten() {

@@ -12,8 +12,9 @@
 //! couple of seconds under load. Synced in steps, an append's sync waits at
 //! most for one step's writeback (RocksDB's `bytes_per_sync` does the same).
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::path::Path;
 
 /// Bytes written between two syncs (~0.3 ms of writeback here), or freed
 /// at once.
@@ -74,6 +75,18 @@ pub fn shrink_in_steps(file: &File) -> io::Result<()> {
     Ok(())
 }
 
+/// Unlinks `path` after [`shrink_in_steps`] (see there: only for a file
+/// no one else reads). Its blocks are freed whole where it cannot be
+/// opened for writing.
+pub fn remove_in_steps(path: &Path) -> io::Result<()> {
+    if let Ok(file) = OpenOptions::new().write(true).open(path) {
+        if let Err(e) = shrink_in_steps(&file) {
+            tracing::warn!("cannot free {}'s blocks in steps ({e})", path.display());
+        }
+    }
+    std::fs::remove_file(path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,5 +106,9 @@ mod tests {
         assert_eq!(std::fs::read(&path).unwrap(), data);
         shrink_in_steps(&f).unwrap();
         assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
+        std::fs::write(&path, &data).unwrap();
+        remove_in_steps(&path).unwrap();
+        assert!(!path.exists());
+        assert!(remove_in_steps(&path).is_err(), "nothing left to remove");
     }
 }
