@@ -346,7 +346,7 @@ impl LocalSnapshotStore {
         std::fs::rename(&tmp, self.dir.join(&name))?;
         sync_dir(&self.dir)?;
         // Older snapshots are not needed once the log is trimmed past them.
-        let _reading = self.files.lock();
+        let _files = self.files.lock();
         for old in self.list()?.into_iter().skip(1 + KEEP_OLDER) {
             let _ = remove_in_steps(&old);
         }
@@ -388,7 +388,7 @@ impl SnapshotStore for LocalSnapshotStore {
         &self,
         apply: &mut dyn FnMut(Vec<EffectRecord>),
     ) -> Result<Option<SnapshotMeta>, SnapshotError> {
-        let _reading = self.files.lock();
+        let _files = self.files.lock();
         // Bodies of captures a crash or a rebuild left unfinished.
         if let Ok(rd) = std::fs::read_dir(&self.dir) {
             for e in rd.flatten() {

@@ -208,7 +208,11 @@ fn segment_path(dir: &Path, seq: u64) -> PathBuf {
 fn remove_deleting(dir: &Path) -> io::Result<()> {
     for e in std::fs::read_dir(dir)? {
         let path = e?.path();
-        if path.extension().is_some_and(|x| x == "del") {
+        let deleting = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.ends_with(&format!(".{DELETING}")));
+        if deleting {
             remove_if_present(&path)?;
         }
     }
