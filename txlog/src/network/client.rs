@@ -25,6 +25,7 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 use tonic::transport::{Channel, Endpoint};
 
+use super::deferred_commit::{DeferredCommits, COMMIT_HOLD};
 use super::MAX_MESSAGE_BYTES;
 use crate::store::snapshot_file::SnapshotFile;
 use crate::types::{NodeId, Snapshot, TypeConfig, Vote};
@@ -269,7 +270,7 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
             // How many messages each of openraft's requests became, for the
             // reply side to answer each request exactly once.
             let (parts_tx, parts_rx) = mpsc::unbounded_channel::<usize>();
-            let outbound = input.flat_map(move |req| {
+            let outbound = DeferredCommits::new(input, COMMIT_HOLD).flat_map(move |req| {
                 let parts: Vec<RaftPayload> = split_request(req)
                     .iter()
                     .map(|p| encode(p).unwrap_or_default())

@@ -9,6 +9,7 @@
 //! so a GB-size snapshot never sits in memory.
 
 pub mod client;
+pub mod deferred_commit;
 pub mod server;
 
 /// Largest gRPC message a node sends or accepts (Raft batches, snapshot chunks).
