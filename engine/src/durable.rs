@@ -1442,11 +1442,7 @@ async fn run_snapshots(
                 store.save(&snap)?;
                 Ok(prost::encoding::message::encoded_len_repeated(1, &snap.records) as u64)
             }
-            CapturedData::Forked(f) => {
-                let len = std::fs::metadata(&f.body)?.len();
-                store.save_body(&meta, &f.body)?;
-                Ok::<_, crate::snapshot::SnapshotError>(len)
-            }
+            CapturedData::Forked(f) => store.save_body(&meta, &f.body),
         })
         .await;
         let ok = matches!(saved, Ok(Ok(_)));
