@@ -247,6 +247,19 @@ pub enum DurableError {
     /// the snapshot does not belong to this log (or the log is damaged).
     #[error("log checksum mismatch at lsn {0}: the snapshot does not match the log")]
     Checksum(u64),
+    /// The log ends before the snapshot the server loaded. A snapshot only
+    /// ever covers committed entries, so the snapshot is not of this log
+    /// (a new, empty log behind an old data directory, typically) or the
+    /// log lost entries; taking leadership at the snapshot's position
+    /// could never succeed (it retried without end, a Raft round each).
+    #[error(
+        "the log ends at lsn {log_last_lsn}, before the snapshot at lsn {snapshot_lsn}: \
+         the snapshot is not of this log, or the log lost entries"
+    )]
+    LogBehindSnapshot {
+        snapshot_lsn: u64,
+        log_last_lsn: u64,
+    },
 }
 
 /// Which transaction log the server writes to.
@@ -634,6 +647,7 @@ pub async fn start(engine: &SharedEngine, d: Arc<Durable>) -> Result<(), Durable
             Err(
                 e @ (DurableError::Snapshot(_)
                 | DurableError::Checksum(_)
+                | DurableError::LogBehindSnapshot { .. }
                 | DurableError::Fenced(_)
                 | DurableError::Log(TxlogError::Truncated { .. })),
             ) => return Err(e),
@@ -707,6 +721,12 @@ async fn recover(
         let info = d.backend.status(&d.log).await?;
         if prev_epoch.is_some() && info.holder != d.holder {
             return Err(DurableError::Fenced(info.holder));
+        }
+        if info.last_lsn < applied {
+            return Err(DurableError::LogBehindSnapshot {
+                snapshot_lsn: applied,
+                log_last_lsn: info.last_lsn,
+            });
         }
         if info.first_lsn > applied + 1 {
             return Err(TxlogError::Truncated {
@@ -1610,6 +1630,30 @@ mod tests {
         let third: SharedEngine = Arc::new(Mutex::new(Engine::new(&EngineOptions::default())));
         let r = start(&third, open("three")).await;
         assert!(matches!(r, Err(DurableError::Checksum(_))), "{r:?}");
+        // So is one past the log's end, at once (it used to retry forever).
+        store
+            .save(&Snapshot {
+                meta: SnapshotMeta {
+                    lsn: 1_000_000,
+                    skip: 0,
+                    checksum: 0,
+                    created_ms: 0,
+                },
+                records: Vec::new(),
+            })
+            .expect("save");
+        let fourth: SharedEngine = Arc::new(Mutex::new(Engine::new(&EngineOptions::default())));
+        let r = start(&fourth, open("four")).await;
+        assert!(
+            matches!(
+                r,
+                Err(DurableError::LogBehindSnapshot {
+                    snapshot_lsn: 1_000_000,
+                    ..
+                })
+            ),
+            "{r:?}"
+        );
         node.shutdown().await;
         let _ = std::fs::remove_dir_all(dir);
     }
