@@ -55,7 +55,14 @@ const EXPIRE_CYCLE_BUDGET: Duration = Duration::from_millis(5);
 
 /// Binds and serves until SHUTDOWN.
 pub async fn run(config: ServerConfig) -> std::io::Result<()> {
-    let listener = TcpListener::bind((config.bind.as_str(), config.port)).await?;
+    let listener = TcpListener::bind((config.bind.as_str(), config.port))
+        .await
+        .map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("binding {}:{}: {e}", config.bind, config.port),
+            )
+        })?;
     tracing::info!(addr = %listener.local_addr()?, "memlog serving RESP");
     let opts = EngineOptions {
         databases: config.databases,
@@ -167,4 +174,33 @@ pub async fn serve(listener: TcpListener, engine: SharedEngine) -> std::io::Resu
     }
     expire_task.abort();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A server whose port is taken says which address it could not bind.
+    #[tokio::test]
+    async fn a_busy_port_is_named_in_the_error() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = taken.local_addr().expect("addr").port();
+        let config = ServerConfig {
+            bind: "127.0.0.1".into(),
+            port,
+            data_dir: std::env::temp_dir(),
+            requirepass: None,
+            proto_max_bulk_len: 512 * 1024 * 1024,
+            databases: 16,
+            durability: Durability::InMemory,
+            lease: Duration::from_secs(2),
+            unsafe_early_ack: false,
+        };
+        let err = run(config).await.expect_err("the port is taken");
+        assert!(
+            err.to_string()
+                .contains(&format!("binding 127.0.0.1:{port}")),
+            "{err}"
+        );
+    }
 }

@@ -309,8 +309,12 @@ impl TxlogNode {
             RaftInternalServer::new(RaftRpcService::new(self.raft.clone(), self.view.clone()))
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        // Bound here rather than by tonic, whose error for a port in use
+        // was only "transport error".
+        let incoming = tonic::transport::server::TcpIncoming::bind(bind)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("binding {bind}: {e}")))?
+            .with_nodelay(Some(true));
         tonic::transport::Server::builder()
-            .tcp_nodelay(true)
             // openraft drops a heartbeat RPC that outlives its interval,
             // which resets its HTTP/2 stream; h2's default of 20 such
             // streams per connection closed the leader's connection (and
@@ -318,7 +322,7 @@ impl TxlogNode {
             .http2_max_pending_accept_reset_streams(Some(MAX_RESET_STREAMS))
             .add_service(public)
             .add_service(internal)
-            .serve_with_shutdown(bind, shutdown)
+            .serve_with_incoming_shutdown(incoming, shutdown)
             .await?;
         Ok(())
     }

@@ -101,3 +101,22 @@ async fn embedded_node_appends_fences_trims_and_recovers() {
     .await
     .expect("append after restart");
 }
+
+/// A node whose port is taken says which address it could not bind (tonic
+/// alone said "transport error").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serving_on_a_busy_port_names_the_address() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr");
+    let node = TxlogNode::start_embedded(dir.path()).await.expect("start");
+    let r = tokio::time::timeout(
+        Duration::from_secs(10),
+        node.serve(addr, std::future::pending()),
+    )
+    .await
+    .expect("serve returned");
+    let err = r.expect_err("the port is taken").to_string();
+    assert!(err.contains(&format!("binding {addr}")), "{err}");
+    node.shutdown().await;
+}
