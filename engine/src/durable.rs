@@ -1616,34 +1616,26 @@ mod tests {
         }
         // A snapshot that does not match the log is refused.
         let store = LocalSnapshotStore::new(dir.join("snapshots"));
-        store
-            .save(&Snapshot {
-                meta: SnapshotMeta {
-                    lsn: 1,
-                    skip: 0,
-                    checksum: 12345,
-                    created_ms: 0,
-                },
-                records: Vec::new(),
-            })
-            .expect("save");
-        let third: SharedEngine = Arc::new(Mutex::new(Engine::new(&EngineOptions::default())));
-        let r = start(&third, open("three")).await;
+        let start_after_snapshot = |lsn: u64, checksum: u32, holder: &'static str| {
+            store
+                .save(&Snapshot {
+                    meta: SnapshotMeta {
+                        lsn,
+                        skip: 0,
+                        checksum,
+                        created_ms: 0,
+                    },
+                    records: Vec::new(),
+                })
+                .expect("save");
+            let engine: SharedEngine = Arc::new(Mutex::new(Engine::new(&EngineOptions::default())));
+            let d = open(holder);
+            async move { start(&engine, d).await }
+        };
+        let r = start_after_snapshot(1, 12345, "three").await;
         assert!(matches!(r, Err(DurableError::Checksum(_))), "{r:?}");
         // So is one past the log's end, at once (it used to retry forever).
-        store
-            .save(&Snapshot {
-                meta: SnapshotMeta {
-                    lsn: 1_000_000,
-                    skip: 0,
-                    checksum: 0,
-                    created_ms: 0,
-                },
-                records: Vec::new(),
-            })
-            .expect("save");
-        let fourth: SharedEngine = Arc::new(Mutex::new(Engine::new(&EngineOptions::default())));
-        let r = start(&fourth, open("four")).await;
+        let r = start_after_snapshot(1_000_000, 0, "four").await;
         assert!(
             matches!(
                 r,
