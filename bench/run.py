@@ -36,7 +36,8 @@ For each system it measures, in this order:
 
 Then the goals (issue 5's ratios for the three-node log, ``GOAL_PAIRS``)
 once more, in alternation: every system they compare runs at once (keys
-loaded as above), and each goal's workload runs on memlog and on its Redis
+loaded as above, then the snapshot or AOF rewrite the load set off waited
+out), and each goal's workload runs on memlog and on its Redis
 baseline in turn, GOAL_ROUNDS times, the first of the two alternating; a
 round's ratio compares two runs seconds apart, and the median over rounds is
 reported.  The machine's speed drifts by tens of percent within minutes,
@@ -839,6 +840,21 @@ GOAL_PAIRS = [
 GOAL_ROUNDS = 3
 
 
+def wait_persistence_idle(port: int, timeout_s: float) -> None:
+    """Waits (up to timeout_s) until the server runs no snapshot or AOF
+    rewrite, twice in a row half a second apart: the key load sets one off
+    (in Redis and in memlog alike), which would otherwise run under the
+    first round only."""
+    end = time.monotonic() + timeout_s
+    idle_in_a_row = 0
+    while time.monotonic() < end and idle_in_a_row < 2:
+        time.sleep(0.5)
+        busy = any(info_field(port, "persistence", f) not in (None, "0")
+                   for f in ("rdb_bgsave_in_progress", "aof_rewrite_in_progress",
+                             "aof_rewrite_scheduled"))
+        idle_in_a_row = 0 if busy else idle_in_a_row + 1
+
+
 def _median(xs: list[float]) -> float:
     xs = sorted(xs)
     mid = len(xs) // 2
@@ -870,6 +886,7 @@ def measure_goals(chosen: list[System], ctx: Ctx, st: Settings, tmp: Path) -> di
             wait_ready(run)
             # GET reads the keys redis-benchmark's -r names, as in the main rows.
             load_keys(run.port, st.keys)
+            wait_persistence_idle(run.port, 0.2 if st.smoke else 120.0)
         workloads = {w.name: w for w in WORKLOADS}
         for g in pairs:
             w = workloads[g.workload]
