@@ -688,6 +688,20 @@ def settings_for(args) -> Settings:
                     5_000, 5_000, 5_000_000, 1.0, [1, 16, 64, 256], 5)
 
 
+def bench_for(st: Settings, port: int) -> Bench:
+    """redis-benchmark against `port` with this run's keyspace and timeout."""
+    return Bench(port, st.keys, timeout_s=max(60.0, st.seconds * 20))
+
+
+def measured_n(st: Settings, bench: Bench, workload: Workload, pipeline: int) -> int:
+    """Runs the warm-up pass and returns the requests of a measured pass
+    lasting about `st.seconds` at the warm-up's speed."""
+    warm = bench.run(workload, st.warmup_n * pipeline, pipeline)
+    if st.smoke:
+        return st.min_n
+    return int(min(st.max_n, max(st.min_n, warm["rps"] * st.seconds)))
+
+
 def measure_system(system: System, ctx: Ctx, st: Settings, tmp: Path,
                    failed_logs: Optional[Path] = None) -> dict:
     """Every measurement of one system; never raises for the system's faults.
@@ -735,7 +749,7 @@ def measure_system(system: System, ctx: Ctx, st: Settings, tmp: Path,
             rec["memory"] = {"status": f"failed: {e}"}
 
         # 2./3. Workloads.
-        bench = Bench(port, st.keys, timeout_s=max(60.0, st.seconds * 20))
+        bench = bench_for(st, port)
         for pipeline in st.pipelines:
             for w in WORKLOADS:
                 row = {"workload": w.name, "pipeline": pipeline, "writes": w.writes}
@@ -745,10 +759,7 @@ def measure_system(system: System, ctx: Ctx, st: Settings, tmp: Path,
                     rec["results"].append(row)
                     continue
                 try:
-                    warm = bench.run(w, st.warmup_n * pipeline, pipeline)
-                    n = int(min(st.max_n, max(st.min_n, warm["rps"] * st.seconds)))
-                    if st.smoke:
-                        n = st.min_n
+                    n = measured_n(st, bench, w, pipeline)
                     cpu0 = run.cpu()
                     res = bench.run(w, n, pipeline)
                     res["server_cpu_s"] = run.cpu() - cpu0
@@ -832,7 +843,7 @@ class GoalPair:
     max_p99_ratio: Optional[float] = None
 
 
-# docs/performance.md, "Goals": issue 5's goals for the three-node log.
+# Issue 5's goals for the three-node log (docs/performance.md, Set-up).
 GOAL_PAIRS = [
     GoalPair("memlog-txlog3", "redis-always", "SET", 1, 1.0, 1.5),
     GoalPair("memlog-txlog3", "redis-always", "SET", 16, 1.0),
@@ -897,14 +908,11 @@ def measure_goals(chosen: list[System], ctx: Ctx, st: Settings, tmp: Path) -> di
         # p99 3.44 ms; 12 s later 1.80 ms.
         time.sleep(settle_s(st.smoke) * GOAL_SETTLE_FACTOR)
         workloads = {w.name: w for w in WORKLOADS}
+        benches = {name: bench_for(st, run.port) for name, run in runs.items()}
         for g in pairs:
             w = workloads[g.workload]
-            sized: dict[str, int] = {}
-            for name in (g.system, g.baseline):
-                bench = Bench(runs[name].port, st.keys, timeout_s=max(60.0, st.seconds * 20))
-                warm = bench.run(w, st.warmup_n * g.pipeline, g.pipeline)
-                sized[name] = st.min_n if st.smoke else int(
-                    min(st.max_n, max(st.min_n, warm["rps"] * st.seconds)))
+            sized = {name: measured_n(st, benches[name], w, g.pipeline)
+                     for name in (g.system, g.baseline)}
             rounds = []
             for i in range(rec["rounds"]):
                 order = (g.system, g.baseline) if i % 2 == 0 else (g.baseline, g.system)
@@ -913,8 +921,7 @@ def measure_goals(chosen: list[System], ctx: Ctx, st: Settings, tmp: Path) -> di
                     why = runs[name].alive()
                     if why:
                         raise RuntimeError(why)
-                    bench = Bench(runs[name].port, st.keys, timeout_s=max(60.0, st.seconds * 20))
-                    r = bench.run(w, sized[name], g.pipeline)
+                    r = benches[name].run(w, sized[name], g.pipeline)
                     got[name] = {"rps": r["rps"], "p99_ms": r["p99_ms"]}
                 m, b = got[g.system], got[g.baseline]
                 rounds.append({
