@@ -690,7 +690,12 @@ async fn racing_candidates_exactly_one_wins_and_losers_are_fenced() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn trim_truncates_tails_and_frees_disk() {
-    let cluster = Cluster::start(40);
+    // Purged segments are deleted, none kept for reuse: the default keeps
+    // up to 256 MiB of them (`--log-spare-bytes`), far more than this test
+    // writes.
+    let cluster = Cluster(
+        TxlogCluster::start_with_args(Some(40), &["--log-spare-bytes", "0"]).expect("cluster"),
+    );
     let client = cluster.client();
     let log = "shard-4";
     let (epoch, _) = client.take_leadership(log, "p", 0).await.expect("lead");
@@ -1449,7 +1454,14 @@ async fn entries_kept_behind_a_snapshot_are_bounded_by_bytes() {
 /// Appends 40 MiB in 40 entries, trims them, then trickles small trimmed
 /// writes until the three nodes' disk use fell by 25 MiB each.
 async fn trimmed_big_entries_free_the_disk(node_args: &[&str]) {
-    let cluster = Cluster(TxlogCluster::start_with_args(None, node_args).expect("cluster"));
+    // None of the purged segments kept for reuse (see
+    // `trim_truncates_tails_and_frees_disk`).
+    let args: Vec<&str> = node_args
+        .iter()
+        .copied()
+        .chain(["--log-spare-bytes", "0"])
+        .collect();
+    let cluster = Cluster(TxlogCluster::start_with_args(None, &args).expect("cluster"));
     let client = cluster.client();
     let log = "shard-5";
     let (epoch, _) = client.take_leadership(log, "p", 0).await.expect("lead");

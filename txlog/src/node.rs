@@ -53,6 +53,9 @@ pub struct NodeConfig {
     pub keep_after_snapshot_bytes: u64,
     /// Size of the Raft log's segment files (see [`crate::store::journal`]).
     pub log_segment_bytes: u64,
+    /// Bytes of purged segments kept for new ones to reuse (see
+    /// [`crate::store::journal::SPARE_BYTES`]).
+    pub log_spare_bytes: u64,
 }
 
 /// Default of [`NodeConfig::snapshot_every_bytes`].
@@ -76,6 +79,7 @@ impl NodeConfig {
             keep_after_snapshot: 1000,
             keep_after_snapshot_bytes: KEEP_AFTER_SNAPSHOT_BYTES,
             log_segment_bytes: crate::store::journal::SEGMENT_BYTES,
+            log_spare_bytes: crate::store::journal::SPARE_BYTES,
         }
     }
 
@@ -205,7 +209,8 @@ pub struct TxlogNode {
 impl TxlogNode {
     /// Opens the node's storage and starts Raft (not yet serving gRPC).
     pub async fn start(cfg: &NodeConfig) -> Result<Self> {
-        let (log, sm) = store::open(&cfg.data_dir, cfg.log_segment_bytes).await?;
+        let (log, sm) =
+            store::open(&cfg.data_dir, cfg.log_segment_bytes, cfg.log_spare_bytes).await?;
         let view = sm.view();
         let (applied_bytes, trimmed) = sm.applied_bytes();
         let raft = Raft::new(cfg.id, cfg.raft_config()?, NetworkFactory, log.clone(), sm)

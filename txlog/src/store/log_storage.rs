@@ -265,11 +265,16 @@ impl LogStore {
         db_dir: &Path,
         refs: References,
         segment_bytes: u64,
+        spare_bytes: u64,
     ) -> crate::error::Result<Self> {
         let meta = db.open_tree("raft_meta")?;
         let disk = Arc::new(parking_lot::Mutex::new(DiskSync::open(db_dir)?));
         let keeper = DbKeeper::new(&db);
-        let journal = Journal::open(&db_dir.with_file_name("journal"), segment_bytes)?;
+        let journal = Journal::open(
+            &db_dir.with_file_name("journal"),
+            segment_bytes,
+            spare_bytes,
+        )?;
         migrate_old_log(&db, &disk, &journal)?;
         let (purge_tx, purge_rx) = tokio::sync::watch::channel(None);
         tokio::spawn(run_purger(
@@ -640,7 +645,14 @@ mod tests {
     }
 
     fn reopen_store(db: &sled::Db, db_dir: &Path, refs: &References) -> LogStore {
-        LogStore::open(db.clone(), db_dir, refs.clone(), journal::SEGMENT_BYTES).expect("open")
+        LogStore::open(
+            db.clone(),
+            db_dir,
+            refs.clone(),
+            journal::SEGMENT_BYTES,
+            journal::SPARE_BYTES,
+        )
+        .expect("open")
     }
     use crate::types::test_log_id;
 
@@ -809,8 +821,14 @@ mod tests {
         let db = sled::open(&db_dir).expect("sled");
         let sm = db.open_tree("sm").expect("sm");
         let refs = References::new(sm.clone());
-        let mut store = LogStore::open(db.clone(), &db_dir, refs.clone(), journal::SEGMENT_BYTES)
-            .expect("open");
+        let mut store = LogStore::open(
+            db.clone(),
+            &db_dir,
+            refs.clone(),
+            journal::SEGMENT_BYTES,
+            journal::SPARE_BYTES,
+        )
+        .expect("open");
         append_durably(&mut store, (1..=100).map(entry).collect()).await;
         sm.insert(ref_key("l", 5), one_record_ref(70)).expect("ref");
         store.purge(entry(90).log_id).await.expect("purge");
@@ -969,8 +987,14 @@ mod tests {
             .expect("runtime");
         let _guard = rt.enter();
         let refs = References::new(db.open_tree("sm").expect("sm"));
-        let mut store = LogStore::open(db.clone(), &db_dir, refs.clone(), journal::SEGMENT_BYTES)
-            .expect("open");
+        let mut store = LogStore::open(
+            db.clone(),
+            &db_dir,
+            refs.clone(),
+            journal::SEGMENT_BYTES,
+            journal::SPARE_BYTES,
+        )
+        .expect("open");
         assert!(old.is_empty(), "moved out of sled");
         let state = rt.block_on(store.get_log_state()).expect("state");
         assert_eq!(state.last_log_id, Some(entry_of_term(1, 20).log_id));

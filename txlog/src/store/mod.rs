@@ -30,8 +30,13 @@ use crate::error::Result;
 
 /// Opens (creating if needed) the sled database under `dir` and returns the
 /// node's Raft log store and state machine. Must run inside a tokio runtime.
-/// `segment_bytes`: size of the Raft log's segment files.
-pub async fn open(dir: &Path, segment_bytes: u64) -> Result<(LogStore, StateMachineStore)> {
+/// `segment_bytes`: size of the Raft log's segment files; `spare_bytes`:
+/// how many bytes of purged ones are kept for reuse.
+pub async fn open(
+    dir: &Path,
+    segment_bytes: u64,
+    spare_bytes: u64,
+) -> Result<(LogStore, StateMachineStore)> {
     let dir = dir.to_path_buf();
     let db_dir = dir.join("db");
     let sled_dir = db_dir.clone();
@@ -50,9 +55,11 @@ pub async fn open(dir: &Path, segment_bytes: u64) -> Result<(LogStore, StateMach
     let log = {
         let (db, refs) = (db.clone(), refs.clone());
         // Reads every segment to index it: disk reads.
-        tokio::task::spawn_blocking(move || LogStore::open(db, &db_dir, refs, segment_bytes))
-            .await
-            .map_err(|e| crate::error::TxlogError::Raft(format!("open task: {e}")))??
+        tokio::task::spawn_blocking(move || {
+            LogStore::open(db, &db_dir, refs, segment_bytes, spare_bytes)
+        })
+        .await
+        .map_err(|e| crate::error::TxlogError::Raft(format!("open task: {e}")))??
     };
     let sm = StateMachineStore::open(db, dir.join("snapshots"), log.clone(), refs).await?;
     Ok((log, sm))
