@@ -43,7 +43,7 @@
 //! bytes that are not records.
 //!
 //! Record layout: `len: u32 LE`, `crc: u32 LE`, `body`, where `crc` is the
-//! body's crc32c seeded with the segment's number ([`record_crc`]); the
+//! body's crc32c xor a tag of the segment's number ([`record_crc`]); the
 //! body is a kind byte, then for [`KIND_ENTRIES`] `(index: u64 LE, len: u32
 //! LE, bincode(Entry))` per entry, for [`KIND_TRUNCATE`] the first removed
 //! index (`u64 LE`). Segments written before the seeding (their first
@@ -171,9 +171,13 @@ impl Record {
 }
 
 /// The checksum a record carries in segment `seq`, from its body's plain
-/// crc32c: the crc32c of the segment's number followed by the body.
-fn record_crc(seq: u64, body_crc: u32, body_len: usize) -> u32 {
-    crc32c::crc32c_combine(crc32c::crc32c(&seq.to_le_bytes()), body_crc, body_len)
+/// crc32c: xor a tag that differs for every two segments (a bijection of
+/// the number's low 32 bits, never 0 for a segment: they count from 1), so
+/// a record written in one segment never checks out in another, and a
+/// seeded record never passes for an unseeded one. `crc32c_combine` with
+/// the number's crc32c did the same, at 4.5 % of a follower's CPU.
+fn record_crc(seq: u64, body_crc: u32) -> u32 {
+    body_crc ^ (seq as u32).wrapping_mul(0x9E37_79B1)
 }
 
 /// One operation of a record, as the index applies it; `offset` is where
@@ -217,7 +221,7 @@ fn decode(bytes: &[u8], seq: u64) -> Decoded {
         let plain = crc32c::crc32c(body);
         let sound = if out.unseeded {
             plain == crc
-        } else if record_crc(seq, plain, len) == crc {
+        } else if record_crc(seq, plain) == crc {
             true
         } else if at == 0 && plain == crc {
             // Never recycled (the recycled have zeros here), so nothing old
@@ -959,9 +963,8 @@ impl Writer {
             let at = buf.len();
             buf.extend_from_slice(&job.record.bytes);
             let header = &mut buf[at..at + HEADER];
-            let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
             let plain = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-            header[4..HEADER].copy_from_slice(&record_crc(self.seq, plain, len).to_le_bytes());
+            header[4..HEADER].copy_from_slice(&record_crc(self.seq, plain).to_le_bytes());
         }
         let file = current(&self.segments, self.seq)?;
         file.write_all_at(buf, self.len)?;
@@ -1036,9 +1039,8 @@ mod tests {
     /// `r` as the writer writes it into segment `seq`.
     fn sealed_in(seq: u64, r: Record) -> Vec<u8> {
         let mut b = sealed(r);
-        let len = u32::from_le_bytes(b[..4].try_into().expect("4")) as usize;
         let plain = u32::from_le_bytes(b[4..HEADER].try_into().expect("4"));
-        b[4..HEADER].copy_from_slice(&record_crc(seq, plain, len).to_le_bytes());
+        b[4..HEADER].copy_from_slice(&record_crc(seq, plain).to_le_bytes());
         b
     }
 
@@ -1381,6 +1383,17 @@ mod tests {
         let j = Journal::open(dir.path(), segment, SPARE_BYTES).expect("reopen with it older");
         same_from(&contents(j.segments()), &before);
         assert_eq!(before.last().map(|e| e.0), Some(k - 1));
+    }
+
+    #[test]
+    fn every_segment_seeds_checksums_its_own_way() {
+        let mut tags = std::collections::HashSet::new();
+        for seq in 1..=200_000u64 {
+            let tag = record_crc(seq, 0);
+            assert_ne!(tag, 0, "segment {seq} would read as unseeded");
+            assert!(tags.insert(tag), "segment {seq} shares its tag");
+            assert_eq!(record_crc(seq, record_crc(seq, 0x1234_5678)), 0x1234_5678);
+        }
     }
 
     fn free_segments(dir: &Path) -> usize {
