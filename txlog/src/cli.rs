@@ -92,7 +92,8 @@ pub struct NodeArgs {
     pub log_segment_bytes: u64,
     /// Bytes of purged segments kept for new segments to reuse (written
     /// blocks take appends faster than new ones); disk use stays up to
-    /// this much above what the log holds. 0 deletes every purged segment.
+    /// this much above what the log holds. 0 deletes every purged segment
+    /// (and, at start, those kept before).
     #[arg(long, default_value_t = crate::store::journal::SPARE_BYTES)]
     pub log_spare_bytes: u64,
     /// Runtime threads. 1 (the default) runs the node on one thread: on the

@@ -279,19 +279,30 @@ fn segment_path(dir: &Path, seq: u64) -> PathBuf {
     dir.join(format!("{seq:020}.wal"))
 }
 
-/// Segments [`Segments::delete`] was deleting when the process stopped.
-fn remove_deleting(dir: &Path) -> io::Result<()> {
+/// Tidies what [`Segments::delete`] left when the process stopped:
+/// removes the segments it was deleting and returns the kept ones
+/// ([`FREE`]) for reuse, up to `spare` of them (the rest removed). A kept
+/// segment's first block was zeroed and synced before it got its name.
+fn tidy_purged(dir: &Path, spare: usize) -> io::Result<Vec<PathBuf>> {
+    let mut kept = Vec::new();
     for e in std::fs::read_dir(dir)? {
         let path = e?.path();
-        // Kept segments too: simpler than adopting them again.
-        let deleting = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
-            n.ends_with(&format!(".{DELETING}")) || n.ends_with(&format!(".{FREE}"))
-        });
-        if deleting {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if name.ends_with(&format!(".{DELETING}")) {
             remove_if_present(&path)?;
+        } else if name.ends_with(&format!(".{FREE}")) {
+            kept.push(path);
         }
     }
-    Ok(())
+    kept.sort();
+    let extra = kept.len().saturating_sub(spare);
+    for path in kept.drain(..extra) {
+        remove_if_present(&path)?;
+    }
+    Ok(kept)
 }
 
 fn remove_if_present(path: &Path) -> io::Result<()> {
@@ -633,7 +644,7 @@ fn open_segments(
         tail = (seq, valid as u64, unseeded);
     }
     let _ = std::fs::remove_file(dir.join(PREPARED));
-    remove_deleting(dir)?;
+    let free = tidy_purged(dir, spare)?;
     let last = st.index.last_key_value().map_or(0, |(&i, _)| i);
     let segments = Arc::new(Segments {
         dir: dir.to_path_buf(),
@@ -643,7 +654,7 @@ fn open_segments(
             index: last,
             failed: false,
         }),
-        free: parking_lot::Mutex::new(Vec::new()),
+        free: parking_lot::Mutex::new(free),
         spare,
     });
     Ok((segments, tail.0, tail.1, tail.2))
@@ -1429,11 +1440,28 @@ mod tests {
                 list_segments(dir.path()).expect("ls").len(),
                 before - purged
             );
-            // Reopened: kept segments are not adopted (nothing to read in
-            // them), and deleted.
+            // Reopened, the kept segments stay kept (none of them read),
+            // and the next segment to start takes one.
             drop(j);
-            drop(Journal::open(dir.path(), segment, spare_segments * segment).expect("reopen"));
+            let j = Journal::open(dir.path(), segment, spare_segments * segment).expect("reopen");
+            assert_eq!(free_segments(dir.path()), kept as usize);
+            let newest = *list_segments(dir.path()).expect("ls").last().expect("one");
+            let mut i = 61;
+            while list_segments(dir.path()).expect("ls").last() == Some(&newest) {
+                let mut r = Record::entries();
+                r.push_entry(i, "y".repeat(8000).as_bytes());
+                write_sync(&j, r);
+                i += 1;
+            }
+            assert_eq!(free_segments(dir.path()), (kept as usize).saturating_sub(1));
+            let indexes: Vec<u64> = contents(j.segments()).iter().map(|e| e.0).collect();
+            assert_eq!(indexes.last(), Some(&(i - 1)));
+            // Reopened with no spare bytes: all of them deleted.
+            drop(j);
+            let j = Journal::open(dir.path(), segment, 0).expect("reopen without spares");
             assert_eq!(free_segments(dir.path()), 0);
+            let after: Vec<u64> = contents(j.segments()).iter().map(|e| e.0).collect();
+            assert_eq!(after, indexes);
         }
     }
 
