@@ -498,10 +498,12 @@ impl Segments {
     /// Keeps the purged segment at `path` for reuse unless `spare` are
     /// kept already: its first block zeroed and synced (so that it reads as
     /// empty under any name), then renamed (made durable by the caller's
-    /// directory sync). Whether it was kept.
+    /// directory sync). Whether it was kept. The pool's lock is not held
+    /// over the sync: the writer takes from the pool when a segment starts.
+    /// Only the purger adds to it, so the count checked first can only
+    /// have fallen by the time this one is added.
     fn recycle(&self, path: &Path, file: &File) -> io::Result<bool> {
-        let mut free = self.free.lock();
-        if free.len() >= self.spare {
+        if self.free.lock().len() >= self.spare {
             return Ok(false);
         }
         let size = file.metadata()?.len();
@@ -518,7 +520,7 @@ impl Segments {
         let seq = name.split('.').next().unwrap_or_default();
         let to = self.dir.join(format!("{seq}.{FREE}"));
         std::fs::rename(path, &to)?;
-        free.push(to);
+        self.free.lock().push(to);
         Ok(true)
     }
 

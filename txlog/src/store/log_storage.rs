@@ -821,14 +821,7 @@ mod tests {
         let db = sled::open(&db_dir).expect("sled");
         let sm = db.open_tree("sm").expect("sm");
         let refs = References::new(sm.clone());
-        let mut store = LogStore::open(
-            db.clone(),
-            &db_dir,
-            refs.clone(),
-            journal::SEGMENT_BYTES,
-            journal::SPARE_BYTES,
-        )
-        .expect("open");
+        let mut store = reopen_store(&db, &db_dir, &refs);
         append_durably(&mut store, (1..=100).map(entry).collect()).await;
         sm.insert(ref_key("l", 5), one_record_ref(70)).expect("ref");
         store.purge(entry(90).log_id).await.expect("purge");
@@ -987,14 +980,7 @@ mod tests {
             .expect("runtime");
         let _guard = rt.enter();
         let refs = References::new(db.open_tree("sm").expect("sm"));
-        let mut store = LogStore::open(
-            db.clone(),
-            &db_dir,
-            refs.clone(),
-            journal::SEGMENT_BYTES,
-            journal::SPARE_BYTES,
-        )
-        .expect("open");
+        let mut store = reopen_store(&db, &db_dir, &refs);
         assert!(old.is_empty(), "moved out of sled");
         let state = rt.block_on(store.get_log_state()).expect("state");
         assert_eq!(state.last_log_id, Some(entry_of_term(1, 20).log_id));
