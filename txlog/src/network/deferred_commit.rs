@@ -36,10 +36,18 @@ type Request = AppendEntriesRequest<TypeConfig>;
 pub struct DeferredCommits<S> {
     input: S,
     hold: Duration,
-    /// The newest commit-only request not yet sent, and when it must go out
-    /// at the latest (set by the first of a run of them, so a steady run of
-    /// commits still reaches the follower every `hold`).
-    held: Option<(Request, Pin<Box<Sleep>>)>,
+    /// The newest commit-only request not yet sent. It must go out by the
+    /// deadline of `timer`, set by the first of a run of them (so a steady
+    /// run of commits still reaches the follower every `hold`).
+    held: Option<Request>,
+    /// One timer for the stream's life, not one per held request: a new
+    /// tokio timer due before every one the runtime already waits for
+    /// makes tokio wake its own driver (an eventfd write and one more turn
+    /// of the event loop), which a busy leader paid twice per batch, on the
+    /// way to answering the appender. Moved later while requests with
+    /// entries keep replacing the held one, it stays the runtime's next
+    /// timer and never needs that wake-up.
+    timer: Option<Pin<Box<Sleep>>>,
     done: bool,
 }
 
@@ -49,6 +57,7 @@ impl<S> DeferredCommits<S> {
             input,
             hold,
             held: None,
+            timer: None,
             done: false,
         }
     }
@@ -66,13 +75,16 @@ where
             match Pin::new(&mut this.input).poll_next(cx) {
                 Poll::Ready(Some(req)) if req.entries.is_empty() => {
                     // The newer request carries the newer commit index.
-                    let deadline = match this.held.take() {
-                        Some((_, deadline)) => deadline,
-                        None => Box::pin(sleep_until(Instant::now() + this.hold)),
-                    };
-                    this.held = Some((req, deadline));
+                    if this.held.replace(req).is_none() {
+                        let deadline = Instant::now() + this.hold;
+                        match &mut this.timer {
+                            Some(t) => t.as_mut().reset(deadline),
+                            None => this.timer = Some(Box::pin(sleep_until(deadline))),
+                        }
+                    }
                 }
                 Poll::Ready(Some(req)) => {
+                    // Its timer is left as it is (see `timer`).
                     this.held = None;
                     return Poll::Ready(Some(req));
                 }
@@ -81,14 +93,14 @@ where
             }
         }
         if this.done {
-            return Poll::Ready(this.held.take().map(|(req, _)| req));
+            return Poll::Ready(this.held.take());
         }
-        let due = match &mut this.held {
-            Some((_, deadline)) => deadline.as_mut().poll(cx).is_ready(),
-            None => false,
+        let due = match (&this.held, &mut this.timer) {
+            (Some(_), Some(t)) => t.as_mut().poll(cx).is_ready(),
+            _ => false,
         };
         if due {
-            return Poll::Ready(this.held.take().map(|(req, _)| req));
+            return Poll::Ready(this.held.take());
         }
         Poll::Pending
     }
@@ -156,6 +168,21 @@ mod tests {
         let started = Instant::now();
         assert_eq!(out.next().await.as_ref().map(shape), Some((0, 1)));
         assert!(started.elapsed() >= HOLD);
+    }
+
+    #[tokio::test]
+    async fn each_run_of_commits_waits_its_own_hold_on_the_one_timer() {
+        let (tx, mut out) = deferred();
+        tx.send(request(2, 1, 1)).unwrap();
+        tx.send(request(2, 2, 1)).unwrap();
+        assert_eq!(out.next().await.as_ref().map(shape), Some((1, 1)));
+        // The timer the replaced commit set runs out with nothing held.
+        tokio::time::sleep(HOLD * 3 / 2).await;
+        tx.send(request(3, 2, 2)).unwrap();
+        let started = Instant::now();
+        assert_eq!(out.next().await.as_ref().map(shape), Some((0, 2)));
+        let waited = started.elapsed();
+        assert!(waited >= HOLD && waited < HOLD * 3, "{waited:?}");
     }
 
     #[tokio::test]
