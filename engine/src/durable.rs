@@ -444,6 +444,10 @@ impl LogBackend {
                             };
                             next = last + 1;
                             apply(chunk);
+                            // Reads of the embedded log are often ready at
+                            // once: let the server's other tasks (clients
+                            // told to wait, timers) run between chunks.
+                            tokio::task::yield_now().await;
                         }
                         ReadResult::Truncated { first_retained } => {
                             return Err(TxlogError::Truncated {

@@ -1511,6 +1511,14 @@ impl Engine {
         if self.srv.snapshot_requests.is_none() || self.srv.stats.snapshots_pending > 0 {
             return;
         }
+        // Not while the data set is being rebuilt (it is loaded a chunk per
+        // lock, and this runs between chunks), nor while the log cannot
+        // vouch for it: a capture of a half-loaded data set, as of a
+        // sequence number acknowledged before the rebuild, would become
+        // the newest snapshot and trim the log of everything it lacks.
+        if self.gate_error().is_some() {
+            return;
+        }
         use crate::command::server::{log_rewrite_due, save_point_due, snapshot_retry_waits};
         let now = crate::keyspace::unix_ms();
         let stats = &self.srv.stats;
