@@ -569,11 +569,34 @@ struct Positions {
     /// and the record numbered `base_seq` stands for it.
     base_seq: u64,
     base_lsn: u64,
-    /// (first seq, last seq, lsn) of recent acknowledged appends.
+    /// (first seq, last seq, lsn) of recent acknowledged appends (the last
+    /// [`KEPT_BATCHES`], and from `pinned` on).
     batches: VecDeque<(u64, u64, u64)>,
+    /// The record a snapshot in progress holds the data set as of: the
+    /// batch holding it is kept until the snapshot has been located, however
+    /// many appends are acknowledged meanwhile (its capture may take
+    /// seconds, a client writing at pipeline 1 makes an append per write).
+    pinned: Option<u64>,
 }
 
+/// Acknowledged appends whose positions are kept for snapshots (see
+/// [`Positions::pinned`] for the ones kept beyond).
+const KEPT_BATCHES: usize = 4096;
+
 impl Positions {
+    /// An acknowledged append: records `first..=last` are entry `lsn`.
+    fn push(&mut self, first: u64, last: u64, lsn: u64) {
+        self.batches.push_back((first, last, lsn));
+        while self.batches.len() > KEPT_BATCHES
+            && self
+                .batches
+                .front()
+                .is_some_and(|&(_, b, _)| self.pinned.is_none_or(|seq| b < seq))
+        {
+            self.batches.pop_front();
+        }
+    }
+
     /// (lsn, skip) of the data set as of record `seq`.
     fn locate(&self, seq: u64) -> Option<(u64, u64)> {
         if let Some(&(a, b, lsn)) = self.batches.iter().find(|(a, b, _)| *a <= seq && seq <= *b) {
@@ -1260,11 +1283,7 @@ fn acknowledge(
         records_ready.notify_one();
     }
     progress.set_acked(last);
-    let mut p = d.positions.lock();
-    p.batches.push_back((first, last, lsn));
-    while p.batches.len() > 4096 {
-        p.batches.pop_front();
-    }
+    d.positions.lock().push(first, last, lsn);
     // The clients of this append now send their next writes; the ones
     // queued meanwhile are waiting already.
     (last - first + 1) as usize + queued
@@ -1398,6 +1417,9 @@ async fn run_snapshots(
     let progress = engine.lock().progress.clone();
     while let Some(mut req) = rx.recv().await {
         let reply = req.reply.take();
+        // Requests come one at a time (SAVE and BGSAVE refuse a second),
+        // before thousands of appends could be acknowledged after theirs.
+        d.positions.lock().pinned = Some(req.seq);
         // A forked capture's child is reaped first, whatever becomes of it
         // (its body file goes with the request when it is dropped).
         if let CapturedData::Forked(f) = &req.data {
@@ -1406,6 +1428,7 @@ async fn run_snapshots(
                 .await
                 .unwrap_or(false);
             if !written {
+                d.positions.lock().pinned = None;
                 tracing::warn!(pid, "snapshot dropped: its capture process failed");
                 snapshot_done(&engine, reply, false);
                 continue;
@@ -1424,7 +1447,11 @@ async fn run_snapshots(
             }
             changed.await;
         };
-        let located = d.positions.lock().locate(req.seq);
+        let located = {
+            let mut p = d.positions.lock();
+            p.pinned = None;
+            p.locate(req.seq)
+        };
         let (true, Some((lsn, skip))) = (ok, located) else {
             tracing::warn!(
                 seq = req.seq,
@@ -1559,6 +1586,31 @@ mod tests {
         assert_eq!(p.locate(11), Some((5, 1)));
         assert_eq!(p.locate(12), Some((5, 2)));
         assert_eq!(p.locate(9), None);
+    }
+
+    /// The positions of the last KEPT_BATCHES appends are kept, and those
+    /// of a snapshot in progress however many come after it.
+    #[test]
+    fn positions_keep_the_batch_a_snapshot_is_taken_as_of() {
+        let mut p = Positions::default();
+        for i in 1..=2 * KEPT_BATCHES as u64 {
+            p.push(2 * i - 1, 2 * i, i);
+        }
+        assert_eq!(p.batches.len(), KEPT_BATCHES);
+        assert_eq!(p.locate(2), None);
+        let seq = 2 * (KEPT_BATCHES as u64 + 10);
+        p.pinned = Some(seq);
+        for i in 2 * KEPT_BATCHES as u64 + 1..=10 * KEPT_BATCHES as u64 {
+            p.push(2 * i - 1, 2 * i, i);
+        }
+        assert_eq!(p.locate(seq), Some((KEPT_BATCHES as u64 + 10, 0)));
+        assert_eq!(p.locate(seq - 1), Some((KEPT_BATCHES as u64 + 9, 1)));
+        assert_eq!(p.locate(seq - 2), None);
+        p.pinned = None;
+        let next = 10 * KEPT_BATCHES as u64 + 1;
+        p.push(2 * next - 1, 2 * next, next);
+        assert_eq!(p.batches.len(), KEPT_BATCHES);
+        assert_eq!(p.locate(seq), None);
     }
 
     /// The embedded log acknowledges group commits; a second engine on the
