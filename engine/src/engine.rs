@@ -550,6 +550,9 @@ impl Engine {
                         self.tracker.record_key(seq, c.db, &c.argv[i]);
                     }
                 }
+                if let Some((db, key)) = key_in_other_db(&c.argv) {
+                    self.tracker.record_key(seq, db, key);
+                }
             }
         }
         self.tracker.record(seq, whole);
@@ -1651,4 +1654,24 @@ fn is_script_command(spec: &CommandSpec) -> bool {
         spec.name,
         "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro"
     )
+}
+
+/// The key a logged command changes in a database other than its own, which
+/// its key specs (all in the command's database) miss: MOVE's key in the
+/// target database, COPY ... DB's destination. Readers there must wait for
+/// it like readers of any pending key.
+fn key_in_other_db(argv: &[Bytes]) -> Option<(u32, &[u8])> {
+    let db_at = |i: usize| std::str::from_utf8(argv.get(i)?).ok()?.parse::<u32>().ok();
+    let name = argv.first()?;
+    if name.eq_ignore_ascii_case(b"MOVE") {
+        return Some((db_at(2)?, argv.get(1)?));
+    }
+    if name.eq_ignore_ascii_case(b"COPY") {
+        let at = 3 + argv
+            .get(3..)?
+            .iter()
+            .position(|a| a.eq_ignore_ascii_case(b"DB"))?;
+        return Some((db_at(at + 1)?, argv.get(2)?));
+    }
+    None
 }

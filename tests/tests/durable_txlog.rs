@@ -322,3 +322,78 @@ fn log_down_past_the_append_timeout_then_back() {
     call_until_ok(&mut c, &["SET", "after", "3"]);
     assert_eq!(call_until_ok(&mut c, &["GET", "after"]), bulk("3"));
 }
+
+/// Reads the reply `want` from `s`, exactly.
+fn expect_reply(s: &mut TcpStream, want: &[u8]) {
+    let mut got = vec![0u8; want.len()];
+    s.read_exact(&mut got).expect("reply");
+    assert_eq!(got, want, "{}", String::from_utf8_lossy(&got));
+}
+
+/// MOVE and COPY ... DB change a key in another database than their own:
+/// while the change is not acknowledged, a read of that key there waits
+/// for it like a read of any pending key. Its reply went out at once
+/// before (the tracker knew the key in the command's own database only),
+/// showing a change the log might never commit.
+#[test]
+fn a_key_moved_or_copied_to_another_database_waits_there() {
+    let cluster = TxlogCluster::start().expect("cluster");
+    let server = cluster.server(&["--lease-ms", "5000"]).expect("server");
+    let mut c = RawConn::connect(server.port).expect("connect");
+    for (k, v) in [("moved", "1"), ("copied", "2")] {
+        assert_eq!(
+            c.call(&["SET", k, v]).unwrap(),
+            RespValue::Simple("OK".into())
+        );
+    }
+    let stopped = [0usize, 1];
+    for &i in &stopped {
+        cluster.signal(i, "STOP").expect("stop");
+    }
+    // Executed at once, acknowledged only once the nodes are back.
+    let mut w = raw(server.port);
+    w.write_all(b"*3\r\n$4\r\nMOVE\r\n$5\r\nmoved\r\n$1\r\n1\r\n*5\r\n$4\r\nCOPY\r\n$6\r\ncopied\r\n$4\r\ndest\r\n$2\r\nDB\r\n$1\r\n2\r\n")
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let list = match c.call(&["CLIENT", "LIST"]).unwrap() {
+            RespValue::Bulk(b) => b,
+            RespValue::Verbatim(_, b) => b,
+            other => panic!("CLIENT LIST failed: {other:?}"),
+        };
+        if String::from_utf8_lossy(&list).contains("cmd=copy ") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the writes never executed");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut readers = Vec::new();
+    for (db, key) in [("1", "moved"), ("2", "dest")] {
+        let mut r = raw(server.port);
+        r.write_all(format!("*2\r\n$6\r\nSELECT\r\n$1\r\n{db}\r\n").as_bytes())
+            .unwrap();
+        expect_reply(&mut r, b"+OK\r\n");
+        r.write_all(format!("*2\r\n$3\r\nGET\r\n${}\r\n{key}\r\n", key.len()).as_bytes())
+            .unwrap();
+        assert!(
+            nothing_to_read(&mut r),
+            "{key} in db {db}: a pending change was revealed"
+        );
+        readers.push(r);
+    }
+    assert!(
+        nothing_to_read(&mut w),
+        "a write was acknowledged with no log"
+    );
+    for &i in &stopped {
+        cluster.signal(i, "CONT").expect("cont");
+    }
+    // Once committed, both readers see the change.
+    for r in &mut readers {
+        r.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    }
+    expect_reply(&mut readers[0], b"$1\r\n1\r\n");
+    expect_reply(&mut readers[1], b"$1\r\n2\r\n");
+    w.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    expect_reply(&mut w, b":1\r\n:1\r\n");
+}
