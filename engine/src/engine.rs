@@ -564,7 +564,7 @@ impl Engine {
         if self.tracker.is_idle() {
             return 0;
         }
-        if spec.flags & flags::WHOLE_KEYSPACE != 0 {
+        if spec.flags & flags::WHOLE_KEYSPACE != 0 || reads_by_pattern(spec, argv) {
             return self.tracker.whole_keyspace_barrier();
         }
         match spec.key_indexes(argv) {
@@ -1674,4 +1674,14 @@ fn key_in_other_db(argv: &[Bytes]) -> Option<(u32, &[u8])> {
         return Some((db_at(at + 1)?, argv.get(2)?));
     }
     None
+}
+
+/// SORT's BY and GET patterns read keys that its key specs do not name (any
+/// key the pattern makes), so its reply waits as a whole-keyspace read's.
+fn reads_by_pattern(spec: &CommandSpec, argv: &[Bytes]) -> bool {
+    matches!(spec.name, "sort" | "sort_ro")
+        && argv
+            .iter()
+            .skip(2)
+            .any(|a| a.eq_ignore_ascii_case(b"BY") || a.eq_ignore_ascii_case(b"GET"))
 }

@@ -334,26 +334,37 @@ fn expect_reply(s: &mut TcpStream, want: &[u8]) {
 /// while the change is not acknowledged, a read of that key there waits
 /// for it like a read of any pending key. Its reply went out at once
 /// before (the tracker knew the key in the command's own database only),
-/// showing a change the log might never commit.
+/// showing a change the log might never commit. Likewise SORT ... GET,
+/// which reads keys its key specs do not name.
 #[test]
-fn a_key_moved_or_copied_to_another_database_waits_there() {
+fn reads_beyond_the_key_specs_wait_for_pending_changes() {
     let cluster = TxlogCluster::start().expect("cluster");
     let server = cluster.server(&["--lease-ms", "5000"]).expect("server");
     let mut c = RawConn::connect(server.port).expect("connect");
-    for (k, v) in [("moved", "1"), ("copied", "2")] {
+    for (k, v) in [("moved", "1"), ("copied", "2"), ("w_1", "old")] {
         assert_eq!(
             c.call(&["SET", k, v]).unwrap(),
             RespValue::Simple("OK".into())
         );
     }
+    assert_eq!(
+        c.call(&["RPUSH", "sorted", "1"]).unwrap(),
+        RespValue::Int(1)
+    );
     let stopped = [0usize, 1];
     for &i in &stopped {
         cluster.signal(i, "STOP").expect("stop");
     }
     // Executed at once, acknowledged only once the nodes are back.
     let mut w = raw(server.port);
-    w.write_all(b"*3\r\n$4\r\nMOVE\r\n$5\r\nmoved\r\n$1\r\n1\r\n*5\r\n$4\r\nCOPY\r\n$6\r\ncopied\r\n$4\r\ndest\r\n$2\r\nDB\r\n$1\r\n2\r\n")
-        .unwrap();
+    let writes: [&[&str]; 3] = [
+        &["SET", "w_1", "new"],
+        &["MOVE", "moved", "1"],
+        &["COPY", "copied", "dest", "DB", "2"],
+    ];
+    for cmd in writes {
+        w.write_all(&encode(cmd)).unwrap();
+    }
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let list = match c.call(&["CLIENT", "LIST"]).unwrap() {
@@ -367,17 +378,20 @@ fn a_key_moved_or_copied_to_another_database_waits_there() {
         assert!(Instant::now() < deadline, "the writes never executed");
         std::thread::sleep(Duration::from_millis(10));
     }
+    let reads: [(&str, &[&str]); 3] = [
+        ("1", &["GET", "moved"]),
+        ("2", &["GET", "dest"]),
+        ("0", &["SORT", "sorted", "GET", "w_*"]),
+    ];
     let mut readers = Vec::new();
-    for (db, key) in [("1", "moved"), ("2", "dest")] {
+    for (db, cmd) in reads {
         let mut r = raw(server.port);
-        r.write_all(format!("*2\r\n$6\r\nSELECT\r\n$1\r\n{db}\r\n").as_bytes())
-            .unwrap();
+        r.write_all(&encode(&["SELECT", db])).unwrap();
         expect_reply(&mut r, b"+OK\r\n");
-        r.write_all(format!("*2\r\n$3\r\nGET\r\n${}\r\n{key}\r\n", key.len()).as_bytes())
-            .unwrap();
+        r.write_all(&encode(cmd)).unwrap();
         assert!(
             nothing_to_read(&mut r),
-            "{key} in db {db}: a pending change was revealed"
+            "{cmd:?} in db {db}: a pending change was revealed"
         );
         readers.push(r);
     }
@@ -388,12 +402,21 @@ fn a_key_moved_or_copied_to_another_database_waits_there() {
     for &i in &stopped {
         cluster.signal(i, "CONT").expect("cont");
     }
-    // Once committed, both readers see the change.
-    for r in &mut readers {
+    // Once committed, the readers see the changes.
+    let seen: [&[u8]; 3] = [b"$1\r\n1\r\n", b"$1\r\n2\r\n", b"*1\r\n$3\r\nnew\r\n"];
+    for (r, want) in readers.iter_mut().zip(seen) {
         r.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        expect_reply(r, want);
     }
-    expect_reply(&mut readers[0], b"$1\r\n1\r\n");
-    expect_reply(&mut readers[1], b"$1\r\n2\r\n");
     w.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    expect_reply(&mut w, b":1\r\n:1\r\n");
+    expect_reply(&mut w, b"+OK\r\n:1\r\n:1\r\n");
+}
+
+/// `cmd` as a RESP array of bulk strings.
+fn encode(cmd: &[&str]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", cmd.len()).into_bytes();
+    for a in cmd {
+        out.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
+    }
+    out
 }
