@@ -645,6 +645,15 @@ fn open_segments(
         }
         tail = (seq, valid as u64, unseeded);
     }
+    // The newest segment's records may be only in the page cache (a kill -9
+    // between a write and its sync, or an oversized batch that filled the
+    // segment). From here they count as durable (openraft's state at start,
+    // the flush callbacks of what follows), and the next segment may start
+    // at once, so they are synced first. Every older segment was synced
+    // before the one after it started.
+    if let Some(newest) = st.segments.get(&tail.0) {
+        newest.file.sync_data()?;
+    }
     let _ = std::fs::remove_file(dir.join(PREPARED));
     let free = tidy_purged(dir, spare)?;
     let last = st.index.last_key_value().map_or(0, |(&i, _)| i);

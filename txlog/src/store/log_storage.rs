@@ -618,11 +618,27 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     /// Records the purge point and leaves the deletes to the purger. Not
-    /// flushed: openraft never reads below the purge point, and an entry
-    /// that comes back after a crash is deleted again (the next log flush
-    /// makes the record durable anyway).
+    /// flushed while the log holds an entry at or past it: openraft never
+    /// reads below the purge point, and an entry that comes back after a
+    /// crash is deleted again. Past the log's end (a snapshot installed
+    /// beyond what this node had) the purge point is all that says where
+    /// the log goes on: entries appended after it, over a hole, must never
+    /// meet a purge point that a crash took back (sled flushes on its own
+    /// only every half second; the journal's syncs do not flush it), so it
+    /// is flushed first, as a vote is.
     async fn purge(&mut self, log_id: LogId) -> Result<(), std::io::Error> {
         self.write_meta(KEY_LAST_PURGED, &log_id)?;
+        let past_end = self
+            .inner
+            .journal
+            .segments()
+            .last_index()
+            .is_none_or(|last| last < log_id.index);
+        if past_end {
+            durable_flush(&self.inner.db, &self.inner.disk)
+                .await
+                .map_err(io_err)?;
+        }
         self.inner.recent.lock().purge(log_id.index);
         self.inner.purge_requests.send_replace(Some(log_id.index));
         Ok(())
