@@ -19,7 +19,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use crate::client::Push;
-use crate::engine::{BatchOutcome, BlockedWait};
+use crate::engine::{BatchOutcome, BlockTimedOut, BlockedWait};
 use crate::keyspace::ClientId;
 use crate::resp::{ParseLimits, ReplyBuf, RequestParser};
 use crate::server::SharedEngine;
@@ -317,9 +317,14 @@ impl Connection {
                     break;
                 }
                 _ = sleep => {
-                    let timed_out = self.engine.lock().cancel_block(self.id);
+                    let timed_out = self.engine.lock().time_out_block(self.id);
                     match timed_out {
-                        Some(t) => t.write(&mut self.out),
+                        Some(BlockTimedOut::Reply(t, seq)) => {
+                            let mut out = ReplyBuf::new(self.out.resp3);
+                            t.write(&mut out);
+                            self.push_reply(crate::engine::ParkedReply { bytes: out.buf, seq });
+                        }
+                        Some(BlockTimedOut::Error(e)) => self.out.error(&e),
                         // Served at the same moment: the reply is in the channel.
                         None => {
                             if let Ok(reply) = wait.reply.try_recv() {

@@ -77,6 +77,15 @@ pub struct BlockRequest {
     pub on_timeout: TimeoutReply,
 }
 
+/// What a blocked client whose deadline passed answers.
+#[derive(Debug)]
+pub enum BlockTimedOut {
+    /// The timeout reply, released once record `.1` is acknowledged.
+    Reply(TimeoutReply, u64),
+    /// The log cannot vouch for the data set: this error instead.
+    Error(String),
+}
+
 /// A client waiting in a blocking command.
 #[derive(Debug)]
 struct BlockedClient {
@@ -1404,10 +1413,34 @@ impl Engine {
         Some(b)
     }
 
-    /// Ends a client's wait (timeout, disconnect). Returns the timeout reply
-    /// to send, or `None` if it was not blocked (already served).
+    /// Ends a client's wait (disconnect). Returns the timeout reply, or
+    /// `None` if it was not blocked (already served).
     pub fn cancel_block(&mut self, id: ClientId) -> Option<TimeoutReply> {
         self.unregister_block(id).map(|b| b.on_timeout)
+    }
+
+    /// A blocked client's deadline passed: ends its wait. `None` if it was
+    /// not blocked (already served). Its timeout reply says the keys it
+    /// waited on are still empty, which is data like any read's: it waits
+    /// behind their unacknowledged changes (`barrier`), and when the log
+    /// cannot vouch for the data set (lease expired, recovering, fenced)
+    /// the gate's error goes instead.
+    pub fn time_out_block(&mut self, id: ClientId) -> Option<BlockTimedOut> {
+        let b = self.unregister_block(id)?;
+        if let Some(error) = self.gate_error() {
+            return Some(BlockTimedOut::Error(error));
+        }
+        let barrier = self.blocked_keys_barrier(b.db, &b.keys);
+        Some(BlockTimedOut::Reply(b.on_timeout, barrier))
+    }
+
+    /// The barrier a reply about `keys` of `db` waits behind.
+    fn blocked_keys_barrier(&self, db: usize, keys: &[Elem]) -> u64 {
+        if self.tracker.is_idle() {
+            return 0;
+        }
+        self.tracker
+            .barrier(keys.iter().map(|k| (db as u32, &k[..])))
     }
 
     /// CLIENT UNBLOCK: ends a wait with the timeout reply or an error.
@@ -1417,14 +1450,17 @@ impl Engine {
         };
         let resp3 = self.clients.get(&id).is_some_and(|c| c.resp3);
         let mut out = ReplyBuf::new(resp3);
-        if with_error {
+        let seq = if with_error {
             out.error("UNBLOCKED client unblocked via CLIENT UNBLOCK");
+            0
         } else {
             b.on_timeout.write(&mut out);
-        }
+            // As a timeout's reply (see `time_out_block`).
+            self.blocked_keys_barrier(b.db, &b.keys)
+        };
         let _ = b.reply_tx.send(ParkedReply {
             bytes: out.buf,
-            seq: 0,
+            seq,
         });
         true
     }

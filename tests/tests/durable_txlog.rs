@@ -420,3 +420,66 @@ fn encode(cmd: &[&str]) -> Vec<u8> {
     }
     out
 }
+
+/// A blocking pop that times out answers that its keys are still empty:
+/// data like any read's. While a change to them is unacknowledged that
+/// answer waits for it (it went out at once before, showing a pop the log
+/// might never commit), and once the lease has ended the lease's error
+/// goes instead (the empty list was an answer the server could no longer
+/// vouch for).
+#[test]
+fn a_blocking_pops_timeout_waits_for_pending_changes_and_the_lease() {
+    let cluster = TxlogCluster::start().expect("cluster");
+    let server = cluster.server(&["--lease-ms", "2000"]).expect("server");
+    let mut c = RawConn::connect(server.port).expect("connect");
+    assert_eq!(c.call(&["RPUSH", "l", "x"]).unwrap(), RespValue::Int(1));
+    let stopped = [0usize, 1];
+    for &i in &stopped {
+        cluster.signal(i, "STOP").expect("stop");
+    }
+    let mut w = raw(server.port);
+    w.write_all(&encode(&["LPOP", "l"])).unwrap();
+    // Blocked (the LPOP emptied `l`), timed out after 100 ms: held.
+    let mut short = raw(server.port);
+    short.write_all(&encode(&["BLPOP", "l", "0.1"])).unwrap();
+    // Blocked on a key nobody touched, timed out after the lease.
+    let mut long = raw(server.port);
+    long.write_all(&encode(&["BLPOP", "quiet", "3"])).unwrap();
+    assert!(
+        nothing_to_read(&mut short),
+        "a timeout revealed a pending pop"
+    );
+    assert!(
+        nothing_to_read(&mut w),
+        "a write was acknowledged with no log"
+    );
+    long.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut got = [0u8; 256];
+    let n = long.read(&mut got).expect("reply");
+    let got = String::from_utf8_lossy(&got[..n]);
+    assert!(
+        got.starts_with("-TRYAGAIN") && got.contains("lease expired"),
+        "{got}"
+    );
+    for &i in &stopped {
+        cluster.signal(i, "CONT").expect("cont");
+    }
+    // The pop commits (or fails, and then so does the timeout's answer).
+    w.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    short
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut got = [0u8; 256];
+    let n = w.read(&mut got).expect("reply");
+    if &got[..n] == b"$1\r\nx\r\n" {
+        expect_reply(&mut short, b"*-1\r\n");
+    } else {
+        let n = short.read(&mut got).expect("reply");
+        assert!(
+            got[..n].starts_with(b"-"),
+            "{}",
+            String::from_utf8_lossy(&got[..n])
+        );
+    }
+}
