@@ -20,6 +20,9 @@ pub enum Push {
         pattern: Option<Bytes>,
         channel: Bytes,
         payload: Bytes,
+        /// The record a keyspace notification tells of: it goes out once
+        /// the log has acknowledged it (0: at once).
+        after: u64,
     },
     /// Already-encoded push bytes (subscribe confirmations while
     /// CLIENT REPLY is OFF: pushes are not replies and still go out).
@@ -29,6 +32,14 @@ pub enum Push {
 }
 
 impl Push {
+    /// The record this push waits for (see `Push::Message::after`).
+    pub fn after(&self) -> u64 {
+        match self {
+            Push::Message { after, .. } => *after,
+            _ => 0,
+        }
+    }
+
     /// About what it takes in the connection's output buffer, for
     /// `client-output-buffer-limit`.
     pub fn size(&self) -> u64 {
@@ -37,6 +48,7 @@ impl Push {
                 pattern,
                 channel,
                 payload,
+                ..
             } => 32 + pattern.as_ref().map_or(0, |p| p.len()) + channel.len() + payload.len(),
             Push::Raw(b) => b.len(),
             Push::Kill => 0,

@@ -44,6 +44,7 @@ fn encode_push(out: &mut ReplyBuf, p: Push) -> bool {
             pattern: None,
             channel,
             payload,
+            ..
         } => {
             out.push(3);
             out.bulk(b"message");
@@ -55,6 +56,7 @@ fn encode_push(out: &mut ReplyBuf, p: Push) -> bool {
             pattern: Some(pat),
             channel,
             payload,
+            ..
         } => {
             out.push(4);
             out.bulk(b"pmessage");
@@ -118,14 +120,26 @@ fn parse_limits(e: &crate::engine::Engine, id: ClientId) -> ParseLimits {
     }
 }
 
+/// Bytes `start..end` of the output buffer, held until the log has
+/// acknowledged record `seq`.
+#[derive(Debug, Clone, Copy)]
+struct Parked {
+    start: usize,
+    end: usize,
+    seq: u64,
+    /// A push (a keyspace notification) rather than a reply: dropped, not
+    /// answered with an error, if its record fails.
+    push: bool,
+}
+
 struct Connection {
     stream: TcpStream,
     engine: SharedEngine,
     id: ClientId,
     inbuf: BytesMut,
     out: ReplyBuf,
-    /// Parked replies in `out`, in order: (start, end, sequence number).
-    parked: VecDeque<(usize, usize, u64)>,
+    /// Parked replies (and pushes) in `out`, in order.
+    parked: VecDeque<Parked>,
     batch_parked: Vec<(usize, usize, u64)>,
     progress: Arc<LogProgress>,
     /// Pushes sent but not yet taken; past its limit the connection closes.
@@ -189,7 +203,13 @@ impl Connection {
                     *limits = parse_limits(&e, self.id);
                     o
                 };
-                self.parked.extend(self.batch_parked.drain(..));
+                self.parked
+                    .extend(self.batch_parked.drain(..).map(|(start, end, seq)| Parked {
+                        start,
+                        end,
+                        seq,
+                        push: false,
+                    }));
                 match outcome {
                     BatchOutcome::Done => {}
                     BatchOutcome::Close => {
@@ -263,13 +283,11 @@ impl Connection {
                 }
                 p = rx.recv() => {
                     let Some(p) = p else { return Ok(()) };
-                    self.push_queue.taken(p.size());
-                    if !encode_push(&mut self.out, p) {
+                    if !self.take_push(p) {
                         return Ok(());
                     }
                     while let Ok(p) = rx.try_recv() {
-                        self.push_queue.taken(p.size());
-                        if !encode_push(&mut self.out, p) {
+                        if !self.take_push(p) {
                             self.flush_released().await?;
                             return Ok(());
                         }
@@ -284,7 +302,7 @@ impl Connection {
     /// Whether the first parked reply can be released or failed now.
     fn releasable(&self) -> bool {
         match self.parked.front() {
-            Some(&(_, _, seq)) => self.progress.settled(seq),
+            Some(p) => self.progress.settled(p.seq),
             None => false,
         }
     }
@@ -349,8 +367,7 @@ impl Connection {
             }
         }
         for p in held_pushes {
-            self.push_queue.taken(p.size());
-            encode_push(&mut self.out, p);
+            self.take_push(p);
         }
         Ok(true)
     }
@@ -358,31 +375,60 @@ impl Connection {
     fn push_reply(&mut self, reply: crate::engine::ParkedReply) {
         let start = self.out.buf.len();
         self.out.raw(&reply.bytes);
-        if reply.seq > self.progress.acked() || self.progress.is_failed(reply.seq) {
-            self.parked
-                .push_back((start, self.out.buf.len(), reply.seq));
+        self.park_from(start, reply.seq, false);
+    }
+
+    /// Encodes a push into the output; false if the connection must close.
+    /// A keyspace notification waits for the record it tells of, as a
+    /// reply to a read of its key would.
+    fn take_push(&mut self, p: Push) -> bool {
+        self.push_queue.taken(p.size());
+        let after = p.after();
+        let start = self.out.buf.len();
+        if !encode_push(&mut self.out, p) {
+            return false;
+        }
+        self.park_from(start, after, true);
+        true
+    }
+
+    /// Parks the output from `start` on until record `seq` is acknowledged
+    /// (if it is not yet).
+    fn park_from(&mut self, start: usize, seq: u64, push: bool) {
+        if seq > self.progress.acked() || self.progress.is_failed(seq) {
+            self.parked.push_back(Parked {
+                start,
+                end: self.out.buf.len(),
+                seq,
+                push,
+            });
         }
     }
 
-    /// Replaces parked replies whose records failed with the retryable error.
+    /// Replaces parked replies whose records failed with the retryable error
+    /// (and drops pushes that told of them).
     fn fail_parked(&mut self) {
-        if !self.parked.iter().any(|p| self.progress.is_failed(p.2)) {
+        if !self.parked.iter().any(|p| self.progress.is_failed(p.seq)) {
             return;
         }
         let old = std::mem::take(&mut self.out.buf);
         let mut new = Vec::with_capacity(old.len());
         let mut at = 0;
         let mut kept = VecDeque::new();
-        for &(start, end, seq) in &self.parked {
-            new.extend_from_slice(&old[at..start]);
-            if self.progress.is_failed(seq) {
+        for &p in &self.parked {
+            new.extend_from_slice(&old[at..p.start]);
+            if !self.progress.is_failed(p.seq) {
+                let start = new.len();
+                new.extend_from_slice(&old[p.start..p.end]);
+                kept.push_back(Parked {
+                    start,
+                    end: new.len(),
+                    ..p
+                });
+            } else if !p.push {
                 new.extend_from_slice(LOG_FAILED_REPLY);
-            } else {
-                let s = new.len();
-                new.extend_from_slice(&old[start..end]);
-                kept.push_back((s, new.len(), seq));
             }
-            at = end;
+            at = p.end;
         }
         new.extend_from_slice(&old[at..]);
         self.out.buf = new;
@@ -394,12 +440,12 @@ impl Connection {
         self.fail_parked();
         let acked = self.progress.acked();
         let mut limit = self.out.buf.len();
-        while let Some(&(start, _, seq)) = self.parked.front() {
+        while let Some(&p) = self.parked.front() {
             // A range can fail after fail_parked looked: never release it.
-            if seq <= acked && !self.progress.is_failed(seq) {
+            if p.seq <= acked && !self.progress.is_failed(p.seq) {
                 self.parked.pop_front();
             } else {
-                limit = start;
+                limit = p.start;
                 break;
             }
         }
@@ -417,8 +463,8 @@ impl Connection {
         }
         self.out.buf.drain(..limit);
         for p in self.parked.iter_mut() {
-            p.0 -= limit;
-            p.1 -= limit;
+            p.start -= limit;
+            p.end -= limit;
         }
         if self.out.buf.is_empty() && self.out.buf.capacity() > 1 << 20 {
             // Give back memory after a huge reply.

@@ -832,13 +832,21 @@ impl Engine {
     fn publish_key_event(&mut self, ev: &crate::keyspace::KeyEvent, current: Option<&ClientState>) {
         use crate::keyspace::notify;
         let f = self.ks.notify_flags;
+        // The change it tells of is in the newest record, or an older one:
+        // subscribers hear of it once the log has it, as readers of the key
+        // would (and never of a change the log then refused).
+        let after = if self.tracker.is_idle() {
+            0
+        } else {
+            self.tracker.newest()
+        };
         if f & notify::KEYSPACE != 0 {
             let mut ch = format!("__keyspace@{}__:", ev.db).into_bytes();
             ch.extend_from_slice(&ev.key);
             let ch = Bytes::from(ch);
             self.srv
                 .pubsub
-                .publish(&ch, &ev.event, &self.clients, current);
+                .publish(&ch, &ev.event, &self.clients, current, after);
         }
         if f & notify::KEYEVENT != 0 {
             let mut ch = format!("__keyevent@{}__:", ev.db).into_bytes();
@@ -846,7 +854,7 @@ impl Engine {
             let ch = Bytes::from(ch);
             self.srv
                 .pubsub
-                .publish(&ch, &ev.key, &self.clients, current);
+                .publish(&ch, &ev.key, &self.clients, current, after);
         }
     }
 

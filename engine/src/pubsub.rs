@@ -59,6 +59,7 @@ impl PubSub {
         payload: &Bytes,
         clients: &HashMap<ClientId, ClientState>,
         current: Option<&ClientState>,
+        after: u64,
     ) -> usize {
         let send = |id: &ClientId, p: Push| {
             if let Some(cur) = current.filter(|c| c.id == *id) {
@@ -76,6 +77,7 @@ impl PubSub {
                         pattern: None,
                         channel: channel.clone(),
                         payload: payload.clone(),
+                        after,
                     },
                 );
                 n += 1;
@@ -90,6 +92,7 @@ impl PubSub {
                             pattern: Some(pat.clone()),
                             channel: channel.clone(),
                             payload: payload.clone(),
+                            after,
                         },
                     );
                     n += 1;

@@ -483,3 +483,46 @@ fn a_blocking_pops_timeout_waits_for_pending_changes_and_the_lease() {
         );
     }
 }
+
+/// A keyspace notification tells of a change: it reaches subscribers once
+/// the log has acknowledged it, as a read of the key would (it went out at
+/// once before, and told of a change even when the log then refused it).
+#[test]
+fn keyspace_notifications_wait_for_the_log() {
+    let cluster = TxlogCluster::start().expect("cluster");
+    let server = cluster.server(&["--lease-ms", "5000"]).expect("server");
+    let mut c = RawConn::connect(server.port).expect("connect");
+    assert_eq!(
+        c.call(&["CONFIG", "SET", "notify-keyspace-events", "E$"])
+            .unwrap(),
+        RespValue::Simple("OK".into())
+    );
+    let mut sub = raw(server.port);
+    sub.write_all(&encode(&["SUBSCRIBE", "__keyevent@0__:set"]))
+        .unwrap();
+    expect_reply(
+        &mut sub,
+        b"*3\r\n$9\r\nsubscribe\r\n$18\r\n__keyevent@0__:set\r\n:1\r\n",
+    );
+    let stopped = [0usize, 1];
+    for &i in &stopped {
+        cluster.signal(i, "STOP").expect("stop");
+    }
+    let mut w = raw(server.port);
+    w.write_all(&encode(&["SET", "k", "v"])).unwrap();
+    assert!(nothing_to_read(&mut sub), "a pending change was announced");
+    assert!(
+        nothing_to_read(&mut w),
+        "a write was acknowledged with no log"
+    );
+    for &i in &stopped {
+        cluster.signal(i, "CONT").expect("cont");
+    }
+    w.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    expect_reply(&mut w, b"+OK\r\n");
+    sub.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    expect_reply(
+        &mut sub,
+        b"*3\r\n$7\r\nmessage\r\n$18\r\n__keyevent@0__:set\r\n$1\r\nk\r\n",
+    );
+}

@@ -145,10 +145,13 @@ fn punsubscribe(ctx: &mut Ctx) -> CmdResult {
 }
 
 fn publish(ctx: &mut Ctx) -> CmdResult {
-    let n = ctx
-        .srv
-        .pubsub
-        .publish(&ctx.args[1], &ctx.args[2], ctx.clients, Some(&*ctx.client));
+    let n = ctx.srv.pubsub.publish(
+        &ctx.args[1],
+        &ctx.args[2],
+        ctx.clients,
+        Some(&*ctx.client),
+        0,
+    );
     ctx.out.int(n as i64);
     Ok(())
 }
