@@ -12,7 +12,8 @@ use bytes::Bytes;
 use memlog_proto::txlog::{EntryKind, TailStatus};
 use memlog_tests::{memlog_bin, TxlogCluster};
 use memlog_txlog::types::{
-    chain_checksum, Condition, MAX_APPEND_PAYLOAD_BYTES, MAX_HOLDER_BYTES, MAX_LOG_NAME_BYTES,
+    chain_checksum, Condition, MAX_APPEND_PAYLOADS, MAX_APPEND_PAYLOAD_BYTES, MAX_HOLDER_BYTES,
+    MAX_LOG_NAME_BYTES,
 };
 use memlog_txlog::{TxlogClient, TxlogError};
 use parking_lot::Mutex;
@@ -1093,6 +1094,28 @@ async fn appends_over_the_size_limit_are_refused_and_never_made_by_joining() {
         last_lsn(&client, log).await,
         1,
         "the refused append appended nothing"
+    );
+    // Too many payloads, however small, are refused too.
+    let epoch = log_epoch(&client, log).await;
+    let r = client
+        .append(
+            log,
+            Condition::Epoch(epoch),
+            vec![Bytes::new(); MAX_APPEND_PAYLOADS + 1],
+        )
+        .await;
+    assert!(matches!(r, Err(TxlogError::Invalid(_))), "{r:?}");
+    let most = client
+        .append(
+            log,
+            Condition::Epoch(epoch),
+            vec![Bytes::new(); MAX_APPEND_PAYLOADS],
+        )
+        .await
+        .expect("an append of the most payloads");
+    assert_eq!(
+        (most.first_lsn, most.last_lsn),
+        (2, 1 + MAX_APPEND_PAYLOADS as u64)
     );
     // Two appends fill the requests in flight; the next two queue behind
     // them, so the pipeline would send those in one request if their sizes

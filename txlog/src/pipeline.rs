@@ -31,11 +31,11 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use crate::client::{to_condition, Appended, TxlogClient};
 use crate::error::{Result, TxlogError};
-use crate::types::{Condition, MAX_APPEND_PAYLOAD_BYTES};
+use crate::types::{Condition, MAX_APPEND_PAYLOADS, MAX_APPEND_PAYLOAD_BYTES};
 
 /// Requests sent but not yet answered, at most.
 pub const MAX_IN_FLIGHT: usize = 2;
-const MAX_PAYLOADS_PER_REQUEST: usize = 4096;
+const MAX_PAYLOADS_PER_REQUEST: usize = MAX_APPEND_PAYLOADS;
 const MAX_BYTES_PER_REQUEST: usize = 1024 * 1024;
 /// See [`gather`].
 const MAX_GATHER_YIELDS: usize = 4;

@@ -127,6 +127,12 @@ pub enum Op {
 ///
 /// [`MAX_MESSAGE_BYTES`]: crate::network::MAX_MESSAGE_BYTES
 pub const MAX_APPEND_PAYLOAD_BYTES: usize = 40 * 1024 * 1024;
+/// Payloads in one append, at most (as many as an [`crate::AppendPipeline`]
+/// request carries). Empty payloads cost next to nothing on the wire and in
+/// the byte limit, but 32 bytes each in memory and a stored entry each:
+/// millions of them in one append made a Raft entry too big to replicate
+/// (stalling every log of the group) or a chunk that every tail read scans.
+pub const MAX_APPEND_PAYLOADS: usize = 4096;
 
 /// The longest log name (bytes). Entry keys carry the name's length in two
 /// bytes, and every name is in the state machine's metadata.
@@ -159,6 +165,10 @@ impl Op {
             ));
         }
         match self {
+            Op::Append { payloads, .. } if payloads.len() > MAX_APPEND_PAYLOADS => Some(format!(
+                "append of {} payloads exceeds the limit of {MAX_APPEND_PAYLOADS}",
+                payloads.len()
+            )),
             Op::Append { payloads, .. } => {
                 let bytes: usize = payloads.iter().map(Bytes::len).sum();
                 (bytes > MAX_APPEND_PAYLOAD_BYTES).then(|| {
