@@ -1282,8 +1282,10 @@ fn acknowledge(
         // Records held back while this append was in flight.
         records_ready.notify_one();
     }
-    progress.set_acked(last);
+    // Positions first: a snapshot task woken by the acknowledgement (on
+    // another thread with --io-threads) looks its record up at once.
     d.positions.lock().push(first, last, lsn);
+    progress.set_acked(last);
     // The clients of this append now send their next writes; the ones
     // queued meanwhile are waiting already.
     (last - first + 1) as usize + queued

@@ -772,9 +772,6 @@ fn child_writes(
     body: &Path,
     parent: libc::pid_t,
 ) -> std::io::Result<()> {
-    // A panic must not print: stderr's lock may be held by a thread the
-    // fork left behind.
-    std::panic::set_hook(Box::new(|_| {}));
     // SAFETY: plain syscalls on this process, no memory handed over.
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
@@ -787,6 +784,14 @@ fn child_writes(
         libc::signal(libc::SIGINT, libc::SIG_DFL);
         libc::alarm(3600);
         libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+    }
+    // A panic must not print: stderr's lock may be held by a thread the
+    // fork left behind. Set once the alarm and the parent's death bound
+    // the child's life: the hook's own lock may be held too (a thread of
+    // the parent panicking at the fork), and then this waits forever.
+    std::panic::set_hook(Box::new(|_| {}));
+    // SAFETY: as above.
+    unsafe {
         // Hold none of the parent's files: its listening socket especially,
         // which a restarted server must be able to bind again at once.
         if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) != 0 {

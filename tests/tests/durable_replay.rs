@@ -645,6 +645,56 @@ fn no_snapshot_is_taken_of_a_data_set_being_rebuilt() {
     );
 }
 
+/// BGSAVE and BGREWRITEAOF inside MULTI take their snapshot once EXEC is
+/// over. Captured at once, the snapshot held the transaction's writes so
+/// far as of the record before EXEC's, and the log replayed them again
+/// after it: INCR x twice over.
+#[test]
+fn a_snapshot_asked_for_inside_multi_is_taken_after_exec() {
+    let mut server = MemlogServer::start(&[]).expect("server");
+    wait_serving(server.port);
+    let mut c = RawConn::connect(server.port).expect("connect");
+    for (cmd, reply) in [
+        (&["MULTI"][..], RespValue::Simple("OK".into())),
+        (&["INCR", "x"], RespValue::Simple("QUEUED".into())),
+        (&["BGSAVE"], RespValue::Simple("QUEUED".into())),
+        (&["INCR", "y"], RespValue::Simple("QUEUED".into())),
+        (&["BGREWRITEAOF"], RespValue::Simple("QUEUED".into())),
+        (&["INCR", "z"], RespValue::Simple("QUEUED".into())),
+    ] {
+        assert_eq!(c.call(cmd).expect("call"), reply);
+    }
+    assert_eq!(
+        c.call(&["EXEC"]).expect("exec"),
+        RespValue::Array(vec![
+            RespValue::Int(1),
+            RespValue::Simple("Background saving started".into()),
+            RespValue::Int(1),
+            RespValue::Simple("Background append only file rewriting started".into()),
+            RespValue::Int(1),
+        ])
+    );
+    wait_info_at_least(&mut c, "rdb_saves", 1);
+    while memlog_tests::info_i64(&mut c, "rdb_bgsave_in_progress") != 0 {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server.restart().expect("restart");
+    wait_serving(server.port);
+    let log = server.log_text();
+    assert!(
+        log.contains("loaded snapshot"),
+        "no snapshot loaded:\n{log}"
+    );
+    let mut c = RawConn::connect(server.port).expect("connect");
+    for key in ["x", "y", "z"] {
+        assert_eq!(
+            c.call(&["GET", key]).expect("get"),
+            RespValue::Bulk(b"1".to_vec()),
+            "{key}"
+        );
+    }
+}
+
 /// A snapshot holds the data set exactly as of its capture, though writes go
 /// on at once (BGSAVE forks, and its child writes the snapshot while the
 /// server serves): a counter INCRed in one pipeline around a BGSAVE comes

@@ -871,9 +871,25 @@ fn bgsave(ctx: &mut Ctx) -> CmdResult {
     if snapshot_in_progress(ctx) {
         return Err(CmdError::err(SAVE_IN_PROGRESS));
     }
-    mark_saved(ctx, false);
+    if !schedule_inside_exec(ctx) {
+        mark_saved(ctx, false);
+    }
     ctx.out.simple("Background saving started");
     Ok(())
+}
+
+/// Inside EXEC the transaction's writes so far are in the data set but in
+/// no closed record yet (EXEC's record closes when it ends), so a capture
+/// now would hold them as of the record before and the log would replay
+/// them on top (or keep them though EXEC's append failed). The snapshot is
+/// taken right after instead (by `Engine::snapshot_if_due`). Returns
+/// whether it was.
+fn schedule_inside_exec(ctx: &mut Ctx) -> bool {
+    if !ctx.client.in_exec || ctx.srv.snapshot_requests.is_none() {
+        return false;
+    }
+    ctx.srv.snapshot_scheduled = true;
+    true
 }
 
 /// DEBUG RELOAD: Redis saves an RDB and loads it back; memlog takes a
@@ -888,6 +904,10 @@ fn debug_reload(ctx: &mut Ctx, save: bool) {
     };
     if ctx.client.in_exec || ctx.client.in_script {
         ctx.out.ok();
+        return;
+    }
+    if save && snapshot_in_progress(ctx) {
+        ctx.out.error(&format!("ERR {SAVE_IN_PROGRESS}"));
         return;
     }
     let saved = if save { mark_saved(ctx, true) } else { None };
@@ -925,7 +945,9 @@ fn bgrewriteaof(ctx: &mut Ctx) -> CmdResult {
             .simple("Background append only file rewriting scheduled");
         return Ok(());
     }
-    mark_saved(ctx, false);
+    if !schedule_inside_exec(ctx) {
+        mark_saved(ctx, false);
+    }
     ctx.out
         .simple("Background append only file rewriting started");
     Ok(())
@@ -950,7 +972,8 @@ fn shutdown(ctx: &mut Ctx) -> CmdResult {
         }
         return Err(CmdError::err("No shutdown in progress."));
     }
-    if save_opt == Some(true) {
+    // One snapshot at a time: one in progress covers what this one would.
+    if save_opt == Some(true) && !snapshot_in_progress(ctx) {
         mark_saved(ctx, false);
     }
     match &ctx.srv.shutdown {
