@@ -361,6 +361,11 @@ impl LocalSnapshotStore {
     fn publish(&self, meta: &SnapshotMeta, done: &Path) -> Result<(), SnapshotError> {
         std::fs::rename(done, self.dir.join(Self::file_name(meta)))?;
         sync_dir(&self.dir)?;
+        // The directory itself may be new (the first snapshot), and the log
+        // is trimmed next on the strength of this file.
+        if let Some(parent) = self.dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            sync_dir(parent)?;
+        }
         // Older snapshots are not needed once the log is trimmed past them.
         let _files = self.files.lock();
         for old in self.list()?.into_iter().skip(1 + KEEP_OLDER) {
