@@ -164,6 +164,8 @@ impl Connection {
         loop {
             // Parse everything complete in the buffer.
             let mut protocol_error = None;
+            // Stopped after one command before AUTH, with bytes left to parse.
+            let mut parse_more = false;
             loop {
                 match parser.parse(&mut self.inbuf, limits) {
                     Ok(Some(cmd)) => {
@@ -179,6 +181,7 @@ impl Connection {
                 }
                 // Before AUTH the limits are tighter: run what we have first.
                 if limits.unauthenticated && !pending.is_empty() {
+                    parse_more = !self.inbuf.is_empty();
                     break;
                 }
             }
@@ -247,7 +250,12 @@ impl Connection {
                 self.flush_all().await?;
                 return Ok(());
             }
-            if limits.unauthenticated && !self.inbuf.is_empty() && !parser.in_progress() {
+            // Parse the rest under the limits the command just run left (an
+            // AUTH lifts them; commands pipelined behind it waited for more
+            // bytes to come). Only then: bytes of a command not yet whole
+            // wait for the rest below (looping on them froze the server's
+            // one thread).
+            if parse_more {
                 continue;
             }
             // Replies go out after the other ready connections have run their

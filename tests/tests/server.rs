@@ -867,3 +867,33 @@ fn min_replicas_to_write_refuses_writes_without_replicas() {
     d.check(&["CONFIG", "SET", "min-replicas-to-write", "0"]);
     d.check(&["SET", "x", "3"]);
 }
+
+/// Before AUTH, the bytes of a command not yet whole wait for the rest
+/// while other clients are served (the server's one thread spun on them
+/// for good), and commands pipelined behind an AUTH run at once (they
+/// waited for more bytes to come).
+#[test]
+fn partial_and_pipelined_input_before_auth() {
+    use std::io::{Read, Write};
+    let server = MemlogServer::start(&["--requirepass", "pw"]).expect("server");
+    let mut a = std::net::TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+    a.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let expect = |s: &mut std::net::TcpStream, want: &[u8]| {
+        let mut got = vec![0u8; want.len()];
+        s.read_exact(&mut got).expect("reply");
+        assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(want));
+    };
+    const NOAUTH: &[u8] = b"-NOAUTH Authentication required.\r\n";
+    a.write_all(b"PING\r\nPI").unwrap();
+    expect(&mut a, NOAUTH);
+    let mut b = RawConn::connect_timeout(server.port, Duration::from_secs(10)).expect("connect");
+    assert_eq!(
+        b.call(&["AUTH", "pw"]).unwrap(),
+        RespValue::Simple("OK".into())
+    );
+    assert_eq!(b.call(&["PING"]).unwrap(), RespValue::Simple("PONG".into()));
+    a.write_all(b"NG\r\n").unwrap();
+    expect(&mut a, NOAUTH);
+    a.write_all(b"AUTH pw\r\nSET k v\r\nGET k\r\n").unwrap();
+    expect(&mut a, b"+OK\r\n+OK\r\n$1\r\nv\r\n");
+}
