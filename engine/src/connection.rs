@@ -32,6 +32,11 @@ const LEASE_WAIT_SLICE: Duration = Duration::from_millis(10);
 /// Past this many bytes of parked replies, stop reading new commands
 /// (back-pressure on a client that pipelines faster than the log commits).
 const MAX_PARKED_BYTES: usize = 64 * 1024 * 1024;
+/// Past this many parked replies, too: a reply of a few bytes can stand for
+/// a write of megabytes queued for the log, and with CLIENT REPLY OFF the
+/// parked replies hold no bytes at all (the client's writes then queued
+/// without bound).
+const MAX_PARKED_REPLIES: usize = 65_536;
 
 /// The error a client gets for a write whose log append failed: retryable,
 /// and the write may or may not have been applied (docs/architecture.md).
@@ -272,7 +277,8 @@ impl Connection {
                 self.inbuf.reserve(READ_CHUNK);
             }
             let waiting_for_log = !self.parked.is_empty();
-            let may_read = self.out.buf.len() < MAX_PARKED_BYTES;
+            let may_read =
+                self.out.buf.len() < MAX_PARKED_BYTES && self.parked.len() < MAX_PARKED_REPLIES;
             let progress = self.progress.clone();
             let log_changed = progress.changed();
             tokio::pin!(log_changed);
