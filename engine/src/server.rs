@@ -159,6 +159,17 @@ pub async fn serve(listener: TcpListener, engine: SharedEngine) -> std::io::Resu
                         continue;
                     }
                 };
+                // As Redis: past `maxclients` a new connection gets the error
+                // and is closed (each costs memory and a file descriptor).
+                let full = {
+                    let e = engine.lock();
+                    let max = e.srv.config.get_i64("maxclients").max(1) as usize;
+                    e.clients.len() >= max
+                };
+                if full {
+                    tokio::spawn(refuse(stream));
+                    continue;
+                }
                 let engine = engine.clone();
                 tokio::spawn(async move {
                     if let Err(e) = crate::connection::handle(stream, peer, engine).await {
@@ -174,6 +185,16 @@ pub async fn serve(listener: TcpListener, engine: SharedEngine) -> std::io::Resu
     }
     expire_task.abort();
     Ok(())
+}
+
+/// Answers a connection past `maxclients` as Redis does, and closes it.
+async fn refuse(mut stream: tokio::net::TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let _ = tokio::time::timeout(
+        Duration::from_secs(1),
+        stream.write_all(b"-ERR max number of clients reached\r\n"),
+    )
+    .await;
 }
 
 #[cfg(test)]

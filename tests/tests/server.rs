@@ -897,3 +897,38 @@ fn partial_and_pipelined_input_before_auth() {
     a.write_all(b"AUTH pw\r\nSET k v\r\nGET k\r\n").unwrap();
     expect(&mut a, b"+OK\r\n+OK\r\n$1\r\nv\r\n");
 }
+
+/// Past `maxclients` a new connection gets Redis' error and is closed; the
+/// clients already connected are not touched, and once one leaves a new one
+/// gets in.
+#[test]
+fn connections_past_maxclients_are_refused() {
+    use std::io::Read;
+    let server = MemlogServer::start(&[]).expect("server");
+    let mut a = RawConn::connect(server.port).expect("connect");
+    assert_eq!(
+        a.call(&["CONFIG", "SET", "maxclients", "2"]).unwrap(),
+        RespValue::Simple("OK".into())
+    );
+    let mut b = RawConn::connect(server.port).expect("connect");
+    assert_eq!(b.call(&["PING"]).unwrap(), RespValue::Simple("PONG".into()));
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut got = Vec::new();
+    c.read_to_end(&mut got).expect("refused and closed");
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        "-ERR max number of clients reached\r\n"
+    );
+    assert_eq!(a.call(&["PING"]).unwrap(), RespValue::Simple("PONG".into()));
+    drop(b);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut d = RawConn::connect(server.port).expect("connect");
+        match d.call(&["PING"]) {
+            Ok(RespValue::Simple(s)) if s == "PONG" => break,
+            other => assert!(Instant::now() < deadline, "{other:?}"),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
