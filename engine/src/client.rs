@@ -163,6 +163,9 @@ impl ClientState {
         let Some(tx) = &self.push_tx else {
             return false;
         };
+        if matches!(p, Push::Kill) {
+            self.push_queue.kill();
+        }
         if !matches!(p, Push::Kill)
             && !self
                 .push_queue

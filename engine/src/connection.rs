@@ -466,7 +466,7 @@ impl Connection {
         if limit == 0 {
             return Ok(());
         }
-        if self.push_queue.overflowed() {
+        if self.push_queue.must_close() {
             return Err(output_limit_reached());
         }
         // A subscriber that stops reading blocks this write: its output

@@ -111,8 +111,10 @@ pub struct PushQueue {
     /// Since when (unix ms) it has been over the soft limit; 0: it is not.
     soft_since_ms: AtomicI64,
     overflowed: AtomicBool,
+    /// CLIENT KILL named it.
+    killed: AtomicBool,
     /// Wakes the connection, even while it waits on a socket that does not
-    /// drain, so it closes at once.
+    /// drain, so it closes at once (past its limit, or killed).
     pub overflow: Notify,
 }
 
@@ -123,6 +125,7 @@ impl PushQueue {
             bytes: AtomicU64::new(0),
             soft_since_ms: AtomicI64::new(0),
             overflowed: AtomicBool::new(false),
+            killed: AtomicBool::new(false),
             overflow: Notify::new(),
         }
     }
@@ -175,6 +178,19 @@ impl PushQueue {
 
     pub fn overflowed(&self) -> bool {
         self.overflowed.load(Ordering::Relaxed)
+    }
+
+    /// CLIENT KILL: the connection closes even while it waits to write to
+    /// a client that does not read (a kill queued behind that write would
+    /// wait for good).
+    pub fn kill(&self) {
+        self.killed.store(true, Ordering::Relaxed);
+        self.overflow.notify_one();
+    }
+
+    /// Whether the connection must close now (see `overflowed`, `kill`).
+    pub fn must_close(&self) -> bool {
+        self.overflowed() || self.killed.load(Ordering::Relaxed)
     }
 }
 

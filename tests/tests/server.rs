@@ -932,3 +932,55 @@ fn connections_past_maxclients_are_refused() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// CLIENT KILL closes a client that stopped reading while the server waits
+/// to write its replies (the kill waited behind that write for good).
+#[test]
+fn client_kill_closes_a_client_that_does_not_read() {
+    use std::io::Write;
+    let server = MemlogServer::start(&[]).expect("server");
+    let mut a = RawConn::connect(server.port).expect("connect");
+    let big = "x".repeat(8 << 20);
+    assert_eq!(
+        a.call(&["SET", "big", &big]).unwrap(),
+        RespValue::Simple("OK".into())
+    );
+    let mut lazy = std::net::TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+    lazy.write_all(b"CLIENT SETNAME lazy\r\n").unwrap();
+    for _ in 0..8 {
+        lazy.write_all(b"GET big\r\n").unwrap();
+    }
+    let listed = |a: &mut RawConn| match a.call(&["CLIENT", "LIST"]).unwrap() {
+        RespValue::Bulk(b) => String::from_utf8_lossy(&b).contains("name=lazy"),
+        other => panic!("CLIENT LIST: {other:?}"),
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !listed(&mut a) {
+        assert!(Instant::now() < deadline, "the lazy client never showed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Let the server fill the socket and wait on it.
+    std::thread::sleep(Duration::from_millis(300));
+    let id = match a.call(&["CLIENT", "LIST"]).unwrap() {
+        RespValue::Bulk(b) => String::from_utf8_lossy(&b)
+            .lines()
+            .find(|l| l.contains("name=lazy"))
+            .and_then(|l| l.split(' ').find_map(|f| f.strip_prefix("id=")))
+            .expect("its id")
+            .to_string(),
+        other => panic!("CLIENT LIST: {other:?}"),
+    };
+    assert_eq!(
+        a.call(&["CLIENT", "KILL", "ID", &id]).unwrap(),
+        RespValue::Int(1)
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while listed(&mut a) {
+        assert!(
+            Instant::now() < deadline,
+            "the killed client is still there"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(lazy);
+}
