@@ -122,6 +122,7 @@ fn parse_limits(e: &crate::engine::Engine, id: ClientId) -> ParseLimits {
     ParseLimits {
         proto_max_bulk_len: e.srv.config.get_i64("proto-max-bulk-len").max(0) as u64,
         unauthenticated: e.auth_required(id),
+        max_query_bytes: e.srv.config.get_i64("client-query-buffer-limit").max(0) as u64,
     }
 }
 

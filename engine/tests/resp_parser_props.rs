@@ -10,6 +10,7 @@ fn limits() -> ParseLimits {
     ParseLimits {
         proto_max_bulk_len: 1024 * 1024,
         unauthenticated: false,
+        max_query_bytes: 1 << 30,
     }
 }
 

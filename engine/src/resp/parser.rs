@@ -23,7 +23,15 @@ pub struct ParseLimits {
     pub proto_max_bulk_len: u64,
     /// Before AUTH, Redis caps multibulk count at 10 and bulk length at 16 KiB.
     pub unauthenticated: bool,
+    /// `client-query-buffer-limit`: what one command may hold while it is
+    /// read (its bytes so far, and its argument list: an empty argument is
+    /// 6 bytes on the wire, 16 in the list), past which the client is
+    /// closed, as Redis closes one whose query buffer passes it.
+    pub max_query_bytes: u64,
 }
+
+/// Bytes the argument list takes per argument (see `max_query_bytes`).
+const ARG_OVERHEAD: u64 = 16;
 
 /// A protocol violation; the message is Redis' error text without `-ERR `.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -171,6 +179,13 @@ impl RequestParser {
                     }
                     st.pos = end + 2;
                     let len = ll as usize;
+                    // Checked before anything is reserved for the argument.
+                    let held =
+                        (st.pos + len + 2) as u64 + ARG_OVERHEAD * (st.args.len() as u64 + 1);
+                    if held > limits.max_query_bytes {
+                        self.state = None;
+                        return Err(ProtocolError("client query buffer limit reached".into()));
+                    }
                     if len >= BIG_ARG {
                         let need = (st.pos + len + 2).saturating_sub(buf.len());
                         buf.reserve(need);
@@ -320,7 +335,41 @@ mod tests {
         ParseLimits {
             proto_max_bulk_len: 512 * 1024 * 1024,
             unauthenticated: false,
+            max_query_bytes: 1 << 30,
         }
+    }
+
+    /// A command that would hold more than `client-query-buffer-limit`
+    /// while it is read is refused: many empty arguments (6 bytes each on
+    /// the wire, more in memory) as well as one big one.
+    #[test]
+    fn query_buffer_limit() {
+        let small = ParseLimits {
+            max_query_bytes: 4096,
+            ..limits()
+        };
+        let mut p = RequestParser::new();
+        let mut buf = BytesMut::from(&b"*2147483647\r\n"[..]);
+        let mut refused = false;
+        for _ in 0..1000 {
+            buf.extend_from_slice(b"$0\r\n\r\n");
+            match p.parse(&mut buf, &small) {
+                Ok(None) => {}
+                Err(e) => {
+                    assert_eq!(e.0, "client query buffer limit reached");
+                    refused = true;
+                    break;
+                }
+                Ok(Some(cmd)) => panic!("{cmd:?}"),
+            }
+        }
+        assert!(refused, "1000 empty arguments held under 4 KiB");
+        let mut p = RequestParser::new();
+        let mut buf = BytesMut::from(&b"*2\r\n$3\r\nSET\r\n$5000\r\n"[..]);
+        assert!(p.parse(&mut buf, &small).is_err());
+        let mut p = RequestParser::new();
+        let mut buf = BytesMut::from(&b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"[..]);
+        assert!(matches!(p.parse(&mut buf, &small), Ok(Some(_))));
     }
 
     fn parse_all(input: &[u8]) -> Result<Vec<Vec<Bytes>>, ProtocolError> {
