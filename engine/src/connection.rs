@@ -37,6 +37,13 @@ const MAX_PARKED_BYTES: usize = 64 * 1024 * 1024;
 /// parked replies hold no bytes at all (the client's writes then queued
 /// without bound).
 const MAX_PARKED_REPLIES: usize = 65_536;
+/// Past this many bytes of records queued for the log (all connections'
+/// together, not yet taken into an append), a connection with replies
+/// parked reads no more commands until the log catches up: the engine
+/// executes at once, the log takes its time, and the bounds above are per
+/// connection. One that waits for nothing still reads (its next command
+/// may be a read), at most one batch past the bound.
+const MAX_LOG_BACKLOG_BYTES: usize = 64 * 1024 * 1024;
 
 /// The error a client gets for a write whose log append failed: retryable,
 /// and the write may or may not have been applied (docs/architecture.md).
@@ -107,6 +114,7 @@ pub async fn handle(
         inbuf: BytesMut::with_capacity(READ_CHUNK),
         out: ReplyBuf::new(false),
         parked: VecDeque::new(),
+        log_backlog: false,
         batch_parked: Vec::new(),
         progress,
         push_queue,
@@ -146,6 +154,9 @@ struct Connection {
     out: ReplyBuf,
     /// Parked replies (and pushes) in `out`, in order.
     parked: VecDeque<Parked>,
+    /// More than [`MAX_LOG_BACKLOG_BYTES`] were queued for the log when
+    /// this connection last looked.
+    log_backlog: bool,
     batch_parked: Vec<(usize, usize, u64)>,
     progress: Arc<LogProgress>,
     /// Pushes sent but not yet taken; past its limit the connection closes.
@@ -210,6 +221,7 @@ impl Connection {
                         &mut self.batch_parked,
                     );
                     *limits = parse_limits(&e, self.id);
+                    self.log_backlog = e.ks.effects.records_bytes() > MAX_LOG_BACKLOG_BYTES;
                     o
                 };
                 self.parked
@@ -278,8 +290,15 @@ impl Connection {
                 self.inbuf.reserve(READ_CHUNK);
             }
             let waiting_for_log = !self.parked.is_empty();
-            let may_read =
-                self.out.buf.len() < MAX_PARKED_BYTES && self.parked.len() < MAX_PARKED_REPLIES;
+            if self.log_backlog {
+                // Looked again at every turn: the log client takes records
+                // without telling the connections.
+                self.log_backlog =
+                    self.engine.lock().ks.effects.records_bytes() > MAX_LOG_BACKLOG_BYTES;
+            }
+            let may_read = self.out.buf.len() < MAX_PARKED_BYTES
+                && self.parked.len() < MAX_PARKED_REPLIES
+                && !(self.log_backlog && waiting_for_log);
             let progress = self.progress.clone();
             let log_changed = progress.changed();
             tokio::pin!(log_changed);

@@ -55,7 +55,7 @@ use memlog_txlog::{AppendPipeline, EmbeddedLog, TxlogClient, TxlogError};
 use parking_lot::Mutex;
 use prost::Message;
 
-use crate::effect::{EffectBatch, EffectRecord};
+use crate::effect::EffectBatch;
 use crate::server::SharedEngine;
 use crate::short_timer::ShortTimer;
 use crate::snapshot::{CapturedData, Snapshot, SnapshotMeta, SnapshotStore};
@@ -815,7 +815,7 @@ async fn recover(
                         e => e.into(),
                     })?;
                 let mut e = engine.lock();
-                e.ks.effects.records.clear();
+                e.ks.effects.clear_records();
                 e.ks.effects.last_seq += 1;
                 let base = e.ks.effects.last_seq;
                 e.tracker.reset(base);
@@ -877,7 +877,7 @@ fn fail_pending(engine: &SharedEngine, state: GateState) {
     }
     let from = e.tracker.acked() + 1;
     let until = e.ks.effects.last_seq;
-    e.ks.effects.records.clear();
+    e.ks.effects.clear_records();
     e.tracker.reset(until);
     e.progress.set_failed(from, until);
 }
@@ -981,27 +981,6 @@ struct DataAppend {
 
 type InFlight = Pin<Box<dyn Future<Output = Sent> + Send>>;
 
-/// Takes finished records, about `max_bytes` of them (at least one).
-fn take_records(
-    records: &mut Vec<(u64, EffectRecord)>,
-    max_bytes: usize,
-) -> Vec<(u64, EffectRecord)> {
-    let mut bytes = 0;
-    let mut n = 0;
-    for (_, r) in records.iter() {
-        bytes += r.encoded_len() + 4;
-        n += 1;
-        if bytes >= max_bytes {
-            break;
-        }
-    }
-    if n == records.len() {
-        std::mem::take(records)
-    } else {
-        records.drain(..n).collect()
-    }
-}
-
 /// Where DEBUG LOADAOF's reply goes.
 pub type RebuildReply = tokio::sync::oneshot::Sender<crate::engine::ParkedReply>;
 
@@ -1057,7 +1036,8 @@ async fn serve_epoch(
     let mut linger_start: Option<Instant> = None;
     let mut linger_queued = 0usize;
     loop {
-        if rebuild.is_some() && inflight.is_empty() && engine.lock().ks.effects.records.is_empty() {
+        if rebuild.is_some() && inflight.is_empty() && engine.lock().ks.effects.records().is_empty()
+        {
             if let Some(reply) = rebuild.take() {
                 return EpochEnd::Rebuild(reply);
             }
@@ -1138,7 +1118,7 @@ async fn serve_epoch(
                 false
             }
             _ = records_ready.notified(), if can_take => {
-                let queued = engine.lock().ks.effects.records.len();
+                let queued = engine.lock().ks.effects.records().len();
                 let full = queued * 4 >= last_batch * LINGER_FILL_QUARTERS;
                 let now = Instant::now();
                 let arrived = queued > linger_queued;
@@ -1183,8 +1163,8 @@ async fn serve_epoch(
         }
         let (records, more, early_ack) = {
             let mut e = engine.lock();
-            let r = take_records(&mut e.ks.effects.records, MAX_APPEND_BYTES);
-            (r, !e.ks.effects.records.is_empty(), e.unsafe_early_ack)
+            let r = e.ks.effects.take_records_up_to(MAX_APPEND_BYTES);
+            (r, !e.ks.effects.records().is_empty(), e.unsafe_early_ack)
         };
         if early_ack {
             // TEST ONLY (replies already went out): keep acknowledged
@@ -1276,7 +1256,7 @@ fn acknowledge(
         e.srv.stats.log_appends += 1;
         e.srv.stats.log_records += last - first + 1;
         e.srv.stats.log_bytes_since_snapshot += append.payload.len() as u64;
-        e.ks.effects.records.len()
+        e.ks.effects.records().len()
     };
     if queued > 0 {
         // Records held back while this append was in flight.

@@ -46,7 +46,9 @@ pub struct EffectLog {
     /// Nesting depth of open records (EXEC opens one around its commands).
     depth: usize,
     /// Finished records, oldest first, when `capture` is on.
-    pub records: Vec<(u64, EffectRecord)>,
+    records: Vec<(u64, EffectRecord)>,
+    /// Their size, about (see [`command_size_bound`]).
+    records_bytes: usize,
     /// Sequence number of the last finished record.
     pub last_seq: u64,
     /// Keep finished records for a consumer (log client, tests); when off
@@ -69,6 +71,10 @@ impl EffectLog {
         self.last_seq += 1;
         let commands = std::mem::take(&mut self.current);
         if self.capture {
+            self.records_bytes += commands
+                .iter()
+                .map(|c| command_size_bound(&c.argv))
+                .sum::<usize>();
             self.records.push((
                 self.last_seq,
                 EffectRecord {
@@ -114,7 +120,48 @@ impl EffectLog {
 
     /// Takes the finished records.
     pub fn take_records(&mut self) -> Vec<(u64, EffectRecord)> {
+        self.records_bytes = 0;
         std::mem::take(&mut self.records)
+    }
+
+    /// The oldest finished records, up to about `max_bytes` encoded (at
+    /// least one).
+    pub fn take_records_up_to(&mut self, max_bytes: usize) -> Vec<(u64, EffectRecord)> {
+        let mut bytes = 0;
+        let mut n = 0;
+        for (_, r) in self.records.iter() {
+            bytes += prost::Message::encoded_len(r) + 4;
+            n += 1;
+            if bytes >= max_bytes {
+                break;
+            }
+        }
+        if n == self.records.len() {
+            return self.take_records();
+        }
+        let taken: Vec<_> = self.records.drain(..n).collect();
+        let gone: usize = taken
+            .iter()
+            .flat_map(|(_, r)| &r.commands)
+            .map(|c| command_size_bound(&c.argv))
+            .sum();
+        self.records_bytes = self.records_bytes.saturating_sub(gone);
+        taken
+    }
+
+    /// Drops the finished records (a rebuild).
+    pub fn clear_records(&mut self) {
+        self.take_records();
+    }
+
+    /// Finished records not yet taken.
+    pub fn records(&self) -> &[(u64, EffectRecord)] {
+        &self.records
+    }
+
+    /// About how many bytes the finished records not yet taken hold.
+    pub fn records_bytes(&self) -> usize {
+        self.records_bytes
     }
 }
 

@@ -508,7 +508,7 @@ impl Engine {
             d.data = Default::default();
             d.expires = Default::default();
         }
-        self.ks.effects.records.clear();
+        self.ks.effects.clear_records();
         self.ks.pending_events.clear();
         self.ks.ready_keys.clear();
         // The snapshot and the log replayed next load them again.
@@ -527,7 +527,7 @@ impl Engine {
         self.ks.ready_keys.extend(keys);
         self.ks.now_ms = unix_ms();
         self.serve_blocked(None);
-        if !self.ks.effects.records.is_empty() {
+        if !self.ks.effects.records().is_empty() {
             self.records_ready.notify_one();
         }
     }
@@ -548,7 +548,7 @@ impl Engine {
             return None;
         }
         let mut whole = false;
-        if let Some((_, rec)) = self.ks.effects.records.last() {
+        if let Some((_, rec)) = self.ks.effects.records().last() {
             for c in &rec.commands {
                 let Some(spec) = command::lookup(&c.argv[0]) else {
                     continue;
@@ -753,7 +753,7 @@ impl Engine {
             self.tracking_after_batch(Some(&client));
         }
         self.clients.insert(id, client);
-        if !self.ks.effects.records.is_empty() {
+        if !self.ks.effects.records().is_empty() {
             self.records_ready.notify_one();
         }
         outcome
@@ -1639,7 +1639,7 @@ impl Engine {
         }
         self.close_record();
         self.after_command(None);
-        if !self.ks.effects.records.is_empty() {
+        if !self.ks.effects.records().is_empty() {
             self.records_ready.notify_one();
         }
         let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);

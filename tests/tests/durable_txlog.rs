@@ -526,3 +526,57 @@ fn keyspace_notifications_wait_for_the_log() {
         b"*3\r\n$7\r\nmessage\r\n$18\r\n__keyevent@0__:set\r\n$1\r\nk\r\n",
     );
 }
+
+/// Writes queued for a log that does not commit are bounded across
+/// connections: past 64 MiB of records not yet taken into an append, a
+/// connection with replies parked reads no more (its client's sends then
+/// block), and once the log is back everything commits.
+#[test]
+fn writes_queued_for_a_stalled_log_are_bounded() {
+    let cluster = TxlogCluster::start().expect("cluster");
+    let server = cluster.server(&["--lease-ms", "30000"]).expect("server");
+    let mut c = RawConn::connect(server.port).expect("connect");
+    assert_eq!(
+        c.call(&["SET", "warm", "1"]).unwrap(),
+        RespValue::Simple("OK".into())
+    );
+    let stopped = [0usize, 1];
+    for &i in &stopped {
+        cluster.signal(i, "STOP").expect("stop");
+    }
+    // 160 MiB of writes from two connections, sent without reading.
+    let value = "v".repeat(1 << 20);
+    let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let writers: Vec<_> = (0..2)
+        .map(|w| {
+            let (port, value, sent) = (server.port, value.clone(), sent.clone());
+            std::thread::spawn(move || {
+                let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+                for i in 0..80 {
+                    s.write_all(&encode(&["SET", &format!("w{w}:{i}"), &value]))
+                        .expect("send");
+                    sent.fetch_add(1, Ordering::SeqCst);
+                }
+                s
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(3));
+    let n = sent.load(Ordering::SeqCst);
+    assert!(
+        n < 120,
+        "{n} MiB of writes went in while the log was stopped"
+    );
+    for &i in &stopped {
+        cluster.signal(i, "CONT").expect("cont");
+    }
+    let mut conns: Vec<TcpStream> = writers
+        .into_iter()
+        .map(|t| t.join().expect("writer"))
+        .collect();
+    for s in &mut conns {
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        expect_reply(s, &b"+OK\r\n".repeat(80));
+    }
+    assert_eq!(call_until_ok(&mut c, &["DBSIZE"]), RespValue::Int(161));
+}
