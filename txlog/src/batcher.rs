@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use openraft::error::ClientWriteError;
 use openraft::impls::ProgressResponder;
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use crate::types::{NodeId, Op, OpResult, Raft, Request};
 
@@ -24,6 +24,11 @@ const MAX_OPS_PER_ENTRY: usize = 4096;
 // `network::client::MAX_APPEND_RPC_BYTES`); a single bigger op still makes
 // one entry.
 const MAX_BYTES_PER_ENTRY: usize = 1024 * 1024;
+/// Bytes of ops queued for the batcher (not yet in an entry), at most, in
+/// KiB: past it `enqueue` waits, so a client streaming appends faster than
+/// the log commits them is held back (its stream stops being read) instead
+/// of filling memory (the queue held 65,536 ops of up to 40 MiB each).
+const MAX_QUEUED_KIB: u32 = 256 * 1024;
 
 /// What became of one op.
 #[derive(Debug, Clone)]
@@ -41,12 +46,15 @@ pub enum WriteOutcome {
 struct Pending {
     op: Op,
     reply: oneshot::Sender<WriteOutcome>,
+    /// Its share of [`MAX_QUEUED_KIB`], given back once it is in an entry.
+    _queued: OwnedSemaphorePermit,
 }
 
 /// Handle to the batcher task of one node.
 #[derive(Clone)]
 pub struct AppendBatcher {
     tx: mpsc::Sender<Pending>,
+    queued: Arc<Semaphore>,
 }
 
 impl AppendBatcher {
@@ -54,7 +62,10 @@ impl AppendBatcher {
     pub fn start(raft: Raft) -> Self {
         let (tx, rx) = mpsc::channel(65_536);
         tokio::spawn(run(raft, rx));
-        Self { tx }
+        Self {
+            tx,
+            queued: Arc::new(Semaphore::new(MAX_QUEUED_KIB as usize)),
+        }
     }
 
     /// Queues `op`; the receiver yields its outcome. Ops queued by one caller
@@ -66,7 +77,18 @@ impl AppendBatcher {
             let _ = reply.send(WriteOutcome::Done(OpResult::Invalid(why)));
             return rx;
         }
-        if let Err(mpsc::error::SendError(p)) = self.tx.send(Pending { op, reply }).await {
+        // One op bigger than the whole bound still goes, alone.
+        let kib = (op.size_hint() / 1024 + 1).min(MAX_QUEUED_KIB as usize) as u32;
+        let Ok(queued) = self.queued.clone().acquire_many_owned(kib).await else {
+            let _ = reply.send(WriteOutcome::Unknown("batcher stopped".into()));
+            return rx;
+        };
+        let pending = Pending {
+            op,
+            reply,
+            _queued: queued,
+        };
+        if let Err(mpsc::error::SendError(p)) = self.tx.send(pending).await {
             let _ = p.reply.send(WriteOutcome::NotLeader {
                 leader_id: None,
                 leader_addr: None,
