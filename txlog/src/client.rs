@@ -152,6 +152,11 @@ impl TxlogClient {
         let mut last_err = String::from("no attempt");
         loop {
             let mut redirected = false;
+            // Nodes that said they are not the leader in this round: a
+            // redirect back to one of them (a follower still naming a leader
+            // whose lease ran out) is no news, and following it at once
+            // spun without a pause until the deadline.
+            let mut refused: Vec<String> = Vec::new();
             for addr in self.order() {
                 let conn = self.connection(&addr)?;
                 let Ok(result) = tokio::time::timeout(self.inner.request_timeout, call(conn)).await
@@ -167,12 +172,16 @@ impl TxlogClient {
                         if resp.status == pb::AppendStatus::NotLeader as i32 {
                             last_err = format!("{addr} is not the leader");
                             let mut leader = self.inner.leader.lock();
-                            if !resp.leader_addr.is_empty() && resp.leader_addr != addr {
+                            if !resp.leader_addr.is_empty()
+                                && resp.leader_addr != addr
+                                && !refused.contains(&resp.leader_addr)
+                            {
                                 *leader = Some(resp.leader_addr);
                                 redirected = true;
                                 break;
                             }
                             *leader = None;
+                            refused.push(addr);
                             continue;
                         }
                         *self.inner.leader.lock() = Some(addr);
