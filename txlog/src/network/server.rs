@@ -117,6 +117,26 @@ impl RaftInternal for RaftRpcService {
             file.flush().await
         }
         .await;
+        // A stream the leader stopped sending (it stepped down, stopped, or
+        // failed to read its file) ends as a complete one does: only a file
+        // read through to its end, of the snapshot the request names, is
+        // installed. Installing a cut one cleared the state machine and then
+        // failed, at every start after.
+        let received = match received {
+            Ok(()) => match data.path().map(std::path::Path::to_path_buf) {
+                Some(path) => {
+                    let (p, expected) = (path.clone(), meta.clone());
+                    tokio::task::spawn_blocking(move || {
+                        crate::store::snapshot::verify_file(&p, &expected)
+                    })
+                    .await
+                    .map_err(std::io::Error::other)
+                    .and_then(|r| r.map_err(|e| std::io::Error::other(e.to_string())))
+                }
+                None => Ok(()),
+            },
+            Err(e) => Err(e),
+        };
         if let Err(e) = received {
             if let Some(p) = data.path() {
                 let _ = tokio::fs::remove_file(p).await;

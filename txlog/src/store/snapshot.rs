@@ -98,6 +98,11 @@ fn write_frame(w: &mut impl Write, body: &[u8]) -> std::io::Result<()> {
     w.write_all(body)
 }
 
+/// The largest frame a snapshot file may hold (a record chunk of the
+/// largest appends, with room to spare): a damaged length must not make
+/// the reader allocate gigabytes before its checksum is checked.
+const MAX_FRAME_BYTES: usize = 512 * 1024 * 1024;
+
 fn read_frame(r: &mut impl Read, buf: &mut Vec<u8>) -> Result<bool> {
     let mut head = [0u8; 8];
     r.read_exact(&mut head)?;
@@ -105,6 +110,11 @@ fn read_frame(r: &mut impl Read, buf: &mut Vec<u8>) -> Result<bool> {
     let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
     if len == 0 {
         return Ok(false);
+    }
+    if len > MAX_FRAME_BYTES {
+        return Err(TxlogError::Invalid(format!(
+            "snapshot frame of {len} bytes (the most is {MAX_FRAME_BYTES})"
+        )));
     }
     buf.resize(len, 0);
     r.read_exact(buf)?;
@@ -194,6 +204,35 @@ impl Reader {
             Ok(None)
         }
     }
+}
+
+/// The bytes of a snapshot file of `meta` that holds no log (a node's state
+/// before its first append): what tests send as a well-formed snapshot.
+pub fn empty_file(meta: &SnapshotMeta) -> Result<Vec<u8>> {
+    let mut b = MAGIC.to_vec();
+    let header = Header {
+        meta: meta.clone(),
+        logs: Vec::new(),
+    };
+    write_frame(&mut b, &bincode::serialize(&header)?)?;
+    b.extend_from_slice(&[0u8; 8]);
+    Ok(b)
+}
+
+/// Reads the snapshot file at `path` through to its end marker and checks
+/// that it is the snapshot `expected` names: what a receiver must know
+/// before it installs a file (a cut stream ends like a whole one).
+pub fn verify_file(path: &Path, expected: &SnapshotMeta) -> Result<()> {
+    let mut reader = Reader::open(path)?;
+    if reader.header.meta != *expected {
+        return Err(TxlogError::Invalid(format!(
+            "snapshot file holds {}, not the {} it was sent as",
+            snapshot_name(&reader.header.meta),
+            snapshot_name(expected)
+        )));
+    }
+    while reader.next_record()?.is_some() {}
+    Ok(())
 }
 
 /// Makes the file of the snapshot `header` describes (its records are in
@@ -297,13 +336,16 @@ impl RaftSnapshotBuilder<TypeConfig> for Builder {
             shared
                 .control
                 .insert(CONTROL_DESCRIPTOR, bincode::serialize(&descriptor)?)?;
-            drop(guard);
             shared.db.flush()?;
             if let Some(root) = shared.snapshot_dir.parent() {
                 super::log_storage::DiskSync::open(&root.join("db"))?.sync()?;
             }
-            // Files of older snapshots are of no use any more.
+            // Files of older snapshots are of no use any more. Under the
+            // guard: an install (which takes the lock to write) renames its
+            // file in place before it becomes the current one, and this
+            // deleted it in between.
             remove_stale_snapshot_files(&shared.control, &shared.snapshot_dir, false);
+            drop(guard);
             // Records trimmed while the previous snapshot covered them can go.
             shared.gc_notify.notify_one();
             Ok(())
@@ -313,5 +355,65 @@ impl RaftSnapshotBuilder<TypeConfig> for Builder {
         .map_err(|e| std::io::Error::other(e.to_string()))?;
         tracing::info!(snapshot = %snapshot_name(&meta), "recorded snapshot");
         Ok(lazy_snapshot(self.shared.clone(), header))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::test_log_id;
+
+    fn meta(index: u64) -> SnapshotMeta {
+        SnapshotMeta {
+            last_log_id: Some(test_log_id(index)),
+            last_membership: Default::default(),
+        }
+    }
+
+    /// A snapshot file of `meta` with `records` records, and where each
+    /// frame ends.
+    fn file_bytes(meta: &SnapshotMeta, records: u64) -> (Vec<u8>, Vec<usize>) {
+        let mut b = MAGIC.to_vec();
+        let header = Header {
+            meta: meta.clone(),
+            logs: Vec::new(),
+        };
+        write_frame(&mut b, &bincode::serialize(&header).unwrap()).unwrap();
+        let mut ends = vec![b.len()];
+        for lsn in 1..=records {
+            let rec = Record {
+                log: 0,
+                lsn,
+                value: vec![7; 100],
+            };
+            write_frame(&mut b, &bincode::serialize(&rec).unwrap()).unwrap();
+            ends.push(b.len());
+        }
+        b.extend_from_slice(&[0u8; 8]);
+        (b, ends)
+    }
+
+    /// A receiver installs only a file read through to its end marker, of
+    /// the snapshot it was sent as: a stream cut at any frame boundary (or
+    /// inside a frame) ends like a whole one.
+    #[test]
+    fn only_whole_files_of_the_named_snapshot_verify() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        let (whole, ends) = file_bytes(&meta(9), 3);
+        std::fs::write(&path, &whole).unwrap();
+        verify_file(&path, &meta(9)).expect("a whole file");
+        assert!(verify_file(&path, &meta(8)).is_err(), "another snapshot");
+        for cut in ends.iter().copied().chain([ends[1] - 5, whole.len() - 3]) {
+            std::fs::write(&path, &whole[..cut]).unwrap();
+            assert!(verify_file(&path, &meta(9)).is_err(), "cut at {cut}");
+        }
+        // A damaged length is refused before anything that size is read.
+        let mut big = whole[..ends[0]].to_vec();
+        big.extend_from_slice(&u32::MAX.to_le_bytes());
+        big.extend_from_slice(&[0u8; 4]);
+        std::fs::write(&path, &big).unwrap();
+        let err = verify_file(&path, &meta(9)).expect_err("a huge frame");
+        assert!(err.to_string().contains("the most is"), "{err}");
     }
 }

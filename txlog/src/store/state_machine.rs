@@ -252,8 +252,8 @@ pub(crate) fn remove_stale_snapshot_files(control: &sled::Tree, dir: &Path, part
 /// first and finishes it at open after a crash. The `s` value goes last.
 /// Returns the snapshot's header (its descriptor).
 pub(crate) fn load_snapshot_file(tree: &sled::Tree, path: &Path) -> Result<Header> {
-    tree.clear()?;
     let mut reader = snapshot::Reader::open(path)?;
+    tree.clear()?;
     let header = &reader.header;
     let state = Cache {
         last_applied: header.meta.last_log_id,
