@@ -579,3 +579,45 @@ fn stream_nodes_match_redis() {
     }
     d.check(&["CONFIG", "SET", "stream-node-max-entries", "100"]);
 }
+
+/// An approximate MINID trim that empties the stream (the usual time-based
+/// retention on a stream gone quiet: all its entries in nodes below the
+/// threshold) logs a trim that empties it on replay too: it logged the
+/// first ID of the emptied stream, 0-0, which trimmed nothing. XADD with a
+/// MINID above its own new entry, and a LIMIT, the same.
+#[test]
+fn an_approximate_minid_trim_that_empties_the_stream_replays() {
+    assert_effects_rebuild(&[
+        &["XADD", "s", "1-0", "f", "v"],
+        &["XADD", "s", "2-0", "f", "v"],
+        &["XTRIM", "s", "MINID", "~", "100-0"],
+        &["XADD", "t", "1-0", "f", "v"],
+        &["XADD", "t", "2-0", "f", "v"],
+        &["XTRIM", "t", "MINID", "~", "100-0", "LIMIT", "100"],
+        &["XADD", "u", "1-0", "f", "v"],
+        &["XADD", "u", "MINID", "~", "100-0", "5-0", "f", "v"],
+    ]);
+}
+
+/// A delivery count one past i64::MAX (RETRYCOUNT 9223372036854775807 and
+/// one more delivery) is logged as it is, and replay takes it back: it
+/// answered "Invalid RETRYCOUNT" there, and the rest of the record went.
+#[test]
+fn a_delivery_count_past_i64_max_replays() {
+    assert_effects_rebuild(&[
+        &["XADD", "s", "1-0", "f", "v"],
+        &["XGROUP", "CREATE", "s", "g", "0"],
+        &["XREADGROUP", "GROUP", "g", "c", "STREAMS", "s", ">"],
+        &[
+            "XCLAIM",
+            "s",
+            "g",
+            "c",
+            "0",
+            "1-0",
+            "RETRYCOUNT",
+            "9223372036854775807",
+        ],
+        &["XREADGROUP", "GROUP", "g", "c", "STREAMS", "s", "0"],
+    ]);
+}

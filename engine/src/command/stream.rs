@@ -302,6 +302,9 @@ fn node_limits(ctx: &Ctx) -> (u64, usize) {
 fn resolved_trim(s: &Stream, strategy: Trim) -> Bytes {
     match strategy {
         Trim::MaxLen(_) => Bytes::from(s.len().to_string()),
+        // Emptied: every ID is below the largest (as Redis logs it); the
+        // first ID of an empty stream, 0-0, trimmed nothing on replay.
+        Trim::MinId(_) if s.is_empty() => id_bytes(StreamId::MAX),
         Trim::MinId(_) => id_bytes(s.first_id()),
     }
 }

@@ -874,9 +874,23 @@ fn xclaim(ctx: &mut Ctx) -> CmdResult {
             );
         } else if is("retrycount") && more > 0 {
             j += 1;
-            let v = parse_i64(&args[j])
-                .ok_or_else(|| CmdError::err("Invalid RETRYCOUNT option argument for XCLAIM"))?;
-            retrycount = u64::try_from(v).ok();
+            // A delivery count past i64::MAX (one more delivery after
+            // RETRYCOUNT 9223372036854775807) is logged as it is: replay
+            // takes it back whole.
+            let logged = ctx
+                .ks
+                .applying
+                .then(|| std::str::from_utf8(&args[j]).ok()?.parse::<u64>().ok())
+                .flatten();
+            retrycount = match logged {
+                Some(v) => Some(v),
+                None => {
+                    let v = parse_i64(&args[j]).ok_or_else(|| {
+                        CmdError::err("Invalid RETRYCOUNT option argument for XCLAIM")
+                    })?;
+                    u64::try_from(v).ok()
+                }
+            };
         } else if is("lastid") && more > 0 {
             j += 1;
             last_id = parse_strict_id(&args[j])?;
