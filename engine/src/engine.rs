@@ -786,11 +786,17 @@ impl Engine {
         client.authenticated = true;
         client.in_exec = true;
         self.ks.applying = true;
+        // A command that fails does not stop the ones after it, as in EXEC:
+        // each stands for a change the primary made, and a snapshot's
+        // record holds up to 256 keys' RESTOREs that one bad key would take
+        // along. The first failure is reported.
         let mut result = Ok(());
         for cmd in &record.commands {
             if cmd.db as usize >= self.ks.dbs.len() {
-                result = Err(ApplyError::Failed(format!("db {} out of range", cmd.db)));
-                break;
+                if result.is_ok() {
+                    result = Err(ApplyError::Failed(format!("db {} out of range", cmd.db)));
+                }
+                continue;
             }
             client.db = cmd.db as usize;
             let mut out = ReplyBuf::new(false);
@@ -801,12 +807,13 @@ impl Engine {
                     .iter()
                     .map(|a| String::from_utf8_lossy(a).into())
                     .collect();
-                result = Err(ApplyError::Failed(format!(
-                    "{:?} answered {}",
-                    argv,
-                    String::from_utf8_lossy(&out.buf).trim_end()
-                )));
-                break;
+                if result.is_ok() {
+                    result = Err(ApplyError::Failed(format!(
+                        "{:?} answered {}",
+                        argv,
+                        String::from_utf8_lossy(&out.buf).trim_end()
+                    )));
+                }
             }
         }
         self.ks.applying = false;
