@@ -621,3 +621,17 @@ fn a_delivery_count_past_i64_max_replays() {
         &["XREADGROUP", "GROUP", "g", "c", "STREAMS", "s", "0"],
     ]);
 }
+
+/// XCLAIM ... FORCE of an entry nobody has pending claims it whatever its
+/// idle time, also when a consumer is named "" (the mark of a pending entry
+/// without one): it was left pending for nobody, unlogged, and a snapshot
+/// of the stream then failed to restore.
+#[test]
+fn xclaim_force_claims_beside_a_consumer_named_empty() {
+    assert_effects_rebuild(&[
+        &["XADD", "s", "1-0", "f", "v"],
+        &["XGROUP", "CREATE", "s", "g", "$"],
+        &["XGROUP", "CREATECONSUMER", "s", "g", ""],
+        &["XCLAIM", "s", "g", "alice", "1000", "1-0", "FORCE"],
+    ]);
+}

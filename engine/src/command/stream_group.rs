@@ -924,7 +924,12 @@ fn xclaim(ctx: &mut Ctx) -> CmdResult {
             }
             continue;
         }
-        if force && !g.pending.contains_key(&id) {
+        // Created here: claimed whatever its idle time, as Redis claims a
+        // NACK FORCE made (it has no consumer; "" marks that here, and a
+        // consumer really named "" made it look owned and fresh, so it was
+        // left behind, unlogged and in no consumer's list).
+        let forced = force && !g.pending.contains_key(&id);
+        if forced {
             g.pending.insert(
                 id,
                 PendingEntry {
@@ -937,7 +942,7 @@ fn xclaim(ctx: &mut Ctx) -> CmdResult {
         let Some(nack) = g.pending.get(&id) else {
             continue;
         };
-        let owned = !nack.consumer.is_empty() || g.consumers.contains_key(&b""[..]);
+        let owned = !forced && (!nack.consumer.is_empty() || g.consumers.contains_key(&b""[..]));
         if owned && minidle != 0 && now.saturating_sub(nack.delivery_time) < minidle {
             continue;
         }
