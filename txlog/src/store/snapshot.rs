@@ -253,7 +253,15 @@ pub(crate) fn materialize(shared: &Arc<Shared>, header: &Header) -> Result<File>
     let tmp = shared
         .snapshot_dir
         .join(format!("{file}.{}.tmp", unique_suffix()));
-    let n = write_file(shared, header, &tmp)?;
+    // A failed write (a full disk) leaves no partial file behind for every
+    // retry to add another to.
+    let n = match write_file(shared, header, &tmp) {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+    };
     std::fs::rename(&tmp, &path)?;
     sync_dir(&shared.snapshot_dir)?;
     let info = SnapshotInfo {
