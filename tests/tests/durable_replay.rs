@@ -597,7 +597,9 @@ fn the_log_is_snapshotted_as_it_grows() {
 fn no_snapshot_is_taken_of_a_data_set_being_rebuilt() {
     let mut server = MemlogServer::start(&[]).expect("server");
     wait_serving(server.port);
-    let mut c = RawConn::connect(server.port).expect("connect");
+    // A long read timeout: the rebuild of a debug build on a machine the
+    // rest of the suite loads took over 30 s once.
+    let mut c = RawConn::connect_timeout(server.port, Duration::from_secs(180)).expect("connect");
     // 40 MB of log: ten chunks to replay, over several of the snapshot
     // timer's 100 ms ticks. Under `auto-aof-rewrite-min-size`, and `save`
     // is off: no snapshot yet.
