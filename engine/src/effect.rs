@@ -30,6 +30,11 @@ const _: () = assert!(
         <= memlog_txlog::types::MAX_APPEND_PAYLOAD_BYTES
 );
 
+/// [`command_size_bound`] of every command of a record.
+fn commands_size_bound(commands: &[EffectCommand]) -> usize {
+    commands.iter().map(|c| command_size_bound(&c.argv)).sum()
+}
+
 /// An upper bound on the encoded size of the effect command `argv` (each
 /// argument with its field tag and length, plus the command's own framing).
 pub fn command_size_bound(argv: &[Bytes]) -> usize {
@@ -71,10 +76,7 @@ impl EffectLog {
         self.last_seq += 1;
         let commands = std::mem::take(&mut self.current);
         if self.capture {
-            self.records_bytes += commands
-                .iter()
-                .map(|c| command_size_bound(&c.argv))
-                .sum::<usize>();
+            self.records_bytes += commands_size_bound(&commands);
             self.records.push((
                 self.last_seq,
                 EffectRecord {
@@ -142,8 +144,7 @@ impl EffectLog {
         let taken: Vec<_> = self.records.drain(..n).collect();
         let gone: usize = taken
             .iter()
-            .flat_map(|(_, r)| &r.commands)
-            .map(|c| command_size_bound(&c.argv))
+            .map(|(_, r)| commands_size_bound(&r.commands))
             .sum();
         self.records_bytes = self.records_bytes.saturating_sub(gone);
         taken

@@ -600,7 +600,7 @@ pub mod jepsen;
 pub mod resp;
 pub mod workload;
 
-pub use resp::{RawConn, RespValue};
+pub use resp::{encode_command, RawConn, RespValue};
 
 /// How a differential check compares two replies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -114,14 +114,7 @@ impl RawConn {
 
     /// Sends one command as a multibulk.
     pub fn send<A: AsRef<[u8]>>(&mut self, args: &[A]) -> std::io::Result<()> {
-        let mut buf = format!("*{}\r\n", args.len()).into_bytes();
-        for a in args {
-            let a = a.as_ref();
-            buf.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-            buf.extend_from_slice(a);
-            buf.extend_from_slice(b"\r\n");
-        }
-        self.writer.write_all(&buf)
+        self.writer.write_all(&encode_command(args))
     }
 
     /// Sends raw bytes as they are.
@@ -222,4 +215,16 @@ fn read_value(r: &mut impl BufRead) -> std::io::Result<RespValue> {
         }
         _ => return Err(bad(format!("unknown reply type {t}"))),
     })
+}
+
+/// `args` as a RESP array of bulk strings, as clients send commands.
+pub fn encode_command<A: AsRef<[u8]>>(args: &[A]) -> Vec<u8> {
+    let mut buf = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        let a = a.as_ref();
+        buf.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        buf.extend_from_slice(a);
+        buf.extend_from_slice(b"\r\n");
+    }
+    buf
 }

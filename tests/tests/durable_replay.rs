@@ -507,6 +507,25 @@ fn wait_info_at_least(c: &mut RawConn, field: &str, want: i64) {
     }
 }
 
+/// Waits until no snapshot is being taken (the last one stored or dropped).
+fn wait_snapshot_stored(c: &mut RawConn) {
+    while memlog_tests::info_i64(c, "rdb_bgsave_in_progress") != 0 {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// kill -9 and a restart that must load a snapshot; a connection to it.
+fn restart_on_a_snapshot(server: &mut MemlogServer) -> RawConn {
+    server.restart().expect("restart");
+    wait_serving(server.port);
+    let log = server.log_text();
+    assert!(
+        log.contains("loaded snapshot"),
+        "no snapshot loaded:\n{log}"
+    );
+    RawConn::connect(server.port).expect("connect")
+}
+
 /// SETs `n` distinct keys of `size` bytes under `prefix`.
 fn write_bytes(c: &mut RawConn, prefix: &str, n: usize, size: usize) {
     // Letters that do not repeat, so that snapshots (which LZF-compress
@@ -633,9 +652,7 @@ fn no_snapshot_is_taken_of_a_data_set_being_rebuilt() {
         c.call(&["DBSIZE"]).expect("dbsize"),
         RespValue::Int(KEYS as i64)
     );
-    while memlog_tests::info_i64(&mut c, "rdb_bgsave_in_progress") != 0 {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_snapshot_stored(&mut c);
     server.restart().expect("restart");
     wait_serving(server.port);
     let mut c = RawConn::connect(server.port).expect("connect");
@@ -677,17 +694,8 @@ fn a_snapshot_asked_for_inside_multi_is_taken_after_exec() {
         ])
     );
     wait_info_at_least(&mut c, "rdb_saves", 1);
-    while memlog_tests::info_i64(&mut c, "rdb_bgsave_in_progress") != 0 {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    server.restart().expect("restart");
-    wait_serving(server.port);
-    let log = server.log_text();
-    assert!(
-        log.contains("loaded snapshot"),
-        "no snapshot loaded:\n{log}"
-    );
-    let mut c = RawConn::connect(server.port).expect("connect");
+    wait_snapshot_stored(&mut c);
+    let mut c = restart_on_a_snapshot(&mut server);
     for key in ["x", "y", "z"] {
         assert_eq!(
             c.call(&["GET", key]).expect("get"),
@@ -725,14 +733,7 @@ fn a_snapshot_holds_the_data_set_as_of_its_capture() {
     }
     wait_info_at_least(&mut c, "rdb_saves", 1);
     assert_eq!(memlog_tests::info_i64(&mut c, "total_forks"), 1);
-    server.restart().expect("restart");
-    wait_serving(server.port);
-    let log = server.log_text();
-    assert!(
-        log.contains("loaded snapshot"),
-        "no snapshot loaded:\n{log}"
-    );
-    let mut c = RawConn::connect(server.port).expect("connect");
+    let mut c = restart_on_a_snapshot(&mut server);
     assert_eq!(
         c.call(&["GET", "counter"]).expect("get"),
         RespValue::Bulk(format!("{}", 2 * EACH).into_bytes())

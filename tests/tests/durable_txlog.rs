@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use memlog_tests::workload::{run_clients, verify, Ledger};
-use memlog_tests::{call_until_ok, persistence_counter, RawConn, RespValue, TxlogCluster};
+use memlog_tests::{
+    call_until_ok, encode_command, persistence_counter, RawConn, RespValue, TxlogCluster,
+};
 
 fn leader(cluster: &TxlogCluster) -> usize {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -194,22 +196,9 @@ fn two_txlog_nodes_stopped_lease_then_recovery() {
         .unwrap();
     // A read of a key without pending writes answers within the lease.
     assert_eq!(c.call(&["GET", "cold"]).unwrap(), bulk("1"));
-    // Wait until the write has executed (CLIENT LIST shows it as the writer's
-    // last command; INFO keyspace would wait for the log) before reading its
-    // key on another connection.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let list = match c.call(&["CLIENT", "LIST"]).unwrap() {
-            RespValue::Bulk(b) => b,
-            RespValue::Verbatim(_, b) => b,
-            other => panic!("CLIENT LIST failed: {other:?}"),
-        };
-        if String::from_utf8_lossy(&list).contains("cmd=set ") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the write never executed");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    // Wait until the write has executed before reading its key on another
+    // connection.
+    wait_until_executed(&mut c, "set");
     // A read of the pending key is held.
     let mut r = raw(server.port);
     r.write_all(b"*2\r\n$3\r\nGET\r\n$3\r\nhot\r\n").unwrap();
@@ -323,6 +312,26 @@ fn log_down_past_the_append_timeout_then_back() {
     assert_eq!(call_until_ok(&mut c, &["GET", "after"]), bulk("3"));
 }
 
+/// Waits until some client's last command is `cmd` (lower case): CLIENT
+/// LIST shows it once it has executed, while INFO keyspace would wait for
+/// the log.
+fn wait_until_executed(c: &mut RawConn, cmd: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let shown = format!("cmd={cmd} ");
+    loop {
+        let list = match c.call(&["CLIENT", "LIST"]).unwrap() {
+            RespValue::Bulk(b) => b,
+            RespValue::Verbatim(_, b) => b,
+            other => panic!("CLIENT LIST failed: {other:?}"),
+        };
+        if String::from_utf8_lossy(&list).contains(&shown) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{cmd} never executed");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// Reads the reply `want` from `s`, exactly.
 fn expect_reply(s: &mut TcpStream, want: &[u8]) {
     let mut got = vec![0u8; want.len()];
@@ -363,21 +372,9 @@ fn reads_beyond_the_key_specs_wait_for_pending_changes() {
         &["COPY", "copied", "dest", "DB", "2"],
     ];
     for cmd in writes {
-        w.write_all(&encode(cmd)).unwrap();
+        w.write_all(&encode_command(cmd)).unwrap();
     }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let list = match c.call(&["CLIENT", "LIST"]).unwrap() {
-            RespValue::Bulk(b) => b,
-            RespValue::Verbatim(_, b) => b,
-            other => panic!("CLIENT LIST failed: {other:?}"),
-        };
-        if String::from_utf8_lossy(&list).contains("cmd=copy ") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the writes never executed");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until_executed(&mut c, "copy");
     let reads: [(&str, &[&str]); 3] = [
         ("1", &["GET", "moved"]),
         ("2", &["GET", "dest"]),
@@ -386,9 +383,9 @@ fn reads_beyond_the_key_specs_wait_for_pending_changes() {
     let mut readers = Vec::new();
     for (db, cmd) in reads {
         let mut r = raw(server.port);
-        r.write_all(&encode(&["SELECT", db])).unwrap();
+        r.write_all(&encode_command(&["SELECT", db])).unwrap();
         expect_reply(&mut r, b"+OK\r\n");
-        r.write_all(&encode(cmd)).unwrap();
+        r.write_all(&encode_command(cmd)).unwrap();
         assert!(
             nothing_to_read(&mut r),
             "{cmd:?} in db {db}: a pending change was revealed"
@@ -412,15 +409,6 @@ fn reads_beyond_the_key_specs_wait_for_pending_changes() {
     expect_reply(&mut w, b"+OK\r\n:1\r\n:1\r\n");
 }
 
-/// `cmd` as a RESP array of bulk strings.
-fn encode(cmd: &[&str]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", cmd.len()).into_bytes();
-    for a in cmd {
-        out.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
-    }
-    out
-}
-
 /// A blocking pop that times out answers that its keys are still empty:
 /// data like any read's. While a change to them is unacknowledged that
 /// answer waits for it (it went out at once before, showing a pop the log
@@ -438,13 +426,16 @@ fn a_blocking_pops_timeout_waits_for_pending_changes_and_the_lease() {
         cluster.signal(i, "STOP").expect("stop");
     }
     let mut w = raw(server.port);
-    w.write_all(&encode(&["LPOP", "l"])).unwrap();
+    w.write_all(&encode_command(&["LPOP", "l"])).unwrap();
     // Blocked (the LPOP emptied `l`), timed out after 100 ms: held.
     let mut short = raw(server.port);
-    short.write_all(&encode(&["BLPOP", "l", "0.1"])).unwrap();
+    short
+        .write_all(&encode_command(&["BLPOP", "l", "0.1"]))
+        .unwrap();
     // Blocked on a key nobody touched, timed out after the lease.
     let mut long = raw(server.port);
-    long.write_all(&encode(&["BLPOP", "quiet", "3"])).unwrap();
+    long.write_all(&encode_command(&["BLPOP", "quiet", "3"]))
+        .unwrap();
     assert!(
         nothing_to_read(&mut short),
         "a timeout revealed a pending pop"
@@ -498,7 +489,7 @@ fn keyspace_notifications_wait_for_the_log() {
         RespValue::Simple("OK".into())
     );
     let mut sub = raw(server.port);
-    sub.write_all(&encode(&["SUBSCRIBE", "__keyevent@0__:set"]))
+    sub.write_all(&encode_command(&["SUBSCRIBE", "__keyevent@0__:set"]))
         .unwrap();
     expect_reply(
         &mut sub,
@@ -509,7 +500,7 @@ fn keyspace_notifications_wait_for_the_log() {
         cluster.signal(i, "STOP").expect("stop");
     }
     let mut w = raw(server.port);
-    w.write_all(&encode(&["SET", "k", "v"])).unwrap();
+    w.write_all(&encode_command(&["SET", "k", "v"])).unwrap();
     assert!(nothing_to_read(&mut sub), "a pending change was announced");
     assert!(
         nothing_to_read(&mut w),
@@ -553,7 +544,7 @@ fn writes_queued_for_a_stalled_log_are_bounded() {
             std::thread::spawn(move || {
                 let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
                 for i in 0..80 {
-                    s.write_all(&encode(&["SET", &format!("w{w}:{i}"), &value]))
+                    s.write_all(&encode_command(&["SET", &format!("w{w}:{i}"), &value]))
                         .expect("send");
                     sent.fetch_add(1, Ordering::SeqCst);
                 }

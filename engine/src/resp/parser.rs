@@ -86,11 +86,6 @@ impl RequestParser {
         Self::default()
     }
 
-    /// Whether a command is partly received.
-    pub fn in_progress(&self) -> bool {
-        self.state.is_some()
-    }
-
     /// Parses the next complete command from `buf`, consuming its bytes.
     ///
     /// `Ok(None)`: more bytes are needed. `Ok(Some(argv))` may be empty (an
