@@ -8,7 +8,9 @@
 //! every record the descriptor covers, so the snapshot's content stays in
 //! sled until a newer descriptor replaces it; only then can openraft purge
 //! the Raft log up to it. The file is written only when a snapshot is read
-//! (a follower behind the purged log; see `snapshot_file`).
+//! (a follower behind the purged log; see `snapshot_file`), and deleted,
+//! like the file of an installed snapshot, once a newer descriptor is
+//! recorded.
 //!
 //! A snapshot file is never a buffer in memory, so GB-size state is fine:
 //! records stream from sled into it, openraft sends it in chunks
@@ -262,6 +264,9 @@ pub(crate) fn materialize(shared: &Arc<Shared>, header: &Header) -> Result<File>
             return Err(e);
         }
     };
+    // Opened before it is renamed: a snapshot recorded meanwhile deletes
+    // every file not yet named current, and the reader keeps what it opened.
+    let opened = File::open(&tmp)?;
     std::fs::rename(&tmp, &path)?;
     sync_dir(&shared.snapshot_dir)?;
     let info = SnapshotInfo {
@@ -273,7 +278,7 @@ pub(crate) fn materialize(shared: &Arc<Shared>, header: &Header) -> Result<File>
         .insert(CONTROL_CURRENT, bincode::serialize(&info)?)?;
     remove_stale_snapshot_files(&shared.control, &shared.snapshot_dir, false);
     tracing::info!(records = n, snapshot = %snapshot_name(&header.meta), "wrote snapshot file");
-    Ok(File::open(&path)?)
+    Ok(opened)
 }
 
 /// The snapshot `header` describes, as openraft's `SnapshotData`: its file
@@ -347,6 +352,16 @@ impl RaftSnapshotBuilder<TypeConfig> for Builder {
             shared.db.flush()?;
             if let Some(root) = shared.snapshot_dir.parent() {
                 super::log_storage::DiskSync::open(&root.join("db"))?.sync()?;
+            }
+            // The file of an older snapshot (one installed here, or written
+            // for a follower) is a full copy of state this descriptor
+            // supersedes: nothing reads it any more, and kept it would double
+            // the node's disk use until a follower needed a newer file.
+            if let Some(v) = shared.control.get(CONTROL_CURRENT)? {
+                let info: SnapshotInfo = bincode::deserialize(&v)?;
+                if info.meta.last_log_id != descriptor.meta.last_log_id {
+                    shared.control.remove(CONTROL_CURRENT)?;
+                }
             }
             // Files of older snapshots are of no use any more. Under the
             // guard: an install (which takes the lock to write) renames its
