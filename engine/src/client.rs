@@ -29,6 +29,10 @@ pub enum Push {
     Raw(Vec<u8>),
     /// CLIENT KILL: close the connection.
     Kill,
+    /// `timeout`: the client ran no command for this long. The connection
+    /// closes if it has read nothing and owes the client nothing (no reply
+    /// waiting for the log, none unwritten) for as long.
+    Idle(std::time::Duration),
 }
 
 impl Push {
@@ -51,7 +55,7 @@ impl Push {
                 ..
             } => 32 + pattern.as_ref().map_or(0, |p| p.len()) + channel.len() + payload.len(),
             Push::Raw(b) => b.len(),
-            Push::Kill => 0,
+            Push::Kill | Push::Idle(_) => 0,
         };
         n as u64
     }
@@ -166,7 +170,7 @@ impl ClientState {
         if matches!(p, Push::Kill) {
             self.push_queue.kill();
         }
-        if !matches!(p, Push::Kill)
+        if !matches!(p, Push::Kill | Push::Idle(_))
             && !self
                 .push_queue
                 .admit(p.size(), self.monitor, crate::keyspace::unix_ms())

@@ -82,6 +82,8 @@ fn encode_push(out: &mut ReplyBuf, p: Push) -> bool {
             true
         }
         Push::Kill => false,
+        // Taken by `Connection::take_push` before it gets here.
+        Push::Idle(_) => true,
     }
 }
 
@@ -118,6 +120,7 @@ pub async fn handle(
         batch_parked: Vec::new(),
         progress,
         push_queue,
+        last_io: Instant::now(),
     };
     let r = conn.serve(&mut rx, &mut limits).await;
     // Replies still parked when the client goes away are simply dropped; the
@@ -161,6 +164,8 @@ struct Connection {
     progress: Arc<LogProgress>,
     /// Pushes sent but not yet taken; past its limit the connection closes.
     push_queue: Arc<crate::output_limit::PushQueue>,
+    /// When the client last sent bytes or was sent some (`timeout`).
+    last_io: Instant,
 }
 
 /// PUBLISH or SPUBLISH (see [`Connection::serve`]).
@@ -314,6 +319,7 @@ impl Connection {
                     if n? == 0 {
                         return Ok(());
                     }
+                    self.last_io = Instant::now();
                 }
                 p = rx.recv() => {
                     let Some(p) = p else { return Ok(()) };
@@ -390,6 +396,7 @@ impl Connection {
                     if n? == 0 {
                         return Ok(false);
                     }
+                    self.last_io = Instant::now();
                 }
                 p = rx.recv() => {
                     match p {
@@ -416,6 +423,11 @@ impl Connection {
     /// A keyspace notification waits for the record it tells of, as a
     /// reply to a read of its key would.
     fn take_push(&mut self, p: Push) -> bool {
+        if let Push::Idle(timeout) = p {
+            return !(self.parked.is_empty()
+                && self.out.buf.is_empty()
+                && self.last_io.elapsed() >= timeout);
+        }
         self.push_queue.taken(p.size());
         let after = p.after();
         let start = self.out.buf.len();
@@ -496,6 +508,7 @@ impl Connection {
             _ = self.push_queue.overflow.notified() => return Err(output_limit_reached()),
         }
         self.out.buf.drain(..limit);
+        self.last_io = Instant::now();
         for p in self.parked.iter_mut() {
             p.start -= limit;
             p.end -= limit;

@@ -190,6 +190,8 @@ pub struct ServerState {
     /// memlog primary has none yet, so any value above 0 refuses writes
     /// (-NOREPLICAS), as on a Redis primary without replicas.
     pub min_replicas_to_write: i64,
+    /// When idle clients were last looked for (`timeout`).
+    pub idle_checked_ms: i64,
 }
 
 /// CLIENT PAUSE: until when, which commands, and who waits.
@@ -478,6 +480,7 @@ impl Engine {
                 memory: crate::maxmemory::Memory::new(),
                 script_oom: false,
                 min_replicas_to_write: 0,
+                idle_checked_ms: 0,
             },
             clients: HashMap::new(),
             tracker: HazardTracker::default(),
@@ -1290,6 +1293,33 @@ impl Engine {
     pub fn tracking_tick(&mut self) {
         if self.ks.tracking_on {
             self.tracking_after_batch(None);
+        }
+    }
+
+    /// `timeout`: once a second, tells each client idle for longer than it
+    /// to close, as Redis' clientsCron does. Blocked clients (a blocking
+    /// command, CLIENT PAUSE), subscribers and monitors stay, as in Redis;
+    /// the connection itself keeps a client it still owes a reply.
+    pub fn close_idle_clients(&mut self) {
+        let now = crate::keyspace::unix_ms();
+        if now - self.srv.idle_checked_ms < 1000 {
+            return;
+        }
+        self.srv.idle_checked_ms = now;
+        let secs = self.srv.config.get_i64("timeout");
+        if secs <= 0 {
+            return;
+        }
+        let idle = Duration::from_secs(secs as u64);
+        for c in self.clients.values() {
+            if now - c.last_cmd_ms > secs.saturating_mul(1000)
+                && c.blocked_on.is_none()
+                && c.subscription_count() == 0
+                && !c.monitor
+                && !self.srv.pause.held.contains(&c.id)
+            {
+                c.push(Push::Idle(idle));
+            }
         }
     }
 

@@ -142,6 +142,7 @@ pub async fn serve(listener: TcpListener, engine: SharedEngine) -> std::io::Resu
             let mut e = expire_engine.lock();
             e.active_expire_cycle(EXPIRE_CYCLE_BUDGET);
             e.tracking_tick();
+            e.close_idle_clients();
             e.recount_memory();
             e.snapshot_if_due();
         }

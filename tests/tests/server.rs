@@ -418,6 +418,75 @@ fn client_kill_closes_victim() {
     }
 }
 
+/// `timeout` closes a client that has sent nothing for that long, as in
+/// Redis; a client blocked in BLPOP, a subscriber, a monitor and a client
+/// that keeps sending commands stay.
+#[test]
+fn idle_clients_are_closed_after_timeout() {
+    let d = start();
+    for port in [d.memlog.port, d.redis.port] {
+        let mut ctl = RawConn::connect(port).unwrap();
+        let mut idle = RawConn::connect(port).unwrap();
+        let idle_id = idle.call(&["CLIENT", "ID"]).unwrap().as_int().unwrap();
+        let mut sub = RawConn::connect(port).unwrap();
+        sub.call(&["SUBSCRIBE", "news"]).unwrap();
+        let mut mon = RawConn::connect(port).unwrap();
+        assert_eq!(
+            mon.call(&["MONITOR"]).unwrap(),
+            RespValue::Simple("OK".into())
+        );
+        let mut blocked = RawConn::connect(port).unwrap();
+        blocked.send(&["BLPOP", "idle-list", "0"]).unwrap();
+        wait_blocked(&mut ctl, 1);
+        assert_eq!(
+            ctl.call(&["CONFIG", "SET", "timeout", "2"]).unwrap(),
+            RespValue::Simple("OK".into())
+        );
+        // `ctl` keeps sending; the idle client is closed after 2-3 s.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let list = text(&ctl.call(&["CLIENT", "LIST"]).unwrap());
+            if !list.contains(&format!("id={idle_id} ")) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "idle client kept: {list}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        match idle.read() {
+            Err(e) => assert!(
+                !matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ),
+                "port {port}: {e}"
+            ),
+            Ok(v) => panic!("port {port}: the idle client got {v:?}"),
+        }
+        // Long past the timeout, the others are all still there.
+        for _ in 0..15 {
+            ctl.call(&["PING"]).unwrap();
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        assert_eq!(
+            ctl.call(&["PUBLISH", "news", "m"]).unwrap(),
+            RespValue::Int(1),
+            "port {port}"
+        );
+        ctl.call(&["RPUSH", "idle-list", "x"]).unwrap();
+        assert_eq!(
+            blocked.read().unwrap(),
+            RespValue::Array(vec![
+                RespValue::Bulk(b"idle-list".to_vec()),
+                RespValue::Bulk(b"x".to_vec())
+            ]),
+            "port {port}"
+        );
+        // The monitor saw everything since, the RPUSH last.
+        while !text(&mon.read().unwrap()).contains("\"RPUSH\"") {}
+        ctl.call(&["CONFIG", "SET", "timeout", "0"]).unwrap();
+    }
+}
+
 fn wait_blocked(c: &mut RawConn, n: i64) {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
