@@ -565,6 +565,10 @@ impl Engine {
                 if let Some((db, key)) = key_in_other_db(&c.argv) {
                     self.tracker.record_key(seq, db, key);
                 }
+                if spec.name == "function" {
+                    let (db, key) = FUNCTION_LIBRARIES;
+                    self.tracker.record_key(seq, db, key);
+                }
             }
         }
         self.tracker.record(seq, whole);
@@ -579,11 +583,15 @@ impl Engine {
         if spec.flags & flags::WHOLE_KEYSPACE != 0 || reads_by_pattern(spec, argv) {
             return self.tracker.whole_keyspace_barrier();
         }
+        let libraries =
+            matches!(spec.name, "function" | "fcall" | "fcall_ro").then_some(FUNCTION_LIBRARIES);
         match spec.key_indexes(argv) {
-            Ok(idx) => self
-                .tracker
-                .barrier(idx.into_iter().map(|i| (db as u32, &argv[i][..]))),
-            Err(_) => 0,
+            Ok(idx) => self.tracker.barrier(
+                idx.into_iter()
+                    .map(|i| (db as u32, &argv[i][..]))
+                    .chain(libraries),
+            ),
+            Err(_) => self.tracker.barrier(libraries),
         }
     }
 
@@ -1756,6 +1764,12 @@ fn key_in_other_db(argv: &[Bytes]) -> Option<(u32, &[u8])> {
     }
     None
 }
+
+/// Where the hazard tracker keeps the function libraries, as a key in no
+/// database: FUNCTION LOAD, DELETE, FLUSH and RESTORE change it, and
+/// FUNCTION LIST/DUMP/STATS and FCALL(_RO) read it, so none of those shows
+/// a library the log has not acknowledged.
+const FUNCTION_LIBRARIES: (u32, &[u8]) = (u32::MAX, b"");
 
 /// SORT's BY and GET patterns read keys that its key specs do not name (any
 /// key the pattern makes), so its reply waits as a whole-keyspace read's.

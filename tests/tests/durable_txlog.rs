@@ -344,7 +344,8 @@ fn expect_reply(s: &mut TcpStream, want: &[u8]) {
 /// for it like a read of any pending key. Its reply went out at once
 /// before (the tracker knew the key in the command's own database only),
 /// showing a change the log might never commit. Likewise SORT ... GET,
-/// which reads keys its key specs do not name.
+/// which reads keys its key specs do not name, and FUNCTION LIST / FCALL
+/// of a library whose FUNCTION LOAD is pending (they answered at once).
 #[test]
 fn reads_beyond_the_key_specs_wait_for_pending_changes() {
     let cluster = TxlogCluster::start().expect("cluster");
@@ -366,19 +367,25 @@ fn reads_beyond_the_key_specs_wait_for_pending_changes() {
     }
     // Executed at once, acknowledged only once the nodes are back.
     let mut w = raw(server.port);
-    let writes: [&[&str]; 3] = [
+    let library = "#!lua name=pending\n\
+        redis.register_function{function_name='one', callback=function() return 1 end, flags={'no-writes'}}";
+    let writes: [&[&str]; 4] = [
         &["SET", "w_1", "new"],
         &["MOVE", "moved", "1"],
         &["COPY", "copied", "dest", "DB", "2"],
+        &["FUNCTION", "LOAD", library],
     ];
     for cmd in writes {
         w.write_all(&encode_command(cmd)).unwrap();
     }
-    wait_until_executed(&mut c, "copy");
-    let reads: [(&str, &[&str]); 3] = [
+    wait_until_executed(&mut c, "function");
+    let reads: [(&str, &[&str]); 6] = [
         ("1", &["GET", "moved"]),
         ("2", &["GET", "dest"]),
         ("0", &["SORT", "sorted", "GET", "w_*"]),
+        ("0", &["FCALL_RO", "one", "0"]),
+        ("0", &["FCALL", "one", "0"]),
+        ("0", &["FUNCTION", "LIST", "LIBRARYNAME", "pending"]),
     ];
     let mut readers = Vec::new();
     for (db, cmd) in reads {
@@ -400,13 +407,20 @@ fn reads_beyond_the_key_specs_wait_for_pending_changes() {
         cluster.signal(i, "CONT").expect("cont");
     }
     // Once committed, the readers see the changes.
-    let seen: [&[u8]; 3] = [b"$1\r\n1\r\n", b"$1\r\n2\r\n", b"*1\r\n$3\r\nnew\r\n"];
+    let seen: [&[u8]; 6] = [
+        b"$1\r\n1\r\n",
+        b"$1\r\n2\r\n",
+        b"*1\r\n$3\r\nnew\r\n",
+        b":1\r\n",
+        b":1\r\n",
+        b"*1\r\n*6\r\n$12\r\nlibrary_name\r\n$7\r\npending\r\n",
+    ];
     for (r, want) in readers.iter_mut().zip(seen) {
         r.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         expect_reply(r, want);
     }
     w.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    expect_reply(&mut w, b"+OK\r\n:1\r\n:1\r\n");
+    expect_reply(&mut w, b"+OK\r\n:1\r\n:1\r\n$7\r\npending\r\n");
 }
 
 /// A blocking pop that times out answers that its keys are still empty:
