@@ -213,6 +213,24 @@ mod tests {
         assert!(t.is_idle());
         assert_eq!(t.barrier([(0, format!("k{n}").as_bytes())]), 0);
     }
+
+    #[test]
+    fn failed_ranges_fail_exactly_their_records() {
+        let p = LogProgress::default();
+        assert!(!p.is_failed(1));
+        p.set_acked(4);
+        p.set_failed(5, 9);
+        p.set_acked(12);
+        p.set_failed(13, 13);
+        // Nothing was executed past the acknowledged records: no range.
+        p.set_failed(21, 20);
+        p.set_failed(30, 40);
+        let failed: Vec<u64> = (0..=45).filter(|&s| p.is_failed(s)).collect();
+        let want: Vec<u64> = (5..=9).chain([13]).chain(30..=40).collect();
+        assert_eq!(failed, want);
+        assert_eq!(p.failed_from(), 5);
+        assert!(p.settled(20) && p.settled(40) && !p.settled(41));
+    }
 }
 
 /// How far the log has acknowledged, shared with connection tasks so they
@@ -228,7 +246,9 @@ pub struct LogProgress {
     acked: std::sync::atomic::AtomicU64,
     /// Start of the newest failed range (u64::MAX: none yet): the fast check.
     failed_from: std::sync::atomic::AtomicU64,
-    /// Every failed range, inclusive, oldest first.
+    /// Every failed range, inclusive, oldest first (numbering goes on after
+    /// each, so they are sorted and apart: one per rebuild, searched by
+    /// bisection at every parked reply's check).
     failed: parking_lot::RwLock<Vec<(u64, u64)>>,
     changed: tokio::sync::Notify,
 }
@@ -259,10 +279,9 @@ impl LogProgress {
         if seq == 0 || self.failed_from.load(std::sync::atomic::Ordering::Acquire) == u64::MAX {
             return false;
         }
-        self.failed
-            .read()
-            .iter()
-            .any(|&(from, until)| seq >= from && seq <= until)
+        let failed = self.failed.read();
+        let after = failed.partition_point(|&(from, _)| from <= seq);
+        after > 0 && seq <= failed[after - 1].1
     }
 
     /// Whether a reply parked on `seq` can leave (as itself or as an error).
@@ -281,7 +300,10 @@ impl LogProgress {
     /// (`acked` moves to `until`) and wakes connections.
     pub fn set_failed(&self, from: u64, until: u64) {
         if from <= until {
-            self.failed.write().push((from, until));
+            let mut failed = self.failed.write();
+            // Never out of order (see `failed`); kept sorted if it were.
+            let at = failed.partition_point(|&(f, _)| f <= from);
+            failed.insert(at, (from, until));
             self.failed_from
                 .store(from, std::sync::atomic::Ordering::Release);
         }
