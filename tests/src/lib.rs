@@ -440,7 +440,11 @@ impl TxlogCluster {
         cmd.args(["--heartbeat-ms", "50"])
             .args(["--election-min-ms", "300"])
             .args(["--election-max-ms", "600"])
-            .env("RUST_LOG", "warn");
+            // MEMLOG_NODE_LOG: the nodes' log filter when debugging a test.
+            .env(
+                "RUST_LOG",
+                std::env::var("MEMLOG_NODE_LOG").unwrap_or_else(|_| "warn".into()),
+            );
         if let Some(bytes) = file_limit {
             limit_file_size(&mut cmd, bytes);
         }

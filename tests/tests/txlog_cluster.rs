@@ -828,6 +828,19 @@ async fn lagging_node_catches_up_on_big_entries_through_the_log() {
     );
 }
 
+/// The first message of a `Snapshot` call (a vote older than any node's,
+/// and the meta of an empty snapshot), and that snapshot's file.
+fn empty_snapshot_message() -> (Vec<u8>, Vec<u8>) {
+    use memlog_txlog::types::{SnapshotMeta, Vote};
+    let meta = SnapshotMeta {
+        last_log_id: None,
+        last_membership: Default::default(),
+    };
+    let first = bincode::serialize(&(Vote::new_committed(0, 9), meta.clone())).expect("encode");
+    let file = memlog_txlog::store::snapshot::empty_file(&meta).expect("file");
+    (first, file)
+}
+
 /// A snapshot that openraft does not install (here: sent under a vote older
 /// than the node's) leaves no received file behind; nor does one whose
 /// stream ended before its file did (it is refused before openraft sees
@@ -837,18 +850,12 @@ async fn lagging_node_catches_up_on_big_entries_through_the_log() {
 async fn a_refused_snapshot_leaves_no_file_behind() {
     use memlog_proto::txlog::raft_internal_client::RaftInternalClient;
     use memlog_proto::txlog::RaftPayload;
-    use memlog_txlog::types::{SnapshotMeta, Vote};
 
     let cluster = Cluster::start(10_000);
     cluster.leader().await;
     let channel = memlog_txlog::network::client::channel(&cluster.addr(0)).expect("channel");
     let mut raft = RaftInternalClient::new(channel);
-    let meta = SnapshotMeta {
-        last_log_id: None,
-        last_membership: Default::default(),
-    };
-    let first = bincode::serialize(&(Vote::new_committed(0, 9), meta.clone())).expect("encode");
-    let file = memlog_txlog::store::snapshot::empty_file(&meta).expect("file");
+    let (first, file) = empty_snapshot_message();
     let messages = vec![
         RaftPayload {
             data: first.clone().into(),
@@ -1580,4 +1587,65 @@ async fn trimmed_big_entries_free_the_disk(node_args: &[&str]) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(freed(&after), "disk use before {before:?} after {after:?}");
+}
+
+/// A snapshot sender cut off without its connection closing (a silent
+/// partition; this sender sends no keepalive pings of its own) does not
+/// leave the receiver waiting on the stream, and its partial file on disk,
+/// for good: the node's HTTP/2 keepalive closes the connection, which
+/// cancels the receiving task, and the file goes with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_sender_cut_off_silently_leaves_no_file_behind() {
+    use memlog_proto::txlog::raft_internal_client::RaftInternalClient;
+    use memlog_proto::txlog::RaftPayload;
+    use memlog_tests::jepsen::proxy::{LinkMode, Proxy};
+
+    let cluster = Cluster::start(10_000);
+    cluster.leader().await;
+    let port: u16 = cluster
+        .addr(0)
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    let proxy = Proxy::start(&tokio::runtime::Handle::current(), "snapshot", port).expect("proxy");
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", proxy.addr()))
+        .expect("endpoint")
+        .connect_lazy();
+    let mut raft = RaftInternalClient::new(channel);
+    let (first, file) = empty_snapshot_message();
+    let (tx, rx) = futures::channel::mpsc::unbounded();
+    tx.unbounded_send(RaftPayload { data: first.into() })
+        .expect("send");
+    tx.unbounded_send(RaftPayload {
+        data: Bytes::from(file[..file.len() / 2].to_vec()),
+    })
+    .expect("send");
+    let call = tokio::spawn(async move { raft.snapshot(rx).await });
+    let received = || -> usize {
+        std::fs::read_dir(cluster.0.node_dir(0).join("snapshots"))
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .filter(|e| e.file_name().to_string_lossy().starts_with("recv-"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while received() == 0 {
+        assert!(std::time::Instant::now() < deadline, "nothing received");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    proxy.set(LinkMode::BlackHole);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while received() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the partial snapshot file stayed: {}",
+            cluster.log_text(0)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(tx);
+    call.abort();
 }

@@ -31,6 +31,10 @@ const LEARNER_CATCH_UP: Duration = Duration::from_secs(20);
 /// minutes of heartbeats at 20 per second.
 const MAX_RESET_STREAMS: usize = 12_000;
 
+/// How often the server pings a connection's peer, and how long it waits
+/// for the answer before closing the connection (as the clients do).
+const KEEPALIVE: Duration = Duration::from_secs(5);
+
 /// How to run one node.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
@@ -325,6 +329,11 @@ impl TxlogNode {
             // streams per connection closed the leader's connection (and
             // with it the replication stream) after a 1 s pause of a node.
             .http2_max_pending_accept_reset_streams(Some(MAX_RESET_STREAMS))
+            // A peer that vanished without closing its connection (a silent
+            // partition) is found out: a snapshot being received from it,
+            // or a tail streaming to it, would otherwise wait for good.
+            .http2_keepalive_interval(Some(KEEPALIVE))
+            .http2_keepalive_timeout(Some(KEEPALIVE))
             .add_service(public)
             .add_service(internal)
             .serve_with_incoming_shutdown(incoming, shutdown)

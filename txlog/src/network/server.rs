@@ -137,13 +137,11 @@ impl RaftInternal for RaftRpcService {
             },
             Err(e) => Err(e),
         };
+        // On every way out (this one, a refusal, this task cancelled when
+        // the connection goes) `data` removes its file when dropped.
         if let Err(e) = received {
-            if let Some(p) = data.path() {
-                let _ = tokio::fs::remove_file(p).await;
-            }
             return Err(Status::aborted(format!("receiving snapshot: {e}")));
         }
-        let received = data.path().map(std::path::Path::to_path_buf);
         let installed = self
             .raft
             .install_full_snapshot(
@@ -154,14 +152,6 @@ impl RaftInternal for RaftRpcService {
                 },
             )
             .await;
-        // openraft answers once the snapshot is installed (which moves the
-        // file in place) or skipped (one not newer than this node's state,
-        // or from a stale leader), which left the file behind until the next
-        // start. (After a fatal error the node is stopping; the next start
-        // cleans up.)
-        if let (Ok(_), Some(p)) = (&installed, received) {
-            let _ = tokio::fs::remove_file(p).await;
-        }
         let resp = installed.map_err(fatal)?;
         Ok(Response::new(ok_reply(&resp)?))
     }

@@ -25,7 +25,10 @@ pub struct SnapshotFile {
     state: State,
     /// A seek asked for before the file existed.
     pending_seek: Option<SeekFrom>,
-    /// Where a snapshot being received is written.
+    /// Where a snapshot being received is written. Such a file is removed
+    /// when this is dropped, unless an install took it (`take_path`): a
+    /// receive cut off (its task cancelled with its connection) or a
+    /// snapshot openraft refused leaves nothing behind.
     path: Option<PathBuf>,
 }
 
@@ -53,6 +56,12 @@ impl SnapshotFile {
             pending_seek: None,
             path: Some(path),
         }
+    }
+
+    /// The file a received snapshot is written to, from now on the
+    /// caller's to keep or remove.
+    pub fn take_path(&mut self) -> Option<PathBuf> {
+        self.path.take()
     }
 
     /// The file a received snapshot was written to.
@@ -108,6 +117,21 @@ impl SnapshotFile {
             Pin::new(&mut *f).start_seek(pos)?;
         }
         Poll::Ready(Ok(f))
+    }
+}
+
+impl Drop for SnapshotFile {
+    fn drop(&mut self) {
+        let Some(path) = self.path.take() else {
+            return;
+        };
+        let remove = move || {
+            let _ = std::fs::remove_file(path);
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => drop(rt.spawn_blocking(remove)),
+            Err(_) => remove(),
+        }
     }
 }
 

@@ -567,8 +567,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     ) -> std::io::Result<()> {
         snapshot.file()?.sync_all().await?;
         let received = snapshot
-            .path()
-            .map(Path::to_path_buf)
+            .take_path()
             .ok_or_else(|| std::io::Error::other("installing a snapshot that was not received"))?;
         drop(snapshot);
         let file = snapshot::file_name(meta);
