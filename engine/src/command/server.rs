@@ -1036,8 +1036,8 @@ fn memory(ctx: &mut Ctx) -> CmdResult {
                 .map(|(i, d)| (i, d.len(), d.expires.len()))
                 .collect();
             let o = &mut *ctx.out;
-            o.map(25 + nonempty.len());
-            let ints: [(&str, i64); 11] = [
+            o.map(27 + nonempty.len());
+            let ints: [(&str, i64); 10] = [
                 ("peak.allocated", used as i64),
                 ("total.allocated", used as i64),
                 ("startup.allocated", BASE_MEMORY as i64),
@@ -1048,7 +1048,6 @@ fn memory(ctx: &mut Ctx) -> CmdResult {
                 ("aof.buffer", 0),
                 ("lua.caches", 0),
                 ("functions.caches", 184),
-                ("overhead.total", BASE_MEMORY as i64),
             ];
             for (k, v) in ints {
                 o.bulk_str(k);
@@ -1056,12 +1055,16 @@ fn memory(ctx: &mut Ctx) -> CmdResult {
             }
             for (i, k, e) in nonempty {
                 o.bulk_str(&format!("db.{i}"));
-                o.map(2);
+                o.map(3);
                 o.bulk_str("overhead.hashtable.main");
                 o.int((k * 24) as i64);
                 o.bulk_str("overhead.hashtable.expires");
                 o.int((e * 24) as i64);
+                o.bulk_str("overhead.hashtable.slot-to-keys");
+                o.int(0);
             }
+            o.bulk_str("overhead.total");
+            o.int(BASE_MEMORY as i64);
             o.bulk_str("keys.count");
             o.int(keys as i64);
             o.bulk_str("keys.bytes-per-key");
@@ -1084,22 +1087,19 @@ fn memory(ctx: &mut Ctx) -> CmdResult {
                 o.bulk_str(k);
                 o.int(used as i64);
             }
-            for k in [
-                "allocator-fragmentation.ratio",
-                "allocator.rss-ratio",
-                "rss-overhead.ratio",
-                "fragmentation",
+            // As Redis 7.0 orders them: each ratio beside its bytes.
+            for (ratio, bytes) in [
+                (
+                    "allocator-fragmentation.ratio",
+                    "allocator-fragmentation.bytes",
+                ),
+                ("allocator-rss.ratio", "allocator-rss.bytes"),
+                ("rss-overhead.ratio", "rss-overhead.bytes"),
+                ("fragmentation", "fragmentation.bytes"),
             ] {
-                o.bulk_str(k);
+                o.bulk_str(ratio);
                 o.double(1.0);
-            }
-            for k in [
-                "allocator-fragmentation.bytes",
-                "allocator.rss-bytes",
-                "rss-overhead.bytes",
-                "fragmentation.bytes",
-            ] {
-                o.bulk_str(k);
+                o.bulk_str(bytes);
                 o.int(0);
             }
             Ok(())
