@@ -41,6 +41,7 @@ local real_G = _G
 local getinfo = debug.getinfo
 local rawget, rawset, error, type, tostring = rawget, rawset, error, type, tostring
 local raw_setmetatable, raw_loadstring, setfenv = setmetatable, loadstring, setfenv
+local raw_pcall, raw_xpcall = pcall, xpcall
 
 local redis = {}
 
@@ -70,7 +71,35 @@ local function err_handler(err)
 end
 
 local function run(f)
-  return xpcall(f, err_handler)
+  return raw_xpcall(f, err_handler)
+end
+
+-- What a script that catches an error redis.call raised sees: Redis 7
+-- raises {err = message} (here the error is a Rust value, and the message
+-- waits on the Rust side for the reply, should nothing catch it), and its
+-- pcall gives the message of such a table, as older versions raised it.
+local function caught(err)
+  if type(err) == 'userdata' then
+    local pending = rawget(redis, '__pending_error')
+    local msg = nil
+    if pending then msg = pending() end
+    if msg then return {err = msg} end
+  end
+  return err
+end
+local function pcall_result(ok, ...)
+  if ok then return ok, ... end
+  local err = caught((...))
+  if type(err) == 'table' and type(rawget(err, 'err')) == 'string' then
+    err = rawget(err, 'err')
+  end
+  return ok, err
+end
+real_G.pcall = function(f, ...)
+  return pcall_result(raw_pcall(f, ...))
+end
+real_G.xpcall = function(f, handler)
+  return raw_xpcall(f, function(err) return handler(caught(err)) end)
 end
 
 redis.LOG_DEBUG = 0
@@ -204,7 +233,7 @@ local function load_library(chunk, register)
   setfenv(chunk, function_env)
   registrar = register
   function_env_mt.__index = load_index
-  local ok, err = pcall(chunk)
+  local ok, err = raw_pcall(chunk)
   function_env_mt.__index = G
   registrar = nil
   return ok, err
@@ -213,7 +242,7 @@ end
 -- Calls a library function as FCALL does: f(keys, args), under the error
 -- handler.
 local function call_function(f, keys, args)
-  return xpcall(function() return f(keys, args) end, err_handler)
+  return raw_xpcall(function() return f(keys, args) end, err_handler)
 end
 
 return run, sandbox, redis, load_library, call_function
@@ -777,7 +806,7 @@ pub(crate) fn execute(
             // raised one (the caller writes it), keeping where it was
             // counted.
             if let Value::Table(t) = &value {
-                if let Some(e) = t.raw_get::<Option<mlua::LuaString>>("err")? {
+                if let Value::String(e) = t.raw_get::<Value>("err")? {
                     let e = String::from_utf8_lossy(&e.as_bytes()).into_owned();
                     let counted = t.raw_get::<Option<bool>>("counted")?.unwrap_or(false);
                     return Ok(Some(ScriptError(one_line(&e), counted)));
@@ -1080,19 +1109,38 @@ fn write_reply(out: &mut ReplyBuf, v: &Value, script_resp3: bool, depth: usize) 
         Value::Integer(i) => out.int(*i),
         Value::Number(n) => out.int(*n as i64),
         Value::Table(t) => {
-            if let Ok(Some(e)) = t.raw_get::<Option<mlua::LuaString>>("err") {
+            // Each field counts only with the Lua type Redis checks for
+            // ({err = 5} is an empty array, not an error).
+            let field = |name: &str| t.raw_get::<Value>(name).unwrap_or(Value::Nil);
+            if let Value::String(e) = field("err") {
                 let e = String::from_utf8_lossy(&e.as_bytes()).into_owned();
                 out.error(&one_line(&e));
                 return;
             }
-            if let Ok(Some(s)) = t.raw_get::<Option<mlua::LuaString>>("ok") {
+            if let Value::String(s) = field("ok") {
                 let s = String::from_utf8_lossy(&s.as_bytes()).into_owned();
                 out.simple(&one_line(&s));
                 return;
             }
-            if let Ok(Some(d)) = t.raw_get::<Option<f64>>("double") {
-                out.double(d);
-                return;
+            match field("double") {
+                Value::Number(d) => return out.double(d),
+                Value::Integer(i) => return out.double(i as f64),
+                _ => {}
+            }
+            if let Value::String(n) = field("big_number") {
+                let digits: Vec<u8> = n
+                    .as_bytes()
+                    .iter()
+                    .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b })
+                    .collect();
+                return out.big_number(&digits);
+            }
+            if let Value::Table(v) = field("verbatim_string") {
+                if let (Ok(Value::String(format)), Ok(Value::String(s))) =
+                    (v.raw_get::<Value>("format"), v.raw_get::<Value>("string"))
+                {
+                    return out.verbatim_as(&s.as_bytes(), &format.as_bytes());
+                }
             }
             if let Ok(Some(m)) = t.raw_get::<Option<Table>>("map") {
                 let pairs: Vec<(Value, Value)> = m.pairs().filter_map(Result::ok).collect();

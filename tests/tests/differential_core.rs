@@ -780,6 +780,33 @@ fn scripting_matches_redis() {
         ],
         &["EVAL", "return redis.call('nosuch')", "0"],
         &["EVAL", "return redis.pcall('nosuch')", "0"],
+        // Lua's pcall / xpcall catch what redis.call raises: its message.
+        &[
+            "EVAL",
+            "local ok, e = pcall(redis.call, 'incr', 'str'); return {type(e), e, tostring(ok)}",
+            "0",
+        ],
+        &[
+            "EVAL",
+            "local ok, e = pcall(function() return redis.call('nosuch') end); return e",
+            "0",
+        ],
+        &[
+            "EVAL",
+            "return {xpcall(function() redis.call('incr', 'str') end, function(e) return 'got ' .. e.err end)}",
+            "0",
+        ],
+        &[
+            "EVAL",
+            "local ok, e = pcall(error, {err = 'MINE x'}); return e",
+            "0",
+        ],
+        &[
+            "EVAL",
+            "pcall(redis.call, 'incr', 'str'); return redis.call('get', 'str')",
+            "0",
+        ],
+        &["EVAL", "local ok, e = pcall(error, 'plain'); return e", "0"],
         &["EVAL", "return redis.call('get')", "0"],
         &["EVAL", "return redis.call('subscribe','x')", "0"],
         &["EVAL", "return redis.call('blpop','nolist',0)", "0"],
@@ -934,6 +961,23 @@ fn scripting_matches_redis() {
             d.both(args);
         } else {
             d.check(args);
+        }
+    }
+    // Typed replies from tables, each only with the Lua type Redis checks
+    // for, in RESP3 and in RESP2.
+    let typed = [
+        "return {big_number='123456789012345678901234567890'}",
+        "return {verbatim_string={format='txt',string='hello'}}",
+        "return {verbatim_string={format='markdown',string='x'}}",
+        "return {double=3.5}",
+        "return {double='3.14'}",
+        "return {err=5}",
+        "return {ok=5}",
+    ];
+    for hello in ["3", "2"] {
+        d.both(&["HELLO", hello]);
+        for script in typed {
+            d.check(&["EVAL", script, "0"]);
         }
     }
 }

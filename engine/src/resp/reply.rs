@@ -155,13 +155,35 @@ impl ReplyBuf {
 
     /// Text meant for humans (INFO, CLIENT LIST): a verbatim string in RESP3.
     pub fn verbatim(&mut self, s: &[u8]) {
+        self.verbatim_as(s, b"txt");
+    }
+
+    /// A verbatim string of `format` (its first three bytes, padded with
+    /// spaces, as Redis writes it): a bulk string in RESP2.
+    pub fn verbatim_as(&mut self, s: &[u8], format: &[u8]) {
         if self.resp3 {
             self.header(b'=', s.len() as i64 + 4);
-            self.buf.extend_from_slice(b"txt:");
+            let mut f = *b"   ";
+            for (d, c) in f.iter_mut().zip(format) {
+                *d = *c;
+            }
+            self.buf.extend_from_slice(&f);
+            self.buf.push(b':');
             self.buf.extend_from_slice(s);
             self.buf.extend_from_slice(b"\r\n");
         } else {
             self.bulk(s);
+        }
+    }
+
+    /// A big number (its digits as given): a bulk string in RESP2.
+    pub fn big_number(&mut self, digits: &[u8]) {
+        if self.resp3 {
+            self.buf.push(b'(');
+            self.buf.extend_from_slice(digits);
+            self.buf.extend_from_slice(b"\r\n");
+        } else {
+            self.bulk(digits);
         }
     }
 
