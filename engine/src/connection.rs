@@ -219,15 +219,16 @@ impl Connection {
             while !pending.is_empty() {
                 let outcome = {
                     let mut e = self.engine.lock();
-                    let o = e.execute_batch(
-                        self.id,
-                        &mut pending,
-                        &mut self.out,
-                        &mut self.batch_parked,
-                    );
+                    let (out, parked) = (&mut self.out, &mut self.batch_parked);
+                    let o = e.guarded(|e| e.execute_batch(self.id, &mut pending, out, parked));
                     *limits = parse_limits(&e, self.id);
                     self.log_backlog = e.ks.effects.records_bytes() > MAX_LOG_BACKLOG_BYTES;
                     o
+                };
+                // A command panicked: the client learns it as if the server
+                // had crashed (what it ran before may or may not be applied).
+                let Some(outcome) = outcome else {
+                    return Err(std::io::Error::other("a command panicked"));
                 };
                 self.parked
                     .extend(self.batch_parked.drain(..).map(|(start, end, seq)| Parked {

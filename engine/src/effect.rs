@@ -88,6 +88,14 @@ impl EffectLog {
         Some(self.last_seq)
     }
 
+    /// Throws away the open record (a command panicked while it was open):
+    /// nothing of it goes to the log, and the next command opens a new one.
+    pub fn abandon_record(&mut self) {
+        self.depth = 0;
+        self.current.clear();
+        self.explicit = false;
+    }
+
     /// Called before each command runs.
     pub fn begin_command(&mut self) {
         self.explicit = false;

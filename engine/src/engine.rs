@@ -1304,6 +1304,35 @@ impl Engine {
         }
     }
 
+    /// Runs `f` on the engine, surviving a panic in it (a bug a client's
+    /// input reached). The panicking command may have changed the data set
+    /// halfway, and its record was left open, which kept every later
+    /// record from closing: acknowledged writes never reached the log. Its
+    /// record is thrown away, and with a log the gate closes at once and
+    /// the data set is rebuilt from what the log committed (the records
+    /// finished before are still appended first), as after a failed append.
+    /// Returns `None` after a panic.
+    pub fn guarded<R>(&mut self, f: impl FnOnce(&mut Engine) -> R) -> Option<R> {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self))) {
+            Ok(r) => Some(r),
+            Err(_) => {
+                tracing::error!(
+                    "a command panicked: its changes are thrown away, the data set is rebuilt from the log"
+                );
+                self.ks.effects.abandon_record();
+                self.ks.applying = false;
+                if let Some(g) = self.srv.gate.as_mut() {
+                    g.state = crate::durable::GateState::Recovering;
+                    if let Some(rebuilds) = &self.srv.rebuild_requests {
+                        let (reply, _) = oneshot::channel();
+                        let _ = rebuilds.send(reply);
+                    }
+                }
+                None
+            }
+        }
+    }
+
     /// `timeout`: once a second, tells each client idle for longer than it
     /// to close, as Redis' clientsCron does. Blocked clients (a blocking
     /// command, CLIENT PAUSE), subscribers and monitors stay, as in Redis;

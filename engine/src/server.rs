@@ -139,12 +139,13 @@ pub async fn serve(listener: TcpListener, engine: SharedEngine) -> std::io::Resu
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let mut e = expire_engine.lock();
-            e.active_expire_cycle(EXPIRE_CYCLE_BUDGET);
-            e.tracking_tick();
-            e.close_idle_clients();
-            e.recount_memory();
-            e.snapshot_if_due();
+            expire_engine.lock().guarded(|e| {
+                e.active_expire_cycle(EXPIRE_CYCLE_BUDGET);
+                e.tracking_tick();
+                e.close_idle_clients();
+                e.recount_memory();
+                e.snapshot_if_due();
+            });
         }
     });
 

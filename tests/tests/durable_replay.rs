@@ -824,3 +824,55 @@ fn big_collections_come_back_from_a_snapshot_whole() {
     assert_eq!(data_set(server.port), before);
     assert!(server.log_text().contains("loaded snapshot"));
 }
+
+/// A command that panics (a bug some input reached; DEBUG PANIC here) must
+/// not take durability with it. It left its record open, so no record
+/// closed after it: the server still answered writes, and every one of them
+/// was lost at the next restart. Now the panicking client's connection
+/// closes, what its transaction had changed is thrown away (the data set is
+/// rebuilt from the log), and the server goes on durably.
+#[test]
+fn a_panicking_command_loses_nothing_after_it() {
+    let mut server = MemlogServer::start(&[]).expect("server");
+    let mut c = RawConn::connect(server.port).expect("connect");
+    assert_eq!(
+        c.call(&["SET", "before", "1"]).unwrap(),
+        RespValue::Simple("OK".into())
+    );
+    // Too long for a Duration: no sleep (it panicked).
+    assert_eq!(
+        c.call(&["DEBUG", "SLEEP", "1e20"]).unwrap(),
+        RespValue::Simple("OK".into())
+    );
+    let mut p = RawConn::connect(server.port).expect("connect");
+    for cmd in [
+        &["MULTI"][..],
+        &["SET", "in-multi", "1"],
+        &["DEBUG", "PANIC"],
+        &["SET", "also-in-multi", "2"],
+    ] {
+        p.call(cmd).unwrap();
+    }
+    assert!(p.call(&["EXEC"]).is_err(), "the panicking client stays");
+    // Rebuilt from the log: the transaction's first SET is gone.
+    call_until_ok(&mut c, &["SET", "after", "1"]);
+    for (key, want) in [
+        ("before", RespValue::Bulk(b"1".to_vec())),
+        ("in-multi", RespValue::Null),
+        ("also-in-multi", RespValue::Null),
+        ("after", RespValue::Bulk(b"1".to_vec())),
+    ] {
+        assert_eq!(c.call(&["GET", key]).unwrap(), want, "{key}");
+    }
+    server.restart().expect("restart");
+    wait_serving(server.port);
+    let mut c = RawConn::connect(server.port).expect("connect");
+    for key in ["before", "after"] {
+        assert_eq!(
+            c.call(&["GET", key]).unwrap(),
+            RespValue::Bulk(b"1".to_vec()),
+            "{key} after a restart"
+        );
+    }
+    assert_eq!(c.call(&["GET", "in-multi"]).unwrap(), RespValue::Null);
+}

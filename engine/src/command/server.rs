@@ -1346,11 +1346,17 @@ fn debug(ctx: &mut Ctx) -> CmdResult {
         }
         ("SLEEP", 3) => {
             let secs = crate::numbers::parse_f64(&args[2]).unwrap_or(0.0);
-            if secs > 0.0 && secs.is_finite() {
-                std::thread::sleep(std::time::Duration::from_secs_f64(secs));
+            // Past what a Duration holds (1e20 s: Redis sleeps "forever"),
+            // no sleep: from_secs_f64 panicked there.
+            if let Ok(d) = std::time::Duration::try_from_secs_f64(secs) {
+                std::thread::sleep(d);
             }
             ctx.out.ok();
         }
+        // Redis crashes here; memlog survives it as it would any panic of a
+        // command (`Engine::guarded`): the connection closes and the data
+        // set is rebuilt from the log.
+        ("PANIC", 2) => panic!("DEBUG PANIC"),
         ("OBJECT", 3) => {
             let Some(v) = ctx.ks.dbs[db].data.get(&args[2][..]) else {
                 return Err(CmdError::NoSuchKey);
