@@ -15,8 +15,12 @@ pub enum Kind {
     IntIn(i64, i64),
     Bool,
     Str,
-    /// Memory sizes accept `1gb`, `100mb`, ...
+    /// Memory sizes accept `1gb`, `100mb`, ..., up to `i64::MAX` bytes.
     Memory,
+    /// A memory size within these bounds (inclusive): the limits a value
+    /// outside them would lock every client out with (a `proto-max-bulk-len`
+    /// of 0 refused every argument).
+    MemoryIn(u64, u64),
     /// One of these names (any case; stored as written here), listed in
     /// Redis' order for its error message.
     Enum(&'static [&'static str]),
@@ -35,8 +39,16 @@ const PARAMS: &[(&str, &str, Kind)] = &[
     ("requirepass", "", Kind::Str),
     ("masterauth", "", Kind::Str),
     ("masteruser", "", Kind::Str),
-    ("proto-max-bulk-len", "536870912", Kind::Memory),
-    ("client-query-buffer-limit", "1073741824", Kind::Memory),
+    (
+        "proto-max-bulk-len",
+        "536870912",
+        Kind::MemoryIn(1 << 20, i64::MAX as u64),
+    ),
+    (
+        "client-query-buffer-limit",
+        "1073741824",
+        Kind::MemoryIn(1 << 20, i64::MAX as u64),
+    ),
     ("maxclients", "10000", Kind::IntIn(1, u32::MAX as i64)),
     ("timeout", "0", Kind::IntIn(0, i32::MAX as i64)),
     ("tcp-keepalive", "300", Kind::IntIn(0, i32::MAX as i64)),
@@ -67,7 +79,7 @@ const PARAMS: &[(&str, &str, Kind)] = &[
     ("lazyfree-lazy-server-del", "no", Kind::Bool),
     ("lazyfree-lazy-user-del", "no", Kind::Bool),
     ("lazyfree-lazy-user-flush", "no", Kind::Bool),
-    ("hash-max-listpack-entries", "128", Kind::IntIn(0, i64::MAX)),
+    ("hash-max-listpack-entries", "512", Kind::IntIn(0, i64::MAX)),
     ("hash-max-listpack-value", "64", Kind::Memory),
     (
         "list-max-listpack-size",
@@ -126,7 +138,11 @@ const PARAMS: &[(&str, &str, Kind)] = &[
     ("protected-mode", "no", Kind::Bool),
     ("replica-read-only", "yes", Kind::Bool),
     ("replica-serve-stale-data", "yes", Kind::Bool),
-    ("repl-backlog-size", "1048576", Kind::Memory),
+    (
+        "repl-backlog-size",
+        "1048576",
+        Kind::MemoryIn(1, i64::MAX as u64),
+    ),
     ("repl-backlog-ttl", "3600", Kind::IntIn(0, i64::MAX)),
     (
         "repl-ping-replica-period",
@@ -323,9 +339,11 @@ impl Config {
     /// Validates and stores one parameter (the name is case-insensitive).
     pub fn set(&mut self, name: &str, value: &str) -> Result<&'static str, ConfigError> {
         let lname = canonical(name);
-        // Also fixed at startup: how many databases, how many IO threads.
+        // Also fixed at startup: how many databases, how many IO threads,
+        // and where the server listens (Redis moves its listener; memlog
+        // does not, and said OK while it kept listening where it was).
         if IMMUTABLE.iter().any(|(n, _)| *n == lname)
-            || matches!(lname.as_str(), "databases" | "io-threads")
+            || matches!(lname.as_str(), "databases" | "io-threads" | "port" | "bind")
         {
             return Err(ConfigError::Invalid(
                 name.to_string(),
@@ -353,15 +371,27 @@ impl Config {
                 }
                 value.to_string()
             }
-            Kind::Memory => match parse_memory(value) {
-                Some(v) => v.to_string(),
-                None => {
-                    return Err(ConfigError::Invalid(
-                        name.to_string(),
-                        "argument must be a memory value".into(),
-                    ))
+            Kind::Memory | Kind::MemoryIn(..) => {
+                let (min, max) = match kind {
+                    Kind::MemoryIn(min, max) => (min, max),
+                    _ => (0, i64::MAX as u64),
+                };
+                match parse_memory(value) {
+                    Some(v) if (min..=max).contains(&v) => v.to_string(),
+                    Some(_) => {
+                        return Err(ConfigError::Invalid(
+                            name.to_string(),
+                            format!("argument must be between {min} and {max} inclusive"),
+                        ))
+                    }
+                    None => {
+                        return Err(ConfigError::Invalid(
+                            name.to_string(),
+                            "argument must be a memory value".into(),
+                        ))
+                    }
                 }
-            },
+            }
             Kind::Bool => match value.to_ascii_lowercase().as_str() {
                 "yes" | "no" => value.to_ascii_lowercase(),
                 _ => {

@@ -481,7 +481,7 @@ fn object_command() {
         "OBJECT ENCODING hsmall2
          OBJECT ENCODING sint2
          OBJECT ENCODING zsmall2
-         CONFIG SET hash-max-listpack-entries 128
+         CONFIG SET hash-max-listpack-entries 512
          CONFIG SET set-max-intset-entries 512
          CONFIG SET zset-max-listpack-entries 128",
     );

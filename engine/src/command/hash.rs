@@ -66,7 +66,7 @@ pub static COMMANDS: &[CommandSpec] = &[
 
 /// Redis' hash-max-listpack-entries / -value defaults: below these a hash
 /// is a listpack (insertion order, HSCAN answers in one call).
-const LISTPACK_ENTRIES: usize = 128;
+const LISTPACK_ENTRIES: usize = 512;
 const LISTPACK_VALUE: usize = 64;
 
 /// Removes a field, keeping insertion order while the hash is small.
