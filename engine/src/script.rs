@@ -372,6 +372,9 @@ impl std::fmt::Debug for Scripting {
     }
 }
 
+/// The most memory one Lua state (EVAL's, or the functions') may hold.
+const LUA_MEMORY_LIMIT: usize = 1 << 30;
+
 const TIMED_OUT: &str = "Script ran past lua-time-limit without writing and was stopped";
 
 /// A script that did not run: the error reply to send.
@@ -422,6 +425,11 @@ impl LuaState {
         // globals before any script runs, and scripts cannot load
         // libraries or binary chunks.
         let lua = unsafe { Lua::unsafe_new_with(libs, LuaOptions::new()) };
+        // A script's allocation past this fails as "not enough memory"
+        // instead of aborting the whole server when the allocator cannot
+        // serve it (`string.rep('x', 1e10)`).
+        lua.set_memory_limit(LUA_MEMORY_LIMIT)
+            .map_err(lua_setup_error)?;
         let sha1hex = lua
             .create_function(|_, args: MultiValue| match args.front() {
                 Some(Value::String(s)) if args.len() == 1 => Ok(sha1_hex(&s.as_bytes())),
@@ -852,7 +860,17 @@ struct CallError {
 /// The reply to a script that raised an error: the error and where.
 fn script_error(v: &Value, sha: &str) -> ScriptError {
     let Value::Table(t) = v else {
-        return ScriptError::new(format!("ERR unknown error script: {sha}"));
+        // Not through the error handler: Lua calls none for a memory error
+        // ("not enough memory"). Redis' words for it, its newline a space.
+        let msg = match v {
+            Value::String(s) => String::from_utf8_lossy(&s.as_bytes()).into_owned(),
+            _ => "execution failure".into(),
+        };
+        let msg: String = msg.chars().take(100).collect();
+        return ScriptError::new(format!(
+            "ERR Error running script {sha}, {} ",
+            one_line(&msg)
+        ));
     };
     let counted = t
         .raw_get::<Option<bool>>("counted")

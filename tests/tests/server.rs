@@ -953,6 +953,32 @@ fn a_runaway_read_only_script_is_stopped() {
     );
 }
 
+/// A script's Lua values are capped (1 GiB): one that grows past it gets an
+/// error instead of aborting the whole server when the allocator cannot
+/// serve it, and the Lua state goes on working.
+#[test]
+fn a_script_past_its_memory_limit_fails_alone() {
+    let server = MemlogServer::start(&[]).expect("server");
+    let mut c = RawConn::connect(server.port).expect("connect");
+    for script in [
+        "return ('x'):rep(1e10)",
+        "local t = {} for i = 1, 1e9 do t[i] = i end return #t",
+    ] {
+        let sha = text(&c.call(&["SCRIPT", "LOAD", script]).expect("load"));
+        assert_eq!(
+            c.call(&["EVALSHA", &sha, "0"]).expect("eval"),
+            RespValue::Error(format!(
+                "ERR Error running script {sha}, not enough memory "
+            ))
+        );
+    }
+    assert_eq!(
+        c.call(&["EVAL", "return ('x'):rep(1000):len()", "0"])
+            .expect("eval"),
+        RespValue::Int(1000)
+    );
+}
+
 /// `min-replicas-to-write` on a primary without replicas refuses writes
 /// (-NOREPLICAS), scripts that may write included, as Redis does.
 #[test]
