@@ -155,6 +155,16 @@ fn pubsub_framing_resp2() {
          PUNSUBSCRIBE
          UNSUBSCRIBE",
     );
+    // Inside MULTI they subscribe at EXEC, confirmed in its reply.
+    d.script(
+        "MULTI
+         SUBSCRIBE m1
+         PSUBSCRIBE mp*
+         EXEC
+         PING
+         UNSUBSCRIBE
+         PUNSUBSCRIBE",
+    );
 }
 
 #[test]
