@@ -885,16 +885,22 @@ impl Engine {
         top_level: bool,
     ) -> Dispatched {
         let Some(spec) = command::lookup(&argv[0]) else {
-            let mut msg = format!(
-                "ERR unknown command '{}', with args beginning with: ",
-                truncate_lossy(&argv[0], 128)
-            );
+            // As Redis: each argument cut to what is left of 128 bytes.
+            let mut args = Vec::new();
             for a in argv.iter().skip(1) {
-                if msg.len() >= 256 {
+                if args.len() >= 128 {
                     break;
                 }
-                msg.push_str(&format!("'{}' ", truncate_lossy(a, 128)));
+                let room = 128 - args.len();
+                args.push(b'\'');
+                args.extend_from_slice(&a[..a.len().min(room)]);
+                args.extend_from_slice(b"' ");
             }
+            let msg = format!(
+                "ERR unknown command '{}', with args beginning with: {}",
+                truncate_lossy(&argv[0], 128),
+                String::from_utf8_lossy(&args)
+            );
             self.reject(client, out, None, &msg);
             return Dispatched::Done;
         };

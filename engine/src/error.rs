@@ -42,6 +42,15 @@ pub enum CmdError {
 }
 
 impl CmdError {
+    /// Redis' unknown-subcommand error, with the name cut at 128 bytes as
+    /// Redis' `%.128s` cuts it.
+    pub fn unknown_subcommand(cmd: &str, sub: &[u8]) -> Self {
+        CmdError::UnknownSubcommand {
+            cmd: cmd.to_ascii_uppercase(),
+            sub: String::from_utf8_lossy(&sub[..sub.len().min(128)]).into_owned(),
+        }
+    }
+
     /// An `ERR`-coded error.
     pub fn err(msg: impl AsRef<str>) -> Self {
         CmdError::Other(format!("ERR {}", msg.as_ref()))

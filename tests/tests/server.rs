@@ -751,6 +751,16 @@ fn misc_server_commands() {
          MEMORY FOO
          MEMORY DOCTOR
          MEMORY PURGE
+         PUBSUB NUMPAT x
+         PUBSUB HELP x
+         PUBSUB CHANNELS a b
+         PUBSUB SHARDCHANNELS a b
+         PUBSUB NOSUCH
+         CLIENT UNBLOCK a b c d
+         CLIENT UNBLOCK a b
+         CLIENT UNBLOCK a
+         NOSUCHCOMMAND aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa bbbbbbbbbbbbbbbbbbbbbbbbbbbbbb cccccccccccccccccccccccccccccc dddddddddddddddddddddddddddddd eeeeeeeeeeeeeeeeeeeeeeeeeeeeee ffffffffffffffffffffffffffffff
+         OBJECT xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx
          SLOWLOG RESET
          SLOWLOG LEN
          SLOWLOG GET

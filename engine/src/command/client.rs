@@ -255,7 +255,7 @@ fn client(e: &mut Engine, me: &mut ClientState, args: &[Bytes], out: &mut ReplyB
         }
         "kill" => return client_kill(e, me, args, out),
         "unblock" => {
-            let id = crate::numbers::parse_i64(&args[2]).ok_or(CmdError::NotInteger)?;
+            // Redis' order: the argument count, the reason, then the id.
             let with_error = match args.len() {
                 3 => false,
                 4 if arg_is(3, "TIMEOUT") => false,
@@ -265,8 +265,13 @@ fn client(e: &mut Engine, me: &mut ClientState, args: &[Bytes], out: &mut ReplyB
                         "CLIENT UNBLOCK reason should be TIMEOUT or ERROR",
                     ))
                 }
-                _ => return Err(CmdError::Syntax),
+                _ => {
+                    return Err(crate::command::server::subcommand_syntax_error(
+                        args, "client",
+                    ))
+                }
             };
+            let id = crate::numbers::parse_i64(&args[2]).ok_or(CmdError::NotInteger)?;
             let ok = id > 0 && id as u64 != me.id && e.unblock_client(id as u64, with_error);
             out.int(ok as i64);
         }

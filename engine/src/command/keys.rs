@@ -652,12 +652,7 @@ fn object(ctx: &mut Ctx) -> CmdResult {
     let want = match sub.as_str() {
         "HELP" => 2,
         "ENCODING" | "REFCOUNT" | "IDLETIME" | "FREQ" => 3,
-        _ => {
-            return Err(CmdError::UnknownSubcommand {
-                cmd: "OBJECT".into(),
-                sub: String::from_utf8_lossy(ctx.arg(1)).into_owned(),
-            })
-        }
+        _ => return Err(CmdError::unknown_subcommand("OBJECT", ctx.arg(1))),
     };
     if ctx.argc() != want {
         return Err(CmdError::WrongArity(format!(

@@ -213,12 +213,20 @@ fn pubsub(ctx: &mut Ctx) -> CmdResult {
                 ctx.out.simple(l);
             }
         }
-        _ => {
-            return Err(CmdError::UnknownSubcommand {
-                cmd: "PUBSUB".into(),
-                sub: String::from_utf8_lossy(ctx.arg(1)).into_owned(),
-            })
+        // Known, with the wrong number of arguments: NUMPAT and HELP by
+        // their fixed arity, the pattern ones by PUBSUB's own check.
+        ("NUMPAT" | "HELP", _) => {
+            return Err(CmdError::WrongArity(format!(
+                "pubsub|{}",
+                sub.to_ascii_lowercase()
+            )))
         }
+        ("CHANNELS" | "SHARDCHANNELS", _) => {
+            return Err(crate::command::server::subcommand_syntax_error(
+                ctx.args, "pubsub",
+            ))
+        }
+        _ => return Err(CmdError::unknown_subcommand("PUBSUB", ctx.arg(1))),
     }
     Ok(())
 }

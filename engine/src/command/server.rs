@@ -154,10 +154,7 @@ pub fn subcommand(
 ) -> Result<&'static str, CmdError> {
     let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
     let Some(&(name, arity)) = table.iter().find(|(n, _)| *n == sub) else {
-        return Err(CmdError::UnknownSubcommand {
-            cmd: cmd.to_ascii_uppercase(),
-            sub: String::from_utf8_lossy(&args[1]).into_owned(),
-        });
+        return Err(CmdError::unknown_subcommand(cmd, &args[1]));
     };
     let argc = args.len();
     let ok = if arity >= 0 {
