@@ -58,7 +58,15 @@ local function err_handler(err)
     local pending = rawget(redis, '__pending_error')
     local msg, counted = nil, nil
     if pending then msg, counted = pending() end
-    if msg then err = {err = msg, counted = counted} end
+    if msg then
+      err = {err = msg, counted = counted}
+    else
+      -- Raised by another Rust function (redis.setresp, sha1hex, ...):
+      -- its message alone, as Redis raises {err = 'ERR ' .. message}.
+      local s = tostring(err)
+      s = s:match('^runtime error: (.-)\nstack traceback') or s:match('^runtime error: (.*)$') or s
+      err = {err = 'ERR ' .. s}
+    end
   end
   if type(err) ~= 'table' then
     err = {err = 'ERR ' .. tostring(err)}
@@ -115,23 +123,37 @@ redis.REDIS_VERSION = '7.0.15'
 redis.REDIS_VERSION_NUM = 0x07000f
 redis.sha1hex = sha1hex
 -- "-CODE message" or "message" (code ERR), as Redis reads an error.
-redis.error_reply = function(e)
-  if type(e) ~= 'string' then error('wrong number or type of arguments', 2) end
+-- Bad arguments make them *return* an error (Redis' luaPushError without
+-- luaError): the script goes on unless it returns that.
+local bad_reply_args = {err = 'ERR wrong number or type of arguments'}
+redis.error_reply = function(...)
+  local e = ...
+  if select('#', ...) ~= 1 or type(e) ~= 'string' then return bad_reply_args end
   if e:sub(1, 1) == '-' then e = e:sub(2) end
-  if e == '' then return {err = 'ERR'} end
   if not e:find(' ', 1, true) then return {err = 'ERR ' .. e} end
   return {err = e}
 end
-redis.status_reply = function(s)
-  if type(s) ~= 'string' then error('wrong number or type of arguments', 2) end
+redis.status_reply = function(...)
+  local s = ...
+  if select('#', ...) ~= 1 or type(s) ~= 'string' then return bad_reply_args end
   return {ok = s}
 end
-redis.log = function(level, ...)
-  if type(level) ~= 'number' then error('First argument must be a number (log level).', 2) end
-  if select('#', ...) == 0 then error('redis.log() requires two arguments or more.', 2) end
+redis.log = function(...)
+  if select('#', ...) < 2 then error({err = 'ERR redis.log() requires two arguments or more.'}) end
+  local level = tonumber((...))
+  if level == nil then error({err = 'ERR First argument must be a number (log level).'}) end
+  if level < 0 or level > 3 then error({err = 'ERR Invalid debug level.'}) end
 end
 redis.replicate_commands = function() return true end
-redis.set_repl = function(flags) end
+redis.set_repl = function(...)
+  if select('#', ...) ~= 1 then error({err = 'ERR redis.set_repl() requires two arguments.'}) end
+  local flags = tonumber((...)) or 0
+  -- C's (int) cast: toward zero.
+  if flags >= 0 then flags = math.floor(flags) else flags = math.ceil(flags) end
+  if flags ~= 0 and flags ~= 1 and flags ~= 2 and flags ~= 3 then
+    error({err = 'ERR Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.'})
+  end
+end
 redis.breakpoint = function() return false end
 redis.debug = function(...) end
 
@@ -781,12 +803,20 @@ pub(crate) fn execute(
                 .map(|e| (e.msg, e.counted))
                 .unzip())
         })?;
-        let setresp = scope.create_function(|_, v: Value| {
-            let n = match v {
-                Value::Integer(i) => i as f64,
-                Value::Number(n) => n,
+        let setresp = scope.create_function(|_, args: MultiValue| {
+            if args.len() != 1 {
+                return Err(mlua::Error::RuntimeError(
+                    "redis.setresp() requires one argument.".into(),
+                ));
+            }
+            // lua_tonumber: numeric strings count, anything else is 0.
+            let n = match args.front() {
+                Some(Value::Integer(i)) => *i as f64,
+                Some(Value::Number(n)) => *n,
+                Some(Value::String(s)) => crate::numbers::parse_f64(&s.as_bytes()).unwrap_or(0.0),
                 _ => 0.0,
             };
+            let n = n.trunc();
             if n != 2.0 && n != 3.0 {
                 return Err(mlua::Error::RuntimeError(
                     "RESP version must be 2 or 3.".into(),
