@@ -341,9 +341,13 @@ impl Config {
         let lname = canonical(name);
         // Also fixed at startup: how many databases, how many IO threads,
         // and where the server listens (Redis moves its listener; memlog
-        // does not, and said OK while it kept listening where it was).
+        // does not, and said OK while it kept listening where it was: only
+        // the value it has is taken, as a no-op).
+        let moves_listener = matches!(lname.as_str(), "port" | "bind")
+            && self.get(&lname).is_none_or(|v| v != value);
         if IMMUTABLE.iter().any(|(n, _)| *n == lname)
-            || matches!(lname.as_str(), "databases" | "io-threads" | "port" | "bind")
+            || moves_listener
+            || matches!(lname.as_str(), "databases" | "io-threads")
         {
             return Err(ConfigError::Invalid(
                 name.to_string(),
