@@ -312,13 +312,21 @@ impl Ctx<'_> {
 
     /// Parses a blocking timeout in seconds (fractions allowed; 0 = forever).
     pub fn timeout_arg(&self, i: usize) -> Result<Option<Duration>, CmdError> {
-        let t = crate::numbers::parse_f64(&self.args[i]).ok_or(CmdError::BadTimeout)?;
-        // Redis: `(long long)(seconds * 1000)`; a value out of the range of
-        // long long (inf included) converts to LLONG_MIN on x86, so it is
-        // "negative". Fractions of a millisecond truncate (0.0001 and
-        // -0.0001 both mean 0: block forever).
-        let ms = t * 1000.0;
-        let ms = if (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&ms) {
+        let text = &self.args[i];
+        let t = crate::numbers::parse_f64(text).ok_or(CmdError::BadTimeout)?;
+        // Redis 7.0: `(long long) ceill(seconds * 1000)` on a long double; a
+        // value out of the range of long long (inf included) converts to
+        // LLONG_MIN on x86, so it is "negative". Fractions of a millisecond
+        // round up (0.0001 waits 1 ms, -0.0001 is 0: block forever), even
+        // one too small for an f64 (1e-400), which a long double holds.
+        let mantissa = text.split(|&b| b == b'e' || b == b'E').next();
+        let tiny = t == 0.0
+            && !text.starts_with(b"-")
+            && mantissa.is_some_and(|m| m.iter().any(|b| (b'1'..=b'9').contains(b)));
+        let ms = (t * 1000.0).ceil();
+        let ms = if tiny {
+            1
+        } else if (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&ms) {
             ms as i64
         } else {
             i64::MIN

@@ -410,6 +410,16 @@ fn blocking_commands_without_blocking() {
          BLPOP empty \" 1\"
          EXEC",
     );
+    // Outside it, a timeout under a millisecond rounds up to one (it
+    // truncated to 0, which blocked forever), even one too small for a
+    // double.
+    d.script(
+        "BLPOP empty 0.0005
+         BLPOP empty 1e-400
+         BLMPOP 0.0001 1 empty LEFT
+         BLMOVE empty d LEFT LEFT 0.0001
+         BZPOPMIN emptyz 0.0001",
+    );
 }
 
 #[test]
