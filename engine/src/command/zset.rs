@@ -1372,12 +1372,12 @@ fn zsetop_generic(
         ctx.out.int(cardinality);
         return Ok(());
     }
-    let mut z = ZSet::default();
-    for (m, s) in &result {
-        z.insert(m, *s);
-    }
     match dst {
         Some(dst) => {
+            let mut z = ZSet::default();
+            for (m, s) in &result {
+                z.insert(m, *s);
+            }
             let event = match op {
                 SetOp::Union => "zunionstore",
                 SetOp::Inter => "zinterstore",
@@ -1386,7 +1386,16 @@ fn zsetop_generic(
             store_result(ctx, dst, z, event);
         }
         None => {
-            let v: Vec<(&[u8], f64)> = z.iter().collect();
+            // In score order, then member order, as a sorted set keeps
+            // them, but with the scores as computed: a -0 (a weight of -1
+            // on 0) is shown as Redis shows it.
+            let mut v: Vec<(&[u8], f64)> = result.iter().map(|(m, s)| (&m[..], *s)).collect();
+            // (-0 and 0 tie, as in the skiplist; no score here is NaN.)
+            v.sort_by(|a, b| {
+                a.1.partial_cmp(&b.1)
+                    .unwrap_or(std::cmp::Ordering::Equal)
+                    .then_with(|| a.0.cmp(b.0))
+            });
             emit(ctx.out, v.into_iter(), withscores);
         }
     }
