@@ -137,11 +137,16 @@ impl RaftInternal for RaftRpcService {
             },
             Err(e) => Err(e),
         };
-        // On every way out (this one, a refusal, this task cancelled when
-        // the connection goes) `data` removes its file when dropped.
+        // Removed before answering on the ways out this task sees; `data`
+        // removes it when dropped on the others (this task cancelled when
+        // its connection goes), in the background.
         if let Err(e) = received {
+            if let Some(p) = data.take_path() {
+                let _ = tokio::fs::remove_file(p).await;
+            }
             return Err(Status::aborted(format!("receiving snapshot: {e}")));
         }
+        let received = data.path().map(std::path::Path::to_path_buf);
         let installed = self
             .raft
             .install_full_snapshot(
@@ -152,6 +157,12 @@ impl RaftInternal for RaftRpcService {
                 },
             )
             .await;
+        // openraft answers once the snapshot is installed (which moved the
+        // file in place) or skipped (one not newer than this node's state,
+        // or from a stale leader: the file is still there).
+        if let Some(p) = received {
+            let _ = tokio::fs::remove_file(p).await;
+        }
         let resp = installed.map_err(fatal)?;
         Ok(Response::new(ok_reply(&resp)?))
     }
