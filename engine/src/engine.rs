@@ -640,6 +640,12 @@ impl Engine {
                 self.srv.pubsub.punsubscribe(id, p);
             }
             self.ks.unwatch_all(id, &c.watched);
+        } else {
+            // Its state was out of the map, being run, when a command
+            // panicked (`guarded`): its subscriptions and WATCHes are found
+            // by its id.
+            self.srv.pubsub.forget(id);
+            self.ks.forget_watcher(id);
         }
     }
 
@@ -1335,11 +1341,22 @@ impl Engine {
                 );
                 self.ks.effects.abandon_record();
                 self.ks.applying = false;
+                // Nothing the thrown-away command did may act later: wake a
+                // blocked client, or tell subscribers of a change.
+                self.ks.ready_keys.clear();
+                self.ks.pending_events.clear();
+                self.srv.serving_key = None;
+                self.srv.script_oom = false;
+                self.cmd_barrier = 0;
+                // Only a serving server rebuilds: one fenced stays fenced,
+                // one already recovering rebuilds from the log anyway.
                 if let Some(g) = self.srv.gate.as_mut() {
-                    g.state = crate::durable::GateState::Recovering;
-                    if let Some(rebuilds) = &self.srv.rebuild_requests {
-                        let (reply, _) = oneshot::channel();
-                        let _ = rebuilds.send(reply);
+                    if g.state == crate::durable::GateState::Serving {
+                        g.state = crate::durable::GateState::Recovering;
+                        if let Some(rebuilds) = &self.srv.rebuild_requests {
+                            let (reply, _) = oneshot::channel();
+                            let _ = rebuilds.send(reply);
+                        }
                     }
                 }
                 None

@@ -50,6 +50,17 @@ impl PubSub {
         }
     }
 
+    /// Drops every subscription of `client`, looking through all of them
+    /// (for a client whose own list was lost to a panic).
+    pub fn forget(&mut self, client: ClientId) {
+        for subs in [&mut self.channels, &mut self.patterns] {
+            subs.retain(|_, s| {
+                s.swap_remove(&client);
+                !s.is_empty()
+            });
+        }
+    }
+
     /// Delivers `payload` on `channel`; returns the number of receivers.
     /// `current` is the publishing client, which is not in `clients` while
     /// it executes.

@@ -844,18 +844,42 @@ fn a_panicking_command_loses_nothing_after_it() {
         c.call(&["DEBUG", "SLEEP", "1e20"]).unwrap(),
         RespValue::Simple("OK".into())
     );
+    // A blocked client must not be served what the panicking transaction
+    // pushed, even by a command that passes the closed gate (QUIT).
+    let mut blocked = RawConn::connect(server.port).expect("connect");
+    blocked.send(&["BLPOP", "q", "0"]).unwrap();
     let mut p = RawConn::connect(server.port).expect("connect");
+    p.call(&["SUBSCRIBE", "news"]).unwrap();
+    p.call(&["UNSUBSCRIBE"]).unwrap();
+    p.call(&["HELLO", "3"]).unwrap();
+    p.call(&["SUBSCRIBE", "news"]).unwrap();
     for cmd in [
         &["MULTI"][..],
         &["SET", "in-multi", "1"],
+        &["LPUSH", "q", "lost"],
         &["DEBUG", "PANIC"],
         &["SET", "also-in-multi", "2"],
     ] {
         p.call(cmd).unwrap();
     }
     assert!(p.call(&["EXEC"]).is_err(), "the panicking client stays");
+    let mut q = RawConn::connect(server.port).expect("connect");
+    let _ = q.call(&["QUIT"]);
     // Rebuilt from the log: the transaction's first SET is gone.
     call_until_ok(&mut c, &["SET", "after", "1"]);
+    // Its subscription went with it.
+    assert_eq!(
+        c.call(&["PUBLISH", "news", "m"]).unwrap(),
+        RespValue::Int(0)
+    );
+    c.call(&["RPUSH", "q", "kept"]).unwrap();
+    assert_eq!(
+        blocked.read().unwrap(),
+        RespValue::Array(vec![
+            RespValue::Bulk(b"q".to_vec()),
+            RespValue::Bulk(b"kept".to_vec())
+        ])
+    );
     for (key, want) in [
         ("before", RespValue::Bulk(b"1".to_vec())),
         ("in-multi", RespValue::Null),

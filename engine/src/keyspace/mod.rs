@@ -447,6 +447,16 @@ impl Keyspace {
         }
     }
 
+    /// Drops every WATCH of `client`, looking through all of them (for a
+    /// client whose own list was lost to a panic).
+    pub fn forget_watcher(&mut self, client: ClientId) {
+        self.watched.retain(|_, list| {
+            list.retain(|w| w.client != client);
+            !list.is_empty()
+        });
+        self.dirty_cas.remove(&client);
+    }
+
     pub fn unwatch_all(&mut self, client: ClientId, keys: &[(usize, Elem)]) {
         for k in keys {
             if let Some(list) = self.watched.get_mut(k) {
