@@ -45,6 +45,24 @@ local raw_pcall, raw_xpcall = pcall, xpcall
 
 local redis = {}
 
+-- What a script that catches an error redis.call raised sees: Redis 7
+-- raises {err = message} (here the error is a Rust value, and the message
+-- waits on the Rust side for the reply, should nothing catch it), and its
+-- pcall gives the message of such a table, as older versions raised it.
+local function caught(err)
+  if type(err) == 'userdata' then
+    local pending = rawget(redis, '__pending_error')
+    local msg = nil
+    if pending then msg = pending() end
+    if msg then return {err = msg} end
+    -- Raised by another Rust helper (sha1hex, setresp, bit, ...): Redis'
+    -- C helpers raise {err = 'ERR ' .. message}.
+    local s = tostring(err)
+    s = s:match('^runtime error: (.-)\nstack traceback') or s:match('^runtime error: (.*)$') or s
+    return {err = 'ERR ' .. s}
+  end
+  return err
+end
 local function err_handler(err)
   local at = nil
   for level = 2, 64 do
@@ -61,11 +79,7 @@ local function err_handler(err)
     if msg then
       err = {err = msg, counted = counted}
     else
-      -- Raised by another Rust function (redis.setresp, sha1hex, ...):
-      -- its message alone, as Redis raises {err = 'ERR ' .. message}.
-      local s = tostring(err)
-      s = s:match('^runtime error: (.-)\nstack traceback') or s:match('^runtime error: (.*)$') or s
-      err = {err = 'ERR ' .. s}
+      err = caught(err)
     end
   end
   if type(err) ~= 'table' then
@@ -82,24 +96,13 @@ local function run(f)
   return raw_xpcall(f, err_handler)
 end
 
--- What a script that catches an error redis.call raised sees: Redis 7
--- raises {err = message} (here the error is a Rust value, and the message
--- waits on the Rust side for the reply, should nothing catch it), and its
--- pcall gives the message of such a table, as older versions raised it.
-local function caught(err)
-  if type(err) == 'userdata' then
-    local pending = rawget(redis, '__pending_error')
-    local msg = nil
-    if pending then msg = pending() end
-    if msg then return {err = msg} end
-  end
-  return err
-end
 local function pcall_result(ok, ...)
   if ok then return ok, ... end
   local err = caught((...))
-  if type(err) == 'table' and type(rawget(err, 'err')) == 'string' then
-    err = rawget(err, 'err')
+  -- lua_isstring: a number counts too.
+  if type(err) == 'table' then
+    local e = rawget(err, 'err')
+    if type(e) == 'string' or type(e) == 'number' then err = e end
   end
   return ok, err
 end
@@ -125,17 +128,17 @@ redis.sha1hex = sha1hex
 -- "-CODE message" or "message" (code ERR), as Redis reads an error.
 -- Bad arguments make them *return* an error (Redis' luaPushError without
 -- luaError): the script goes on unless it returns that.
-local bad_reply_args = {err = 'ERR wrong number or type of arguments'}
+local function bad_reply_args() return {err = 'ERR wrong number or type of arguments'} end
 redis.error_reply = function(...)
   local e = ...
-  if select('#', ...) ~= 1 or type(e) ~= 'string' then return bad_reply_args end
+  if select('#', ...) ~= 1 or type(e) ~= 'string' then return bad_reply_args() end
   if e:sub(1, 1) == '-' then e = e:sub(2) end
   if not e:find(' ', 1, true) then return {err = 'ERR ' .. e} end
   return {err = e}
 end
 redis.status_reply = function(...)
   local s = ...
-  if select('#', ...) ~= 1 or type(s) ~= 'string' then return bad_reply_args end
+  if select('#', ...) ~= 1 or type(s) ~= 'string' then return bad_reply_args() end
   return {ok = s}
 end
 redis.log = function(...)
@@ -391,6 +394,44 @@ impl std::fmt::Debug for Scripting {
         f.debug_struct("Scripting")
             .field("scripts", &self.scripts.len())
             .finish()
+    }
+}
+
+thread_local! {
+    /// The panic of a command a script ran, until the script's caller
+    /// resumes it (see `execute`).
+    static PANICKED: RefCell<Option<Box<dyn std::any::Any + Send>>> = const { RefCell::new(None) };
+}
+
+const PANICKED_ERROR: &str = "a command the script ran panicked";
+
+/// Resumes the panic of a command the last script ran, if one did: called
+/// once the Lua state and libraries are back in the engine.
+pub(crate) fn resume_panic() {
+    if let Some(payload) = PANICKED.with(|p| p.borrow_mut().take()) {
+        std::panic::resume_unwind(payload);
+    }
+}
+
+/// Runs `f` with the part of the engine `part` names taken out of it (the
+/// Lua state, the libraries: a script's commands need the rest of the
+/// engine), and puts it back even if `f` panics, before going on with the
+/// panic (see [`resume_panic`]): a panic lost the script cache or every
+/// function library.
+pub(crate) fn with_part_taken<S: Default, T>(
+    engine: &mut Engine,
+    part: fn(&mut Engine) -> &mut S,
+    f: impl FnOnce(&mut S, &mut Engine) -> T,
+) -> T {
+    let mut taken = std::mem::take(part(engine));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut taken, engine)));
+    *part(engine) = taken;
+    match r {
+        Ok(v) => {
+            resume_panic();
+            v
+        }
+        Err(payload) => std::panic::resume_unwind(payload),
     }
 }
 
@@ -657,10 +698,11 @@ pub fn run(
 ) -> Result<(), ScriptError> {
     // The Lua state lives in the engine; the script's commands need the
     // rest of the engine, so the state is taken out while it runs.
-    let mut scripting = std::mem::take(&mut engine.srv.scripting);
-    let r = run_with(&mut scripting, engine, client, inv, out);
-    engine.srv.scripting = scripting;
-    r
+    with_part_taken(
+        engine,
+        |e| &mut e.srv.scripting,
+        |scripting, engine| run_with(scripting, engine, client, inv, out),
+    )
 }
 
 fn run_with(
@@ -760,7 +802,26 @@ pub(crate) fn execute(
     let command = |lua: &Lua, args: MultiValue| -> Result<Value, CallError> {
         let mut st = state.borrow_mut();
         let (engine, sc) = &mut *st;
-        script_call(engine, sc, lua, args, read_only, &wrote)
+        // A command that panics must reach `Engine::guarded` (mlua would
+        // turn the panic into a Lua error a pcall swallows, leaving the
+        // command's record open): kept here, the script stopped at its
+        // next line, and resumed once the caller has put its state back
+        // (`resume_panic`).
+        let run =
+            std::panic::AssertUnwindSafe(|| script_call(engine, sc, lua, args, read_only, &wrote));
+        match std::panic::catch_unwind(run) {
+            Ok(r) => r,
+            Err(payload) => {
+                PANICKED.with(|p| *p.borrow_mut() = Some(payload));
+                let _ = lua.set_hook(mlua::HookTriggers::new().every_line(), |_, _| {
+                    Err(mlua::Error::RuntimeError(PANICKED_ERROR.into()))
+                });
+                Err(CallError {
+                    msg: format!("ERR {PANICKED_ERROR}"),
+                    counted: false,
+                })
+            }
+        }
     };
     let result = lua.scope(|scope| {
         let command = &command;

@@ -817,6 +817,18 @@ fn scripting_matches_redis() {
             "0",
         ],
         &["EVAL", "local ok, e = pcall(error, 'plain'); return e", "0"],
+        &["EVAL", "local ok, e = pcall(error, {err = 5}); return e", "0"],
+        &["EVAL", "local ok, e = pcall(redis.sha1hex); return e", "0"],
+        &[
+            "EVAL",
+            "return {xpcall(redis.sha1hex, function(e) return type(e) end)}",
+            "0",
+        ],
+        &[
+            "EVAL",
+            "local t = redis.error_reply(1); t.err = 'X'; return redis.error_reply(2)",
+            "0",
+        ],
         // The redis.* helpers' argument checks.
         &["EVAL", "redis.setresp(4)", "0"],
         &["EVAL", "redis.setresp()", "0"],

@@ -203,26 +203,28 @@ fn run_function(
     // The libraries live in the engine; the function's commands need the
     // rest of it, so they are taken out while it runs (FUNCTION is refused
     // inside scripts, so nothing changes them meanwhile).
-    let functions = std::mem::take(&mut e.srv.functions);
-    let r = (|| {
-        let Some((st, info)) = functions.function(&name) else {
-            return Err(ScriptError::new("ERR Function not found".into()));
-        };
-        if read_only && !info.no_writes() {
-            return Err(ScriptError::new(
-                "ERR Can not execute a script with write flag using *_ro command.".into(),
-            ));
-        }
-        let inv = Invocation {
-            name: &name,
-            keys: &args[3..3 + nkeys],
-            args: &args[3 + nkeys..],
-            read_only: read_only || info.no_writes(),
-            time_limit: limit,
-        };
-        script::execute(st, Callee::Function(info.f.clone()), e, client, inv, out)
-    })();
-    e.srv.functions = functions;
+    let r = crate::script::with_part_taken(
+        e,
+        |e| &mut e.srv.functions,
+        |functions, e| {
+            let Some((st, info)) = functions.function(&name) else {
+                return Err(ScriptError::new("ERR Function not found".into()));
+            };
+            if read_only && !info.no_writes() {
+                return Err(ScriptError::new(
+                    "ERR Can not execute a script with write flag using *_ro command.".into(),
+                ));
+            }
+            let inv = Invocation {
+                name: &name,
+                keys: &args[3..3 + nkeys],
+                args: &args[3 + nkeys..],
+                read_only: read_only || info.no_writes(),
+                time_limit: limit,
+            };
+            script::execute(st, Callee::Function(info.f.clone()), e, client, inv, out)
+        },
+    );
     // The commands the function ran recorded their own effects.
     e.ks.effects.suppress();
     r.map_err(script_error)
