@@ -349,7 +349,7 @@ fn expect_reply(s: &mut TcpStream, want: &[u8]) {
 #[test]
 fn reads_beyond_the_key_specs_wait_for_pending_changes() {
     let cluster = TxlogCluster::start().expect("cluster");
-    let server = cluster.server(&["--lease-ms", "5000"]).expect("server");
+    let server = cluster.server(&["--lease-ms", "10000"]).expect("server");
     let mut c = RawConn::connect(server.port).expect("connect");
     for (k, v) in [("moved", "1"), ("copied", "2"), ("w_1", "old")] {
         assert_eq!(

@@ -267,6 +267,19 @@ pub(crate) fn materialize(shared: &Arc<Shared>, header: &Header) -> Result<File>
     // Opened before it is renamed: a snapshot recorded meanwhile deletes
     // every file not yet named current, and the reader keeps what it opened.
     let opened = File::open(&tmp)?;
+    // A newer snapshot recorded while this one was written (builds hold the
+    // lock for reading too) already made this file stale: the reader keeps
+    // what it opened, and the file is not kept as the current one, which
+    // would have held a second copy of the state until the next build.
+    let newest = shared
+        .control
+        .get(CONTROL_DESCRIPTOR)?
+        .map(|v| bincode::deserialize::<Header>(&v))
+        .transpose()?;
+    if newest.is_some_and(|h| h.meta.last_log_id != header.meta.last_log_id) {
+        std::fs::remove_file(&tmp)?;
+        return Ok(opened);
+    }
     std::fs::rename(&tmp, &path)?;
     sync_dir(&shared.snapshot_dir)?;
     let info = SnapshotInfo {
