@@ -160,13 +160,33 @@ fn decode(long_range: Range, lat_range: Range, hash: Hash) -> Option<Area> {
     })
 }
 
+/// C's `(uint64_t)` conversion of a double as gcc compiles it for x86-64,
+/// where it is undefined (negative, NaN, too big: scores no GEO command
+/// writes, set with ZADD): one truncating conversion to a signed integer
+/// below 2^63 (out of range gives i64::MIN), and above it a conversion of
+/// `x - 2^63` with the top bit flipped. Rust's `as` saturates instead, so
+/// GEOPOS & co of such members differed from Redis.
+fn c_double_to_u64(x: f64) -> u64 {
+    const TWO_63: f64 = 9_223_372_036_854_775_808.0;
+    let cvtt = |v: f64| -> i64 {
+        if (-TWO_63..TWO_63).contains(&v) {
+            v as i64
+        } else {
+            i64::MIN
+        }
+    };
+    if x < TWO_63 {
+        cvtt(x) as u64
+    } else {
+        (cvtt(x - TWO_63) as u64) ^ (1 << 63)
+    }
+}
+
 /// The position `[longitude, latitude]` a score stands for: the centre of
 /// its box (Redis' decodeGeohash).
 pub fn decode_score(score: f64) -> [f64; 2] {
-    // C's (uint64_t) conversion of the score; Rust's saturates where C's is
-    // undefined (scores no GEO command writes).
     let hash = Hash {
-        bits: score as u64,
+        bits: c_double_to_u64(score),
         step: STEP_MAX,
     };
     let area = decode(LONG_RANGE, LAT_RANGE, hash).unwrap_or_default();

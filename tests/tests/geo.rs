@@ -28,6 +28,10 @@ const BASIC: &str = "FLUSHALL
      GEOADD Sicily NX 13.583333 37.316667 Agrigento 12.5 37.8 Marsala
      GEOADD Sicily XX CH 13.4 37.3 Agrigento 14.0 37.0 Nowhere
      GEOADD Sicily CH NX XX 1 1 a
+     ZADD odd -1 neg inf pinf -inf ninf 1e20 big 9007199254740993 b53 -1e300 tiny
+     GEOPOS odd neg pinf ninf big b53 tiny
+     GEOHASH odd neg pinf ninf big b53 tiny
+     GEODIST odd neg big
      GEOADD Sicily 1 2
      GEOADD Sicily 1 2 a 3
      GEOADD Sicily CH CH CH
