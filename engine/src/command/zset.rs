@@ -1463,13 +1463,16 @@ fn zrandmember(ctx: &mut Ctx) -> CmdResult {
         };
         let size = z.len();
         let mut rng = rand::thread_rng();
+        if l < 0 || l == 1 {
+            // Picked as they are written: a count of -20 million held a
+            // vector of them (480 MB) beside the reply itself.
+            let n = l.unsigned_abs() as usize;
+            let picks = (0..n).map(|_| z.get_index(rng.gen_range(0..size)).unwrap_or_default());
+            emit(ctx.out, picks, withscores);
+            return Ok(());
+        }
         let picks: Vec<(&[u8], f64)> = if l == 0 {
             Vec::new()
-        } else if l < 0 || l == 1 {
-            let n = l.unsigned_abs() as usize;
-            (0..n)
-                .filter_map(|_| z.get_index(rng.gen_range(0..size)))
-                .collect()
         } else if l as usize >= size {
             z.iter().collect()
         } else {
