@@ -27,6 +27,8 @@ pub enum Push {
     /// Already-encoded push bytes (subscribe confirmations while
     /// CLIENT REPLY is OFF: pushes are not replies and still go out).
     Raw(Vec<u8>),
+    /// A sharded pub/sub message (`smessage`, SPUBLISH).
+    ShardMessage { channel: Bytes, payload: Bytes },
     /// CLIENT KILL: close the connection.
     Kill,
     /// `timeout`: the client ran no command for this long. The connection
@@ -54,6 +56,7 @@ impl Push {
                 payload,
                 ..
             } => 32 + pattern.as_ref().map_or(0, |p| p.len()) + channel.len() + payload.len(),
+            Push::ShardMessage { channel, payload } => 32 + channel.len() + payload.len(),
             Push::Raw(b) => b.len(),
             Push::Kill | Push::Idle(_) => 0,
         };
@@ -98,6 +101,8 @@ pub struct ClientState {
     pub watched: Vec<(usize, Elem)>,
     pub channels: HashSet<Bytes>,
     pub patterns: HashSet<Bytes>,
+    /// SSUBSCRIBE's shard channels.
+    pub shard_channels: HashSet<Bytes>,
     pub reply_mode: ReplyMode,
     pub no_evict: bool,
     pub addr: String,
@@ -135,6 +140,7 @@ impl ClientState {
             watched: Vec::new(),
             channels: HashSet::new(),
             patterns: HashSet::new(),
+            shard_channels: HashSet::new(),
             reply_mode: ReplyMode::On,
             no_evict: false,
             addr: String::new(),
@@ -151,14 +157,20 @@ impl ClientState {
         }
     }
 
-    /// Number of channel and pattern subscriptions.
+    /// Number of channel and pattern subscriptions (what (P)SUBSCRIBE's
+    /// confirmations count; shard channels are counted apart).
     pub fn subscription_count(&self) -> usize {
         self.channels.len() + self.patterns.len()
     }
 
-    /// In RESP2, a subscribed client may only run (P)SUBSCRIBE & co.
+    /// Whether it subscribes to anything, shard channels included.
+    pub fn subscribes(&self) -> bool {
+        self.subscription_count() + self.shard_channels.len() > 0
+    }
+
+    /// In RESP2, a subscribed client may only run (P|S)SUBSCRIBE & co.
     pub fn in_pubsub_mode(&self) -> bool {
-        !self.resp3 && self.subscription_count() > 0
+        !self.resp3 && self.subscribes()
     }
 
     /// Sends a push to the connection; false if it is gone, or past its

@@ -77,6 +77,13 @@ fn encode_push(out: &mut ReplyBuf, p: Push) -> bool {
             out.bulk(&payload);
             true
         }
+        Push::ShardMessage { channel, payload } => {
+            out.push(3);
+            out.bulk(b"smessage");
+            out.bulk(&channel);
+            out.bulk(&payload);
+            true
+        }
         Push::Raw(bytes) => {
             out.raw(&bytes);
             true

@@ -639,6 +639,9 @@ impl Engine {
             for p in &c.patterns {
                 self.srv.pubsub.punsubscribe(id, p);
             }
+            for ch in &c.shard_channels {
+                self.srv.pubsub.sunsubscribe(id, ch);
+            }
             self.ks.unwatch_all(id, &c.watched);
         } else {
             // Its state was out of the map, being run, when a command
@@ -928,9 +931,13 @@ impl Engine {
             return Dispatched::Done;
         }
         if client.in_pubsub_mode() && spec.flags & flags::PUBSUB_CONTEXT == 0 {
+            // Redis names a known subcommand too (`pubsub|numsub`).
+            let name = match spec.subcommand_of(argv) {
+                Some(s) => format!("{}|{s}", spec.name),
+                None => spec.name.to_string(),
+            };
             let msg = format!(
-                "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
-                spec.name
+                "ERR Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
             );
             self.reject(client, out, Some(spec), &msg);
             return Dispatched::Done;
@@ -1382,7 +1389,7 @@ impl Engine {
         for c in self.clients.values() {
             if now - c.last_cmd_ms > secs.saturating_mul(1000)
                 && c.blocked_on.is_none()
-                && c.subscription_count() == 0
+                && !c.subscribes()
                 && !c.monitor
                 && !self.srv.pause.held.contains(&c.id)
             {

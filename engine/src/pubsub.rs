@@ -15,6 +15,8 @@ use crate::keyspace::{ClientId, Set};
 pub struct PubSub {
     pub channels: HashMap<Bytes, Set<ClientId>>,
     pub patterns: HashMap<Bytes, Set<ClientId>>,
+    /// SSUBSCRIBE's shard channels (a namespace of their own).
+    pub shard: HashMap<Bytes, Set<ClientId>>,
 }
 
 impl PubSub {
@@ -32,6 +34,48 @@ impl PubSub {
                 self.channels.remove(channel);
             }
         }
+    }
+
+    pub fn ssubscribe(&mut self, client: ClientId, channel: &Bytes) {
+        self.shard
+            .entry(channel.clone())
+            .or_default()
+            .insert(client);
+    }
+
+    pub fn sunsubscribe(&mut self, client: ClientId, channel: &Bytes) {
+        if let Some(s) = self.shard.get_mut(channel) {
+            s.swap_remove(&client);
+            if s.is_empty() {
+                self.shard.remove(channel);
+            }
+        }
+    }
+
+    /// SPUBLISH: delivers `payload` to the shard channel's subscribers;
+    /// returns how many.
+    pub fn spublish(
+        &self,
+        channel: &Bytes,
+        payload: &Bytes,
+        clients: &HashMap<ClientId, ClientState>,
+        current: &ClientState,
+    ) -> usize {
+        let Some(subs) = self.shard.get(channel) else {
+            return 0;
+        };
+        for id in subs {
+            let p = Push::ShardMessage {
+                channel: channel.clone(),
+                payload: payload.clone(),
+            };
+            if current.id == *id {
+                current.push(p);
+            } else if let Some(c) = clients.get(id) {
+                c.push(p);
+            }
+        }
+        subs.len()
     }
 
     pub fn psubscribe(&mut self, client: ClientId, pattern: &Bytes) {
@@ -53,7 +97,7 @@ impl PubSub {
     /// Drops every subscription of `client`, looking through all of them
     /// (for a client whose own list was lost to a panic).
     pub fn forget(&mut self, client: ClientId) {
-        for subs in [&mut self.channels, &mut self.patterns] {
+        for subs in [&mut self.channels, &mut self.patterns, &mut self.shard] {
             subs.retain(|_, s| {
                 s.swap_remove(&client);
                 !s.is_empty()

@@ -355,7 +355,7 @@ impl Tracking {
         let mut m = Vec::new();
         if target.resp3 {
             m.extend_from_slice(b">2\r\n$10\r\ninvalidate\r\n");
-        } else if t.redirect != 0 && target.subscription_count() > 0 {
+        } else if t.redirect != 0 && target.subscribes() {
             m.extend_from_slice(b"*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n");
         } else {
             // A RESP2 connection gets nothing unless it is redirected to.

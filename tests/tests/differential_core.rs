@@ -155,6 +155,28 @@ fn pubsub_framing_resp2() {
          PUNSUBSCRIBE
          UNSUBSCRIBE",
     );
+    // Shard channels: counted apart, a namespace of their own; refused
+    // inside EXEC.
+    d.script(
+        "SSUBSCRIBE s1 s2
+         SSUBSCRIBE s1
+         SUBSCRIBE c1
+         PING
+         GET x
+         PUBSUB SHARDNUMSUB s1 s2 s3
+         SUNSUBSCRIBE s1
+         SUNSUBSCRIBE
+         UNSUBSCRIBE
+         SUNSUBSCRIBE
+         SPUBLISH s1 m
+         PUBSUB SHARDCHANNELS
+         MULTI
+         SSUBSCRIBE s3
+         EXEC
+         COMMAND GETKEYS SSUBSCRIBE a b
+         COMMAND GETKEYS SPUBLISH a m
+         PUBSUB NUMSUB",
+    );
     // Inside MULTI they subscribe at EXEC, confirmed in its reply.
     d.script(
         "MULTI
@@ -197,6 +219,57 @@ fn publish_reaches_subscribers() {
             RespValue::Bulk(b"hi".to_vec()),
         ])
     );
+}
+
+/// SPUBLISH reaches the shard channel's subscribers (`smessage`), and
+/// only them: a plain subscriber of the same name is another namespace.
+#[test]
+fn spublish_reaches_shard_subscribers() {
+    let d = Differential::start().expect("servers start");
+    for port in [d.memlog.port, d.redis.port] {
+        let mut shard = RawConn::connect(port).unwrap();
+        let mut plain = RawConn::connect(port).unwrap();
+        let mut publisher = RawConn::connect(port).unwrap();
+        shard.call(&["SSUBSCRIBE", "orders"]).unwrap();
+        plain.call(&["SUBSCRIBE", "orders"]).unwrap();
+        assert_eq!(
+            publisher.call(&["SPUBLISH", "orders", "o1"]).unwrap(),
+            RespValue::Int(1),
+            "port {port}"
+        );
+        assert_eq!(
+            shard.read().unwrap(),
+            RespValue::Array(vec![
+                RespValue::Bulk(b"smessage".to_vec()),
+                RespValue::Bulk(b"orders".to_vec()),
+                RespValue::Bulk(b"o1".to_vec()),
+            ]),
+            "port {port}"
+        );
+        // The plain subscriber got nothing: the next thing it reads is
+        // the PUBLISH below.
+        assert_eq!(
+            publisher.call(&["PUBLISH", "orders", "p1"]).unwrap(),
+            RespValue::Int(1)
+        );
+        assert_eq!(
+            plain.read().unwrap(),
+            RespValue::Array(vec![
+                RespValue::Bulk(b"message".to_vec()),
+                RespValue::Bulk(b"orders".to_vec()),
+                RespValue::Bulk(b"p1".to_vec()),
+            ]),
+            "port {port}"
+        );
+        assert_eq!(
+            publisher
+                .call(&["PUBSUB", "SHARDNUMSUB", "orders"])
+                .unwrap(),
+            RespValue::Array(vec![RespValue::Bulk(b"orders".to_vec()), RespValue::Int(1)])
+        );
+        drop(shard);
+        drop(plain);
+    }
 }
 
 /// A client that closes its connection is gone for commands that other

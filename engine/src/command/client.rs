@@ -77,7 +77,7 @@ fn parse_type(b: &[u8]) -> Result<ClientType, CmdError> {
 }
 
 fn type_of(c: &ClientState) -> ClientType {
-    if c.subscription_count() > 0 {
+    if c.subscribes() {
         ClientType::PubSub
     } else {
         ClientType::Normal
@@ -98,7 +98,7 @@ pub fn client_line(
     if c.blocked_on.is_some() {
         flags.push('b');
     }
-    if c.subscription_count() > 0 {
+    if c.subscribes() {
         flags.push('P');
     }
     if c.multi.is_some() {
@@ -131,7 +131,7 @@ pub fn client_line(
     let mut s = String::with_capacity(256);
     let _ = write!(
         s,
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user=default redir={} resp={}",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user=default redir={} resp={}",
         c.id,
         c.addr,
         c.laddr,
@@ -150,6 +150,7 @@ pub fn client_line(
         c.db,
         c.channels.len(),
         c.patterns.len(),
+        c.shard_channels.len(),
         multi,
         c.push_queue.queued(),
         c.push_queue.queued(),

@@ -133,6 +133,9 @@ pub fn reset_client(ctx: &mut Ctx) {
     for p in std::mem::take(&mut ctx.client.patterns) {
         ctx.srv.pubsub.punsubscribe(ctx.client.id, &p);
     }
+    for ch in std::mem::take(&mut ctx.client.shard_channels) {
+        ctx.srv.pubsub.sunsubscribe(ctx.client.id, &ch);
+    }
     ctx.client.db = 0;
     ctx.client.resp3 = false;
     ctx.out.resp3 = false;

@@ -1,4 +1,6 @@
-//! Pub/sub commands: (P)SUBSCRIBE, (P)UNSUBSCRIBE, PUBLISH, PUBSUB.
+//! Pub/sub commands: (P|S)SUBSCRIBE, (P|S)UNSUBSCRIBE, (S)PUBLISH, PUBSUB.
+//! Shard channels (Redis 7's sharded pub/sub) are a namespace of their own;
+//! without a cluster every one of them is on this server.
 
 use bytes::Bytes;
 
@@ -52,17 +54,46 @@ pub static COMMANDS: &[CommandSpec] = &[
         publish,
     ),
     CommandSpec::new(
+        "ssubscribe",
+        -2,
+        PUBSUB | NOSCRIPT | LOADING | STALE | PUBSUB_CONTEXT,
+        (0, 0, 0),
+        "pubsub",
+        ssubscribe,
+    ),
+    CommandSpec::new(
+        "sunsubscribe",
+        -1,
+        PUBSUB | NOSCRIPT | LOADING | STALE | PUBSUB_CONTEXT,
+        (0, 0, 0),
+        "pubsub",
+        sunsubscribe,
+    ),
+    CommandSpec::new(
+        "spublish",
+        3,
+        PUBSUB | LOADING | STALE | FAST,
+        (0, 0, 0),
+        "pubsub",
+        spublish,
+    ),
+    CommandSpec::new(
         "pubsub",
         -2,
         PUBSUB | LOADING | STALE,
         (0, 0, 0),
         "pubsub",
         pubsub,
-    ),
+    )
+    .with_subcommands(PUBSUB_SUBS),
 ];
 
 fn confirm(ctx: &mut Ctx, kind: &[u8], name: Option<&[u8]>) {
-    let n = ctx.client.subscription_count() as i64;
+    let n = if matches!(kind, b"ssubscribe" | b"sunsubscribe") {
+        ctx.client.shard_channels.len()
+    } else {
+        ctx.client.subscription_count()
+    } as i64;
     // A confirmation is a push (an array in RESP2), which CLIENT REPLY
     // OFF/SKIP does not silence: Redis sends pushes regardless of the mode.
     let silenced = !matches!(ctx.client.reply_mode, ReplyMode::On);
@@ -141,6 +172,51 @@ fn punsubscribe(ctx: &mut Ctx) -> CmdResult {
     Ok(())
 }
 
+fn ssubscribe(ctx: &mut Ctx) -> CmdResult {
+    // Refused inside EXEC, unlike SUBSCRIBE (Redis 7.0 makes an exception
+    // for SUBSCRIBE only).
+    if ctx.client.in_exec {
+        return Err(CmdError::err(
+            "SSUBSCRIBE isn't allowed for a DENY BLOCKING client",
+        ));
+    }
+    let args = ctx.args;
+    for ch in &args[1..] {
+        if ctx.client.shard_channels.insert(ch.clone()) {
+            ctx.srv.pubsub.ssubscribe(ctx.client.id, ch);
+        }
+        confirm(ctx, b"ssubscribe", Some(ch));
+    }
+    Ok(())
+}
+
+fn sunsubscribe(ctx: &mut Ctx) -> CmdResult {
+    let chans: Vec<Bytes> = if ctx.argc() == 1 {
+        ctx.client.shard_channels.iter().cloned().collect()
+    } else {
+        ctx.args[1..].to_vec()
+    };
+    if chans.is_empty() {
+        confirm(ctx, b"sunsubscribe", None);
+    }
+    for ch in chans {
+        if ctx.client.shard_channels.remove(&ch) {
+            ctx.srv.pubsub.sunsubscribe(ctx.client.id, &ch);
+        }
+        confirm(ctx, b"sunsubscribe", Some(&ch));
+    }
+    Ok(())
+}
+
+fn spublish(ctx: &mut Ctx) -> CmdResult {
+    let n = ctx
+        .srv
+        .pubsub
+        .spublish(&ctx.args[1], &ctx.args[2], ctx.clients, &*ctx.client);
+    ctx.out.int(n as i64);
+    Ok(())
+}
+
 fn publish(ctx: &mut Ctx) -> CmdResult {
     let n = ctx.srv.pubsub.publish(
         &ctx.args[1],
@@ -153,15 +229,28 @@ fn publish(ctx: &mut Ctx) -> CmdResult {
     Ok(())
 }
 
+/// PUBSUB's subcommands and their arities (Redis 7.0's table).
+const PUBSUB_SUBS: &[(&str, i32)] = &[
+    ("channels", -2),
+    ("help", 2),
+    ("numpat", 2),
+    ("numsub", -2),
+    ("shardchannels", -2),
+    ("shardnumsub", -2),
+];
+
 fn pubsub(ctx: &mut Ctx) -> CmdResult {
     let sub = ctx.arg_upper(1);
+    let shard = sub.starts_with("SHARD");
+    let subs = if shard {
+        &ctx.srv.pubsub.shard
+    } else {
+        &ctx.srv.pubsub.channels
+    };
     match (sub.as_str(), ctx.argc()) {
-        ("CHANNELS", 2 | 3) => {
+        ("CHANNELS" | "SHARDCHANNELS", 2 | 3) => {
             let pat = ctx.args.get(2).cloned();
-            let mut chans: Vec<Bytes> = ctx
-                .srv
-                .pubsub
-                .channels
+            let mut chans: Vec<Bytes> = subs
                 .keys()
                 .filter(|c| pat.as_ref().is_none_or(|p| glob_match(p, c, false)))
                 .cloned()
@@ -172,24 +261,15 @@ fn pubsub(ctx: &mut Ctx) -> CmdResult {
                 ctx.out.bulk(&c);
             }
         }
-        ("NUMSUB", _) => {
+        ("NUMSUB" | "SHARDNUMSUB", _) => {
             ctx.out.array((ctx.argc() - 2) * 2);
             for c in &ctx.args[2..] {
                 ctx.out.bulk(c);
-                ctx.out
-                    .int(ctx.srv.pubsub.channels.get(c).map_or(0, |s| s.len()) as i64);
+                ctx.out.int(subs.get(c).map_or(0, |s| s.len()) as i64);
             }
         }
         ("NUMPAT", 2) => {
             ctx.out.int(ctx.srv.pubsub.patterns.len() as i64);
-        }
-        ("SHARDCHANNELS", 2 | 3) => ctx.out.array(0),
-        ("SHARDNUMSUB", _) => {
-            ctx.out.array((ctx.argc() - 2) * 2);
-            for c in &ctx.args[2..] {
-                ctx.out.bulk(c);
-                ctx.out.int(0);
-            }
         }
         ("HELP", 2) => {
             let lines = [
