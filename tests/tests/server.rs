@@ -89,6 +89,14 @@ fn config_get_set() {
          CONFIG GET nosuch*
          CONFIG SET notify-keyspace-events KEA
          CONFIG GET notify-keyspace-events
+         CONFIG SET notify-keyspace-events KEm
+         CONFIG GET notify-keyspace-events
+         CONFIG SET notify-keyspace-events KEnA
+         CONFIG GET notify-keyspace-events
+         CONFIG SET notify-keyspace-events KEAm
+         CONFIG GET notify-keyspace-events
+         CONFIG SET notify-keyspace-events Etnm
+         CONFIG GET notify-keyspace-events
          CONFIG SET notify-keyspace-events Q
          CONFIG SET notify-keyspace-events \"\"
          CONFIG RESETSTAT
@@ -764,6 +772,8 @@ fn misc_server_commands() {
          PUBSUB CHANNELS a b
          PUBSUB SHARDCHANNELS a b
          PUBSUB NOSUCH
+         SCAN \"\"
+         SCAN \"\" COUNT 1000
          CLIENT UNBLOCK a b c d
          CLIENT UNBLOCK a b
          CLIENT UNBLOCK a

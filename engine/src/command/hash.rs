@@ -418,31 +418,6 @@ pub(super) struct ScanOpts {
     pub pattern: Option<Bytes>,
 }
 
-/// Parses a cursor like Redis' strtoul check: no leading space, whole
-/// string, no overflow (a leading '-' wraps, as strtoul does).
-pub(super) fn parse_cursor(s: &[u8]) -> Result<u64, CmdError> {
-    let bad = || CmdError::err("invalid cursor");
-    if s.is_empty() {
-        return Ok(0);
-    }
-    let (neg, digits) = match s[0] {
-        b'-' => (true, &s[1..]),
-        b'+' => (false, &s[1..]),
-        _ => (false, s),
-    };
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-        return Err(bad());
-    }
-    let mut v: u64 = 0;
-    for &c in digits {
-        v = v
-            .checked_mul(10)
-            .and_then(|v| v.checked_add((c - b'0') as u64))
-            .ok_or_else(bad)?;
-    }
-    Ok(if neg { v.wrapping_neg() } else { v })
-}
-
 /// Parses the options after the cursor (index 3 on).
 pub(super) fn parse_scan_opts(ctx: &Ctx, cursor: u64) -> Result<ScanOpts, CmdError> {
     let mut o = ScanOpts {
@@ -491,7 +466,7 @@ pub(super) fn scan_match(pattern: &Option<Bytes>, s: &[u8]) -> bool {
 }
 
 fn hscan(ctx: &mut Ctx) -> CmdResult {
-    let cursor = parse_cursor(ctx.arg(2))?;
+    let cursor = super::keys::parse_cursor(ctx.arg(2))?;
     let db = ctx.db();
     let args = ctx.args;
     if ctx.ks.get_hash(db, &args[1])?.is_none() {

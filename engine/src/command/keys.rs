@@ -158,9 +158,13 @@ fn keys(ctx: &mut Ctx) -> CmdResult {
     Ok(())
 }
 
-/// Redis' parseScanCursorOrReply: strtoul without leading space.
+/// Redis' parseScanCursorOrReply: strtoul without leading space (an empty
+/// cursor is 0, as strtoul reads it), for SCAN and its per-key forms.
 pub fn parse_cursor(s: &[u8]) -> Result<u64, CmdError> {
     let bad = || CmdError::err("invalid cursor");
+    if s.is_empty() {
+        return Ok(0);
+    }
     let (neg, digits) = match s.first() {
         Some(b'-') => (true, &s[1..]),
         Some(b'+') => (false, &s[1..]),

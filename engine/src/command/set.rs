@@ -9,7 +9,8 @@ use bytes::Bytes;
 use rand::Rng;
 
 use super::flags::*;
-use super::hash::{parse_cursor, parse_scan_opts, range_count_arg, scan_match, write_scan_reply};
+use super::hash::{parse_scan_opts, range_count_arg, scan_match, write_scan_reply};
+use super::keys::parse_cursor;
 use super::CommandSpec;
 use crate::engine::Ctx;
 use crate::error::{CmdError, CmdResult};

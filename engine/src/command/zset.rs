@@ -1495,33 +1495,10 @@ fn zrandmember(ctx: &mut Ctx) -> CmdResult {
     Ok(())
 }
 
-/// strtoul on the whole string, as parseScanCursorOrReply.
-fn parse_cursor(s: &[u8]) -> Option<u64> {
-    if s.first().is_some_and(|c| c.is_ascii_whitespace()) {
-        return None;
-    }
-    let (neg, digits) = match s.first() {
-        Some(b'-') => (true, &s[1..]),
-        Some(b'+') => (false, &s[1..]),
-        _ => (false, s),
-    };
-    if digits.is_empty() {
-        return if s.is_empty() { Some(0) } else { None };
-    }
-    let mut v: u64 = 0;
-    for &c in digits {
-        if !c.is_ascii_digit() {
-            return None;
-        }
-        v = v.checked_mul(10)?.checked_add((c - b'0') as u64)?;
-    }
-    Some(if neg { v.wrapping_neg() } else { v })
-}
-
 fn zscan(ctx: &mut Ctx) -> CmdResult {
     let args = ctx.args;
     let db = ctx.db();
-    let cursor = parse_cursor(&args[2]).ok_or_else(|| CmdError::err("invalid cursor"))?;
+    let cursor = super::keys::parse_cursor(&args[2])?;
     let Some(z) = ctx.ks.get_zset(db, &args[1])? else {
         ctx.out.array(2);
         ctx.out.bulk(b"0");

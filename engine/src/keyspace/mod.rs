@@ -111,23 +111,23 @@ pub mod notify {
                 (EVICTED, 'e'),
                 (STREAM, 't'),
                 (MODULE, 'd'),
+                // Among the classes, so `A` hides it, as in Redis 7.0's
+                // keyspaceEventsFlagsToString.
+                (NEW, 'n'),
             ] {
                 if f & bit != 0 {
                     s.push(c);
                 }
             }
         }
-        if f & KEY_MISS != 0 {
-            s.push('m');
-        }
-        if f & NEW != 0 {
-            s.push('n');
-        }
         if f & KEYSPACE != 0 {
             s.push('K');
         }
         if f & KEYEVENT != 0 {
             s.push('E');
+        }
+        if f & KEY_MISS != 0 {
+            s.push('m');
         }
         s
     }
