@@ -929,6 +929,89 @@ fn keyspace_notifications() {
     assert_eq!(got[0], got[1]);
 }
 
+/// Read commands of every family count keyspace hits and misses once per
+/// key and send `keymiss` events for missing keys, as Redis' lookupKeyRead
+/// does (most of them did neither).
+#[test]
+fn reads_count_hits_and_misses_and_send_keymiss() {
+    let mut d = start();
+    d.check(&["CONFIG", "SET", "notify-keyspace-events", "Em"]);
+    d.check(&["CONFIG", "RESETSTAT"]);
+    let mut subs = [
+        RawConn::connect(d.memlog.port).unwrap(),
+        RawConn::connect(d.redis.port).unwrap(),
+    ];
+    for s in subs.iter_mut() {
+        s.call(&["SUBSCRIBE", "__keyevent@0__:keymiss"]).unwrap();
+    }
+    let script = "SET s abc
+         HSET h f v
+         SADD st a
+         ZADD z 1 a
+         RPUSH l a
+         XADD x 1-1 f v
+         EXISTS s nos nos
+         TYPE nok1
+         TTL nok2
+         PTTL s
+         DUMP nok3
+         STRLEN nok4
+         GETRANGE s 0 1
+         GETBIT nok5 1
+         BITCOUNT s
+         HGET h f
+         HGET nok6 f
+         HLEN nok7
+         HGETALL h
+         HSCAN nok8 0
+         HSCAN h 0
+         SMEMBERS nok9
+         SSCAN st 0
+         SCARD st
+         SINTER st nok10
+         ZSCORE z a
+         ZSCORE nok11 a
+         ZRANGE nok12 0 -1
+         ZCARD z
+         ZSCAN z 0
+         XLEN nok13
+         XRANGE x - +
+         GEOPOS nok14 a
+         TOUCH s nok15
+         SET last 1";
+    d.script(script);
+    for s in subs.iter_mut() {
+        s.call(&["UNSUBSCRIBE"]).unwrap();
+    }
+    let mut got = Vec::new();
+    for s in subs.iter_mut() {
+        let mut keys = Vec::new();
+        loop {
+            match s.read().unwrap() {
+                RespValue::Array(v) if bulk(&v[0]) == b"message" => keys.push(bulk(&v[2])),
+                _ => break,
+            }
+        }
+        got.push(keys);
+    }
+    assert_eq!(got[0], got[1]);
+    let stats: Vec<Vec<String>> = [d.memlog.port, d.redis.port]
+        .iter()
+        .map(|&port| {
+            let mut c = RawConn::connect(port).unwrap();
+            let RespValue::Bulk(info) = c.call(&["INFO", "stats"]).unwrap() else {
+                panic!("INFO")
+            };
+            String::from_utf8_lossy(&info)
+                .lines()
+                .filter(|l| l.starts_with("keyspace_"))
+                .map(str::to_string)
+                .collect()
+        })
+        .collect();
+    assert_eq!(stats[0], stats[1]);
+}
+
 /// Effects: replaying what the engine recorded gives the same data set,
 /// and relative expiries are recorded as absolute ones.
 #[test]

@@ -111,7 +111,10 @@ fn setbit(ctx: &mut Ctx) -> CmdResult {
 fn getbit(ctx: &mut Ctx) -> CmdResult {
     let off = bit_offset(ctx, 2, false, 0)?;
     let db = ctx.db();
-    let s = ctx.ks.get_str(db, &ctx.args[1])?.map_or(&[][..], |s| s);
+    let s = ctx
+        .ks
+        .get_str_read(db, &ctx.args[1])?
+        .map_or(&[][..], |s| s);
     let byte = (off >> 3) as usize;
     let v = s.get(byte).map_or(0, |b| (b >> (7 - (off & 7))) & 1);
     ctx.out.int(v as i64);
@@ -167,7 +170,7 @@ fn byte_range(mut st: i64, mut en: i64, len: i64, isbit: bool) -> (i64, i64, u8,
 fn bitcount(ctx: &mut Ctx) -> CmdResult {
     let db = ctx.db();
     let args = ctx.args;
-    let Some(s) = ctx.ks.get_str(db, &args[1])? else {
+    let Some(s) = ctx.ks.get_str_read(db, &args[1])? else {
         ctx.out.int(0);
         return Ok(());
     };
@@ -233,7 +236,7 @@ fn bitpos(ctx: &mut Ctx) -> CmdResult {
     }
     let db = ctx.db();
     let args = ctx.args;
-    let Some(p) = ctx.ks.get_str(db, &args[1])? else {
+    let Some(p) = ctx.ks.get_str_read(db, &args[1])? else {
         ctx.out.int(if bit == 1 { -1 } else { 0 });
         return Ok(());
     };
@@ -342,7 +345,7 @@ fn bitop(ctx: &mut Ctx) -> CmdResult {
     let args = ctx.args;
     let mut srcs: Vec<Option<Box<[u8]>>> = Vec::with_capacity(args.len() - 3);
     for k in &args[3..] {
-        srcs.push(ctx.ks.get_str(db, k)?.cloned());
+        srcs.push(ctx.ks.get_str_read(db, k)?.cloned());
     }
     let maxlen = srcs
         .iter()

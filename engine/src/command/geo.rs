@@ -189,7 +189,7 @@ fn geodist(ctx: &mut Ctx) -> CmdResult {
         _ => 1.0,
     };
     let db = ctx.db();
-    let positions = ctx.ks.get_zset(db, &args[1])?.and_then(|z| {
+    let positions = ctx.ks.get_zset_read(db, &args[1])?.and_then(|z| {
         let a = z.score(&args[2])?;
         let b = z.score(&args[3])?;
         Some((geohash::decode_score(a), geohash::decode_score(b)))
@@ -230,7 +230,7 @@ fn geopos(ctx: &mut Ctx) -> CmdResult {
 fn reply_per_member(ctx: &mut Ctx, reply: impl Fn(&mut ReplyBuf, Option<f64>)) -> CmdResult {
     let args = ctx.args;
     let db = ctx.db();
-    let z = ctx.ks.get_zset(db, &args[1])?;
+    let z = ctx.ks.get_zset_read(db, &args[1])?;
     ctx.out.array(args.len() - 2);
     for m in &args[2..] {
         reply(ctx.out, z.and_then(|z| z.score(m)));
@@ -308,7 +308,7 @@ fn search(ctx: &mut Ctx, src: usize, flags: u8) -> CmdResult {
     let args = ctx.args;
     let db = ctx.db();
     let (shape, opts) = {
-        let z = ctx.ks.get_zset(db, &args[src])?;
+        let z = ctx.ks.get_zset_read(db, &args[src])?;
         parse_search(args, z, flags)?
     };
     let event = if flags & GEOSEARCH != 0 {

@@ -149,7 +149,7 @@ fn hsetnx(ctx: &mut Ctx) -> CmdResult {
 fn hget(ctx: &mut Ctx) -> CmdResult {
     let db = ctx.db();
     let args = ctx.args;
-    match ctx.ks.get_hash(db, &args[1])? {
+    match ctx.ks.get_hash_read(db, &args[1])? {
         Some(h) => match h.get(&args[2][..]) {
             Some(v) => ctx.out.bulk(v),
             None => ctx.out.null(),
@@ -162,7 +162,7 @@ fn hget(ctx: &mut Ctx) -> CmdResult {
 fn hmget(ctx: &mut Ctx) -> CmdResult {
     let db = ctx.db();
     let args = ctx.args;
-    let h = ctx.ks.get_hash(db, &args[1])?;
+    let h = ctx.ks.get_hash_read(db, &args[1])?;
     ctx.out.array(args.len() - 2);
     for f in &args[2..] {
         match h.and_then(|h| h.get(&f[..])) {
@@ -206,7 +206,7 @@ fn hexists(ctx: &mut Ctx) -> CmdResult {
     let args = ctx.args;
     let found = ctx
         .ks
-        .get_hash(db, &args[1])?
+        .get_hash_read(db, &args[1])?
         .is_some_and(|h| h.contains_key(&args[2][..]));
     ctx.out.int(found as i64);
     Ok(())
@@ -215,7 +215,7 @@ fn hexists(ctx: &mut Ctx) -> CmdResult {
 fn hlen(ctx: &mut Ctx) -> CmdResult {
     let db = ctx.db();
     let args = ctx.args;
-    let n = ctx.ks.get_hash(db, &args[1])?.map_or(0, |h| h.len());
+    let n = ctx.ks.get_hash_read(db, &args[1])?.map_or(0, |h| h.len());
     ctx.out.int(n as i64);
     Ok(())
 }
@@ -225,7 +225,7 @@ fn hstrlen(ctx: &mut Ctx) -> CmdResult {
     let args = ctx.args;
     let n = ctx
         .ks
-        .get_hash(db, &args[1])?
+        .get_hash_read(db, &args[1])?
         .and_then(|h| h.get(&args[2][..]))
         .map_or(0, |v| v.len());
     ctx.out.int(n as i64);
@@ -236,7 +236,7 @@ fn hstrlen(ctx: &mut Ctx) -> CmdResult {
 fn hgetall_generic(ctx: &mut Ctx, keys: bool, vals: bool) -> CmdResult {
     let db = ctx.db();
     let args = ctx.args;
-    let h = ctx.ks.get_hash(db, &args[1])?;
+    let h = ctx.ks.get_hash_read(db, &args[1])?;
     let n = h.map_or(0, |h| h.len());
     if keys && vals {
         ctx.out.map(n);
@@ -342,7 +342,7 @@ fn hrandfield(ctx: &mut Ctx) -> CmdResult {
     let db = ctx.db();
     let args = ctx.args;
     if ctx.argc() < 3 {
-        match ctx.ks.get_hash(db, &args[1])? {
+        match ctx.ks.get_hash_read(db, &args[1])? {
             Some(h) => {
                 let i = rand::thread_rng().gen_range(0..h.len());
                 let (k, _) = h.get_index(i).expect("index in range");
@@ -361,7 +361,7 @@ fn hrandfield(ctx: &mut Ctx) -> CmdResult {
         return Err(CmdError::err("value is out of range"));
     }
     let resp3 = ctx.out.resp3;
-    let Some(h) = ctx.ks.get_hash(db, &args[1])? else {
+    let Some(h) = ctx.ks.get_hash_read(db, &args[1])? else {
         ctx.out.array(0);
         return Ok(());
     };
@@ -469,7 +469,7 @@ fn hscan(ctx: &mut Ctx) -> CmdResult {
     let cursor = super::keys::parse_cursor(ctx.arg(2))?;
     let db = ctx.db();
     let args = ctx.args;
-    if ctx.ks.get_hash(db, &args[1])?.is_none() {
+    if ctx.ks.get_hash_read(db, &args[1])?.is_none() {
         write_scan_reply(ctx.out, 0, &[]);
         return Ok(());
     }

@@ -113,8 +113,10 @@ fn del(ctx: &mut Ctx) -> CmdResult {
 fn exists(ctx: &mut Ctx) -> CmdResult {
     let db = ctx.db();
     let mut n = 0;
+    // Counted as reads (keyspace hits/misses, keymiss), as Redis does,
+    // once per argument.
     for k in &ctx.args[1..] {
-        if ctx.ks.exists(db, k) {
+        if ctx.ks.get_counted(db, k).is_some() {
             n += 1;
         }
     }
@@ -130,7 +132,7 @@ fn type_(ctx: &mut Ctx) -> CmdResult {
     let db = ctx.db();
     let t = ctx
         .ks
-        .get(db, &ctx.args[1])
+        .get_counted(db, &ctx.args[1])
         .map(|v| v.type_name())
         .unwrap_or("none");
     ctx.out.simple(t);
@@ -542,7 +544,7 @@ fn pexpireat(ctx: &mut Ctx) -> CmdResult {
 fn ttl_generic(ctx: &mut Ctx, ms: bool, abs: bool) -> CmdResult {
     let db = ctx.db();
     let key = &ctx.args[1][..];
-    if ctx.ks.get(db, key).is_none() {
+    if ctx.ks.get_counted(db, key).is_none() {
         ctx.out.int(-2);
         return Ok(());
     }
@@ -713,7 +715,7 @@ fn object(ctx: &mut Ctx) -> CmdResult {
 
 fn dump(ctx: &mut Ctx) -> CmdResult {
     let db = ctx.db();
-    match ctx.ks.get(db, &ctx.args[1]) {
+    match ctx.ks.get_counted(db, &ctx.args[1]) {
         Some(v) => {
             let payload = crate::rdb::dump(v);
             ctx.out.bulk(&payload);

@@ -153,7 +153,7 @@ fn sismember(ctx: &mut Ctx) -> CmdResult {
 fn smismember(ctx: &mut Ctx) -> CmdResult {
     let db = ctx.db();
     let args = ctx.args;
-    let s = ctx.ks.get_set(db, &args[1])?;
+    let s = ctx.ks.get_set_read(db, &args[1])?;
     ctx.out.array(args.len() - 2);
     for m in &args[2..] {
         ctx.out.int(s.is_some_and(|s| s.contains(&m[..])) as i64);
@@ -164,7 +164,7 @@ fn smismember(ctx: &mut Ctx) -> CmdResult {
 fn scard(ctx: &mut Ctx) -> CmdResult {
     let db = ctx.db();
     let args = ctx.args;
-    let n = ctx.ks.get_set(db, &args[1])?.map_or(0, |s| s.len());
+    let n = ctx.ks.get_set_read(db, &args[1])?.map_or(0, |s| s.len());
     ctx.out.int(n as i64);
     Ok(())
 }
@@ -172,7 +172,7 @@ fn scard(ctx: &mut Ctx) -> CmdResult {
 fn smembers(ctx: &mut Ctx) -> CmdResult {
     let db = ctx.db();
     let args = ctx.args;
-    match ctx.ks.get_set(db, &args[1])? {
+    match ctx.ks.get_set_read(db, &args[1])? {
         None => ctx.out.set(0),
         Some(s) => {
             let members = members_in_order(s);
@@ -273,7 +273,7 @@ fn srandmember(ctx: &mut Ctx) -> CmdResult {
     let args = ctx.args;
     let mut rng = rand::thread_rng();
     if ctx.argc() == 2 {
-        match ctx.ks.get_set(db, &args[1])? {
+        match ctx.ks.get_set_read(db, &args[1])? {
             None => ctx.out.null(),
             Some(s) => {
                 let i = rng.gen_range(0..s.len());
@@ -283,7 +283,7 @@ fn srandmember(ctx: &mut Ctx) -> CmdResult {
         return Ok(());
     }
     let count = range_count_arg(ctx, 2)?;
-    let Some(s) = ctx.ks.get_set(db, &args[1])? else {
+    let Some(s) = ctx.ks.get_set_read(db, &args[1])? else {
         ctx.out.array(0);
         return Ok(());
     };
@@ -362,7 +362,7 @@ fn smove(ctx: &mut Ctx) -> CmdResult {
 fn load_sets<'k>(ctx: &'k mut Ctx, keys: &[Bytes]) -> Result<Vec<Option<&'k Set<Elem>>>, CmdError> {
     let db = ctx.db();
     for k in keys {
-        ctx.ks.get_set(db, k)?;
+        ctx.ks.get_set_read(db, k)?;
     }
     let data = &ctx.ks.dbs[db].data;
     Ok(keys
@@ -524,7 +524,7 @@ fn sscan(ctx: &mut Ctx) -> CmdResult {
     let cursor = parse_cursor(ctx.arg(2))?;
     let db = ctx.db();
     let args = ctx.args;
-    if ctx.ks.get_set(db, &args[1])?.is_none() {
+    if ctx.ks.get_set_read(db, &args[1])?.is_none() {
         write_scan_reply(ctx.out, 0, &[]);
         return Ok(());
     }

@@ -402,7 +402,10 @@ fn xadd(ctx: &mut Ctx) -> CmdResult {
 
 fn xlen(ctx: &mut Ctx) -> CmdResult {
     let db = ctx.db();
-    let n = ctx.ks.get_stream(db, &ctx.args[1])?.map_or(0, |s| s.len());
+    let n = ctx
+        .ks
+        .get_stream_read(db, &ctx.args[1])?
+        .map_or(0, |s| s.len());
     ctx.out.int(n as i64);
     Ok(())
 }
@@ -445,7 +448,7 @@ fn xrange_generic(ctx: &mut Ctx, rev: bool) -> CmdResult {
         }
     }
     let db = ctx.db();
-    let Some(s) = ctx.ks.get_stream(db, &args[1])? else {
+    let Some(s) = ctx.ks.get_stream_read(db, &args[1])? else {
         ctx.out.array(0);
         return Ok(());
     };

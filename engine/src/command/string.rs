@@ -452,7 +452,10 @@ fn append(ctx: &mut Ctx) -> CmdResult {
 
 fn strlen(ctx: &mut Ctx) -> CmdResult {
     let db = ctx.db();
-    let n = ctx.ks.get_str(db, &ctx.args[1])?.map_or(0, |s| s.len());
+    let n = ctx
+        .ks
+        .get_str_read(db, &ctx.args[1])?
+        .map_or(0, |s| s.len());
     ctx.out.int(n as i64);
     Ok(())
 }
@@ -523,7 +526,7 @@ fn getrange(ctx: &mut Ctx) -> CmdResult {
     let mut start = ctx.int_arg(2)?;
     let mut end = ctx.int_arg(3)?;
     let db = ctx.db();
-    let Some(s) = ctx.ks.get_str(db, &ctx.args[1])? else {
+    let Some(s) = ctx.ks.get_str_read(db, &ctx.args[1])? else {
         ctx.out.bulk(b"");
         return Ok(());
     };

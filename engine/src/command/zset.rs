@@ -653,7 +653,10 @@ fn zrem(ctx: &mut Ctx) -> CmdResult {
 
 fn zcard(ctx: &mut Ctx) -> CmdResult {
     let db = ctx.db();
-    let n = ctx.ks.get_zset(db, &ctx.args[1])?.map_or(0, |z| z.len());
+    let n = ctx
+        .ks
+        .get_zset_read(db, &ctx.args[1])?
+        .map_or(0, |z| z.len());
     ctx.out.int(n as i64);
     Ok(())
 }
@@ -662,7 +665,7 @@ fn zcount(ctx: &mut Ctx) -> CmdResult {
     let args = ctx.args;
     let db = ctx.db();
     let r = parse_score_range(&args[2], &args[3])?;
-    let n = match ctx.ks.get_zset(db, &args[1])? {
+    let n = match ctx.ks.get_zset_read(db, &args[1])? {
         Some(z) => score_count(z, r),
         None => 0,
     };
@@ -674,7 +677,7 @@ fn zlexcount(ctx: &mut Ctx) -> CmdResult {
     let args = ctx.args;
     let db = ctx.db();
     let r = parse_lex_range(&args[2], &args[3])?;
-    let n = match ctx.ks.get_zset(db, &args[1])? {
+    let n = match ctx.ks.get_zset_read(db, &args[1])? {
         Some(z) => lex_items(z, r, false).count(),
         None => 0,
     };
@@ -687,7 +690,7 @@ fn zscore(ctx: &mut Ctx) -> CmdResult {
     let db = ctx.db();
     match ctx
         .ks
-        .get_zset(db, &args[1])?
+        .get_zset_read(db, &args[1])?
         .and_then(|z| z.score(&args[2]))
     {
         Some(s) => ctx.out.double(s),
@@ -699,7 +702,7 @@ fn zscore(ctx: &mut Ctx) -> CmdResult {
 fn zmscore(ctx: &mut Ctx) -> CmdResult {
     let args = ctx.args;
     let db = ctx.db();
-    let z = ctx.ks.get_zset(db, &args[1])?;
+    let z = ctx.ks.get_zset_read(db, &args[1])?;
     ctx.out.array(args.len() - 2);
     for m in &args[2..] {
         match z.and_then(|z| z.score(m)) {
@@ -713,7 +716,7 @@ fn zmscore(ctx: &mut Ctx) -> CmdResult {
 fn zrank_generic(ctx: &mut Ctx, rev: bool) -> CmdResult {
     let args = ctx.args;
     let db = ctx.db();
-    let r = ctx.ks.get_zset(db, &args[1])?.and_then(|z| {
+    let r = ctx.ks.get_zset_read(db, &args[1])?.and_then(|z| {
         z.rank(&args[2])
             .map(|r| if rev { z.len() - 1 - r } else { r })
     });
@@ -816,7 +819,7 @@ fn zrange_generic(
             parse_i64(&args[maxidx]).ok_or(CmdError::NotInteger)?,
         ),
     };
-    let Some(z) = ctx.ks.get_zset(db, key)? else {
+    let Some(z) = ctx.ks.get_zset_read(db, key)? else {
         if store {
             store_result(ctx, &args[1], ZSet::default(), "zrangestore");
         } else {
@@ -1457,7 +1460,7 @@ fn zrandmember(ctx: &mut Ctx) -> CmdResult {
         if withscores && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&l) {
             return Err(CmdError::err("value is out of range"));
         }
-        let Some(z) = ctx.ks.get_zset(db, &args[1])? else {
+        let Some(z) = ctx.ks.get_zset_read(db, &args[1])? else {
             ctx.out.array(0);
             return Ok(());
         };
@@ -1482,7 +1485,7 @@ fn zrandmember(ctx: &mut Ctx) -> CmdResult {
         emit(ctx.out, picks.into_iter(), withscores);
         return Ok(());
     }
-    match ctx.ks.get_zset(db, &args[1])? {
+    match ctx.ks.get_zset_read(db, &args[1])? {
         Some(z) => {
             let i = rand::thread_rng().gen_range(0..z.len());
             match z.get_index(i) {
@@ -1499,7 +1502,7 @@ fn zscan(ctx: &mut Ctx) -> CmdResult {
     let args = ctx.args;
     let db = ctx.db();
     let cursor = super::keys::parse_cursor(&args[2])?;
-    let Some(z) = ctx.ks.get_zset(db, &args[1])? else {
+    let Some(z) = ctx.ks.get_zset_read(db, &args[1])? else {
         ctx.out.array(2);
         ctx.out.bulk(b"0");
         ctx.out.array(0);

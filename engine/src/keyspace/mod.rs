@@ -518,10 +518,25 @@ impl Keyspace {
 }
 
 macro_rules! typed_access {
-    ($get:ident, $get_mut:ident, $variant:ident, $ty:ty) => {
+    ($get:ident, $get_read:ident, $get_mut:ident, $variant:ident, $ty:ty) => {
         /// Typed read access: `Ok(None)` if missing, WRONGTYPE if another type.
         pub fn $get(&mut self, db: usize, key: &[u8]) -> Result<Option<&$ty>, crate::CmdError> {
             match self.get(db, key) {
+                None => Ok(None),
+                Some(Value::$variant(v)) => Ok(Some(v)),
+                Some(_) => Err(crate::CmdError::WrongType),
+            }
+        }
+
+        /// Typed read access for a read command, once per key: counted as a
+        /// keyspace hit or miss (a miss is a `keymiss` event), as Redis'
+        /// lookupKeyRead counts it.
+        pub fn $get_read(
+            &mut self,
+            db: usize,
+            key: &[u8],
+        ) -> Result<Option<&$ty>, crate::CmdError> {
+            match self.get_counted(db, key) {
                 None => Ok(None),
                 Some(Value::$variant(v)) => Ok(Some(v)),
                 Some(_) => Err(crate::CmdError::WrongType),
@@ -544,17 +559,18 @@ macro_rules! typed_access {
 }
 
 impl Keyspace {
-    typed_access!(get_str, get_str_mut, Str, Elem);
+    typed_access!(get_str, get_str_read, get_str_mut, Str, Elem);
     typed_access!(
         get_list,
+        get_list_read,
         get_list_mut,
         List,
         std::collections::VecDeque<Elem>
     );
-    typed_access!(get_hash, get_hash_mut, Hash, Map<Elem, Elem>);
-    typed_access!(get_set, get_set_mut, Set, Set<Elem>);
-    typed_access!(get_zset, get_zset_mut, ZSet, ZSet);
-    typed_access!(get_stream, get_stream_mut, Stream, Stream);
+    typed_access!(get_hash, get_hash_read, get_hash_mut, Hash, Map<Elem, Elem>);
+    typed_access!(get_set, get_set_read, get_set_mut, Set, Set<Elem>);
+    typed_access!(get_zset, get_zset_read, get_zset_mut, ZSet, ZSet);
+    typed_access!(get_stream, get_stream_read, get_stream_mut, Stream, Stream);
 
     /// Checks the type of `key` without borrowing it: WRONGTYPE if it exists
     /// with another type than `t`.
