@@ -133,7 +133,6 @@ const PARAMS: &[(&str, &str, Kind)] = &[
     ("latency-tracking-info-percentiles", "50 99 99.9", Kind::Str),
     ("busy-reply-threshold", "5000", Kind::IntIn(0, i64::MAX)),
     ("io-threads", "1", Kind::Int),
-    ("enable-debug-command", "yes", Kind::Str),
     ("enable-protected-configs", "no", Kind::Str),
     ("protected-mode", "no", Kind::Bool),
     ("replica-read-only", "yes", Kind::Bool),
@@ -198,6 +197,8 @@ const ALIASES: &[(&str, &str)] = &[
 /// them (Redis' IMMUTABLE_CONFIG), with memlog's values.
 const IMMUTABLE: &[(&str, &str)] = &[
     ("daemonize", "no"),
+    // `--enable-debug-command` (yes, no, local).
+    ("enable-debug-command", "local"),
     ("supervised", "no"),
     ("pidfile", ""),
     ("logfile", ""),

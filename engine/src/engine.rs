@@ -412,6 +412,8 @@ pub struct EngineOptions {
     pub port: u16,
     pub bind: String,
     pub data_dir: std::path::PathBuf,
+    /// Who may run DEBUG: `yes`, `no`, or `local` (loopback clients).
+    pub enable_debug_command: String,
 }
 
 impl Default for EngineOptions {
@@ -423,6 +425,7 @@ impl Default for EngineOptions {
             port: 6379,
             bind: "127.0.0.1".into(),
             data_dir: std::path::PathBuf::from("."),
+            enable_debug_command: "local".into(),
         }
     }
 }
@@ -441,6 +444,7 @@ impl Engine {
         config.set_raw("databases", opts.databases.to_string());
         config.set_raw("port", opts.port.to_string());
         config.set_raw("bind", opts.bind.clone());
+        config.set_raw("enable-debug-command", opts.enable_debug_command.clone());
         config.set_raw("proto-max-bulk-len", opts.proto_max_bulk_len.to_string());
         config.set_raw("dir", opts.data_dir.display().to_string());
         if let Some(p) = &opts.requirepass {
@@ -930,6 +934,15 @@ impl Engine {
             self.reject(client, out, Some(spec), "NOAUTH Authentication required.");
             return Dispatched::Done;
         }
+        if spec.name == "debug" && !self.debug_allowed(client) {
+            self.reject(
+                client,
+                out,
+                Some(spec),
+                "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.",
+            );
+            return Dispatched::Done;
+        }
         if client.in_pubsub_mode() && spec.flags & flags::PUBSUB_CONTEXT == 0 {
             // Redis names a known subcommand too (`pubsub|numsub`).
             let name = match spec.subcommand_of(argv) {
@@ -1368,6 +1381,29 @@ impl Engine {
                 }
                 None
             }
+        }
+    }
+
+    /// `enable-debug-command`: DEBUG can freeze the server (DEBUG SLEEP) or
+    /// make it rebuild its data set (DEBUG PANIC, RELOAD), so by default
+    /// only loopback clients may run it (Redis' `local`; its default is
+    /// `no`). Internal clients (replay) have no address and may.
+    fn debug_allowed(&self, client: &ClientState) -> bool {
+        match self
+            .srv
+            .config
+            .get("enable-debug-command")
+            .unwrap_or("local")
+        {
+            "yes" => true,
+            "local" => {
+                client.addr.is_empty()
+                    || client
+                        .addr
+                        .parse::<std::net::SocketAddr>()
+                        .is_ok_and(|a| a.ip().is_loopback())
+            }
+            _ => false,
         }
     }
 

@@ -17,6 +17,8 @@ pub struct ServerConfig {
     pub data_dir: std::path::PathBuf,
     pub requirepass: Option<String>,
     pub proto_max_bulk_len: u64,
+    /// `enable-debug-command`: yes, no or local.
+    pub enable_debug_command: String,
     pub databases: usize,
     /// Where writes are made durable.
     pub durability: Durability,
@@ -71,6 +73,7 @@ pub async fn run(config: ServerConfig) -> std::io::Result<()> {
         port: config.port,
         bind: config.bind.clone(),
         data_dir: config.data_dir.clone(),
+        enable_debug_command: config.enable_debug_command.clone(),
     };
     let mut engine = Engine::new(&opts);
     engine.unsafe_early_ack = config.unsafe_early_ack;
@@ -214,6 +217,7 @@ mod tests {
             data_dir: std::env::temp_dir(),
             requirepass: None,
             proto_max_bulk_len: 512 * 1024 * 1024,
+            enable_debug_command: "local".into(),
             databases: 16,
             durability: Durability::InMemory,
             lease: Duration::from_secs(2),

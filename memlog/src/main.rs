@@ -47,6 +47,10 @@ struct ServerArgs {
     /// Largest bulk string a client may send, in bytes.
     #[arg(long, default_value_t = 512 * 1024 * 1024)]
     proto_max_bulk_len: u64,
+    /// Who may run DEBUG (which can freeze the server or make it rebuild its
+    /// data set): `yes`, `no`, or `local` (clients on loopback).
+    #[arg(long, default_value = "local", value_parser = ["yes", "no", "local"])]
+    enable_debug_command: String,
     /// Number of logical databases (SELECT 0..N-1).
     #[arg(long, default_value_t = 16)]
     databases: usize,
@@ -162,6 +166,7 @@ fn main() -> anyhow::Result<()> {
                     data_dir: args.data_dir,
                     requirepass: args.requirepass,
                     proto_max_bulk_len: args.proto_max_bulk_len,
+                    enable_debug_command: args.enable_debug_command,
                     databases: args.databases,
                     durability: match (args.in_memory, args.txlog) {
                         (true, _) => memlog_engine::server::Durability::InMemory,

@@ -861,6 +861,38 @@ fn memory_stats_fields() {
     assert_eq!(names[0], names[1]);
 }
 
+/// `enable-debug-command` as Redis reads it: `local` (memlog's default:
+/// DEBUG can freeze the server or make it rebuild its data set) lets
+/// loopback clients run DEBUG, `no` refuses it with Redis' words; it is
+/// fixed at startup.
+#[test]
+fn debug_is_refused_unless_enabled() {
+    let local = MemlogServer::start(&[]).unwrap();
+    let mut c = RawConn::connect(local.port).unwrap();
+    assert_eq!(
+        c.call(&["DEBUG", "SLEEP", "0"]).unwrap(),
+        RespValue::Simple("OK".into())
+    );
+    assert_eq!(
+        c.call(&["CONFIG", "GET", "enable-debug-command"]).unwrap(),
+        RespValue::Array(vec![
+            RespValue::Bulk(b"enable-debug-command".to_vec()),
+            RespValue::Bulk(b"local".to_vec())
+        ])
+    );
+    assert!(c
+        .call(&["CONFIG", "SET", "enable-debug-command", "yes"])
+        .unwrap()
+        .is_error());
+    let off = MemlogServer::start(&["--enable-debug-command", "no"]).unwrap();
+    let mut c = RawConn::connect(off.port).unwrap();
+    assert_eq!(
+        c.call(&["DEBUG", "SLEEP", "0"]).unwrap(),
+        RespValue::Error("ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.".into())
+    );
+    assert_eq!(c.call(&["PING"]).unwrap(), RespValue::Simple("PONG".into()));
+}
+
 #[test]
 fn shutdown_exits_the_process() {
     let mut s = MemlogServer::start(&[]).unwrap();
