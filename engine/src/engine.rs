@@ -1024,7 +1024,13 @@ impl Engine {
             client.last_cmd = spec.name;
             client.last_cmd_ms = self.ks.now_ms;
         }
-        self.call(spec, client, argv, out)
+        let done = self.call(spec, client, argv, out);
+        // CONFIG SET maxmemory below what is used evicts at once, as Redis'
+        // does (its `evicted` events came a command later).
+        if spec.name == "config" && self.srv.memory.excess() > 0 && !self.ks.applying {
+            self.perform_evictions();
+        }
+        done
     }
 
     /// A command a Lua script runs (redis.call): as any other, inside the

@@ -115,3 +115,41 @@ fn volatile_ttl_evicts_soonest_expiring_keys_only() {
     );
     assert!(info_i64(&mut c, "evicted_keys") > 0);
 }
+
+/// CONFIG SET maxmemory below what is used evicts at once, inside the
+/// CONFIG SET, as Redis does: a subscriber hears the `evicted` events
+/// before anything else runs (they came one command later).
+#[test]
+fn config_set_maxmemory_evicts_at_once() {
+    let d = Differential::start().expect("servers");
+    for port in [d.memlog.port, d.redis.port] {
+        let mut c = RawConn::connect(port).unwrap();
+        let mut sub = RawConn::connect(port).unwrap();
+        for cmd in [
+            &["FLUSHALL"][..],
+            &["CONFIG", "SET", "notify-keyspace-events", "Ee"],
+            &["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"],
+            &["SET", "v1", "x"],
+        ] {
+            c.call(cmd).unwrap();
+        }
+        sub.call(&["SUBSCRIBE", "__keyevent@0__:evicted"]).unwrap();
+        assert_eq!(
+            c.call(&["CONFIG", "SET", "maxmemory", "1"]).unwrap(),
+            RespValue::Simple("OK".into())
+        );
+        // Nothing else has run since: the eviction came with CONFIG SET.
+        assert_eq!(
+            sub.read().unwrap(),
+            RespValue::Array(vec![
+                RespValue::Bulk(b"message".to_vec()),
+                RespValue::Bulk(b"__keyevent@0__:evicted".to_vec()),
+                RespValue::Bulk(b"v1".to_vec()),
+            ]),
+            "port {port}"
+        );
+        c.call(&["CONFIG", "SET", "maxmemory", "0"]).unwrap();
+        c.call(&["CONFIG", "SET", "notify-keyspace-events", ""])
+            .unwrap();
+    }
+}
