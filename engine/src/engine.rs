@@ -1299,8 +1299,16 @@ impl Engine {
             // The _RO script commands are READONLY but track as scripts.
             spec.flags & flags::READONLY != 0 && spec.flags & flags::PUBSUB == 0
         };
-        if reads && self.srv.tracking.remembers(client.id) {
-            if let Ok(idx) = spec.key_indexes(argv) {
+        // MEMORY USAGE reads its key (Redis' memory|usage is readonly, with
+        // the key spec its container has not).
+        let memory_usage = spec.name == "memory" && spec.subcommand_of(argv) == Some("usage");
+        if (reads || memory_usage) && self.srv.tracking.remembers(client.id) {
+            let keys = if memory_usage {
+                Ok(vec![2])
+            } else {
+                spec.key_indexes(argv)
+            };
+            if let Ok(idx) = keys {
                 self.srv
                     .tracking
                     .remember(client.id, idx.iter().filter_map(|&i| argv.get(i)));

@@ -118,6 +118,12 @@ fn default_mode_optin_optout_and_flushes_match_redis() {
         s.call(1, &["MSET", "j", "7", "k", "7"]);
         s.read(0);
         s.call(0, &["PING"]);
+        // MEMORY USAGE reads its key.
+        s.call(0, &["CLIENT", "TRACKING", "OFF"]);
+        s.call(0, &["CLIENT", "TRACKING", "ON"]);
+        s.call(0, &["MEMORY", "USAGE", "nosuch"]);
+        s.call(1, &["SET", "nosuch", "1"]);
+        s.read(0);
         // A flush invalidates everything (a null), FLUSHDB too.
         s.call(0, &["GET", "k"]);
         s.call(1, &["FLUSHALL"]);
