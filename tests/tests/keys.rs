@@ -976,6 +976,7 @@ fn reads_count_hits_and_misses_and_send_keymiss() {
          ZSCAN z 0
          XLEN nok13
          XRANGE x - +
+         XREAD STREAMS x nok16 0 0
          GEOPOS nok14 a
          TOUCH s nok15
          SET last 1";

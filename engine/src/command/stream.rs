@@ -682,13 +682,14 @@ fn xread(ctx: &mut Ctx) -> CmdResult {
     let n = (args.len() - streams_arg) / 2;
     let db = ctx.db();
     // Retried for a blocked client: a key that is no stream (any more)
-    // just has nothing to read, as in Redis.
+    // just has nothing to read, as in Redis. Each key is looked up twice,
+    // counted twice (hits/misses, keymiss), as in Redis' xreadCommand.
     let retry = ctx.srv.serving_key.is_some();
     let mut ids = Vec::with_capacity(n);
     for k in 0..n {
         let key = &args[streams_arg + k];
         let id_arg = &args[streams_arg + n + k];
-        let s = match ctx.ks.get_stream(db, key) {
+        let s = match ctx.ks.get_stream_read(db, key) {
             Err(_) if retry => None,
             r => r?,
         };
@@ -705,7 +706,7 @@ fn xread(ctx: &mut Ctx) -> CmdResult {
     // Serve what is there.
     let mut served: Served = Vec::new();
     for (k, gt) in ids.iter().enumerate() {
-        let s = match ctx.ks.get_stream(db, &args[streams_arg + k]) {
+        let s = match ctx.ks.get_stream_read(db, &args[streams_arg + k]) {
             Err(_) if retry => None,
             r => r?,
         };
