@@ -930,10 +930,7 @@ impl Engine {
             self.reject(client, out, Some(spec), &msg);
             return Dispatched::Done;
         }
-        if !client.authenticated && spec.flags & flags::NO_AUTH == 0 {
-            self.reject(client, out, Some(spec), "NOAUTH Authentication required.");
-            return Dispatched::Done;
-        }
+        // Before AUTH, as Redis checks protected commands first.
         if spec.name == "debug" && !self.debug_allowed(client) {
             self.reject(
                 client,
@@ -941,6 +938,10 @@ impl Engine {
                 Some(spec),
                 "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.",
             );
+            return Dispatched::Done;
+        }
+        if !client.authenticated && spec.flags & flags::NO_AUTH == 0 {
+            self.reject(client, out, Some(spec), "NOAUTH Authentication required.");
             return Dispatched::Done;
         }
         if client.in_pubsub_mode() && spec.flags & flags::PUBSUB_CONTEXT == 0 {
@@ -1025,9 +1026,13 @@ impl Engine {
             client.last_cmd_ms = self.ks.now_ms;
         }
         let done = self.call(spec, client, argv, out);
-        // CONFIG SET maxmemory below what is used evicts at once, as Redis'
-        // does (its `evicted` events came a command later).
-        if spec.name == "config" && self.srv.memory.excess() > 0 && !self.ks.applying {
+        // CONFIG SET maxmemory below what is used (or an EXEC of it) evicts
+        // right after the command, as Redis' eviction timer does (its
+        // `evicted` events came a command later).
+        if matches!(spec.name, "config" | "exec")
+            && self.srv.memory.excess() > 0
+            && !self.ks.applying
+        {
             self.perform_evictions();
         }
         done
@@ -1410,12 +1415,15 @@ impl Engine {
             .unwrap_or("local")
         {
             "yes" => true,
+            // Exactly Redis' islocalClient: 127.0.0.1 or ::1 (an IPv4
+            // client of a dual-stack listener comes as ::ffff:127.0.0.1).
             "local" => {
                 client.addr.is_empty()
-                    || client
-                        .addr
-                        .parse::<std::net::SocketAddr>()
-                        .is_ok_and(|a| a.ip().is_loopback())
+                    || client.addr.parse::<std::net::SocketAddr>().is_ok_and(|a| {
+                        let ip = a.ip().to_canonical();
+                        ip == std::net::IpAddr::from([127, 0, 0, 1])
+                            || ip == std::net::Ipv6Addr::LOCALHOST
+                    })
             }
             _ => false,
         }

@@ -116,6 +116,18 @@ fn volatile_ttl_evicts_soonest_expiring_keys_only() {
     assert!(info_i64(&mut c, "evicted_keys") > 0);
 }
 
+/// Reads the `evicted` event of `key` from a subscriber of them.
+fn expect_evicted(sub: &mut RawConn, key: &str) {
+    assert_eq!(
+        sub.read().unwrap(),
+        RespValue::Array(vec![
+            RespValue::Bulk(b"message".to_vec()),
+            RespValue::Bulk(b"__keyevent@0__:evicted".to_vec()),
+            RespValue::Bulk(key.as_bytes().to_vec()),
+        ])
+    );
+}
+
 /// CONFIG SET maxmemory below what is used evicts at once, inside the
 /// CONFIG SET, as Redis does: a subscriber hears the `evicted` events
 /// before anything else runs (they came one command later).
@@ -139,15 +151,14 @@ fn config_set_maxmemory_evicts_at_once() {
             RespValue::Simple("OK".into())
         );
         // Nothing else has run since: the eviction came with CONFIG SET.
-        assert_eq!(
-            sub.read().unwrap(),
-            RespValue::Array(vec![
-                RespValue::Bulk(b"message".to_vec()),
-                RespValue::Bulk(b"__keyevent@0__:evicted".to_vec()),
-                RespValue::Bulk(b"v1".to_vec()),
-            ]),
-            "port {port}"
-        );
+        expect_evicted(&mut sub, "v1");
+        c.call(&["CONFIG", "SET", "maxmemory", "0"]).unwrap();
+        // The same from inside a transaction.
+        c.call(&["SET", "v2", "x"]).unwrap();
+        c.call(&["MULTI"]).unwrap();
+        c.call(&["CONFIG", "SET", "maxmemory", "1"]).unwrap();
+        c.call(&["EXEC"]).unwrap();
+        expect_evicted(&mut sub, "v2");
         c.call(&["CONFIG", "SET", "maxmemory", "0"]).unwrap();
         c.call(&["CONFIG", "SET", "notify-keyspace-events", ""])
             .unwrap();

@@ -689,7 +689,13 @@ fn xread(ctx: &mut Ctx) -> CmdResult {
     for k in 0..n {
         let key = &args[streams_arg + k];
         let id_arg = &args[streams_arg + n + k];
-        let s = match ctx.ks.get_stream_read(db, key) {
+        // A retry (serving a blocked client) counts nothing, as Redis'
+        // serving of blocked readers does not.
+        let s = match if retry {
+            ctx.ks.get_stream(db, key)
+        } else {
+            ctx.ks.get_stream_read(db, key)
+        } {
             Err(_) if retry => None,
             r => r?,
         };
@@ -706,7 +712,12 @@ fn xread(ctx: &mut Ctx) -> CmdResult {
     // Serve what is there.
     let mut served: Served = Vec::new();
     for (k, gt) in ids.iter().enumerate() {
-        let s = match ctx.ks.get_stream_read(db, &args[streams_arg + k]) {
+        let key = &args[streams_arg + k];
+        let s = match if retry {
+            ctx.ks.get_stream(db, key)
+        } else {
+            ctx.ks.get_stream_read(db, key)
+        } {
             Err(_) if retry => None,
             r => r?,
         };
