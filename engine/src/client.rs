@@ -163,6 +163,15 @@ impl ClientState {
         self.channels.len() + self.patterns.len()
     }
 
+    /// Its subscriptions in `ns`.
+    pub fn subscriptions_mut(&mut self, ns: crate::pubsub::Namespace) -> &mut HashSet<Bytes> {
+        match ns {
+            crate::pubsub::Namespace::Channels => &mut self.channels,
+            crate::pubsub::Namespace::Patterns => &mut self.patterns,
+            crate::pubsub::Namespace::Shard => &mut self.shard_channels,
+        }
+    }
+
     /// Whether it subscribes to anything, shard channels included.
     pub fn subscribes(&self) -> bool {
         self.subscription_count() + self.shard_channels.len() > 0

@@ -636,15 +636,11 @@ impl Engine {
         self.srv.tracking.disable(id);
         self.ks.tracking_on = self.srv.tracking.is_on();
         self.srv.monitors.remove(id);
-        if let Some(c) = self.clients.remove(&id) {
-            for ch in &c.channels {
-                self.srv.pubsub.unsubscribe(id, ch);
-            }
-            for p in &c.patterns {
-                self.srv.pubsub.punsubscribe(id, p);
-            }
-            for ch in &c.shard_channels {
-                self.srv.pubsub.sunsubscribe(id, ch);
+        if let Some(mut c) = self.clients.remove(&id) {
+            for ns in crate::pubsub::Namespace::ALL {
+                for name in c.subscriptions_mut(ns).drain() {
+                    self.srv.pubsub.remove(ns, id, &name);
+                }
             }
             self.ks.unwatch_all(id, &c.watched);
         } else {
@@ -1304,14 +1300,12 @@ impl Engine {
             // The _RO script commands are READONLY but track as scripts.
             spec.flags & flags::READONLY != 0 && spec.flags & flags::PUBSUB == 0
         };
-        // MEMORY USAGE reads its key (Redis' memory|usage is readonly, with
-        // the key spec its container has not).
-        let memory_usage = spec.name == "memory" && spec.subcommand_of(argv) == Some("usage");
-        if (reads || memory_usage) && self.srv.tracking.remembers(client.id) {
-            let keys = if memory_usage {
-                Ok(vec![2])
-            } else {
-                spec.key_indexes(argv)
+        // MEMORY USAGE reads its key (Redis' memory|usage is readonly).
+        let memory_usage = command::server::memory_usage_key(argv);
+        if (reads || memory_usage.is_some()) && self.srv.tracking.remembers(client.id) {
+            let keys = match memory_usage {
+                Some(key) => Ok(vec![key]),
+                None => spec.key_indexes(argv),
             };
             if let Ok(idx) = keys {
                 self.srv

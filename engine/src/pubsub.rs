@@ -19,35 +19,43 @@ pub struct PubSub {
     pub shard: HashMap<Bytes, Set<ClientId>>,
 }
 
-impl PubSub {
-    pub fn subscribe(&mut self, client: ClientId, channel: &Bytes) {
-        self.channels
-            .entry(channel.clone())
-            .or_default()
-            .insert(client);
-    }
+/// The three kinds of subscription: channels (SUBSCRIBE), patterns
+/// (PSUBSCRIBE), shard channels (SSUBSCRIBE). Each is a namespace of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Namespace {
+    Channels,
+    Patterns,
+    Shard,
+}
 
-    pub fn unsubscribe(&mut self, client: ClientId, channel: &Bytes) {
-        if let Some(s) = self.channels.get_mut(channel) {
-            s.swap_remove(&client);
-            if s.is_empty() {
-                self.channels.remove(channel);
-            }
+impl Namespace {
+    pub const ALL: [Namespace; 3] = [Namespace::Channels, Namespace::Patterns, Namespace::Shard];
+}
+
+impl PubSub {
+    fn subscribers_mut(&mut self, ns: Namespace) -> &mut HashMap<Bytes, Set<ClientId>> {
+        match ns {
+            Namespace::Channels => &mut self.channels,
+            Namespace::Patterns => &mut self.patterns,
+            Namespace::Shard => &mut self.shard,
         }
     }
 
-    pub fn ssubscribe(&mut self, client: ClientId, channel: &Bytes) {
-        self.shard
-            .entry(channel.clone())
+    /// Subscribes `client` to `name` in `ns`.
+    pub fn add(&mut self, ns: Namespace, client: ClientId, name: &Bytes) {
+        self.subscribers_mut(ns)
+            .entry(name.clone())
             .or_default()
             .insert(client);
     }
 
-    pub fn sunsubscribe(&mut self, client: ClientId, channel: &Bytes) {
-        if let Some(s) = self.shard.get_mut(channel) {
+    /// Unsubscribes `client` from `name` in `ns`.
+    pub fn remove(&mut self, ns: Namespace, client: ClientId, name: &Bytes) {
+        let subs = self.subscribers_mut(ns);
+        if let Some(s) = subs.get_mut(name) {
             s.swap_remove(&client);
             if s.is_empty() {
-                self.shard.remove(channel);
+                subs.remove(name);
             }
         }
     }
@@ -78,27 +86,11 @@ impl PubSub {
         subs.len()
     }
 
-    pub fn psubscribe(&mut self, client: ClientId, pattern: &Bytes) {
-        self.patterns
-            .entry(pattern.clone())
-            .or_default()
-            .insert(client);
-    }
-
-    pub fn punsubscribe(&mut self, client: ClientId, pattern: &Bytes) {
-        if let Some(s) = self.patterns.get_mut(pattern) {
-            s.swap_remove(&client);
-            if s.is_empty() {
-                self.patterns.remove(pattern);
-            }
-        }
-    }
-
     /// Drops every subscription of `client`, looking through all of them
     /// (for a client whose own list was lost to a panic).
     pub fn forget(&mut self, client: ClientId) {
-        for subs in [&mut self.channels, &mut self.patterns, &mut self.shard] {
-            subs.retain(|_, s| {
+        for ns in Namespace::ALL {
+            self.subscribers_mut(ns).retain(|_, s| {
                 s.swap_remove(&client);
                 !s.is_empty()
             });

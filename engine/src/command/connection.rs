@@ -127,14 +127,10 @@ pub fn reset_client(ctx: &mut Ctx) {
     ctx.client.multi = None;
     let watched = std::mem::take(&mut ctx.client.watched);
     ctx.ks.unwatch_all(ctx.client.id, &watched);
-    for ch in std::mem::take(&mut ctx.client.channels) {
-        ctx.srv.pubsub.unsubscribe(ctx.client.id, &ch);
-    }
-    for p in std::mem::take(&mut ctx.client.patterns) {
-        ctx.srv.pubsub.punsubscribe(ctx.client.id, &p);
-    }
-    for ch in std::mem::take(&mut ctx.client.shard_channels) {
-        ctx.srv.pubsub.sunsubscribe(ctx.client.id, &ch);
+    for ns in crate::pubsub::Namespace::ALL {
+        for name in std::mem::take(ctx.client.subscriptions_mut(ns)) {
+            ctx.srv.pubsub.remove(ns, ctx.client.id, &name);
+        }
     }
     ctx.client.db = 0;
     ctx.client.resp3 = false;

@@ -183,14 +183,8 @@ fn getkeys(args: &[Bytes]) -> Result<(&'static CommandSpec, Vec<usize>), CmdErro
     let cmdline = &args[2..];
     let spec =
         super::lookup(&cmdline[0]).ok_or_else(|| CmdError::err("Invalid command specified"))?;
-    // MEMORY USAGE's key is its subcommand's (the container has none).
-    if spec.name == "memory"
-        && cmdline
-            .get(1)
-            .is_some_and(|s| s.eq_ignore_ascii_case(b"usage"))
-        && cmdline.len() >= 3
-    {
-        return Ok((spec, vec![2]));
+    if let Some(key) = super::server::memory_usage_key(cmdline) {
+        return Ok((spec, vec![key]));
     }
     if spec.first_key <= 0 && spec.keys_fn.is_none() {
         return Err(CmdError::err("The command has no key arguments"));

@@ -10,6 +10,7 @@ use crate::client::{Push, ReplyMode};
 use crate::engine::Ctx;
 use crate::error::{CmdError, CmdResult};
 use crate::glob::glob_match;
+use crate::pubsub::Namespace;
 use crate::resp::ReplyBuf;
 
 pub static COMMANDS: &[CommandSpec] = &[
@@ -88,11 +89,12 @@ pub static COMMANDS: &[CommandSpec] = &[
     .with_subcommands(PUBSUB_SUBS),
 ];
 
-fn confirm(ctx: &mut Ctx, kind: &[u8], name: Option<&[u8]>) {
-    let n = if matches!(kind, b"ssubscribe" | b"sunsubscribe") {
-        ctx.client.shard_channels.len()
-    } else {
-        ctx.client.subscription_count()
+/// Confirms a (un)subscription with the client's count in `ns` (shard
+/// channels are counted apart from channels and patterns, as in Redis).
+fn confirm(ctx: &mut Ctx, ns: Namespace, kind: &[u8], name: Option<&[u8]>) {
+    let n = match ns {
+        Namespace::Shard => ctx.client.shard_channels.len(),
+        _ => ctx.client.subscription_count(),
     } as i64;
     // A confirmation is a push (an array in RESP2), which CLIENT REPLY
     // OFF/SKIP does not silence: Redis sends pushes regardless of the mode.
@@ -111,65 +113,54 @@ fn confirm(ctx: &mut Ctx, kind: &[u8], name: Option<&[u8]>) {
     }
 }
 
+/// (P|S)SUBSCRIBE: each name, confirmed as `kind`.
+fn subscribe_to(ctx: &mut Ctx, ns: Namespace, kind: &[u8]) -> CmdResult {
+    let args = ctx.args;
+    for name in &args[1..] {
+        if ctx.client.subscriptions_mut(ns).insert(name.clone()) {
+            ctx.srv.pubsub.add(ns, ctx.client.id, name);
+        }
+        confirm(ctx, ns, kind, Some(name));
+    }
+    Ok(())
+}
+
+/// (P|S)UNSUBSCRIBE: the names given, or every one in `ns`.
+fn unsubscribe_from(ctx: &mut Ctx, ns: Namespace, kind: &[u8]) -> CmdResult {
+    let names: Vec<Bytes> = if ctx.argc() == 1 {
+        ctx.client.subscriptions_mut(ns).iter().cloned().collect()
+    } else {
+        ctx.args[1..].to_vec()
+    };
+    if names.is_empty() {
+        confirm(ctx, ns, kind, None);
+    }
+    for name in names {
+        if ctx.client.subscriptions_mut(ns).remove(&name) {
+            ctx.srv.pubsub.remove(ns, ctx.client.id, &name);
+        }
+        confirm(ctx, ns, kind, Some(&name));
+    }
+    Ok(())
+}
+
 // (P)SUBSCRIBE inside MULTI subscribe at EXEC, their confirmations in its
 // reply, as in Redis 7.0 (which refuses them only to a client that must
 // get one reply per command; scripts cannot call them: NOSCRIPT).
 fn subscribe(ctx: &mut Ctx) -> CmdResult {
-    let args = ctx.args;
-    for ch in &args[1..] {
-        if ctx.client.channels.insert(ch.clone()) {
-            ctx.srv.pubsub.subscribe(ctx.client.id, ch);
-        }
-        confirm(ctx, b"subscribe", Some(ch));
-    }
-    Ok(())
+    subscribe_to(ctx, Namespace::Channels, b"subscribe")
 }
 
 fn unsubscribe(ctx: &mut Ctx) -> CmdResult {
-    let chans: Vec<Bytes> = if ctx.argc() == 1 {
-        ctx.client.channels.iter().cloned().collect()
-    } else {
-        ctx.args[1..].to_vec()
-    };
-    if chans.is_empty() {
-        confirm(ctx, b"unsubscribe", None);
-    }
-    for ch in chans {
-        if ctx.client.channels.remove(&ch) {
-            ctx.srv.pubsub.unsubscribe(ctx.client.id, &ch);
-        }
-        confirm(ctx, b"unsubscribe", Some(&ch));
-    }
-    Ok(())
+    unsubscribe_from(ctx, Namespace::Channels, b"unsubscribe")
 }
 
 fn psubscribe(ctx: &mut Ctx) -> CmdResult {
-    let args = ctx.args;
-    for p in &args[1..] {
-        if ctx.client.patterns.insert(p.clone()) {
-            ctx.srv.pubsub.psubscribe(ctx.client.id, p);
-        }
-        confirm(ctx, b"psubscribe", Some(p));
-    }
-    Ok(())
+    subscribe_to(ctx, Namespace::Patterns, b"psubscribe")
 }
 
 fn punsubscribe(ctx: &mut Ctx) -> CmdResult {
-    let pats: Vec<Bytes> = if ctx.argc() == 1 {
-        ctx.client.patterns.iter().cloned().collect()
-    } else {
-        ctx.args[1..].to_vec()
-    };
-    if pats.is_empty() {
-        confirm(ctx, b"punsubscribe", None);
-    }
-    for p in pats {
-        if ctx.client.patterns.remove(&p) {
-            ctx.srv.pubsub.punsubscribe(ctx.client.id, &p);
-        }
-        confirm(ctx, b"punsubscribe", Some(&p));
-    }
-    Ok(())
+    unsubscribe_from(ctx, Namespace::Patterns, b"punsubscribe")
 }
 
 fn ssubscribe(ctx: &mut Ctx) -> CmdResult {
@@ -180,32 +171,11 @@ fn ssubscribe(ctx: &mut Ctx) -> CmdResult {
             "SSUBSCRIBE isn't allowed for a DENY BLOCKING client",
         ));
     }
-    let args = ctx.args;
-    for ch in &args[1..] {
-        if ctx.client.shard_channels.insert(ch.clone()) {
-            ctx.srv.pubsub.ssubscribe(ctx.client.id, ch);
-        }
-        confirm(ctx, b"ssubscribe", Some(ch));
-    }
-    Ok(())
+    subscribe_to(ctx, Namespace::Shard, b"ssubscribe")
 }
 
 fn sunsubscribe(ctx: &mut Ctx) -> CmdResult {
-    let chans: Vec<Bytes> = if ctx.argc() == 1 {
-        ctx.client.shard_channels.iter().cloned().collect()
-    } else {
-        ctx.args[1..].to_vec()
-    };
-    if chans.is_empty() {
-        confirm(ctx, b"sunsubscribe", None);
-    }
-    for ch in chans {
-        if ctx.client.shard_channels.remove(&ch) {
-            ctx.srv.pubsub.sunsubscribe(ctx.client.id, &ch);
-        }
-        confirm(ctx, b"sunsubscribe", Some(&ch));
-    }
-    Ok(())
+    unsubscribe_from(ctx, Namespace::Shard, b"sunsubscribe")
 }
 
 fn spublish(ctx: &mut Ctx) -> CmdResult {

@@ -236,6 +236,18 @@ pub fn validate_client_name(name: &[u8]) -> CmdResult {
     Ok(())
 }
 
+/// MEMORY USAGE's key, where `argv` is one: the container has no key spec,
+/// its `usage` subcommand reads argument 2 (COMMAND GETKEYS, tracking).
+pub fn memory_usage_key(argv: &[Bytes]) -> Option<usize> {
+    let is_usage = argv
+        .first()
+        .is_some_and(|c| c.eq_ignore_ascii_case(b"memory"))
+        && argv
+            .get(1)
+            .is_some_and(|s| s.eq_ignore_ascii_case(b"usage"));
+    (is_usage && argv.len() >= 3).then_some(2)
+}
+
 /// Applies a parameter the engine acts on after CONFIG SET stored it.
 fn config_applied(ctx: &mut Ctx, name: &str) -> CmdResult {
     if name == "notify-keyspace-events" {
