@@ -188,7 +188,7 @@ pub fn object_digest(digest: &mut Digest, v: &Value, has_expire: bool) {
 /// The digest of one key's value (DEBUG DIGEST-VALUE); zeros if absent.
 pub fn value_digest(db: &Db, key: &[u8]) -> Digest {
     let mut d = [0u8; 20];
-    if let Some(v) = db.data.get(key) {
+    if let Some(v) = db.value(key) {
         object_digest(&mut d, v, db.expire_of(key).is_some());
     }
     d
@@ -202,10 +202,10 @@ pub fn dataset_digest(ks: &Keyspace) -> Digest {
             continue;
         }
         mix_digest(&mut fin, &(j as u32).to_be_bytes());
-        for (k, v) in db.data.iter() {
+        for (k, o) in db.data.iter() {
             let mut d = [0u8; 20];
             mix_digest(&mut d, k);
-            object_digest(&mut d, v, db.expire_of(k).is_some());
+            object_digest(&mut d, &o.value, db.expire_of(k).is_some());
             xor_digest(&mut fin, &d);
         }
     }
@@ -249,7 +249,10 @@ mod tests {
     fn matches_redis() {
         // SET a 1 in db 0 (values from redis-server 7.0.15).
         let mut ks = Keyspace::new(16);
-        ks.dbs[0].data.insert(b"a"[..].into(), Value::str(b"1"));
+        ks.dbs[0].data.insert(
+            b"a"[..].into(),
+            crate::keyspace::Object::new(Value::str(b"1"), 0),
+        );
         assert_eq!(
             hex(&dataset_digest(&ks)),
             "943d800368fb9c0e951138f1bc0e313ac769d91f"
@@ -275,26 +278,39 @@ mod tests {
         // ZADD z 1 a 2.5 b 0.1 c; PEXPIREAT l 99999999999999
         let mut ks = Keyspace::new(16);
         let d = &mut ks.dbs[0];
-        d.data.insert(k("a"), Value::str(b"1"));
+        d.data
+            .insert(k("a"), crate::keyspace::Object::new(Value::str(b"1"), 0));
         d.data.insert(
             k("l"),
-            Value::List(Box::new(["x", "y", "z"].iter().map(|x| e(x)).collect())),
+            crate::keyspace::Object::new(
+                Value::List(Box::new(["x", "y", "z"].iter().map(|x| e(x)).collect())),
+                0,
+            ),
         );
         d.data.insert(
             k("s"),
-            Value::Set(Box::new(
-                ["abc", "3", "1", "2"].iter().map(|x| e(x)).collect(),
-            )),
+            crate::keyspace::Object::new(
+                Value::Set(Box::new(
+                    ["abc", "3", "1", "2"].iter().map(|x| e(x)).collect(),
+                )),
+                0,
+            ),
         );
         let mut h = crate::keyspace::Map::default();
         h.insert(e("g"), e("w"));
         h.insert(e("f"), e("v"));
-        d.data.insert(k("h"), Value::Hash(Box::new(h)));
+        d.data.insert(
+            k("h"),
+            crate::keyspace::Object::new(Value::Hash(Box::new(h)), 0),
+        );
         let mut z = crate::keyspace::ZSet::default();
         z.insert(b"a", 1.0);
         z.insert(b"b", 2.5);
         z.insert(b"c", 0.1);
-        d.data.insert(k("z"), Value::ZSet(Box::new(z)));
+        d.data.insert(
+            k("z"),
+            crate::keyspace::Object::new(Value::ZSet(Box::new(z)), 0),
+        );
         d.expires.insert(k("l"), 99999999999999);
         let d = &ks.dbs[0];
         assert_eq!(
@@ -332,9 +348,18 @@ mod tests {
             z.insert(format!("m{i}").as_bytes(), i as f64 + 0.5);
         }
         let d = &mut ks.dbs[0];
-        d.data.insert(k("bs"), Value::Set(Box::new(s)));
-        d.data.insert(k("bh"), Value::Hash(Box::new(h)));
-        d.data.insert(k("bz"), Value::ZSet(Box::new(z)));
+        d.data.insert(
+            k("bs"),
+            crate::keyspace::Object::new(Value::Set(Box::new(s)), 0),
+        );
+        d.data.insert(
+            k("bh"),
+            crate::keyspace::Object::new(Value::Hash(Box::new(h)), 0),
+        );
+        d.data.insert(
+            k("bz"),
+            crate::keyspace::Object::new(Value::ZSet(Box::new(z)), 0),
+        );
         let d = &ks.dbs[0];
         assert_eq!(
             hex(&value_digest(d, b"bs")),

@@ -1409,6 +1409,7 @@ async fn run_snapshots(
             let written = tokio::task::spawn_blocking(move || crate::snapshot::wait_forked(pid))
                 .await
                 .unwrap_or(false);
+            engine.lock().ks.forked_child = false;
             if !written {
                 d.positions.lock().pinned = None;
                 tracing::warn!(pid, "snapshot dropped: its capture process failed");

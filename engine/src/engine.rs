@@ -1266,8 +1266,7 @@ impl Engine {
                 break;
             };
             let size = self.ks.dbs[db]
-                .data
-                .get(&key[..])
+                .value(&key[..])
                 .map_or(0, |v| key.len() + v.heap_size() + 56);
             self.ks.remove(db, &key);
             self.ks.modified(db, &key);

@@ -18,6 +18,9 @@
 //! (`noeviction`, or no candidate key), the command is refused with Redis'
 //! `-OOM` error instead, so a full server keeps serving reads and deletes
 //! rather than growing until the kernel kills it.
+//!
+//! The LRU and LFU policies pick by the keys' access clocks
+//! (`keyspace::access`), sampled into a pool of candidates as in Redis.
 
 use std::sync::OnceLock;
 
@@ -65,6 +68,11 @@ impl Policy {
         })
     }
 
+    /// Keys' access clocks count uses (LFU) rather than time (LRU).
+    pub fn lfu(self) -> bool {
+        matches!(self, Policy::AllKeysLfu | Policy::VolatileLfu)
+    }
+
     /// Only keys with a TTL are candidates.
     fn volatile(self) -> bool {
         matches!(
@@ -90,6 +98,22 @@ pub struct Memory {
     counted: u64,
     /// Keys evicted (INFO evicted_keys).
     pub evicted_keys: u64,
+    /// The best eviction candidates sampled so far, best last (Redis'
+    /// eviction pool; LRU, LFU and volatile-ttl).
+    pool: Vec<Candidate>,
+}
+
+/// Redis' EVPOOL_SIZE.
+const POOL_SIZE: usize = 16;
+
+/// A key sampled for eviction, kept between evictions (Redis'
+/// evictionPoolEntry): it may be gone by the time it is picked.
+#[derive(Debug, Clone)]
+struct Candidate {
+    /// Higher is a better candidate.
+    score: u64,
+    db: usize,
+    key: crate::keyspace::Key,
 }
 
 impl Memory {
@@ -138,13 +162,21 @@ impl Memory {
             .unwrap_or_else(|| crate::command::server::used_memory(ks))
     }
 
+    /// Sets the policy; candidates kept for the last one go.
+    pub fn set_policy(&mut self, policy: Policy) {
+        if policy != self.policy {
+            self.pool.clear();
+        }
+        self.policy = policy;
+    }
+
     /// The next key to evict under the policy: (db, key), or `None` when no
-    /// key is a candidate. Keys are sampled (`maxmemory-samples` per
-    /// database); volatile-ttl takes the sampled key that expires first.
-    /// memlog keeps no access times or counts, so the LRU and LFU policies
-    /// evict a random candidate as the random ones do.
-    pub fn victim(&self, ks: &Keyspace) -> Option<(usize, bytes::Bytes)> {
-        let mut rng = rand::thread_rng();
+    /// key is a candidate. The random policies pick any candidate; the
+    /// others, as Redis' performEvictions, sample `maxmemory-samples` keys
+    /// of every database into a pool of the best candidates seen so far
+    /// (longest idle, least often used, or soonest to expire) and take the
+    /// best one that still exists.
+    pub fn victim(&mut self, ks: &Keyspace) -> Option<(usize, bytes::Bytes)> {
         let volatile = self.policy.volatile();
         let candidates = |db: &crate::keyspace::Db| {
             if volatile {
@@ -153,36 +185,112 @@ impl Memory {
                 db.data.len()
             }
         };
-        let dbs: Vec<usize> = (0..ks.dbs.len())
-            .filter(|&i| candidates(&ks.dbs[i]) > 0)
-            .collect();
-        if dbs.is_empty() {
-            return None;
+        if matches!(self.policy, Policy::AllKeysRandom | Policy::VolatileRandom) {
+            let mut rng = rand::thread_rng();
+            let dbs: Vec<usize> = (0..ks.dbs.len())
+                .filter(|&i| candidates(&ks.dbs[i]) > 0)
+                .collect();
+            if dbs.is_empty() {
+                return None;
+            }
+            let db = dbs[rng.gen_range(0..dbs.len())];
+            let d = &ks.dbs[db];
+            let i = rng.gen_range(0..candidates(d));
+            let key = if volatile {
+                d.expires.get_index(i).map(|(k, _)| k)
+            } else {
+                d.data.get_index(i).map(|(k, _)| k)
+            }?;
+            return Some((db, bytes::Bytes::copy_from_slice(key)));
         }
-        if self.policy == Policy::VolatileTtl {
-            let mut best: Option<(i64, usize, &[u8])> = None;
-            for &db in &dbs {
-                let expires = &ks.dbs[db].expires;
-                for _ in 0..self.samples.max(1) {
-                    let i = rng.gen_range(0..expires.len());
-                    if let Some((k, &at)) = expires.get_index(i) {
-                        if best.is_none_or(|(b, ..)| at < b) {
-                            best = Some((at, db, &k[..]));
-                        }
-                    }
+        loop {
+            let mut total = 0;
+            for (db, d) in ks.dbs.iter().enumerate() {
+                let n = candidates(d);
+                if n > 0 {
+                    total += n;
+                    self.sample_into_pool(ks, db);
                 }
             }
-            return best.map(|(_, db, k)| (db, bytes::Bytes::copy_from_slice(k)));
+            if total == 0 {
+                return None;
+            }
+            // Best first; a candidate deleted since it was sampled is
+            // dropped. Only when every one was gone is the pool filled again
+            // (then it holds at least one key that exists).
+            while let Some(c) = self.pool.pop() {
+                let d = &ks.dbs[c.db];
+                let exists = if volatile {
+                    d.expires.contains_key(&c.key[..])
+                } else {
+                    d.data.contains_key(&c.key[..])
+                };
+                if exists {
+                    return Some((c.db, bytes::Bytes::copy_from_slice(&c.key)));
+                }
+            }
         }
-        let db = dbs[rng.gen_range(0..dbs.len())];
+    }
+
+    /// Redis' evictionPoolPopulate: samples database `db` and keeps the
+    /// samples better than the pool's worst (all of them while it has
+    /// room). The pool stays sorted, best candidate last.
+    fn sample_into_pool(&mut self, ks: &Keyspace, db: usize) {
         let d = &ks.dbs[db];
-        let i = rng.gen_range(0..candidates(d));
-        let key = if volatile {
-            d.expires.get_index(i).map(|(k, _)| k)
+        let volatile = self.policy.volatile();
+        let n = if volatile {
+            d.expires.len()
         } else {
-            d.data.get_index(i).map(|(k, _)| k)
-        }?;
-        Some((db, bytes::Bytes::copy_from_slice(key)))
+            d.data.len()
+        };
+        let mut rng = rand::thread_rng();
+        let samples = self.samples.max(1);
+        for j in 0..samples.min(n) {
+            let i = if n <= samples { j } else { rng.gen_range(0..n) };
+            let (key, score) = if self.policy == Policy::VolatileTtl {
+                let Some((k, &at)) = d.expires.get_index(i) else {
+                    continue;
+                };
+                (k, u64::MAX - at.max(0) as u64)
+            } else {
+                let entry = if volatile {
+                    d.expires
+                        .get_index(i)
+                        .and_then(|(k, _)| d.data.get_key_value(&k[..]))
+                } else {
+                    d.data.get_index(i)
+                };
+                let Some((k, o)) = entry else {
+                    continue;
+                };
+                (k, ks.access.eviction_score(o.lru, ks.now_ms))
+            };
+            if self.pool.iter().any(|c| c.db == db && c.key == *key) {
+                continue;
+            }
+            let k = self.pool.partition_point(|c| c.score < score);
+            if self.pool.len() < POOL_SIZE {
+                self.pool.insert(
+                    k,
+                    Candidate {
+                        score,
+                        db,
+                        key: key.clone(),
+                    },
+                );
+            } else if k > 0 {
+                // Full: the worst candidate makes room.
+                self.pool.remove(0);
+                self.pool.insert(
+                    k - 1,
+                    Candidate {
+                        score,
+                        db,
+                        key: key.clone(),
+                    },
+                );
+            }
+        }
     }
 }
 
@@ -211,6 +319,54 @@ mod tests {
         assert!(m.victim(&ks).is_some());
         ks.dbs[1].expires.clear();
         m.policy = Policy::VolatileLru;
+        assert_eq!(m.victim(&ks), None);
+    }
+
+    #[test]
+    fn lru_and_lfu_victims_are_the_coldest_keys_sampled_in_order() {
+        let mut ks = Keyspace::new(2);
+        let now = ks.now_ms;
+        for i in 0..40 {
+            ks.set(i % 2, format!("k{i}").as_bytes(), Value::str(b"v"));
+        }
+        let mut m = Memory::new();
+        // Every key is sampled: the pool holds the true coldest.
+        m.samples = 100;
+        for lfu in [false, true] {
+            ks.access.lfu = lfu;
+            m.set_policy(if lfu {
+                Policy::AllKeysLfu
+            } else {
+                Policy::AllKeysLru
+            });
+            for i in 0..40u32 {
+                let lru = if lfu {
+                    ks.access.restored(Some(10 + i as u8), None, now)
+                } else {
+                    ks.access.restored(None, Some(i64::from(1000 - i)), now)
+                };
+                ks.set_access_clock((i % 2) as usize, format!("k{i}").as_bytes(), lru.unwrap());
+            }
+            for i in 0..20 {
+                let (db, key) = m.victim(&ks).expect("a victim");
+                assert_eq!(
+                    (db, &key[..]),
+                    (i % 2, format!("k{i}").as_bytes()),
+                    "lfu {lfu}"
+                );
+                ks.remove(db, &key);
+            }
+            for i in 0..20 {
+                ks.set(i % 2, format!("k{i}").as_bytes(), Value::str(b"v"));
+            }
+        }
+        // Keys deleted after they were sampled are skipped.
+        m.set_policy(Policy::AllKeysLru);
+        ks.access.lfu = false;
+        assert!(m.victim(&ks).is_some());
+        for db in 0..2 {
+            ks.dbs[db].data.clear();
+        }
         assert_eq!(m.victim(&ks), None);
     }
 }

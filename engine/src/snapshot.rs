@@ -504,9 +504,9 @@ pub fn capture(ks: &Keyspace, functions: &Functions) -> Capture {
     let libraries = functions.libraries().map(|lib| lib.code.clone()).collect();
     let mut keys = Vec::with_capacity(ks.dbs.iter().map(|d| d.data.len()).sum());
     for (db, d) in ks.dbs.iter().enumerate() {
-        for (key, value) in d.data.iter() {
+        for (key, o) in d.data.iter() {
             let ttl = d.expire_of(key).unwrap_or(0).max(0);
-            keys.push((db as u32, key.clone(), ttl, value.clone()));
+            keys.push((db as u32, key.clone(), ttl, o.value.clone()));
         }
     }
     Capture { libraries, keys }
@@ -689,9 +689,9 @@ pub fn write_body(
         emit(library_command(lib.code.clone()))?;
     }
     for (db, d) in ks.dbs.iter().enumerate() {
-        for (key, value) in d.data.iter() {
+        for (key, o) in d.data.iter() {
             let ttl = d.expire_of(key).unwrap_or(0).max(0);
-            key_commands(db as u32, key, ttl, value, &mut emit)?;
+            key_commands(db as u32, key, ttl, &o.value, &mut emit)?;
         }
     }
     if let Some(r) = b.finish() {

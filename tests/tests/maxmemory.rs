@@ -164,3 +164,165 @@ fn config_set_maxmemory_evicts_at_once() {
             .unwrap();
     }
 }
+
+/// What counts against `maxmemory`: memlog's data set estimate plus its
+/// base, Redis' `used_memory`.
+fn counted_memory(c: &mut RawConn, memlog: bool) -> i64 {
+    if memlog {
+        info_i64(c, "used_memory_overhead") + info_i64(c, "used_memory_dataset")
+    } else {
+        info_i64(c, "used_memory")
+    }
+}
+
+/// Fills 1,000 keys, every other one "cold" (restored with `cold` options:
+/// long idle or rarely used), then lowers `maxmemory` by about 300 keys'
+/// worth under `policy`: nearly every key evicted must be a cold one, as
+/// on a real redis-server (random choice would take half from each).
+fn evictions_pick_cold_keys(port: u16, memlog: bool, policy: &str, cold: &[&str], hot: &[&str]) {
+    let mut c = RawConn::connect(port).expect("connect");
+    let value = "v".repeat(1000);
+    for cmd in [
+        &["FLUSHALL"][..],
+        &["CONFIG", "SET", "maxmemory", "0"],
+        &["CONFIG", "SET", "maxmemory-policy", policy],
+        &["SET", "tmp", &value],
+    ] {
+        c.call(cmd).expect("setup");
+    }
+    let RespValue::Bulk(payload) = c.call(&["DUMP", "tmp"]).expect("dump") else {
+        panic!("DUMP");
+    };
+    c.call(&["DEL", "tmp"]).expect("del");
+    for i in 0..1000 {
+        let key = format!("k:{i}");
+        let opts = if i % 2 == 0 { cold } else { hot };
+        let mut cmd: Vec<&[u8]> = vec![b"RESTORE", key.as_bytes(), b"0", &payload];
+        cmd.extend(opts.iter().map(|o| o.as_bytes()));
+        assert_eq!(
+            c.call(&cmd).expect("restore"),
+            RespValue::Simple("OK".into()),
+            "{cmd:?}"
+        );
+    }
+    let used = counted_memory(&mut c, memlog);
+    let before = info_i64(&mut c, "evicted_keys");
+    c.call(&[
+        "CONFIG",
+        "SET",
+        "maxmemory",
+        &(used - 300 * 1100).to_string(),
+    ])
+    .expect("config");
+    let evicted = info_i64(&mut c, "evicted_keys") - before;
+    let mut cold_left = 0;
+    for i in (0..1000).step_by(2) {
+        cold_left += c
+            .call(&["EXISTS", &format!("k:{i}")])
+            .expect("exists")
+            .as_int()
+            .expect("int");
+    }
+    let cold_evicted = 500 - cold_left;
+    assert!(
+        (150..500).contains(&evicted),
+        "{policy} (memlog {memlog}): {evicted} evicted"
+    );
+    assert!(
+        cold_evicted * 10 >= evicted * 9,
+        "{policy} (memlog {memlog}): {cold_evicted} of {evicted} evicted were cold"
+    );
+    c.call(&["CONFIG", "SET", "maxmemory", "0"])
+        .expect("config");
+    c.call(&["CONFIG", "SET", "maxmemory-policy", "noeviction"])
+        .expect("config");
+}
+
+/// allkeys-lru evicts the keys idle longest and allkeys-lfu the ones used
+/// least, sampled into a pool of candidates as Redis does (they used to
+/// evict at random), on memlog and on redis-server alike.
+#[test]
+fn lru_and_lfu_policies_evict_the_coldest_keys() {
+    let d = Differential::start().expect("servers");
+    for (port, memlog) in [(d.memlog.port, true), (d.redis.port, false)] {
+        evictions_pick_cold_keys(port, memlog, "allkeys-lru", &["IDLETIME", "100000"], &[]);
+        evictions_pick_cold_keys(port, memlog, "allkeys-lfu", &["FREQ", "0"], &["FREQ", "50"]);
+    }
+}
+
+/// Each key's access clock as Redis keeps it: reads and writes are
+/// accesses, EXISTS / TYPE / TTL / OBJECT are not, TOUCH is; RESTORE sets
+/// it; OBJECT IDLETIME and FREQ and DEBUG OBJECT show it.
+#[test]
+fn access_clocks_follow_lookups_as_in_redis() {
+    let server = MemlogServer::start(&[]).expect("server");
+    let mut c = RawConn::connect(server.port).expect("connect");
+    let int = |c: &mut RawConn, cmd: &[&str]| c.call(cmd).expect("call").as_int().expect("int");
+    c.call(&["SET", "tmp", "bar"]).unwrap();
+    let RespValue::Bulk(payload) = c.call(&["DUMP", "tmp"]).unwrap() else {
+        panic!("DUMP");
+    };
+    let restore = |c: &mut RawConn, key: &str, opts: &[&str]| {
+        let mut cmd: Vec<&[u8]> = vec![b"RESTORE", key.as_bytes(), b"0", &payload, b"REPLACE"];
+        cmd.extend(opts.iter().map(|o| o.as_bytes()));
+        assert_eq!(c.call(&cmd).unwrap(), RespValue::Simple("OK".into()));
+    };
+    assert_eq!(int(&mut c, &["OBJECT", "IDLETIME", "tmp"]), 0);
+    restore(&mut c, "foo", &["IDLETIME", "1000"]);
+    let idle = int(&mut c, &["OBJECT", "IDLETIME", "foo"]);
+    assert!((1000..1003).contains(&idle), "{idle}");
+    for cmd in [
+        &["TTL", "foo"][..],
+        &["PTTL", "foo"],
+        &["TYPE", "foo"],
+        &["EXISTS", "foo"],
+        &["OBJECT", "ENCODING", "foo"],
+        &["MEMORY", "USAGE", "foo"],
+        &["SCAN", "0", "TYPE", "string"],
+    ] {
+        c.call(cmd).unwrap();
+        let idle = int(&mut c, &["OBJECT", "IDLETIME", "foo"]);
+        assert!(idle >= 1000, "{cmd:?} made it {idle}");
+    }
+    let RespValue::Simple(debug) = c.call(&["DEBUG", "OBJECT", "foo"]).unwrap() else {
+        panic!("DEBUG OBJECT");
+    };
+    assert!(debug.contains("lru_seconds_idle:10"), "{debug}");
+    for (cmd, key) in [
+        (&["TOUCH", "foo"][..], "foo"),
+        (&["GET", "foo"], "foo"),
+        (&["APPEND", "foo", "x"], "foo"),
+        (&["STRLEN", "foo"], "foo"),
+        (&["SET", "foo", "y"], "foo"),
+        (&["RENAME", "foo", "bar"], "bar"),
+    ] {
+        restore(&mut c, key, &["IDLETIME", "1000"]);
+        c.call(cmd).unwrap();
+        let idle = int(&mut c, &["OBJECT", "IDLETIME", key]);
+        assert!(idle < 3, "{cmd:?} left it at {idle}");
+    }
+    // LFU: counters instead of times.
+    c.call(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lfu"])
+        .unwrap();
+    assert!(c.call(&["OBJECT", "IDLETIME", "bar"]).unwrap().is_error());
+    c.call(&["SET", "new", "v"]).unwrap();
+    assert_eq!(int(&mut c, &["OBJECT", "FREQ", "new"]), 5);
+    restore(&mut c, "f", &["FREQ", "100"]);
+    assert_eq!(int(&mut c, &["OBJECT", "FREQ", "f"]), 100);
+    // RENAME and MOVE take the counter along (and count as one access).
+    c.call(&["RENAME", "f", "g"]).unwrap();
+    c.call(&["MOVE", "g", "1"]).unwrap();
+    c.call(&["SELECT", "1"]).unwrap();
+    let f = int(&mut c, &["OBJECT", "FREQ", "g"]);
+    assert!((100..103).contains(&f), "{f}");
+    c.call(&["SELECT", "0"]).unwrap();
+    // A key read often climbs, logarithmically.
+    for _ in 0..200 {
+        c.call(&["GET", "new"]).unwrap();
+    }
+    let f = int(&mut c, &["OBJECT", "FREQ", "new"]);
+    assert!((6..30).contains(&f), "{f}");
+    c.call(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"])
+        .unwrap();
+    assert!(c.call(&["OBJECT", "FREQ", "new"]).unwrap().is_error());
+}

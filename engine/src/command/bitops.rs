@@ -80,7 +80,7 @@ fn string_for_bits(ctx: &mut Ctx, maxbit: u64) -> Result<bool, CmdError> {
 
 fn str_mut<'a>(ctx: &'a mut Ctx) -> &'a mut [u8] {
     let db = ctx.db();
-    match ctx.ks.dbs[db].data.get_mut(&ctx.args[1][..]) {
+    match ctx.ks.dbs[db].value_mut(&ctx.args[1][..]) {
         Some(Value::Str(s)) => s,
         _ => &mut [],
     }
@@ -590,7 +590,7 @@ fn bitfield_generic(ctx: &mut Ctx, ro: bool) -> CmdResult {
     }
     // Read-only runs never write through `s`.
     let mut empty: [u8; 0] = [];
-    let s: &mut [u8] = match ctx.ks.dbs[db].data.get_mut(&ctx.args[1][..]) {
+    let s: &mut [u8] = match ctx.ks.dbs[db].value_mut(&ctx.args[1][..]) {
         Some(Value::Str(s)) => s,
         _ => &mut empty,
     };

@@ -94,7 +94,7 @@ fn changed(ctx: &mut Ctx, key: &[u8]) {
     ctx.ks.modified(db, key);
     ctx.ks.notify(db, notify::STRING, "pfadd", key);
     if !ctx.ks.applying && sparse_max_bytes(ctx) != hll::DEFAULT_SPARSE_MAX_BYTES {
-        if let Some(Value::Str(s)) = ctx.ks.dbs[db].data.get(key) {
+        if let Some(Value::Str(s)) = ctx.ks.dbs[db].value(key) {
             let eff = argv![b"SET", key, s, b"KEEPTTL"];
             ctx.ks.propagate(db, eff);
         }
@@ -159,7 +159,7 @@ fn pfcount(ctx: &mut Ctx) -> CmdResult {
                 Some(card) => card,
                 None => {
                     let card = hll::count(s)?;
-                    if let Some(Value::Str(s)) = ctx.ks.dbs[db].data.get_mut(&key[..]) {
+                    if let Some(Value::Str(s)) = ctx.ks.dbs[db].value_mut(&key[..]) {
                         hll::store_count(s, card);
                     }
                     ctx.ks.modified(db, key);

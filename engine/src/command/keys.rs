@@ -111,28 +111,37 @@ fn del(ctx: &mut Ctx) -> CmdResult {
 }
 
 fn exists(ctx: &mut Ctx) -> CmdResult {
+    count_existing(ctx, false)
+}
+
+/// EXISTS that counts as an access of each key (its access clock).
+fn touch(ctx: &mut Ctx) -> CmdResult {
+    count_existing(ctx, true)
+}
+
+/// How many of the keys exist. Counted as reads (keyspace hits/misses,
+/// keymiss), as Redis does, once per argument; an access of each key only
+/// for TOUCH (EXISTS looks up with LOOKUP_NOTOUCH).
+fn count_existing(ctx: &mut Ctx, access: bool) -> CmdResult {
     let db = ctx.db();
     let mut n = 0;
-    // Counted as reads (keyspace hits/misses, keymiss), as Redis does,
-    // once per argument.
     for k in &ctx.args[1..] {
-        if ctx.ks.get_counted(db, k).is_some() {
-            n += 1;
-        }
+        let found = if access {
+            ctx.ks.get_counted(db, k).is_some()
+        } else {
+            ctx.ks.peek_counted(db, k).is_some()
+        };
+        n += i64::from(found);
     }
     ctx.out.int(n);
     Ok(())
-}
-
-fn touch(ctx: &mut Ctx) -> CmdResult {
-    exists(ctx)
 }
 
 fn type_(ctx: &mut Ctx) -> CmdResult {
     let db = ctx.db();
     let t = ctx
         .ks
-        .get_counted(db, &ctx.args[1])
+        .peek_counted(db, &ctx.args[1])
         .map(|v| v.type_name())
         .unwrap_or("none");
     ctx.out.simple(t);
@@ -218,9 +227,10 @@ fn scan(ctx: &mut Ctx) -> CmdResult {
     let next = if end as u64 >= len { 0 } else { end as u64 };
     let mut found: Vec<&[u8]> = Vec::new();
     for idx in start..end {
-        let Some((k, v)) = d.data.get_index(idx) else {
+        let Some((k, o)) = d.data.get_index(idx) else {
             break;
         };
+        let v = &o.value;
         if let Some(p) = pat {
             if !crate::glob::glob_match(p, k, false) {
                 continue;
@@ -291,8 +301,13 @@ fn rename_generic(ctx: &mut Ctx, nx: bool) -> CmdResult {
         }
         ctx.ks.remove(db, dst);
     }
+    // The object moves, access clock and all, as in Redis.
+    let lru = ctx.ks.access_clock(db, src);
     let v = ctx.ks.remove(db, src).expect("checked above");
     ctx.ks.set(db, dst, v);
+    if let Some(lru) = lru {
+        ctx.ks.set_access_clock(db, dst, lru);
+    }
     if let Some(at) = expire {
         ctx.ks.set_expire(db, dst, at);
     }
@@ -358,8 +373,12 @@ fn move_(ctx: &mut Ctx) -> CmdResult {
         ctx.out.int(0);
         return Ok(());
     }
+    let lru = ctx.ks.access_clock(src, key);
     let v = ctx.ks.remove(src, key).expect("checked above");
     ctx.ks.set(dst, key, v);
+    if let Some(lru) = lru {
+        ctx.ks.set_access_clock(dst, key, lru);
+    }
     if let Some(at) = expire {
         ctx.ks.set_expire(dst, key, at);
     }
@@ -435,7 +454,7 @@ fn swapdb(ctx: &mut Ctx) -> CmdResult {
             .filter(|(db, key)| {
                 (*db == a || *db == b)
                     && matches!(
-                        ctx.ks.dbs[*db].data.get(&key[..]),
+                        ctx.ks.dbs[*db].value(&key[..]),
                         Some(Value::List(_) | Value::ZSet(_))
                     )
             })
@@ -544,7 +563,7 @@ fn pexpireat(ctx: &mut Ctx) -> CmdResult {
 fn ttl_generic(ctx: &mut Ctx, ms: bool, abs: bool) -> CmdResult {
     let db = ctx.db();
     let key = &ctx.args[1][..];
-    if ctx.ks.get_counted(db, key).is_none() {
+    if ctx.ks.peek_counted(db, key).is_none() {
         ctx.out.int(-2);
         return Ok(());
     }
@@ -675,22 +694,20 @@ fn object(ctx: &mut Ctx) -> CmdResult {
     }
     // Redis looks the key up before it checks the policy.
     let db = ctx.db();
-    if ctx.ks.get(db, &ctx.args[2]).is_none() {
+    if ctx.ks.peek(db, &ctx.args[2]).is_none() {
         ctx.out.null();
         return Ok(());
     }
-    let lfu = ctx
-        .srv
-        .config
-        .get("maxmemory-policy")
-        .is_some_and(|p| p.contains("lfu"));
+    let lfu = ctx.ks.access.lfu;
     if sub == "IDLETIME" && lfu {
         return Err(CmdError::err("An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust."));
     }
     if sub == "FREQ" && !lfu {
         return Err(CmdError::err("An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust."));
     }
-    let Some(v) = ctx.ks.get(db, &ctx.args[2]) else {
+    let (access, now) = (ctx.ks.access, ctx.ks.now_ms);
+    let lru = ctx.ks.access_clock(db, &ctx.args[2]).unwrap_or_default();
+    let Some(v) = ctx.ks.peek(db, &ctx.args[2]) else {
         return Ok(());
     };
     match sub.as_str() {
@@ -704,9 +721,8 @@ fn object(ctx: &mut Ctx) -> CmdResult {
                 matches!(v, Value::Str(s) if parse_i64(s).is_some_and(|n| (0..10000).contains(&n)));
             ctx.out.int(if shared { i32::MAX as i64 } else { 1 });
         }
-        // Access times are not tracked: every key looks freshly used.
-        "IDLETIME" => ctx.out.int(0),
-        _ => ctx.out.int(5), // LFU_INIT_VAL
+        "IDLETIME" => ctx.out.int((access.idle_ms(lru, now) / 1000) as i64),
+        _ => ctx.out.int(i64::from(access.frequency(lru, now))),
     }
     Ok(())
 }
@@ -728,8 +744,8 @@ fn dump(ctx: &mut Ctx) -> CmdResult {
 fn restore(ctx: &mut Ctx) -> CmdResult {
     let mut replace = false;
     let mut absttl = false;
-    let mut idle = false;
-    let mut freq = false;
+    let mut idle: Option<i64> = None;
+    let mut freq: Option<u8> = None;
     let mut j = 4;
     while j < ctx.argc() {
         let more = j + 1 < ctx.argc();
@@ -737,18 +753,19 @@ fn restore(ctx: &mut Ctx) -> CmdResult {
             replace = true;
         } else if ctx.arg_is(j, "ABSTTL") {
             absttl = true;
-        } else if ctx.arg_is(j, "IDLETIME") && more && !freq {
-            if ctx.int_arg(j + 1)? < 0 {
+        } else if ctx.arg_is(j, "IDLETIME") && more && freq.is_none() {
+            let secs = ctx.int_arg(j + 1)?;
+            if secs < 0 {
                 return Err(CmdError::err("Invalid IDLETIME value, must be >= 0"));
             }
-            idle = true;
+            idle = Some(secs);
             j += 1;
-        } else if ctx.arg_is(j, "FREQ") && more && !idle {
+        } else if ctx.arg_is(j, "FREQ") && more && idle.is_none() {
             let f = ctx.int_arg(j + 1)?;
-            if !(0..=255).contains(&f) {
+            let Ok(f) = u8::try_from(f) else {
                 return Err(CmdError::err("Invalid FREQ value, must be >= 0 and <= 255"));
-            }
-            freq = true;
+            };
+            freq = Some(f);
             j += 1;
         } else {
             return Err(CmdError::Syntax);
@@ -788,6 +805,9 @@ fn restore(ctx: &mut Ctx) -> CmdResult {
         return Ok(());
     }
     ctx.ks.set(db, key, value);
+    if let Some(lru) = ctx.ks.access.restored(freq, idle, ctx.ks.now_ms) {
+        ctx.ks.set_access_clock(db, key, lru);
+    }
     if ttl != 0 {
         ctx.ks.set_expire(db, key, ttl);
         if !absttl {

@@ -230,7 +230,7 @@ fn side(left: bool) -> &'static [u8] {
 /// `del` when the list empties, and the modification.
 fn pop_from(ks: &mut Keyspace, db: usize, key: &[u8], left: bool, count: usize) -> Vec<Elem> {
     let mut out = Vec::new();
-    if let Some(Value::List(list)) = ks.dbs[db].data.get_mut(key) {
+    if let Some(Value::List(list)) = ks.dbs[db].value_mut(key) {
         let n = count.min(list.len());
         out.reserve(n);
         for _ in 0..n {
@@ -937,7 +937,7 @@ mod tests {
                 let mut v: Vec<_> = d
                     .data
                     .iter()
-                    .map(|(k, v)| (k.to_vec(), v.clone()))
+                    .map(|(k, o)| (k.to_vec(), o.value.clone()))
                     .collect();
                 v.sort_by(|a, b| a.0.cmp(&b.0));
                 v

@@ -304,7 +304,17 @@ fn config_applied(ctx: &mut Ctx, name: &str) -> CmdResult {
     }
     if name == "maxmemory-policy" {
         let v = ctx.srv.config.get(name).unwrap_or("noeviction").to_string();
-        ctx.srv.memory.policy = crate::maxmemory::Policy::parse(&v).unwrap_or_default();
+        let policy = crate::maxmemory::Policy::parse(&v).unwrap_or_default();
+        ctx.srv.memory.set_policy(policy);
+        ctx.ks.access.lfu = ctx.srv.memory.policy.lfu();
+    }
+    if name == "lfu-log-factor" {
+        ctx.ks.access.lfu_log_factor =
+            ctx.srv.config.get_i64(name).clamp(0, u32::MAX.into()) as u32;
+    }
+    if name == "lfu-decay-time" {
+        ctx.ks.access.lfu_decay_time =
+            ctx.srv.config.get_i64(name).clamp(0, u32::MAX.into()) as u32;
     }
     if name == "min-replicas-to-write" {
         ctx.srv.min_replicas_to_write = ctx.srv.config.get_i64(name);
@@ -465,7 +475,7 @@ pub fn dataset_bytes(ks: &crate::keyspace::Keyspace) -> u64 {
         let size = |i: usize| {
             db.data
                 .get_index(i)
-                .map(|(k, v)| k.len() + v.heap_size() + PER_KEY)
+                .map(|(k, o)| k.len() + o.value.heap_size() + PER_KEY)
                 .unwrap_or(0) as u64
         };
         if n <= 4096 {
@@ -784,7 +794,10 @@ pub fn request_snapshot(
             crate::snapshot::fork_capture(ks, &srv.functions, dir, ks.effects.last_seq)
         });
         let data = match forked {
-            Some(f) => crate::snapshot::CapturedData::Forked(f),
+            Some(f) => {
+                ks.forked_child = true;
+                crate::snapshot::CapturedData::Forked(f)
+            }
             None => {
                 crate::snapshot::CapturedData::Copied(crate::snapshot::capture(ks, &srv.functions))
             }
@@ -1026,7 +1039,7 @@ fn memory(ctx: &mut Ctx) -> CmdResult {
             }
             let db = ctx.db();
             let key = &args[2];
-            let size = ctx.ks.get(db, key).map(|v| v.heap_size() + key.len() + 40);
+            let size = ctx.ks.peek(db, key).map(|v| v.heap_size() + key.len() + 40);
             match size {
                 Some(n) => ctx.out.int(n as i64),
                 None => ctx.out.null(),
@@ -1368,9 +1381,10 @@ fn debug(ctx: &mut Ctx) -> CmdResult {
         // set is rebuilt from the log.
         ("PANIC", 2) => panic!("DEBUG PANIC"),
         ("OBJECT", 3) => {
-            let Some(v) = ctx.ks.dbs[db].data.get(&args[2][..]) else {
+            let Some(o) = ctx.ks.dbs[db].data.get(&args[2][..]) else {
                 return Err(CmdError::NoSuchKey);
             };
+            let (v, lru) = (&o.value, o.lru);
             let enc = encoding_name(v, &ctx.srv.config);
             let ser = v.heap_size() + 1;
             let ql = if let crate::keyspace::Value::List(l) = v {
@@ -1384,9 +1398,9 @@ fn debug(ctx: &mut Ctx) -> CmdResult {
                 String::new()
             };
             let text = format!(
-                "Value at:{:p} refcount:1 encoding:{enc} serializedlength:{ser} lru:{} lru_seconds_idle:0{ql}",
+                "Value at:{:p} refcount:1 encoding:{enc} serializedlength:{ser} lru:{lru} lru_seconds_idle:{}{ql}",
                 v as *const _,
-                (crate::keyspace::unix_ms() / 1000) & ((1 << 24) - 1)
+                ctx.ks.access.idle_ms(lru, ctx.ks.now_ms) / 1000
             );
             ctx.out.simple(&text);
         }
@@ -1478,10 +1492,10 @@ fn debug(ctx: &mut Ctx) -> CmdResult {
                 if let Some(n) = size {
                     val.resize(n, 0);
                 }
-                ctx.ks.dbs[db].data.insert(
-                    key.into(),
-                    crate::keyspace::Value::Str(val.into_boxed_slice()),
-                );
+                let o = ctx
+                    .ks
+                    .new_object(crate::keyspace::Value::Str(val.into_boxed_slice()));
+                ctx.ks.dbs[db].data.insert(key.into(), o);
                 added += 1;
             }
             if added > 0 {

@@ -364,10 +364,10 @@ fn load_sets<'k>(ctx: &'k mut Ctx, keys: &[Bytes]) -> Result<Vec<Option<&'k Set<
     for k in keys {
         ctx.ks.get_set_read(db, k)?;
     }
-    let data = &ctx.ks.dbs[db].data;
+    let d = &ctx.ks.dbs[db];
     Ok(keys
         .iter()
-        .map(|k| match data.get(&k[..]) {
+        .map(|k| match d.value(&k[..]) {
             Some(Value::Set(s)) => Some(&**s),
             _ => None,
         })

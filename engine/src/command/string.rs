@@ -830,10 +830,10 @@ mod tests {
         }
         let (a, b) = (&e.ks.dbs[0], &r.ks.dbs[0]);
         assert_eq!(a.data.len(), b.data.len());
-        for (k, v) in &a.data {
+        for (k, o) in &a.data {
             assert_eq!(
-                Some(v),
-                b.data.get(k),
+                Some(&o.value),
+                b.value(k),
                 "key {:?}",
                 String::from_utf8_lossy(k)
             );

@@ -1300,12 +1300,12 @@ fn zsetop_generic(
         }
     }
 
-    let data = &ctx.ks.dbs[db].data;
+    let d = &ctx.ks.dbs[db];
     let mut srcs: Vec<(Src<'_>, f64)> = keys
         .iter()
         .zip(&weights)
         .map(|(k, w)| {
-            let s = match data.get(&k[..]) {
+            let s = match d.value(&k[..]) {
                 Some(Value::ZSet(z)) => Src::Z(z),
                 Some(Value::Set(s)) => Src::S(s),
                 _ => Src::None,

@@ -8,6 +8,7 @@
 //! replicas and recovery to see the same data. While effects are being
 //! *applied* (replay, replicas) expiry is never decided locally.
 
+pub mod access;
 pub mod stream;
 pub mod value;
 pub mod zset;
@@ -17,8 +18,9 @@ use std::collections::{HashMap, HashSet};
 use bytes::Bytes;
 
 use crate::effect::EffectLog;
+pub use access::AccessClock;
 pub use stream::{Stream, StreamId};
-pub use value::{Elem, Key, Map, Set, Value, ValueType};
+pub use value::{Elem, Key, Map, Object, Set, Value, ValueType};
 pub use zset::ZSet;
 
 /// A connection's identity (CLIENT ID).
@@ -27,7 +29,7 @@ pub type ClientId = u64;
 /// One logical database (SELECT n).
 #[derive(Debug, Default)]
 pub struct Db {
-    pub data: Map<Key, Value>,
+    pub data: Map<Key, Object>,
     /// Absolute expiry times in Unix milliseconds, for keys that have one.
     pub expires: Map<Key, i64>,
 }
@@ -46,6 +48,16 @@ impl Db {
             return None;
         }
         self.expires.get(key).copied()
+    }
+
+    /// The value at `key`, as stored: no expiry check, no access counted.
+    pub fn value(&self, key: &[u8]) -> Option<&Value> {
+        self.data.get(key).map(|o| &o.value)
+    }
+
+    /// Mutable [`value`](Self::value).
+    pub fn value_mut(&mut self, key: &[u8]) -> Option<&mut Value> {
+        self.data.get_mut(key).map(|o| &mut o.value)
     }
 }
 
@@ -184,6 +196,21 @@ pub struct Keyspace {
     /// CLIENT PAUSE is in force: reads treat expired keys as gone but do
     /// not delete them (a deletion is a write).
     pub expire_paused: bool,
+    /// How keys' access clocks are kept (LRU or LFU).
+    pub access: AccessClock,
+    /// A forked snapshot child shares the data set's pages: lookups leave
+    /// access clocks alone meanwhile, so that reads copy no page (Redis
+    /// skips them while it has a child for the same reason).
+    pub forked_child: bool,
+}
+
+/// Records an access of `o` in its clock. LRU clocks change once a second:
+/// the same value is not written again (no cache line or page dirtied).
+fn touch_clock(o: &mut Object, access: AccessClock, now_ms: i64) {
+    let lru = access.touched(o.lru, now_ms);
+    if lru != o.lru {
+        o.lru = lru;
+    }
 }
 
 /// Current Unix time in milliseconds.
@@ -216,6 +243,8 @@ impl Keyspace {
             tracking_changes: Vec::new(),
             tracking_flushed: false,
             expire_paused: false,
+            access: AccessClock::default(),
+            forked_child: false,
         }
     }
 
@@ -256,43 +285,96 @@ impl Keyspace {
         }
     }
 
-    /// Looks a key up for reading (expired keys are deleted first).
+    /// Looks a key up for reading (expired keys are deleted first); an
+    /// access of the key.
     pub fn get(&mut self, db: usize, key: &[u8]) -> Option<&Value> {
-        if self.expire_paused && self.is_expired(db, key) {
-            return None;
-        }
-        self.expire_if_needed(db, key);
-        self.dbs[db].data.get(key)
+        self.lookup(db, key, true, false)
     }
 
     /// Like [`get`](Self::get), counting keyspace hits and misses.
     pub fn get_counted(&mut self, db: usize, key: &[u8]) -> Option<&Value> {
+        self.lookup(db, key, true, true)
+    }
+
+    /// Like [`get_counted`](Self::get_counted), but not an access of the
+    /// key: its access clock stays (Redis' LOOKUP_NOTOUCH, which EXISTS,
+    /// TYPE and TTL use).
+    pub fn peek_counted(&mut self, db: usize, key: &[u8]) -> Option<&Value> {
+        self.lookup(db, key, false, true)
+    }
+
+    /// Looks a key up without it counting as an access: expired keys are
+    /// deleted first, nothing else changes (OBJECT, MEMORY USAGE).
+    pub fn peek(&mut self, db: usize, key: &[u8]) -> Option<&Value> {
+        self.lookup(db, key, false, false)
+    }
+
+    /// The key's access clock (`access`), if it exists; no lookup.
+    pub fn access_clock(&self, db: usize, key: &[u8]) -> Option<u32> {
+        self.dbs[db].data.get(key).map(|o| o.lru)
+    }
+
+    /// Sets the key's access clock, if it exists (RESTORE's IDLETIME/FREQ).
+    pub fn set_access_clock(&mut self, db: usize, key: &[u8], lru: u32) {
+        if let Some(o) = self.dbs[db].data.get_mut(key) {
+            o.lru = lru;
+        }
+    }
+
+    /// Redis' lookupKey: expires the key if due, then, when it exists,
+    /// updates its access clock (`touch`, unless a snapshot child shares
+    /// the pages); with `count`, counts a keyspace hit or miss (a miss is
+    /// a `keymiss` event).
+    fn lookup(&mut self, db: usize, key: &[u8], touch: bool, count: bool) -> Option<&Value> {
         if self.expire_paused && self.is_expired(db, key) {
-            self.stat_keyspace_misses += 1;
+            if count {
+                self.stat_keyspace_misses += 1;
+            }
             return None;
         }
         self.expire_if_needed(db, key);
+        let (access, now) = (self.access, self.now_ms);
+        let touch = touch && !self.forked_child;
         // One hash probe: the index is looked up once and then dereferenced
-        // (returning `get`'s borrow from one branch would need a second probe).
+        // (returning a borrow from one branch would need a second probe).
         match self.dbs[db].data.get_index_of(key) {
             Some(i) => {
-                self.stat_keyspace_hits += 1;
-                self.dbs[db].data.get_index(i).map(|(_, v)| v)
+                if count {
+                    self.stat_keyspace_hits += 1;
+                }
+                let (_, o) = self.dbs[db].data.get_index_mut(i)?;
+                if touch {
+                    touch_clock(o, access, now);
+                }
+                Some(&o.value)
             }
             None => {
-                self.stat_keyspace_misses += 1;
-                if self.notify_flags & notify::KEY_MISS != 0 {
-                    self.notify(db, notify::KEY_MISS, "keymiss", key);
+                if count {
+                    self.stat_keyspace_misses += 1;
+                    if self.notify_flags & notify::KEY_MISS != 0 {
+                        self.notify(db, notify::KEY_MISS, "keymiss", key);
+                    }
                 }
                 None
             }
         }
     }
 
-    /// Looks a key up for writing (expired keys are deleted first).
+    /// Looks a key up for writing (expired keys are deleted first); an
+    /// access of the key.
     pub fn get_mut(&mut self, db: usize, key: &[u8]) -> Option<&mut Value> {
         self.expire_if_needed(db, key);
-        self.dbs[db].data.get_mut(key)
+        let (access, now, touch) = (self.access, self.now_ms, !self.forked_child);
+        let o = self.dbs[db].data.get_mut(key)?;
+        if touch {
+            touch_clock(o, access, now);
+        }
+        Some(&mut o.value)
+    }
+
+    /// A new key's [`Object`], its access clock started now.
+    pub fn new_object(&self, value: Value) -> Object {
+        Object::new(value, self.access.fresh(self.now_ms))
     }
 
     pub fn exists(&mut self, db: usize, key: &[u8]) -> bool {
@@ -307,13 +389,16 @@ impl Keyspace {
         if !d.expires.is_empty() {
             d.expires.swap_remove(key);
         }
+        let (access, now) = (self.access, self.now_ms);
         match d.data.get_mut(key) {
-            Some(v) => {
-                *v = value;
+            Some(o) => {
+                o.value = value;
+                touch_clock(o, access, now);
                 false
             }
             None => {
-                d.data.insert(key.into(), value);
+                d.data
+                    .insert(key.into(), Object::new(value, access.fresh(now)));
                 if self.notify_flags & notify::NEW != 0 {
                     self.notify(db, notify::NEW, "new", key);
                 }
@@ -325,11 +410,16 @@ impl Keyspace {
     /// Sets `key` to `value` keeping its TTL (KEEPTTL, in-place updates).
     pub fn set_keep_ttl(&mut self, db: usize, key: &[u8], value: Value) {
         self.expire_if_needed(db, key);
+        let (access, now) = (self.access, self.now_ms);
         let d = &mut self.dbs[db];
         match d.data.get_mut(key) {
-            Some(v) => *v = value,
+            Some(o) => {
+                o.value = value;
+                touch_clock(o, access, now);
+            }
             None => {
-                d.data.insert(key.into(), value);
+                d.data
+                    .insert(key.into(), Object::new(value, access.fresh(now)));
                 if self.notify_flags & notify::NEW != 0 {
                     self.notify(db, notify::NEW, "new", key);
                 }
@@ -352,25 +442,37 @@ impl Keyspace {
         if notify_new {
             self.notify(db, notify::NEW, "new", key);
         }
-        self.dbs[db].data.entry(key.into()).or_insert_with(make)
+        let (access, now, touch) = (self.access, self.now_ms, !self.forked_child);
+        match self.dbs[db].data.entry(key.into()) {
+            indexmap::map::Entry::Occupied(e) => {
+                let o = e.into_mut();
+                if touch {
+                    touch_clock(o, access, now);
+                }
+                &mut o.value
+            }
+            indexmap::map::Entry::Vacant(e) => {
+                &mut e.insert(Object::new(make(), access.fresh(now))).value
+            }
+        }
     }
 
     /// Removes `key` and its TTL; returns the value if it existed.
     pub fn remove(&mut self, db: usize, key: &[u8]) -> Option<Value> {
         self.expire_if_needed(db, key);
         let d = &mut self.dbs[db];
-        let v = d.data.swap_remove(key)?;
+        let o = d.data.swap_remove(key)?;
         if !d.expires.is_empty() {
             d.expires.swap_remove(key);
         }
-        Some(v)
+        Some(o.value)
     }
 
     /// Removes `key` if its collection became empty (after a pop/remove).
     /// Returns whether it was removed.
     pub fn remove_if_empty(&mut self, db: usize, key: &[u8]) -> bool {
         let d = &mut self.dbs[db];
-        if d.data.get(key).is_some_and(|v| v.is_empty_collection()) {
+        if d.value(key).is_some_and(|v| v.is_empty_collection()) {
             d.data.swap_remove(key);
             d.expires.swap_remove(key);
             return true;

@@ -35,6 +35,21 @@ pub enum Value {
     Stream(Box<Stream>),
 }
 
+/// What a key maps to: its value and its access clock (the `lru` field of
+/// Redis' `robj`, see `access`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Object {
+    pub value: Value,
+    /// LRU seconds or LFU minutes and counter, by `AccessClock`.
+    pub lru: u32,
+}
+
+impl Object {
+    pub fn new(value: Value, lru: u32) -> Self {
+        Self { value, lru }
+    }
+}
+
 /// The Redis type of a value, as TYPE and SCAN TYPE name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ValueType {
