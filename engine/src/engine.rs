@@ -1367,10 +1367,16 @@ impl Engine {
     pub fn guarded<R>(&mut self, f: impl FnOnce(&mut Engine) -> R) -> Option<R> {
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self))) {
             Ok(r) => Some(r),
-            Err(_) => {
-                tracing::error!(
-                    "a command panicked: its changes are thrown away, the data set is rebuilt from the log"
-                );
+            Err(payload) => {
+                if payload.is::<crate::script::StoppedAfterWriting>() {
+                    tracing::warn!(
+                        "a script ran past lua-time-limit after writing: it is stopped, the data set is rebuilt from the log"
+                    );
+                } else {
+                    tracing::error!(
+                        "a command panicked: its changes are thrown away, the data set is rebuilt from the log"
+                    );
+                }
                 self.ks.effects.abandon_record();
                 self.ks.applying = false;
                 // Nothing the thrown-away command did may act later: wake a

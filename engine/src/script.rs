@@ -10,8 +10,10 @@
 //!
 //! A script runs on the engine thread and holds up every other client
 //! while it runs, as in Redis. One that passes `lua-time-limit` before it
-//! has written anything is stopped; one that has written runs to its end,
-//! since stopping it halfway would commit half a script.
+//! has written anything is stopped. One that has written is stopped too
+//! when the server has a log: its record is thrown away and the data set
+//! rebuilt from the log, as after a panic (`Engine::guarded`), so no half
+//! of it is ever committed; without a log it runs to its end.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -439,6 +441,15 @@ pub(crate) fn with_part_taken<S: Default, T>(
 const LUA_MEMORY_LIMIT: usize = 1 << 30;
 
 const TIMED_OUT: &str = "Script ran past lua-time-limit without writing and was stopped";
+const STOPPED_AFTER_WRITING: &str =
+    "Script ran past lua-time-limit after writing and was stopped; its writes are undone";
+
+/// What a script stopped past `lua-time-limit` after writing panics with,
+/// once its caller has put the engine back together (see [`resume_panic`]):
+/// `Engine::guarded` then throws its record away and rebuilds the data set
+/// from the log.
+#[derive(Debug)]
+pub struct StoppedAfterWriting;
 
 /// A script that did not run: the error reply to send.
 #[derive(Debug)]
@@ -780,18 +791,38 @@ pub(crate) fn execute(
     {
         let wrote = wrote.clone();
         let limit = inv.time_limit;
+        // With a log, the data set can be rebuilt from what it committed,
+        // which a script's unfinished record is not part of.
+        let undoable = engine.srv.gate.is_some();
         lua.set_hook(
             mlua::HookTriggers::new().every_nth_instruction(100_000),
             move |lua, _| {
-                if !wrote.load(Ordering::Relaxed) && started.elapsed() > limit {
-                    // From now on every line raises it, so that a pcall in
-                    // the script cannot swallow it for good.
-                    let _ = lua.set_hook(mlua::HookTriggers::new().every_line(), |_, _| {
-                        Err(mlua::Error::RuntimeError(TIMED_OUT.into()))
-                    });
-                    return Err(mlua::Error::RuntimeError(TIMED_OUT.into()));
+                if started.elapsed() <= limit {
+                    return Ok(mlua::VmState::Continue);
                 }
-                Ok(mlua::VmState::Continue)
+                let msg = if !wrote.load(Ordering::Relaxed) {
+                    TIMED_OUT
+                } else if undoable {
+                    // Redis would answer -BUSY to everyone until SHUTDOWN
+                    // NOSAVE; here the script is stopped as a panicking
+                    // command is (`Engine::guarded`): its record thrown
+                    // away, the data set rebuilt from the log, its client
+                    // closed.
+                    PANICKED.with(|p| {
+                        p.borrow_mut()
+                            .get_or_insert_with(|| Box::new(StoppedAfterWriting));
+                    });
+                    STOPPED_AFTER_WRITING
+                } else {
+                    // Nothing could undo what it wrote: it runs to its end.
+                    return Ok(mlua::VmState::Continue);
+                };
+                // From now on every line raises it, so that a pcall in the
+                // script cannot swallow it for good.
+                let _ = lua.set_hook(mlua::HookTriggers::new().every_line(), move |_, _| {
+                    Err(mlua::Error::RuntimeError(msg.into()))
+                });
+                Err(mlua::Error::RuntimeError(msg.into()))
             },
         )
         .map_err(fail)?;

@@ -900,3 +900,54 @@ fn a_panicking_command_loses_nothing_after_it() {
     }
     assert_eq!(c.call(&["GET", "in-multi"]).unwrap(), RespValue::Null);
 }
+
+/// A script that wrote and then runs past `lua-time-limit` (here forever,
+/// a `pcall` trying to swallow the stop) held the whole server until it
+/// was killed; Redis answers -BUSY to everyone until SHUTDOWN NOSAVE. Now
+/// it is stopped, its writes are undone by a rebuild from the log (its
+/// record never reached it), its client is closed, and the server goes on.
+#[test]
+fn a_script_that_wrote_and_runs_forever_is_stopped_and_undone() {
+    let mut server = MemlogServer::start(&[]).expect("server");
+    let mut c = RawConn::connect(server.port).expect("connect");
+    for cmd in [
+        &["SET", "x", "0"][..],
+        &["CONFIG", "SET", "lua-time-limit", "200"],
+        &[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=lib\nredis.register_function('spin', function(keys) redis.call('incr', keys[1]) while true do end end)",
+        ],
+    ] {
+        assert!(!c.call(cmd).unwrap().is_error(), "{cmd:?}");
+    }
+    let mut s = RawConn::connect(server.port).expect("connect");
+    let script = "redis.call('set', 'x', '1') redis.call('rpush', 'l', 'a') \
+                  while true do pcall(function() while true do end end) end";
+    assert!(
+        s.call(&["EVAL", script, "0"]).is_err(),
+        "the script's client is closed"
+    );
+    let mut f = RawConn::connect(server.port).expect("connect");
+    call_until_ok(&mut c, &["SET", "after", "1"]);
+    assert!(f.call(&["FCALL", "spin", "1", "x"]).is_err());
+    call_until_ok(&mut c, &["SET", "after", "2"]);
+    let state = |c: &mut RawConn| ["x", "l", "after"].map(|k| c.call(&["DUMP", k]).unwrap());
+    let served = state(&mut c);
+    assert_eq!(
+        c.call(&["GET", "x"]).unwrap(),
+        RespValue::Bulk(b"0".to_vec())
+    );
+    assert_eq!(c.call(&["EXISTS", "l"]).unwrap(), RespValue::Int(0));
+    // A script that stays under the limit still runs whole.
+    assert_eq!(
+        c.call(&["EVAL", "redis.call('set', 'x', '2') return 1", "0"])
+            .unwrap(),
+        RespValue::Int(1)
+    );
+    c.call(&["SET", "x", "0"]).unwrap();
+    server.restart().expect("restart");
+    wait_serving(server.port);
+    let mut c = RawConn::connect(server.port).expect("connect");
+    assert_eq!(state(&mut c), served);
+}
