@@ -1306,3 +1306,74 @@ fn a_failing_command_of_a_record_does_not_stop_the_rest() {
         "SET b was applied"
     );
 }
+
+/// SCAN deletes the expired keys it meets (those its MATCH lets through),
+/// each an `expired` event, as Redis' scanGenericCommand does: DBSIZE
+/// afterwards is Redis'. A deletion moves the last key into the freed
+/// position; a full scan still returns every live key.
+#[test]
+fn scan_expires_the_keys_it_meets_as_redis_does() {
+    let d = Differential::start().expect("servers");
+    let mut sizes = Vec::new();
+    for port in [d.memlog.port, d.redis.port] {
+        let mut c = RawConn::connect(port).unwrap();
+        let mut sub = RawConn::connect(port).unwrap();
+        for cmd in [
+            &["FLUSHALL"][..],
+            &["DEBUG", "SET-ACTIVE-EXPIRE", "0"],
+            &["CONFIG", "SET", "notify-keyspace-events", "Ex"],
+        ] {
+            c.call(cmd).unwrap();
+        }
+        sub.call(&["SUBSCRIBE", "__keyevent@0__:expired"]).unwrap();
+        for i in 0..30 {
+            c.call(&["SET", &format!("live:{i}"), "v"]).unwrap();
+            c.call(&["SET", &format!("dead:{i}"), "v", "PX", "1"])
+                .unwrap();
+            c.call(&["SET", &format!("other:{i}"), "v", "PX", "1"])
+                .unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let mut seen = BTreeSet::new();
+        let mut cursor = "0".to_string();
+        loop {
+            let RespValue::Array(r) = c
+                .call(&["SCAN", &cursor, "MATCH", "[ld]*", "COUNT", "7"])
+                .unwrap()
+            else {
+                panic!("SCAN");
+            };
+            let (RespValue::Bulk(next), RespValue::Array(keys)) = (&r[0], &r[1]) else {
+                panic!("SCAN reply");
+            };
+            for k in keys {
+                let RespValue::Bulk(k) = k else { panic!("key") };
+                seen.insert(String::from_utf8(k.clone()).unwrap());
+            }
+            cursor = String::from_utf8(next.clone()).unwrap();
+            if cursor == "0" {
+                break;
+            }
+        }
+        let live: BTreeSet<String> = (0..30).map(|i| format!("live:{i}")).collect();
+        assert_eq!(seen, live, "port {port}");
+        // The dead keys went; the other expired ones, which MATCH kept
+        // out, are still counted.
+        let size = c.call(&["DBSIZE"]).unwrap();
+        for _ in 0..30 {
+            let RespValue::Array(m) = sub.read().unwrap() else {
+                panic!("event");
+            };
+            assert!(
+                matches!(&m[2], RespValue::Bulk(k) if k.starts_with(b"dead:")),
+                "{m:?}"
+            );
+        }
+        c.call(&["DEBUG", "SET-ACTIVE-EXPIRE", "1"]).unwrap();
+        c.call(&["CONFIG", "SET", "notify-keyspace-events", ""])
+            .unwrap();
+        sizes.push(size);
+    }
+    assert_eq!(sizes[0], RespValue::Int(60));
+    assert_eq!(sizes[0], sizes[1]);
+}

@@ -218,41 +218,111 @@ fn scan(ctx: &mut Ctx) -> CmdResult {
         i += 2;
     }
     let db = ctx.db();
-    let now = ctx.ks.now_ms;
-    let applying = ctx.ks.applying;
-    let d = &ctx.ks.dbs[db];
-    let len = d.data.len() as u64;
-    let start = cursor.min(len) as usize;
-    let end = (cursor.saturating_add(count as u64)).min(len) as usize;
-    let next = if end as u64 >= len { 0 } else { end as u64 };
-    let mut found: Vec<&[u8]> = Vec::new();
-    for idx in start..end {
-        let Some((k, o)) = d.data.get_index(idx) else {
-            break;
-        };
-        let v = &o.value;
-        if let Some(p) = pat {
-            if !crate::glob::glob_match(p, k, false) {
-                continue;
-            }
-        }
-        if let Some(t) = typ {
-            if !t.eq_ignore_ascii_case(v.type_name().as_bytes()) {
-                continue;
-            }
-        }
-        if !applying && d.expire_of(k).is_some_and(|at| at <= now) {
-            continue;
-        }
-        found.push(k);
-    }
+    let start = cursor.min(ctx.ks.dbs[db].data.len() as u64) as usize;
+    let end = (cursor.saturating_add(count as u64)).min(ctx.ks.dbs[db].data.len() as u64) as usize;
+    let (found, end) = if expired_in(ctx.ks, db, start..end) {
+        let (keys, end) = scan_expiring(ctx.ks, db, start, end, pat, typ);
+        (ScanFound::Owned(keys), end)
+    } else {
+        let d = &ctx.ks.dbs[db];
+        let keys = (start..end)
+            .filter_map(|i| d.data.get_index(i))
+            .filter(|(k, o)| scan_keeps(k, &o.value, pat, typ))
+            .map(|(k, _)| &k[..])
+            .collect();
+        (ScanFound::Borrowed(keys), end)
+    };
+    let len = ctx.ks.dbs[db].data.len();
+    let next = if end >= len { 0 } else { end };
     ctx.out.array(2);
     ctx.out.bulk(&i64_bytes(next as i64));
-    ctx.out.array(found.len());
-    for k in found {
-        ctx.out.bulk(k);
+    match found {
+        ScanFound::Borrowed(keys) => {
+            ctx.out.array(keys.len());
+            for k in keys {
+                ctx.out.bulk(k);
+            }
+        }
+        ScanFound::Owned(keys) => {
+            ctx.out.array(keys.len());
+            for k in keys {
+                ctx.out.bulk(&k);
+            }
+        }
     }
     Ok(())
+}
+
+/// The keys one SCAN call returns: borrowed from the database, or copied
+/// when it deleted expired keys on the way.
+enum ScanFound<'a> {
+    Borrowed(Vec<&'a [u8]>),
+    Owned(Vec<crate::keyspace::Key>),
+}
+
+/// SCAN's MATCH and TYPE filters.
+fn scan_keeps(key: &[u8], v: &Value, pat: Option<&[u8]>, typ: Option<&[u8]>) -> bool {
+    pat.is_none_or(|p| crate::glob::glob_match(p, key, false))
+        && typ.is_none_or(|t| t.eq_ignore_ascii_case(v.type_name().as_bytes()))
+}
+
+/// Whether a key at one of `range`'s positions has expired and is due for
+/// deletion by the lookup SCAN makes of it.
+fn expired_in(ks: &crate::keyspace::Keyspace, db: usize, range: std::ops::Range<usize>) -> bool {
+    let d = &ks.dbs[db];
+    !d.expires.is_empty()
+        && !ks.applying
+        && range.into_iter().any(|i| {
+            d.data
+                .get_index(i)
+                .is_some_and(|(k, _)| ks.is_expired(db, k))
+        })
+}
+
+/// SCAN over positions `start..end` that deletes the expired keys it
+/// meets, as Redis' scanGenericCommand does (those the MATCH pattern lets
+/// through): each one is a lazy expiry (a DEL effect, an `expired` event).
+/// A deletion moves the table's last key into the freed position, so that
+/// position is looked at again: the moved key, not yet returned by this
+/// scan, is returned now rather than skipped by the cursor. Returns the
+/// keys and the end of the range, which shrinks with the table.
+fn scan_expiring(
+    ks: &mut crate::keyspace::Keyspace,
+    db: usize,
+    start: usize,
+    mut end: usize,
+    pat: Option<&[u8]>,
+    typ: Option<&[u8]>,
+) -> (Vec<crate::keyspace::Key>, usize) {
+    let mut found = Vec::new();
+    let mut i = start;
+    while i < end {
+        let Some((k, _)) = ks.dbs[db].data.get_index(i) else {
+            break;
+        };
+        if pat.is_some_and(|p| !crate::glob::glob_match(p, k, false)) {
+            i += 1;
+            continue;
+        }
+        if ks.is_expired(db, k) {
+            // CLIENT PAUSE: treated as gone, not deleted.
+            if ks.expire_paused {
+                i += 1;
+            } else {
+                let key = k.clone();
+                ks.delete_expired(db, &key);
+                end = end.min(ks.dbs[db].data.len());
+            }
+            continue;
+        }
+        if let Some((k, o)) = ks.dbs[db].data.get_index(i) {
+            if scan_keeps(k, &o.value, None, typ) {
+                found.push(k.clone());
+            }
+        }
+        i += 1;
+    }
+    (found, end)
 }
 
 fn randomkey(ctx: &mut Ctx) -> CmdResult {
