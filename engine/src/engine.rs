@@ -814,6 +814,8 @@ impl Engine {
         client.authenticated = true;
         client.in_exec = true;
         self.ks.applying = true;
+        // The keys it creates are used now (their access clocks).
+        self.ks.now_ms = crate::keyspace::unix_ms();
         // A command that fails does not stop the ones after it, as in EXEC:
         // each stands for a change the primary made, and a snapshot's
         // record holds up to 256 keys' RESTOREs that one bad key would take
@@ -1057,7 +1059,7 @@ impl Engine {
         // A nested call (EXEC's commands, a script's) reads the clock.
         let started = self.cmd_start.take().unwrap_or_else(Instant::now);
         let db = client.db;
-        self.ks.cmd_dirty = 0;
+        self.ks.begin_command();
         self.ks.effects.begin_record();
         self.ks.effects.begin_command();
         if self.ks.tracking_on && !client.in_script && is_script_command(spec) {

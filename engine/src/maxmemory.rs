@@ -212,7 +212,8 @@ impl Memory {
                     self.sample_into_pool(ks, db);
                 }
             }
-            if total == 0 {
+            // Nothing sampled (a TTL left without its key): no candidate.
+            if total == 0 || self.pool.is_empty() {
                 return None;
             }
             // Best first; a candidate deleted since it was sampled is

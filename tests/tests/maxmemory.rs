@@ -326,3 +326,54 @@ fn access_clocks_follow_lookups_as_in_redis() {
         .unwrap();
     assert!(c.call(&["OBJECT", "FREQ", "new"]).unwrap().is_error());
 }
+
+/// Under LFU a command counts one access per key however many lookups it
+/// makes (Redis' look a key up once and overwrite values keeping the
+/// counter): with `lfu-log-factor 0` every access adds exactly one, so the
+/// counters must match redis-server's step by step.
+#[test]
+fn lfu_counts_one_access_per_command_as_redis_does() {
+    let mut d = Differential::start().expect("servers");
+    d.script(
+        "FLUSHALL
+         CONFIG SET maxmemory 1gb
+         CONFIG SET maxmemory-policy allkeys-lfu
+         CONFIG SET lfu-log-factor 0
+         CONFIG SET lfu-decay-time 0",
+    );
+    for (cmd, key) in [
+        (&["SET", "k", "100000"][..], "k"),
+        (&["INCR", "k"], "k"),
+        (&["INCRBYFLOAT", "k", "1.5"], "k"),
+        (&["GET", "k"], "k"),
+        (&["SET", "k", "v", "XX"], "k"),
+        (&["SET", "k", "w", "NX"], "k"),
+        (&["APPEND", "k", "x"], "k"),
+        (&["SETRANGE", "k", "0", "y"], "k"),
+        (&["TYPE", "k"], "k"),
+        (&["EXISTS", "k"], "k"),
+        (&["TTL", "k"], "k"),
+        (&["LPUSH", "l", "a"], "l"),
+        (&["LPUSH", "l", "b"], "l"),
+        (&["LRANGE", "l", "0", "-1"], "l"),
+        (&["SADD", "s", "a"], "s"),
+        (&["SADD", "s", "b"], "s"),
+        (&["SISMEMBER", "s", "a"], "s"),
+        (&["HSET", "h", "f", "v"], "h"),
+        (&["HSET", "h", "g", "v"], "h"),
+        (&["HGET", "h", "f"], "h"),
+        (&["ZADD", "z", "1", "a"], "z"),
+        (&["ZADD", "z", "2", "b"], "z"),
+        (&["ZSCORE", "z", "a"], "z"),
+        (&["RENAME", "z", "z2"], "z2"),
+    ] {
+        d.check(cmd);
+        d.check(&["OBJECT", "FREQ", key]);
+    }
+    d.script(
+        "CONFIG SET maxmemory 0
+         CONFIG SET maxmemory-policy noeviction
+         CONFIG SET lfu-log-factor 10
+         CONFIG SET lfu-decay-time 1",
+    );
+}

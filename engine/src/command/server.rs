@@ -794,10 +794,7 @@ pub fn request_snapshot(
             crate::snapshot::fork_capture(ks, &srv.functions, dir, ks.effects.last_seq)
         });
         let data = match forked {
-            Some(f) => {
-                ks.forked_child = true;
-                crate::snapshot::CapturedData::Forked(f)
-            }
+            Some(f) => crate::snapshot::CapturedData::Forked(f),
             None => {
                 crate::snapshot::CapturedData::Copied(crate::snapshot::capture(ks, &srv.functions))
             }
@@ -813,7 +810,10 @@ pub fn request_snapshot(
             data,
             reply,
         };
+        let forked = matches!(req.data, crate::snapshot::CapturedData::Forked(_));
         if tx.send(req).is_ok() {
+            // Until the snapshot task reaps the child (`durable`).
+            ks.forked_child |= forked;
             srv.stats.snapshots_pending += 1;
             waiting = rx;
         }

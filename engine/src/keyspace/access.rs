@@ -93,6 +93,9 @@ impl AccessClock {
         } else {
             65535 - ldt + now
         };
+        if elapsed == 0 {
+            return counter;
+        }
         let periods = elapsed.checked_div(self.lfu_decay_time).unwrap_or(0);
         counter.saturating_sub(periods.min(255) as u8)
     }
@@ -106,12 +109,13 @@ impl AccessClock {
         }
         let idle = idle_secs?;
         let now = i64::from(lru_clock(now_ms));
-        let mut at = now - idle;
-        // Past the clock's wrap: half-way into the future, as Redis does.
+        let mut at = now.wrapping_sub(idle);
+        // Before the clock's last wrap: estimateObjectIdleTime unwraps it.
         if at < 0 {
-            at = (now + i64::from(LRU_CLOCK_MAX / 2)) % i64::from(LRU_CLOCK_MAX);
+            at = at.wrapping_add(i64::from(LRU_CLOCK_MAX));
         }
-        Some(at as u32)
+        // Redis stores it in a 24-bit field.
+        Some(at as u32 & LRU_CLOCK_MAX)
     }
 
     /// How good an eviction candidate the key is, higher first: the idle
@@ -130,6 +134,10 @@ impl AccessClock {
 fn log_incr(counter: u8, log_factor: u32) -> u8 {
     if counter == 255 {
         return 255;
+    }
+    // Up to the initial value the chance is 1: no draw.
+    if counter <= LFU_INIT_VAL {
+        return counter + 1;
     }
     let base = f64::from(counter.saturating_sub(LFU_INIT_VAL));
     let p = 1.0 / (base * f64::from(log_factor) + 1.0);
@@ -198,10 +206,12 @@ mod tests {
         let f = lfu.restored(Some(100), Some(1000), t).unwrap();
         assert_eq!(lfu.frequency(f, t), 100);
         assert_eq!(lfu.restored(None, Some(1000), t), None);
-        // Further back than the clock reaches: half-way into the future.
-        let far = lru
-            .restored(None, Some(i64::from(LRU_CLOCK_MAX)), t)
-            .unwrap();
-        assert!(lru.idle_ms(far, t) > 1000 * u64::from(LRU_CLOCK_MAX / 3));
+        // Before the clock's last wrap: still exact.
+        let now = i64::from(lru_clock(t));
+        let at = lru.restored(None, Some(now + 1000), t).unwrap();
+        assert_eq!(lru.idle_ms(at, t), 1000 * (now as u64 + 1000));
+        // Further back than the clock reaches: what its 24 bits keep.
+        let far = lru.restored(None, Some(i64::MAX), t).unwrap();
+        assert!(far <= LRU_CLOCK_MAX);
     }
 }

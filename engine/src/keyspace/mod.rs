@@ -202,15 +202,10 @@ pub struct Keyspace {
     /// access clocks alone meanwhile, so that reads copy no page (Redis
     /// skips them while it has a child for the same reason).
     pub forked_child: bool,
-}
-
-/// Records an access of `o` in its clock. LRU clocks change once a second:
-/// the same value is not written again (no cache line or page dirtied).
-fn touch_clock(o: &mut Object, access: AccessClock, now_ms: i64) {
-    let lru = access.touched(o.lru, now_ms);
-    if lru != o.lru {
-        o.lru = lru;
-    }
+    /// The entry (db, index) the command being executed last accessed:
+    /// under LFU a command counts one access per key, however many
+    /// lookups it makes (Redis' commands look a key up once).
+    last_touch: Option<(usize, usize)>,
 }
 
 /// Current Unix time in milliseconds.
@@ -245,6 +240,7 @@ impl Keyspace {
             expire_paused: false,
             access: AccessClock::default(),
             forked_child: false,
+            last_touch: None,
         }
     }
 
@@ -333,8 +329,6 @@ impl Keyspace {
             return None;
         }
         self.expire_if_needed(db, key);
-        let (access, now) = (self.access, self.now_ms);
-        let touch = touch && !self.forked_child;
         // One hash probe: the index is looked up once and then dereferenced
         // (returning a borrow from one branch would need a second probe).
         match self.dbs[db].data.get_index_of(key) {
@@ -342,11 +336,10 @@ impl Keyspace {
                 if count {
                     self.stat_keyspace_hits += 1;
                 }
-                let (_, o) = self.dbs[db].data.get_index_mut(i)?;
                 if touch {
-                    touch_clock(o, access, now);
+                    self.touch(db, i, false);
                 }
-                Some(&o.value)
+                self.dbs[db].data.get_index(i).map(|(_, o)| &o.value)
             }
             None => {
                 if count {
@@ -364,12 +357,42 @@ impl Keyspace {
     /// access of the key.
     pub fn get_mut(&mut self, db: usize, key: &[u8]) -> Option<&mut Value> {
         self.expire_if_needed(db, key);
-        let (access, now, touch) = (self.access, self.now_ms, !self.forked_child);
-        let o = self.dbs[db].data.get_mut(key)?;
-        if touch {
-            touch_clock(o, access, now);
+        let i = self.dbs[db].data.get_index_of(key)?;
+        self.touch(db, i, false);
+        self.dbs[db]
+            .data
+            .get_index_mut(i)
+            .map(|(_, o)| &mut o.value)
+    }
+
+    /// Records an access of entry `i` of `db` in its clock, once per
+    /// command (see `last_touch`), and not while a forked snapshot child
+    /// shares the pages unless the entry is `written` anyway. An LRU clock
+    /// changes once a second: the same value is not stored again (no cache
+    /// line or page dirtied).
+    fn touch(&mut self, db: usize, i: usize, written: bool) {
+        if self.forked_child && !written {
+            return;
         }
-        Some(&mut o.value)
+        if self.access.lfu {
+            if self.last_touch == Some((db, i)) {
+                return;
+            }
+            self.last_touch = Some((db, i));
+        }
+        let (access, now) = (self.access, self.now_ms);
+        if let Some((_, o)) = self.dbs[db].data.get_index_mut(i) {
+            let lru = access.touched(o.lru, now);
+            if lru != o.lru {
+                o.lru = lru;
+            }
+        }
+    }
+
+    /// Starts a command: counters and the access memo are its own.
+    pub fn begin_command(&mut self) {
+        self.cmd_dirty = 0;
+        self.last_touch = None;
     }
 
     /// A new key's [`Object`], its access clock started now.
@@ -389,16 +412,15 @@ impl Keyspace {
         if !d.expires.is_empty() {
             d.expires.swap_remove(key);
         }
-        let (access, now) = (self.access, self.now_ms);
-        match d.data.get_mut(key) {
-            Some(o) => {
-                o.value = value;
-                touch_clock(o, access, now);
+        match d.data.get_index_of(key) {
+            Some(i) => {
+                d.data[i].value = value;
+                self.touch(db, i, true);
                 false
             }
             None => {
-                d.data
-                    .insert(key.into(), Object::new(value, access.fresh(now)));
+                let o = self.new_object(value);
+                self.dbs[db].data.insert(key.into(), o);
                 if self.notify_flags & notify::NEW != 0 {
                     self.notify(db, notify::NEW, "new", key);
                 }
@@ -410,16 +432,15 @@ impl Keyspace {
     /// Sets `key` to `value` keeping its TTL (KEEPTTL, in-place updates).
     pub fn set_keep_ttl(&mut self, db: usize, key: &[u8], value: Value) {
         self.expire_if_needed(db, key);
-        let (access, now) = (self.access, self.now_ms);
         let d = &mut self.dbs[db];
-        match d.data.get_mut(key) {
-            Some(o) => {
-                o.value = value;
-                touch_clock(o, access, now);
+        match d.data.get_index_of(key) {
+            Some(i) => {
+                d.data[i].value = value;
+                self.touch(db, i, true);
             }
             None => {
-                d.data
-                    .insert(key.into(), Object::new(value, access.fresh(now)));
+                let o = self.new_object(value);
+                self.dbs[db].data.insert(key.into(), o);
                 if self.notify_flags & notify::NEW != 0 {
                     self.notify(db, notify::NEW, "new", key);
                 }
@@ -442,19 +463,17 @@ impl Keyspace {
         if notify_new {
             self.notify(db, notify::NEW, "new", key);
         }
-        let (access, now, touch) = (self.access, self.now_ms, !self.forked_child);
-        match self.dbs[db].data.entry(key.into()) {
-            indexmap::map::Entry::Occupied(e) => {
-                let o = e.into_mut();
-                if touch {
-                    touch_clock(o, access, now);
-                }
-                &mut o.value
+        let i = match self.dbs[db].data.get_index_of(key) {
+            Some(i) => {
+                self.touch(db, i, false);
+                i
             }
-            indexmap::map::Entry::Vacant(e) => {
-                &mut e.insert(Object::new(make(), access.fresh(now))).value
+            None => {
+                let o = self.new_object(make());
+                self.dbs[db].data.insert_full(key.into(), o).0
             }
-        }
+        };
+        &mut self.dbs[db].data[i].value
     }
 
     /// Removes `key` and its TTL; returns the value if it existed.
