@@ -480,11 +480,11 @@ impl Keyspace {
     pub fn remove(&mut self, db: usize, key: &[u8]) -> Option<Value> {
         self.expire_if_needed(db, key);
         let d = &mut self.dbs[db];
-        let o = d.data.swap_remove(key)?;
+        let o = d.data.swap_remove(key);
         if !d.expires.is_empty() {
             d.expires.swap_remove(key);
         }
-        Some(o.value)
+        o.map(|o| o.value)
     }
 
     /// Removes `key` if its collection became empty (after a pop/remove).
@@ -502,6 +502,11 @@ impl Keyspace {
     /// Sets an absolute expiry (Unix ms) on an existing key.
     pub fn set_expire(&mut self, db: usize, key: &[u8], at_ms: i64) {
         let d = &mut self.dbs[db];
+        // A TTL without its key would be a volatile policy's candidate
+        // that can never be evicted.
+        if !d.data.contains_key(key) {
+            return;
+        }
         if let Some(v) = d.expires.get_mut(key) {
             *v = at_ms;
         } else {
