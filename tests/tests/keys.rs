@@ -979,6 +979,31 @@ fn reads_count_hits_and_misses_and_send_keymiss() {
          XREAD STREAMS x nok16 0 0
          GEOPOS nok14 a
          TOUCH s nok15
+         SISMEMBER st a
+         SISMEMBER nok16 a
+         ZUNION 2 z nok17
+         ZINTER 2 z nok18
+         ZDIFF 2 z nok19
+         ZINTERCARD 2 z nok20
+         ZUNIONSTORE dz 2 z nok21
+         ZDIFFSTORE dz 2 z nok22
+         SORT l ALPHA
+         SORT nok23
+         SORT_RO l ALPHA
+         BITFIELD s GET u8 0
+         BITFIELD nok24 GET u8 0
+         BITFIELD_RO s GET u8 0
+         BITFIELD_RO nok25 GET u8 0
+         LCS s nok26
+         XGROUP CREATE x g 0
+         XREADGROUP GROUP g c STREAMS x >
+         XPENDING x g
+         XPENDING nok27 g
+         XINFO STREAM x
+         XINFO STREAM nok28
+         OBJECT ENCODING s
+         OBJECT ENCODING nok29
+         MEMORY USAGE nok30
          SET last 1";
     d.script(script);
     for s in subs.iter_mut() {

@@ -579,7 +579,7 @@ fn bitfield_generic(ctx: &mut Ctx, ro: bool) -> CmdResult {
     let db = ctx.db();
     let mut dirty = false;
     if readonly {
-        ctx.ks.get_str(db, &ctx.args[1])?;
+        ctx.ks.get_str_read(db, &ctx.args[1])?;
     } else {
         if ro {
             return Err(CmdError::err(

@@ -764,7 +764,7 @@ fn object(ctx: &mut Ctx) -> CmdResult {
     }
     // Redis looks the key up before it checks the policy.
     let db = ctx.db();
-    if ctx.ks.peek(db, &ctx.args[2]).is_none() {
+    if ctx.ks.peek_counted_quietly(db, &ctx.args[2]).is_none() {
         ctx.out.null();
         return Ok(());
     }

@@ -144,7 +144,7 @@ fn sismember(ctx: &mut Ctx) -> CmdResult {
     let args = ctx.args;
     let found = ctx
         .ks
-        .get_set(db, &args[1])?
+        .get_set_read(db, &args[1])?
         .is_some_and(|s| s.contains(&args[2][..]));
     ctx.out.int(found as i64);
     Ok(())

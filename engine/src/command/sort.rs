@@ -75,7 +75,7 @@ fn lookup_by_pattern(ks: &mut Keyspace, db: usize, pattern: &[u8], subst: &[u8])
     key.extend_from_slice(&pattern[..star]);
     key.extend_from_slice(subst);
     key.extend_from_slice(postfix);
-    match (ks.get(db, &key)?, field) {
+    match (ks.get_counted(db, &key)?, field) {
         (Value::Hash(h), Some(f)) => h.get(f).cloned(),
         (Value::Str(s), None) => Some(s.clone()),
         _ => None,
@@ -166,7 +166,7 @@ fn sort_generic(ctx: &mut Ctx, readonly: bool) -> CmdResult {
     }
 
     let db = ctx.db();
-    let (is_set, ordered): (bool, Vec<Elem>) = match ctx.ks.get(db, &args[1]) {
+    let (is_set, ordered): (bool, Vec<Elem>) = match ctx.ks.get_counted(db, &args[1]) {
         None => (false, Vec::new()),
         Some(Value::List(l)) => (false, l.iter().cloned().collect()),
         Some(Value::ZSet(z)) => (false, z.iter().map(|(m, _)| Elem::from(m)).collect()),

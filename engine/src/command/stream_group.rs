@@ -497,7 +497,13 @@ fn xreadgroup(ctx: &mut Ctx) -> CmdResult {
                 }
             }
         }
-        if !has_group(ctx, db, key, gname)? {
+        // Counted as a read (Redis' xreadCommand looks each key up with
+        // lookupKeyRead, here and again to serve it).
+        let found = ctx
+            .ks
+            .get_stream_read(db, key)?
+            .is_some_and(|s| s.groups.contains_key(&gname[..]));
+        if !found {
             return Err(CmdError::coded(
                 "NOGROUP",
                 format!(
@@ -531,6 +537,9 @@ fn xreadgroup(ctx: &mut Ctx) -> CmdResult {
     };
     for (k, gt) in ids.iter().enumerate() {
         let key = &args[streams_arg + k];
+        if !retry {
+            ctx.ks.get_counted(db, key);
+        }
         let Some(s) = ctx.ks.get_stream_mut(db, key)? else {
             continue;
         };
@@ -755,7 +764,7 @@ fn xpending(ctx: &mut Ctx) -> CmdResult {
     let (key, gname) = (&args[1], &args[2]);
     let Some(g) = ctx
         .ks
-        .get_stream(db, key)?
+        .get_stream_read(db, key)?
         .and_then(|s| s.groups.get(&gname[..]))
     else {
         return Err(nogroup_key(key, gname));
@@ -1097,7 +1106,7 @@ HELP
     }
     let db = ctx.db();
     let key = &args[2];
-    let Some(s) = ctx.ks.get_stream(db, key)? else {
+    let Some(s) = ctx.ks.get_stream_read(db, key)? else {
         return Err(CmdError::NoSuchKey);
     };
     let out = &mut *ctx.out;

@@ -604,7 +604,7 @@ fn lcs(ctx: &mut Ctx) -> CmdResult {
     let db = ctx.db();
     let args = ctx.args;
     let mut get = |k: &[u8]| -> Result<Box<[u8]>, CmdError> {
-        match ctx.ks.get(db, k) {
+        match ctx.ks.get_counted(db, k) {
             None => Ok(Box::default()),
             Some(Value::Str(s)) => Ok(s.clone()),
             Some(_) => Err(CmdError::err(

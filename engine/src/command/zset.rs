@@ -1003,7 +1003,7 @@ fn zpop(ctx: &mut Ctx, max: bool) -> CmdResult {
         None
     };
     let nested = ctx.out.resp3 && count.is_some();
-    if ctx.ks.get_zset(db, &args[1])?.is_none() || count == Some(0) {
+    if ctx.ks.get_zset_read(db, &args[1])?.is_none() || count == Some(0) {
         ctx.out.array(0);
         return Ok(());
     }
@@ -1254,7 +1254,7 @@ fn zsetop_generic(
     let keys = &args[numkeys_idx + 1..numkeys_idx + 1 + setnum];
     // Expire lazily and check types first; then borrow all sources at once.
     for k in keys {
-        match ctx.ks.get(db, k) {
+        match ctx.ks.get_counted(db, k) {
             None | Some(Value::ZSet(_)) | Some(Value::Set(_)) => {}
             Some(_) => return Err(CmdError::WrongType),
         }

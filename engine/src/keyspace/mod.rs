@@ -208,6 +208,17 @@ pub struct Keyspace {
     last_touch: Option<(usize, usize)>,
 }
 
+/// How a lookup counts (Redis' LOOKUP_NOSTATS and LOOKUP_NONOTIFY).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Count {
+    /// Neither in the keyspace hits/misses nor as an event.
+    No,
+    /// A keyspace hit or miss.
+    Stats,
+    /// A keyspace hit or miss, and a miss is a `keymiss` event.
+    StatsAndKeymiss,
+}
+
 /// Current Unix time in milliseconds.
 pub fn unix_ms() -> i64 {
     std::time::SystemTime::now()
@@ -284,25 +295,31 @@ impl Keyspace {
     /// Looks a key up for reading (expired keys are deleted first); an
     /// access of the key.
     pub fn get(&mut self, db: usize, key: &[u8]) -> Option<&Value> {
-        self.lookup(db, key, true, false)
+        self.lookup(db, key, true, Count::No)
     }
 
     /// Like [`get`](Self::get), counting keyspace hits and misses.
     pub fn get_counted(&mut self, db: usize, key: &[u8]) -> Option<&Value> {
-        self.lookup(db, key, true, true)
+        self.lookup(db, key, true, Count::StatsAndKeymiss)
     }
 
     /// Like [`get_counted`](Self::get_counted), but not an access of the
     /// key: its access clock stays (Redis' LOOKUP_NOTOUCH, which EXISTS,
     /// TYPE and TTL use).
     pub fn peek_counted(&mut self, db: usize, key: &[u8]) -> Option<&Value> {
-        self.lookup(db, key, false, true)
+        self.lookup(db, key, false, Count::StatsAndKeymiss)
+    }
+
+    /// Like [`peek_counted`](Self::peek_counted) without the `keymiss`
+    /// event (Redis' LOOKUP_NOTOUCH|LOOKUP_NONOTIFY, which OBJECT uses).
+    pub fn peek_counted_quietly(&mut self, db: usize, key: &[u8]) -> Option<&Value> {
+        self.lookup(db, key, false, Count::Stats)
     }
 
     /// Looks a key up without it counting as an access: expired keys are
-    /// deleted first, nothing else changes (OBJECT, MEMORY USAGE).
+    /// deleted first, nothing else changes (MEMORY USAGE).
     pub fn peek(&mut self, db: usize, key: &[u8]) -> Option<&Value> {
-        self.lookup(db, key, false, false)
+        self.lookup(db, key, false, Count::No)
     }
 
     /// The key's access clock (`access`), if it exists; no lookup.
@@ -319,11 +336,11 @@ impl Keyspace {
 
     /// Redis' lookupKey: expires the key if due, then, when it exists,
     /// updates its access clock (`touch`, unless a snapshot child shares
-    /// the pages); with `count`, counts a keyspace hit or miss (a miss is
-    /// a `keymiss` event).
-    fn lookup(&mut self, db: usize, key: &[u8], touch: bool, count: bool) -> Option<&Value> {
+    /// the pages); counts it as `count` says.
+    fn lookup(&mut self, db: usize, key: &[u8], touch: bool, count: Count) -> Option<&Value> {
+        let counted = count != Count::No;
         if self.expire_paused && self.is_expired(db, key) {
-            if count {
+            if counted {
                 self.stat_keyspace_misses += 1;
             }
             return None;
@@ -333,7 +350,7 @@ impl Keyspace {
         // (returning a borrow from one branch would need a second probe).
         match self.dbs[db].data.get_index_of(key) {
             Some(i) => {
-                if count {
+                if counted {
                     self.stat_keyspace_hits += 1;
                 }
                 if touch {
@@ -342,11 +359,11 @@ impl Keyspace {
                 self.dbs[db].data.get_index(i).map(|(_, o)| &o.value)
             }
             None => {
-                if count {
+                if counted {
                     self.stat_keyspace_misses += 1;
-                    if self.notify_flags & notify::KEY_MISS != 0 {
-                        self.notify(db, notify::KEY_MISS, "keymiss", key);
-                    }
+                }
+                if count == Count::StatsAndKeymiss && self.notify_flags & notify::KEY_MISS != 0 {
+                    self.notify(db, notify::KEY_MISS, "keymiss", key);
                 }
                 None
             }
