@@ -480,6 +480,21 @@ impl Config {
         Ok(key)
     }
 
+    /// What CONFIG REWRITE writes: every parameter CONFIG SET can change
+    /// (the startup ones and hidden knobs aside), its value, and whether
+    /// that is the default.
+    pub fn rewritable(&self) -> Vec<(&'static str, String, bool)> {
+        PARAMS
+            .iter()
+            .filter(|(n, ..)| !matches!(*n, "port" | "bind" | "databases" | "io-threads" | "dir"))
+            .map(|(n, d, _)| {
+                let v = self.get(n).unwrap_or(d).to_string();
+                let default = v == *d;
+                (*n, v, default)
+            })
+            .collect()
+    }
+
     /// Stores a value without validation (used when the engine normalizes).
     pub fn set_raw(&mut self, name: &'static str, value: String) {
         self.values.insert(name, value);

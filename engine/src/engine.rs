@@ -134,6 +134,8 @@ pub struct ServerState {
     pub start_ms: i64,
     pub run_id: String,
     pub data_dir: std::path::PathBuf,
+    /// `--config`: the file CONFIG REWRITE writes (INFO `config_file`).
+    pub config_file: Option<std::path::PathBuf>,
     pub lastsave_ms: i64,
     /// When a snapshot was last asked for (for `save` points' retry delay).
     pub last_snapshot_try_ms: i64,
@@ -465,6 +467,7 @@ impl Engine {
                 start_ms: now,
                 run_id: random_hex(40),
                 data_dir: opts.data_dir.clone(),
+                config_file: None,
                 lastsave_ms: now,
                 last_snapshot_try_ms: now,
                 snapshot_scheduled: false,
@@ -1355,6 +1358,29 @@ impl Engine {
     pub fn tracking_tick(&mut self) {
         if self.ks.tracking_on {
             self.tracking_after_batch(None);
+        }
+    }
+
+    /// Applies one startup configuration directive (`config_file`) as
+    /// CONFIG SET would; a parameter CONFIG SET refuses to change (one
+    /// fixed at startup) is accepted when it names the value it has.
+    pub fn configure(&mut self, name: &str, value: &str) -> Result<(), String> {
+        if self.srv.config.get(name) == Some(value) {
+            return Ok(());
+        }
+        let mut client = ClientState::new(0, None);
+        client.authenticated = true;
+        let argv = [
+            Bytes::from_static(b"CONFIG"),
+            Bytes::from_static(b"SET"),
+            Bytes::copy_from_slice(name.as_bytes()),
+            Bytes::copy_from_slice(value.as_bytes()),
+        ];
+        let mut out = ReplyBuf::new(false);
+        self.dispatch(&mut client, &argv, &mut out, false);
+        match out.buf.strip_prefix(b"-") {
+            Some(e) => Err(String::from_utf8_lossy(e).trim_end().to_string()),
+            None => Ok(()),
         }
     }
 

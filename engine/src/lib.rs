@@ -13,6 +13,7 @@
 pub mod client;
 pub mod command;
 pub mod config;
+pub mod config_file;
 pub mod connection;
 pub mod digest;
 pub mod durable;

@@ -24,6 +24,11 @@ pub struct ServerConfig {
     pub durability: Durability,
     /// The write lease (see `durable`).
     pub lease: Duration,
+    /// `--config`: the configuration file CONFIG REWRITE writes.
+    pub config_file: Option<std::path::PathBuf>,
+    /// Directives from the file and the command line, applied in order as
+    /// CONFIG SET before clients are taken (`config_file`).
+    pub directives: Vec<crate::config_file::Directive>,
     /// TEST ONLY (settable in debug builds alone, `--unsafe-early-ack`):
     /// replies leave before the log acknowledges, breaking durability on
     /// purpose so `memlog-jepsen` can prove it detects lost writes.
@@ -55,17 +60,8 @@ const EXPIRE_CYCLE_EVERY: Duration = Duration::from_millis(100);
 /// the time to sample through them at this rate.
 const EXPIRE_CYCLE_BUDGET: Duration = Duration::from_millis(5);
 
-/// Binds and serves until SHUTDOWN.
+/// Configures the engine, binds and serves until SHUTDOWN.
 pub async fn run(config: ServerConfig) -> std::io::Result<()> {
-    let listener = TcpListener::bind((config.bind.as_str(), config.port))
-        .await
-        .map_err(|e| {
-            std::io::Error::new(
-                e.kind(),
-                format!("binding {}:{}: {e}", config.bind, config.port),
-            )
-        })?;
-    tracing::info!(addr = %listener.local_addr()?, "memlog serving RESP");
     let opts = EngineOptions {
         databases: config.databases,
         requirepass: config.requirepass.clone(),
@@ -77,6 +73,30 @@ pub async fn run(config: ServerConfig) -> std::io::Result<()> {
     };
     let mut engine = Engine::new(&opts);
     engine.unsafe_early_ack = config.unsafe_early_ack;
+    engine.srv.config_file = config.config_file.clone();
+    for d in &config.directives {
+        engine.configure(&d.name, &d.value()).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "bad configuration directive at {} ('{} {}'): {e}",
+                    d.origin,
+                    d.name,
+                    d.value()
+                ),
+            )
+        })?;
+    }
+    // Configured before it listens: a bad directive serves no one.
+    let listener = TcpListener::bind((config.bind.as_str(), config.port))
+        .await
+        .map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("binding {}:{}: {e}", config.bind, config.port),
+            )
+        })?;
+    tracing::info!(addr = %listener.local_addr()?, "memlog serving RESP");
     let engine: SharedEngine = Arc::new(Mutex::new(engine));
     let embedded = start_durability(&config, &engine)
         .await
@@ -221,6 +241,8 @@ mod tests {
             databases: 16,
             durability: Durability::InMemory,
             lease: Duration::from_secs(2),
+            config_file: None,
+            directives: Vec::new(),
             unsafe_early_ack: false,
         };
         let err = run(config).await.expect_err("the port is taken");

@@ -1,7 +1,7 @@
 //! The `memlog` binary: one executable, one subcommand per role.
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 #[cfg(not(target_env = "msvc"))]
 mod allocator;
@@ -79,6 +79,18 @@ struct ServerArgs {
     /// loop does (a multi-threaded runtime runs the newest woken task first).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
     io_threads: u16,
+    /// A redis.conf-style configuration file: one `name value ...`
+    /// directive per line, applied as CONFIG SET at startup (CONFIG
+    /// REWRITE writes the running configuration back into it). `port`,
+    /// `bind`, `databases`, `dir`, `enable-debug-command` and `io-threads`
+    /// there set those flags unless they are given.
+    #[arg(long)]
+    config: Option<std::path::PathBuf>,
+    /// Configuration as redis-server takes it on its command line, after
+    /// `--`: `memlog server -- --maxmemory 1gb --maxmemory-policy
+    /// allkeys-lru`. Applied after the file's directives.
+    #[arg(last = true, value_name = "--NAME VALUE")]
+    options: Vec<String>,
     /// TEST ONLY, debug builds only: reply before the log acknowledges
     /// (breaks durability on purpose; see docs/jepsen.md).
     #[cfg(debug_assertions)]
@@ -112,7 +124,18 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches)?;
+    let mut directives = Vec::new();
+    if let Command::Server(args) = &mut cli.command {
+        let given = |id: &str| {
+            matches
+                .subcommand_matches("server")
+                .and_then(|m| m.value_source(id))
+                == Some(clap::parser::ValueSource::CommandLine)
+        };
+        directives = startup_directives(args, given)?;
+    }
     if let Command::Txlog(cmd) = &cli.command {
         if cmd.is_admin() {
             die_on_sigpipe();
@@ -177,6 +200,8 @@ fn main() -> anyhow::Result<()> {
                         (false, None) => memlog_engine::server::Durability::Embedded,
                     },
                     lease: std::time::Duration::from_millis(args.lease_ms.max(50)),
+                    config_file: args.config.map(|p| std::path::absolute(&p).unwrap_or(p)),
+                    directives,
                     #[cfg(debug_assertions)]
                     unsafe_early_ack: args.unsafe_early_ack,
                     #[cfg(not(debug_assertions))]
@@ -189,6 +214,56 @@ fn main() -> anyhow::Result<()> {
             Command::Txlog(cmd) => memlog_txlog::cli::run(cmd).await,
         }
     })
+}
+
+/// The configuration file's and the `--` options' directives, in order,
+/// less the ones that set the server's own flags (`port`, `bind`,
+/// `databases`, `dir`, `enable-debug-command`, `io-threads`): those go into
+/// `args`, unless `given(flag)` says the flag was on the command line.
+fn startup_directives(
+    args: &mut ServerArgs,
+    given: impl Fn(&str) -> bool,
+) -> anyhow::Result<Vec<memlog_engine::config_file::Directive>> {
+    use memlog_engine::config_file::{parse_file, parse_options};
+    let mut all = Vec::new();
+    if let Some(path) = &args.config {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the configuration file {}", path.display()))?;
+        all = parse_file(&text).with_context(|| format!("in {}", path.display()))?;
+    }
+    all.extend(parse_options(&args.options)?);
+    let mut rest = Vec::new();
+    for d in all {
+        let one = || -> anyhow::Result<&str> {
+            match d.args.as_slice() {
+                [v] => Ok(v.as_str()),
+                _ => anyhow::bail!("{}: '{}' takes one argument", d.origin, d.name),
+            }
+        };
+        let number = |v: &str| -> anyhow::Result<u64> {
+            v.parse()
+                .with_context(|| format!("{}: '{}' needs a number, not '{v}'", d.origin, d.name))
+        };
+        match d.name.as_str() {
+            "port" if !given("port") => args.port = u16::try_from(number(one()?)?)?,
+            "bind" if !given("bind") => args.bind = one()?.to_string(),
+            "databases" if !given("databases") => args.databases = number(one()?)? as usize,
+            "dir" if !given("data_dir") => args.data_dir = one()?.into(),
+            "io-threads" if !given("io_threads") => {
+                args.io_threads = u16::try_from(number(one()?)?)?.clamp(1, 256);
+            }
+            "enable-debug-command" if !given("enable_debug_command") => {
+                let v = one()?;
+                if !matches!(v, "yes" | "no" | "local") {
+                    anyhow::bail!("{}: enable-debug-command is yes, no or local", d.origin);
+                }
+                args.enable_debug_command = v.to_string();
+            }
+            "port" | "bind" | "databases" | "dir" | "io-threads" | "enable-debug-command" => {}
+            _ => rest.push(d),
+        }
+    }
+    Ok(rest)
 }
 
 /// Rust ignores SIGPIPE, so printing to a closed pipe (`memlog txlog status

@@ -1190,3 +1190,104 @@ fn client_kill_closes_a_client_that_does_not_read() {
     }
     drop(lazy);
 }
+
+/// `--config FILE` and redis-server-style options after `--` configure the
+/// server at startup as CONFIG SET would (the options after the file, the
+/// flags over both); CONFIG REWRITE writes the running configuration back
+/// into the file, so it outlives a restart (memlog's log keeps data, not
+/// configuration). A bad directive stops the start.
+#[test]
+fn a_config_file_configures_the_server_and_config_rewrite_keeps_changes() {
+    let conf_dir = tempfile::tempdir().unwrap();
+    let conf = conf_dir.path().join("memlog.conf");
+    std::fs::write(
+        &conf,
+        "# memlog test\nport 1\nmaxmemory 100mb\nmaxmemory-policy allkeys-lfu\n\
+         requirepass \"pass word\"\ndaemonize no\n",
+    )
+    .unwrap();
+    let conf_arg = conf.to_str().unwrap();
+    let mut server = MemlogServer::start(&[
+        "--config",
+        conf_arg,
+        "--",
+        "--maxmemory",
+        "200mb",
+        "--timeout",
+        "30",
+    ])
+    .expect("server");
+    let login = |port: u16| {
+        let mut c = RawConn::connect(port).unwrap();
+        assert!(c.call(&["GET", "x"]).unwrap().is_error(), "requirepass");
+        assert_eq!(
+            c.call(&["AUTH", "pass word"]).unwrap(),
+            RespValue::Simple("OK".into())
+        );
+        c
+    };
+    let get = |c: &mut RawConn, name: &str| match c.call(&["CONFIG", "GET", name]).unwrap() {
+        RespValue::Array(v) => v[1].clone(),
+        other => panic!("{other:?}"),
+    };
+    // The harness' --port wins over the file's.
+    let mut c = login(server.port);
+    assert_eq!(
+        get(&mut c, "maxmemory"),
+        RespValue::Bulk(b"209715200".to_vec())
+    );
+    assert_eq!(
+        get(&mut c, "maxmemory-policy"),
+        RespValue::Bulk(b"allkeys-lfu".to_vec())
+    );
+    assert_eq!(get(&mut c, "timeout"), RespValue::Bulk(b"30".to_vec()));
+    let RespValue::Bulk(info) = c.call(&["INFO", "server"]).unwrap() else {
+        panic!("INFO");
+    };
+    assert!(
+        String::from_utf8_lossy(&info).contains(&format!("config_file:{conf_arg}\r\n")),
+        "INFO config_file"
+    );
+    c.call(&["CONFIG", "SET", "maxmemory-samples", "7"])
+        .unwrap();
+    assert_eq!(
+        c.call(&["CONFIG", "REWRITE"]).unwrap(),
+        RespValue::Simple("OK".into())
+    );
+    let text = std::fs::read_to_string(&conf).unwrap();
+    for line in [
+        "# memlog test",
+        "port 1",
+        "maxmemory 209715200",
+        "maxmemory-samples 7",
+        "timeout 30",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line:?} in {text}");
+    }
+    server.restart().expect("restart");
+    let mut c = login(server.port);
+    assert_eq!(
+        get(&mut c, "maxmemory-samples"),
+        RespValue::Bulk(b"7".to_vec())
+    );
+
+    // A bad directive: the server does not start.
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(memlog_tests::memlog_bin())
+        .args([
+            "server",
+            "--port",
+            &memlog_tests::free_port().to_string(),
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .args(["--", "--maxmemory-policy", "sometimes"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--maxmemory-policy"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

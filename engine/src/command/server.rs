@@ -400,7 +400,21 @@ fn config(ctx: &mut Ctx) -> CmdResult {
             ctx.out.ok();
             Ok(())
         }
-        "rewrite" => Err(CmdError::err("The server is running without a config file")),
+        "rewrite" => {
+            let Some(path) = ctx.srv.config_file.clone() else {
+                return Err(CmdError::err("The server is running without a config file"));
+            };
+            let params = ctx.srv.config.rewritable();
+            // On the engine thread, as Redis answers once the file is
+            // written: a few KB and one sync, for an operator's command.
+            match crate::config_file::rewrite(&path, &params) {
+                Ok(()) => {
+                    ctx.out.ok();
+                    Ok(())
+                }
+                Err(e) => Err(CmdError::err(format!("Rewriting config file: {e}"))),
+            }
+        }
         _ => {
             write_help(ctx.out, help::CONFIG);
             Ok(())
@@ -507,7 +521,7 @@ fn section_text(ctx: &Ctx, name: &str, s: &mut String) {
             let uptime = srv.start.elapsed().as_secs();
             let _ = write!(
                 s,
-                "# Server\r\nredis_version:{}\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\nredis_build_id:0\r\nredis_mode:standalone\r\nos:{} {}\r\narch_bits:{}\r\nmonotonic_clock:POSIX clock_gettime\r\nmultiplexing_api:epoll\r\natomicvar_api:c11-builtin\r\ngcc_version:0.0.0\r\nprocess_id:{}\r\nprocess_supervised:no\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\nhz:{}\r\nconfigured_hz:{}\r\nlru_clock:{}\r\nexecutable:{}\r\nconfig_file:\r\nio_threads_active:0\r\n",
+                "# Server\r\nredis_version:{}\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\nredis_build_id:0\r\nredis_mode:standalone\r\nos:{} {}\r\narch_bits:{}\r\nmonotonic_clock:POSIX clock_gettime\r\nmultiplexing_api:epoll\r\natomicvar_api:c11-builtin\r\ngcc_version:0.0.0\r\nprocess_id:{}\r\nprocess_supervised:no\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\nhz:{}\r\nconfigured_hz:{}\r\nlru_clock:{}\r\nexecutable:{}\r\nconfig_file:{}\r\nio_threads_active:0\r\n",
                 crate::REDIS_VERSION,
                 if std::env::consts::OS == "linux" { "Linux" } else { std::env::consts::OS },
                 std::env::consts::ARCH,
@@ -522,6 +536,7 @@ fn section_text(ctx: &Ctx, name: &str, s: &mut String) {
                 srv.config.get_i64("hz"),
                 (now_ms / 1000) & ((1 << 24) - 1),
                 std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default(),
+                srv.config_file.as_deref().map(|p| p.display().to_string()).unwrap_or_default(),
             );
         }
         "clients" => {

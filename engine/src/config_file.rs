@@ -1,0 +1,358 @@
+//! Startup configuration, as redis-server takes it: a redis.conf-style file
+//! (`memlog server --config FILE`) and Redis-style `--name value ...`
+//! options after `--`, which come after the file's lines and so win over
+//! them. Each directive is applied as CONFIG SET applies it (the same
+//! checks and effects, `Engine::configure`) before the server takes
+//! clients; a bad one stops the server from starting, as in Redis. The
+//! few that shape the server itself (`port`, `bind`, `databases`, `dir`,
+//! `enable-debug-command`, `io-threads`) are taken by the binary as its
+//! flags' values, unless the flag is given. CONFIG REWRITE writes the
+//! running configuration back into the file ([`rewrite`]).
+//!
+//! Not part of the write path: configuration is not in the log, so the
+//! file is how settings such as `maxmemory` outlive a restart.
+
+use std::path::Path;
+
+/// One directive: a parameter and its arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Directive {
+    /// As written, lowercased.
+    pub name: String,
+    pub args: Vec<String>,
+    /// Where it came from, for error messages (`line 3`, `--port`).
+    pub origin: String,
+}
+
+impl Directive {
+    /// The value CONFIG SET takes: the arguments joined by spaces (`save
+    /// 900 1 300 10`, `client-output-buffer-limit normal 0 0 0`).
+    pub fn value(&self) -> String {
+        self.args.join(" ")
+    }
+}
+
+/// A configuration that cannot be read.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigFileError {
+    #[error("{origin}: unbalanced quotes in configuration line")]
+    Quotes { origin: String },
+    #[error("{origin}: '{name}' needs an argument")]
+    NoArgument { origin: String, name: String },
+    #[error("'{0}' is not a --name option")]
+    NotAnOption(String),
+}
+
+/// Parses a redis.conf-style text: one directive per line, `#` comments,
+/// arguments split as Redis' sdssplitargs splits them (double quotes with
+/// escapes, single quotes).
+pub fn parse_file(text: &str) -> Result<Vec<Directive>, ConfigFileError> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let origin = format!("line {}", i + 1);
+        let Some(mut words) = split_args(line) else {
+            return Err(ConfigFileError::Quotes { origin });
+        };
+        if words.is_empty() {
+            continue;
+        }
+        let name = words.remove(0).to_ascii_lowercase();
+        if words.is_empty() {
+            return Err(ConfigFileError::NoArgument { origin, name });
+        }
+        out.push(Directive {
+            name,
+            args: words,
+            origin,
+        });
+    }
+    Ok(out)
+}
+
+/// Parses redis-server's command-line form: `--name arg ... --name arg`.
+/// An argument may be empty (`--save ""`).
+pub fn parse_options(words: &[String]) -> Result<Vec<Directive>, ConfigFileError> {
+    let mut out: Vec<Directive> = Vec::new();
+    for w in words {
+        match w.strip_prefix("--") {
+            Some(name) if !name.is_empty() => out.push(Directive {
+                name: name.to_ascii_lowercase(),
+                args: Vec::new(),
+                origin: w.clone(),
+            }),
+            _ => match out.last_mut() {
+                Some(d) => d.args.push(w.clone()),
+                None => return Err(ConfigFileError::NotAnOption(w.clone())),
+            },
+        }
+    }
+    if let Some(d) = out.iter().find(|d| d.args.is_empty()) {
+        return Err(ConfigFileError::NoArgument {
+            origin: d.origin.clone(),
+            name: d.name.clone(),
+        });
+    }
+    Ok(out)
+}
+
+/// Redis' sdssplitargs: words separated by spaces; `"..."` with `\n`,
+/// `\r`, `\t`, `\b`, `\a`, `\\`, `\"` and `\xHH` escapes; `'...'` with
+/// `\'`. A closing quote must be followed by a space or the end. `None`
+/// when quotes are unbalanced.
+pub fn split_args(line: &str) -> Option<Vec<String>> {
+    let b = line.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    loop {
+        while i < b.len() && b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i == b.len() {
+            return Some(out);
+        }
+        let mut cur: Vec<u8> = Vec::new();
+        let (mut inq, mut insq) = (false, false);
+        loop {
+            if inq {
+                if i >= b.len() {
+                    return None;
+                }
+                if b[i] == b'\\'
+                    && i + 3 < b.len()
+                    && b[i + 1] == b'x'
+                    && b[i + 2].is_ascii_hexdigit()
+                    && b[i + 3].is_ascii_hexdigit()
+                {
+                    let hex = std::str::from_utf8(&b[i + 2..i + 4]).ok()?;
+                    cur.push(u8::from_str_radix(hex, 16).ok()?);
+                    i += 3;
+                } else if b[i] == b'\\' && i + 1 < b.len() {
+                    i += 1;
+                    cur.push(match b[i] {
+                        b'n' => b'\n',
+                        b'r' => b'\r',
+                        b't' => b'\t',
+                        b'b' => 8,
+                        b'a' => 7,
+                        c => c,
+                    });
+                } else if b[i] == b'"' {
+                    i += 1;
+                    break;
+                } else {
+                    cur.push(b[i]);
+                }
+            } else if insq {
+                if i >= b.len() {
+                    return None;
+                }
+                if b[i] == b'\\' && i + 1 < b.len() && b[i + 1] == b'\'' {
+                    i += 1;
+                    cur.push(b'\'');
+                } else if b[i] == b'\'' {
+                    i += 1;
+                    break;
+                } else {
+                    cur.push(b[i]);
+                }
+            } else {
+                if i >= b.len() || b[i].is_ascii_whitespace() {
+                    break;
+                }
+                match b[i] {
+                    b'"' => inq = true,
+                    b'\'' => insq = true,
+                    c => cur.push(c),
+                }
+            }
+            i += 1;
+        }
+        // A closing quote ends the word.
+        if (inq || insq) && i < b.len() && !b[i].is_ascii_whitespace() {
+            return None;
+        }
+        out.push(String::from_utf8_lossy(&cur).into_owned());
+    }
+}
+
+/// A value as a configuration line writes it: bare when it can be, quoted
+/// (with escapes) when it is empty or holds spaces, quotes or control
+/// characters. Multi-word values (`save 900 1`) are written word by word.
+fn quote(value: &str) -> String {
+    let plain = |w: &str| {
+        !w.is_empty()
+            && w.bytes()
+                .all(|c| c.is_ascii_graphic() && c != b'"' && c != b'\'' && c != b'\\')
+    };
+    if value.split(' ').all(plain) {
+        return value.to_string();
+    }
+    let mut s = String::from("\"");
+    for c in value.chars() {
+        match c {
+            '"' => s.push_str("\\\""),
+            '\\' => s.push_str("\\\\"),
+            '\n' => s.push_str("\\n"),
+            '\r' => s.push_str("\\r"),
+            '\t' => s.push_str("\\t"),
+            c if c.is_control() => s.push_str(&format!("\\x{:02x}", c as u32)),
+            c => s.push(c),
+        }
+    }
+    s.push('"');
+    s
+}
+
+/// CONFIG REWRITE: the file at `path` with each of `params`' lines set to
+/// its current value (a parameter's later duplicate lines dropped), and the
+/// ones it lacks that differ from their defaults appended, as Redis
+/// rewrites its config file. Comments and other lines stay. Written to a
+/// temporary file, synced, and renamed over the old one, so a crash leaves
+/// one or the other whole.
+pub fn rewrite(path: &Path, params: &[(&'static str, String, bool)]) -> std::io::Result<()> {
+    use std::io::Write;
+    let old = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e),
+    };
+    let mut written: Vec<&str> = Vec::new();
+    let mut lines: Vec<String> = Vec::new();
+    for line in old.lines() {
+        let name = split_args(line.trim())
+            .and_then(|w| w.into_iter().next())
+            .map(|n| n.to_ascii_lowercase());
+        let param = name
+            .as_deref()
+            .filter(|_| !line.trim_start().starts_with('#'))
+            .and_then(|n| params.iter().find(|(p, ..)| *p == n));
+        match param {
+            Some((p, _, _)) if written.contains(p) => {}
+            Some((p, value, _)) => {
+                written.push(p);
+                lines.push(format!("{p} {}", quote(value)));
+            }
+            None => lines.push(line.to_string()),
+        }
+    }
+    let mut header = false;
+    for (p, value, default) in params {
+        if written.contains(p) || *default {
+            continue;
+        }
+        if !header {
+            lines.push("# Generated by CONFIG REWRITE".into());
+            header = true;
+        }
+        lines.push(format!("{p} {}", quote(value)));
+    }
+    let tmp = path.with_extension("rewrite-tmp");
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        for l in &lines {
+            writeln!(f, "{l}")?;
+        }
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_split_as_redis_splits_them() {
+        let w = |s: &str| split_args(s).map(|v| v.into_iter().collect::<Vec<_>>());
+        assert_eq!(
+            w("save 900 1  300 10"),
+            Some(vec![
+                "save".into(),
+                "900".into(),
+                "1".into(),
+                "300".into(),
+                "10".into()
+            ])
+        );
+        assert_eq!(
+            w(r#"requirepass "a b\"c\x41\n""#),
+            Some(vec!["requirepass".into(), "a b\"cA\n".into()])
+        );
+        assert_eq!(w(r"x 'it\'s'"), Some(vec!["x".into(), "it's".into()]));
+        assert_eq!(w(r#"save """#), Some(vec!["save".into(), String::new()]));
+        assert_eq!(w(r#"x "open"#), None);
+        assert_eq!(w(r#"x "a"b"#), None);
+    }
+
+    #[test]
+    fn files_and_options_give_directives() {
+        let d =
+            parse_file("# comment\n\nmaxmemory 100mb\n  save 900 1\nnotify-keyspace-events \"\"\n")
+                .unwrap();
+        assert_eq!(d.len(), 3);
+        assert_eq!(
+            (d[0].name.as_str(), d[0].value(), d[0].origin.as_str()),
+            ("maxmemory", "100mb".into(), "line 3")
+        );
+        assert_eq!(d[1].value(), "900 1");
+        assert_eq!(d[2].value(), "");
+        assert!(matches!(
+            parse_file("port\n"),
+            Err(ConfigFileError::NoArgument { .. })
+        ));
+        let words: Vec<String> = ["--MaxMemory", "1gb", "--save", "", "--save", "60", "1"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let d = parse_options(&words).unwrap();
+        assert_eq!(d.len(), 3);
+        assert_eq!(
+            (d[0].name.as_str(), d[0].value()),
+            ("maxmemory", "1gb".into())
+        );
+        assert_eq!(d[2].value(), "60 1");
+        assert_eq!(
+            parse_options(&["1gb".into()]),
+            Err(ConfigFileError::NotAnOption("1gb".into()))
+        );
+        assert!(parse_options(&["--port".into()]).is_err());
+    }
+
+    #[test]
+    fn rewrite_updates_lines_in_place_and_appends_the_rest() {
+        let dir =
+            std::env::temp_dir().join(format!("memlog-conf-{}", crate::engine::random_hex(8)));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("memlog.conf");
+        std::fs::write(
+            &path,
+            "# keep me\nmaxmemory 100mb\nport 7000\nmaxmemory 1mb\n",
+        )
+        .unwrap();
+        let params = [
+            ("maxmemory", "209715200".to_string(), false),
+            ("timeout", "0".to_string(), true),
+            ("requirepass", "a b".to_string(), false),
+            ("save", "900 1".to_string(), false),
+            ("notify-keyspace-events", String::new(), false),
+        ];
+        rewrite(&path, &params).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            text,
+            "# keep me\nmaxmemory 209715200\nport 7000\n# Generated by CONFIG REWRITE\nrequirepass a b\nsave 900 1\nnotify-keyspace-events \"\"\n"
+        );
+        let again = parse_file(&text).unwrap();
+        assert_eq!(again[2].value(), "a b");
+        assert_eq!(again[4].value(), "");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
