@@ -73,6 +73,14 @@ impl Policy {
         matches!(self, Policy::AllKeysLfu | Policy::VolatileLfu)
     }
 
+    /// Keys are chosen by their access clocks (LRU or LFU).
+    pub fn by_access(self) -> bool {
+        matches!(
+            self,
+            Policy::AllKeysLru | Policy::AllKeysLfu | Policy::VolatileLru | Policy::VolatileLfu
+        )
+    }
+
     /// Only keys with a TTL are candidates.
     fn volatile(self) -> bool {
         matches!(

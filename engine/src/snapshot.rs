@@ -457,9 +457,13 @@ impl SnapshotStore for LocalSnapshotStore {
 pub struct Capture {
     /// Function libraries' code.
     libraries: Vec<Bytes>,
-    /// db, key, absolute expiry in Unix ms (0: none), value.
-    keys: Vec<(u32, Key, i64, Value)>,
+    /// db, key, absolute expiry in Unix ms (0: none), value, and the
+    /// RESTORE option that keeps its access clock, if any.
+    keys: Vec<(u32, Key, i64, Value, Option<ClockOption>)>,
 }
+
+/// `IDLETIME seconds` or `FREQ n` (`AccessClock::snapshot_option`).
+type ClockOption = (&'static str, u64);
 
 /// A data set captured for a snapshot, by either means.
 #[derive(Debug)]
@@ -506,7 +510,8 @@ pub fn capture(ks: &Keyspace, functions: &Functions) -> Capture {
     for (db, d) in ks.dbs.iter().enumerate() {
         for (key, o) in d.data.iter() {
             let ttl = d.expire_of(key).unwrap_or(0).max(0);
-            keys.push((db as u32, key.clone(), ttl, o.value.clone()));
+            let clock = ks.access.snapshot_option(o.lru, ks.now_ms);
+            keys.push((db as u32, key.clone(), ttl, o.value.clone(), clock));
         }
     }
     Capture { libraries, keys }
@@ -534,7 +539,7 @@ const CHUNK_ELEMENTS: usize = 1024;
 const RECORD_BYTES: usize = 1 << 20;
 
 /// A key in a snapshot: `RESTORE key ttl payload ABSTTL REPLACE` (one
-/// DUMP), or, for a list, set, hash or sorted set of more than
+/// DUMP; with `clock`, its access clock's option too), or, for a list, set, hash or sorted set of more than
 /// [`CHUNK_ELEMENTS`] elements, the commands that build it that many
 /// elements at a time (RPUSH, SADD, HSET, ZADD) and then `PEXPIREAT` for
 /// its expiry. A big collection is then never one payload of hundreds of
@@ -546,6 +551,7 @@ fn key_commands<E>(
     key: &[u8],
     ttl: i64,
     value: &Value,
+    clock: Option<ClockOption>,
     emit: &mut impl FnMut(EffectCommand) -> Result<(), E>,
 ) -> Result<(), E> {
     let copy = |b: &[u8]| Bytes::copy_from_slice(b);
@@ -579,17 +585,19 @@ fn key_commands<E>(
         Value::Str(_) | Value::Stream(_) => (b"", 0, Box::new(std::iter::empty())),
     };
     if len <= CHUNK_ELEMENTS {
-        return emit(EffectCommand {
-            db,
-            argv: vec![
-                Bytes::from_static(b"RESTORE"),
-                copy(key),
-                Bytes::from(ttl.to_string()),
-                Bytes::from(crate::rdb::dump_exact(value)),
-                Bytes::from_static(b"ABSTTL"),
-                Bytes::from_static(b"REPLACE"),
-            ],
-        });
+        let mut argv = vec![
+            Bytes::from_static(b"RESTORE"),
+            copy(key),
+            Bytes::from(ttl.to_string()),
+            Bytes::from(crate::rdb::dump_exact(value)),
+            Bytes::from_static(b"ABSTTL"),
+            Bytes::from_static(b"REPLACE"),
+        ];
+        if let Some((name, n)) = clock {
+            argv.push(Bytes::from_static(name.as_bytes()));
+            argv.push(Bytes::from(n.to_string()));
+        }
+        return emit(EffectCommand { db, argv });
     }
     loop {
         let mut argv = vec![Bytes::from_static(name), copy(key)];
@@ -660,8 +668,8 @@ impl Capture {
         for code in self.libraries {
             let Ok(()) = emit(library_command(code));
         }
-        for (db, key, ttl, value) in self.keys {
-            let Ok(()) = key_commands(db, &key, ttl, &value, &mut emit);
+        for (db, key, ttl, value, clock) in self.keys {
+            let Ok(()) = key_commands(db, &key, ttl, &value, clock, &mut emit);
         }
         records.extend(b.finish());
         records
@@ -691,7 +699,8 @@ pub fn write_body(
     for (db, d) in ks.dbs.iter().enumerate() {
         for (key, o) in d.data.iter() {
             let ttl = d.expire_of(key).unwrap_or(0).max(0);
-            key_commands(db as u32, key, ttl, &o.value, &mut emit)?;
+            let clock = ks.access.snapshot_option(o.lru, ks.now_ms);
+            key_commands(db as u32, key, ttl, &o.value, clock, &mut emit)?;
         }
     }
     if let Some(r) = b.finish() {

@@ -377,3 +377,31 @@ fn lfu_counts_one_access_per_command_as_redis_does() {
          CONFIG SET lfu-decay-time 1",
     );
 }
+
+/// Under an LRU or LFU policy a snapshot keeps each key's access clock (a
+/// RESTORE with IDLETIME or FREQ), as Redis' RDB keeps idle times and
+/// frequencies: after a restart the keys idle longest are still the first
+/// to go, not every key freshly used.
+#[test]
+fn snapshots_keep_access_clocks_under_lru() {
+    let mut server =
+        MemlogServer::start(&["--", "--maxmemory-policy", "allkeys-lru"]).expect("server");
+    let mut c = RawConn::connect(server.port).expect("connect");
+    c.call(&["SET", "fresh", "v"]).unwrap();
+    let RespValue::Bulk(payload) = c.call(&["DUMP", "fresh"]).unwrap() else {
+        panic!("DUMP");
+    };
+    let restore: [&[u8]; 6] = [b"RESTORE", b"idle", b"0", &payload, b"IDLETIME", b"5000"];
+    assert_eq!(c.call(&restore).unwrap(), RespValue::Simple("OK".into()));
+    assert_eq!(c.call(&["SAVE"]).unwrap(), RespValue::Simple("OK".into()));
+    server.restart().expect("restart");
+    let mut c = RawConn::connect(server.port).expect("connect");
+    let idle = |c: &mut RawConn, k: &str| {
+        memlog_tests::call_until_ok(c, &["OBJECT", "IDLETIME", k])
+            .as_int()
+            .expect("int")
+    };
+    let i = idle(&mut c, "idle");
+    assert!((5000..5100).contains(&i), "idle {i}");
+    assert!(idle(&mut c, "fresh") < 100);
+}

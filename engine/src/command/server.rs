@@ -306,7 +306,8 @@ fn config_applied(ctx: &mut Ctx, name: &str) -> CmdResult {
         let v = ctx.srv.config.get(name).unwrap_or("noeviction").to_string();
         let policy = crate::maxmemory::Policy::parse(&v).unwrap_or_default();
         ctx.srv.memory.set_policy(policy);
-        ctx.ks.access.lfu = ctx.srv.memory.policy.lfu();
+        ctx.ks.access.lfu = policy.lfu();
+        ctx.ks.access.in_snapshots = policy.by_access();
     }
     if name == "lfu-log-factor" {
         ctx.ks.access.lfu_log_factor =

@@ -3,8 +3,10 @@
 //! that evicts by it and for OBJECT IDLETIME / FREQ.
 //!
 //! Not part of the write path's effects: like Redis' AOF, the log does not
-//! carry access times, so a rebuilt or restarted data set starts with every
-//! key freshly used. Evictions chosen by it are logged as plain DELs.
+//! carry access times (evictions chosen by them are logged as plain DELs).
+//! Under an LRU or LFU policy snapshots keep them, as Redis' RDB does: each
+//! key's RESTORE carries IDLETIME or FREQ ([`AccessClock::snapshot_option`]);
+//! keys replayed from the log start freshly used.
 //!
 //! The encodings are Redis 7.0's (evict.c): LRU is seconds modulo 2^24;
 //! LFU is 16 bits of minutes (when the counter was last decremented) and an
@@ -27,6 +29,9 @@ pub struct AccessClock {
     pub lfu_log_factor: u32,
     /// `lfu-decay-time`, minutes.
     pub lfu_decay_time: u32,
+    /// An LRU or LFU `maxmemory-policy` evicts by the clocks: snapshots
+    /// keep them then, as Redis' RDB files keep idle times or frequencies.
+    pub in_snapshots: bool,
 }
 
 impl Default for AccessClock {
@@ -35,6 +40,7 @@ impl Default for AccessClock {
             lfu: false,
             lfu_log_factor: 10,
             lfu_decay_time: 1,
+            in_snapshots: false,
         }
     }
 }
@@ -118,6 +124,19 @@ impl AccessClock {
         Some(at as u32 & LRU_CLOCK_MAX)
     }
 
+    /// What a snapshot's RESTORE of the key adds to keep its clock:
+    /// `FREQ n` under LFU, `IDLETIME seconds` under LRU (nothing unless
+    /// `in_snapshots`).
+    pub fn snapshot_option(&self, lru: u32, now_ms: i64) -> Option<(&'static str, u64)> {
+        if !self.in_snapshots {
+            None
+        } else if self.lfu {
+            Some(("FREQ", u64::from(self.frequency(lru, now_ms))))
+        } else {
+            Some(("IDLETIME", self.idle_ms(lru, now_ms) / 1000))
+        }
+    }
+
     /// How good an eviction candidate the key is, higher first: the idle
     /// time under LRU, 255 minus the frequency under LFU (Redis'
     /// evictionPoolPopulate).
@@ -193,6 +212,22 @@ mod tests {
         assert!(c.eviction_score(c.fresh(t), t) > c.eviction_score(lru, t));
         assert_eq!(log_incr(255, 10), 255);
         assert_eq!(log_incr(0, 10), 1);
+    }
+
+    #[test]
+    fn snapshots_keep_the_clock_the_policy_evicts_by() {
+        let t = 1_700_000_000_000;
+        let lru = AccessClock::default();
+        let at = lru.restored(None, Some(42), t).unwrap();
+        assert_eq!(lru.snapshot_option(at, t), None);
+        let lru = AccessClock {
+            in_snapshots: true,
+            ..lru
+        };
+        assert_eq!(lru.snapshot_option(at, t), Some(("IDLETIME", 42)));
+        let lfu = AccessClock { lfu: true, ..lru };
+        let f = lfu.restored(Some(77), None, t).unwrap();
+        assert_eq!(lfu.snapshot_option(f, t), Some(("FREQ", 77)));
     }
 
     #[test]
