@@ -1153,7 +1153,7 @@ impl Engine {
             // Neither are a script's commands: the EVAL is.
             if self.srv.slowlog.wants(us)
                 && !self.ks.applying
-                && spec.name != "exec"
+                && spec.flags & flags::SKIP_SLOWLOG == 0
                 && !client.in_script
             {
                 let now_s = self.ks.now_ms.div_euclid(1000);

@@ -1291,3 +1291,42 @@ fn a_config_file_configures_the_server_and_config_rewrite_keeps_changes() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// COMMAND's name, arity, flags and legacy key positions are Redis' for
+/// every command memlog has (what cluster-aware clients read): containers
+/// show theirs on their subcommands, and flags such as allow_busy,
+/// skip_monitor and no_async_loading are listed. Shard pub/sub's channels
+/// are not keys to memlog's hazard tracker, so their positions stay 0.
+#[test]
+fn command_flags_and_key_positions_match_redis() {
+    let d = start();
+    let table = |port: u16| {
+        let mut c = RawConn::connect(port).unwrap();
+        let RespValue::Array(all) = c.call(&["COMMAND"]).unwrap() else {
+            panic!("COMMAND");
+        };
+        all.into_iter()
+            .filter_map(|e| match e {
+                RespValue::Array(f) => {
+                    let RespValue::Bulk(name) = &f[0] else {
+                        return None;
+                    };
+                    Some((String::from_utf8_lossy(name).into_owned(), f[..6].to_vec()))
+                }
+                _ => None,
+            })
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let (m, r) = (table(d.memlog.port), table(d.redis.port));
+    let mut differ = Vec::new();
+    for (name, info) in &m {
+        if matches!(name.as_str(), "ssubscribe" | "sunsubscribe" | "spublish") {
+            continue;
+        }
+        match r.get(name) {
+            Some(want) if want == info => {}
+            want => differ.push(format!("{name}: memlog {info:?}, redis {want:?}")),
+        }
+    }
+    assert!(differ.is_empty(), "{differ:#?}");
+}

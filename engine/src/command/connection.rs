@@ -9,12 +9,19 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new(
         "ping",
         -1,
-        FAST | STALE | PUBSUB_CONTEXT,
+        FAST | PUBSUB_CONTEXT,
         (0, 0, 0),
         "connection",
         ping,
     ),
-    CommandSpec::new("echo", 2, FAST | STALE, (0, 0, 0), "connection", echo),
+    CommandSpec::new(
+        "echo",
+        2,
+        FAST | LOADING | STALE,
+        (0, 0, 0),
+        "connection",
+        echo,
+    ),
     CommandSpec::new("wait", 3, NOSCRIPT, (0, 0, 0), "connection", wait),
     CommandSpec::new(
         "select",
@@ -27,7 +34,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new(
         "quit",
         -1,
-        FAST | NO_AUTH | STALE | LOADING | MULTI_CONTROL | PUBSUB_CONTEXT,
+        FAST | NO_AUTH | STALE | LOADING | MULTI_CONTROL | PUBSUB_CONTEXT | NOSCRIPT | ALLOW_BUSY,
         (0, 0, 0),
         "connection",
         quit,
@@ -35,7 +42,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new(
         "reset",
         1,
-        FAST | NO_AUTH | STALE | LOADING | MULTI_CONTROL | PUBSUB_CONTEXT | NOSCRIPT,
+        FAST | NO_AUTH | STALE | LOADING | MULTI_CONTROL | PUBSUB_CONTEXT | NOSCRIPT | ALLOW_BUSY,
         (0, 0, 0),
         "connection",
         reset,
@@ -43,7 +50,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new(
         "hello",
         -1,
-        FAST | NO_AUTH | STALE | LOADING | NOSCRIPT,
+        FAST | NO_AUTH | STALE | LOADING | NOSCRIPT | ALLOW_BUSY,
         (0, 0, 0),
         "connection",
         hello,
@@ -51,7 +58,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new(
         "auth",
         -2,
-        FAST | NO_AUTH | STALE | LOADING | NOSCRIPT,
+        FAST | NO_AUTH | STALE | LOADING | NOSCRIPT | ALLOW_BUSY,
         (0, 0, 0),
         "connection",
         auth,

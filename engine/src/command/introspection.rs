@@ -145,18 +145,28 @@ pub fn write_info(out: &mut ReplyBuf, s: &CommandSpec) {
     out.array(10);
     out.bulk_str(s.name);
     out.int(s.arity as i64);
+    // A container (CONFIG, OBJECT, XINFO, ...) has neither flags nor keys
+    // of its own in Redis: its subcommands do (memlog keeps them on the
+    // container, which its dispatch and key tracking use).
+    // COMMAND is the one container Redis gives flags of its own.
+    let container = s.subcommands.is_some() && s.name != "command";
     let flags: Vec<&str> = NAMES
         .iter()
-        .filter(|(bit, _)| s.flags & bit != 0)
+        .filter(|(bit, _)| s.flags & bit != 0 && !container)
         .map(|(_, n)| *n)
         .collect();
     out.set(flags.len());
     for f in flags {
         out.simple(f);
     }
-    out.int(s.first_key as i64);
-    out.int(s.last_key as i64);
-    out.int(s.step as i64);
+    let keys = if container {
+        (0, 0, 0)
+    } else {
+        (s.first_key, s.last_key, s.step)
+    };
+    out.int(keys.0 as i64);
+    out.int(keys.1 as i64);
+    out.int(keys.2 as i64);
     let cats = acl_categories(s);
     out.set(cats.len());
     for c in cats {
@@ -196,8 +206,8 @@ fn getkeys(args: &[Bytes]) -> Result<(&'static CommandSpec, Vec<usize>), CmdErro
     }
     match spec.key_indexes(cmdline) {
         Ok(v) if !v.is_empty() => Ok((spec, v)),
-        // Scripts may take no keys (Redis' NO_MANDATORY_KEYS).
-        Ok(v) if spec.group == "scripting" => Ok((spec, v)),
+        // Scripts may take no keys.
+        Ok(v) if spec.flags & super::flags::NO_MANDATORY_KEYS != 0 => Ok((spec, v)),
         _ => Err(CmdError::err("Invalid arguments specified for command")),
     }
 }

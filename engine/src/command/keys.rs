@@ -84,7 +84,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     ),
     CommandSpec::new("persist", 2, WRITE | FAST, (1, 1, 1), "generic", persist),
     CommandSpec::new("touch", -2, READONLY | FAST, (1, -1, 1), "generic", touch),
-    CommandSpec::new("object", -2, READONLY, (2, 2, 1), "generic", object),
+    CommandSpec::new("object", -2, READONLY, (2, 2, 1), "generic", object)
+        .with_subcommands(OBJECT_SUBS),
     CommandSpec::new("dump", 2, READONLY, (1, 1, 1), "generic", dump),
     CommandSpec::new(
         "restore",
@@ -740,6 +741,15 @@ const OBJECT_HELP: &[&str] = &[
     "    <key>.",
     "HELP",
     "    Prints this help.",
+];
+
+/// OBJECT's subcommands and their arities.
+const OBJECT_SUBS: &[(&str, i32)] = &[
+    ("encoding", 3),
+    ("freq", 3),
+    ("help", 2),
+    ("idletime", 3),
+    ("refcount", 3),
 ];
 
 fn object(ctx: &mut Ctx) -> CmdResult {

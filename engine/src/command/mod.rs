@@ -64,8 +64,17 @@ pub mod flags {
     pub const WHOLE_KEYSPACE: u32 = 1 << 14;
     pub const MOVABLE_KEYS: u32 = 1 << 15;
     pub const SORT_FOR_SCRIPT: u32 = 1 << 16;
+    /// Not logged by SLOWLOG itself (EXEC: the commands it ran are).
+    pub const SKIP_SLOWLOG: u32 = 1 << 17;
+    // Shown by COMMAND INFO as Redis declares them; memlog's behaviour
+    // behind them lives elsewhere (MONITOR's feed of scripts, the script
+    // key checks) or does not exist (no -BUSY, no async loading).
+    pub const SKIP_MONITOR: u32 = 1 << 18;
+    pub const NO_MANDATORY_KEYS: u32 = 1 << 19;
+    pub const NO_ASYNC_LOADING: u32 = 1 << 20;
+    pub const ALLOW_BUSY: u32 = 1 << 21;
 
-    /// Names for COMMAND INFO.
+    /// Names for COMMAND INFO, in Redis' order (addReplyFlagsForCommand).
     pub const NAMES: &[(u32, &str)] = &[
         (WRITE, "write"),
         (READONLY, "readonly"),
@@ -76,10 +85,15 @@ pub mod flags {
         (BLOCKING, "blocking"),
         (LOADING, "loading"),
         (STALE, "stale"),
+        (SKIP_MONITOR, "skip_monitor"),
+        (SKIP_SLOWLOG, "skip_slowlog"),
         (FAST, "fast"),
         (NO_AUTH, "no_auth"),
+        (NO_MANDATORY_KEYS, "no_mandatory_keys"),
+        (NO_ASYNC_LOADING, "no_async_loading"),
         (NO_MULTI, "no_multi"),
         (MOVABLE_KEYS, "movablekeys"),
+        (ALLOW_BUSY, "allow_busy"),
     ];
 }
 

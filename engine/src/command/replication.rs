@@ -23,7 +23,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new(
         "replicaof",
         3,
-        ADMIN | NOSCRIPT | STALE,
+        ADMIN | NOSCRIPT | STALE | NO_ASYNC_LOADING,
         (0, 0, 0),
         "server",
         replicaof,
@@ -31,7 +31,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new(
         "slaveof",
         3,
-        ADMIN | NOSCRIPT | STALE,
+        ADMIN | NOSCRIPT | STALE | NO_ASYNC_LOADING,
         (0, 0, 0),
         "server",
         replicaof,

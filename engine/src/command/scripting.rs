@@ -29,10 +29,30 @@ const fn scripted(
 }
 
 pub static COMMANDS: &[CommandSpec] = &[
-    scripted("eval", -3, NOSCRIPT | STALE, eval),
-    scripted("evalsha", -3, NOSCRIPT | STALE, evalsha),
-    scripted("eval_ro", -3, NOSCRIPT | STALE | READONLY, eval_ro),
-    scripted("evalsha_ro", -3, NOSCRIPT | STALE | READONLY, evalsha_ro),
+    scripted(
+        "eval",
+        -3,
+        NOSCRIPT | STALE | SKIP_MONITOR | NO_MANDATORY_KEYS,
+        eval,
+    ),
+    scripted(
+        "evalsha",
+        -3,
+        NOSCRIPT | STALE | SKIP_MONITOR | NO_MANDATORY_KEYS,
+        evalsha,
+    ),
+    scripted(
+        "eval_ro",
+        -3,
+        NOSCRIPT | STALE | READONLY | SKIP_MONITOR | NO_MANDATORY_KEYS,
+        eval_ro,
+    ),
+    scripted(
+        "evalsha_ro",
+        -3,
+        NOSCRIPT | STALE | READONLY | SKIP_MONITOR | NO_MANDATORY_KEYS,
+        evalsha_ro,
+    ),
     CommandSpec {
         handler: Handler::Engine(script_command),
         ..CommandSpec::new("script", -2, NOSCRIPT, (0, 0, 0), "scripting", unused)
@@ -43,7 +63,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         ..CommandSpec::new(
             "fcall",
             -3,
-            NOSCRIPT | STALE,
+            NOSCRIPT | STALE | SKIP_MONITOR | NO_MANDATORY_KEYS,
             (0, 0, 0),
             "scripting",
             unused,
@@ -55,7 +75,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         ..CommandSpec::new(
             "fcall_ro",
             -3,
-            NOSCRIPT | STALE | READONLY,
+            NOSCRIPT | STALE | READONLY | SKIP_MONITOR | NO_MANDATORY_KEYS,
             (0, 0, 0),
             "scripting",
             unused,

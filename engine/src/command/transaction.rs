@@ -16,7 +16,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new(
         "multi",
         1,
-        NOSCRIPT | LOADING | STALE | FAST | MULTI_CONTROL,
+        NOSCRIPT | LOADING | STALE | FAST | MULTI_CONTROL | ALLOW_BUSY,
         (0, 0, 0),
         "transactions",
         multi,
@@ -26,7 +26,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         ..CommandSpec::new(
             "exec",
             1,
-            NOSCRIPT | LOADING | STALE | MULTI_CONTROL,
+            NOSCRIPT | LOADING | STALE | MULTI_CONTROL | SKIP_SLOWLOG,
             (0, 0, 0),
             "transactions",
             multi,
@@ -35,7 +35,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new(
         "discard",
         1,
-        NOSCRIPT | LOADING | STALE | FAST | MULTI_CONTROL,
+        NOSCRIPT | LOADING | STALE | FAST | MULTI_CONTROL | ALLOW_BUSY,
         (0, 0, 0),
         "transactions",
         discard,
@@ -43,7 +43,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new(
         "watch",
         -2,
-        NOSCRIPT | LOADING | STALE | FAST | MULTI_CONTROL,
+        NOSCRIPT | LOADING | STALE | FAST | MULTI_CONTROL | ALLOW_BUSY,
         (1, -1, 1),
         "transactions",
         watch,
@@ -51,7 +51,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new(
         "unwatch",
         1,
-        NOSCRIPT | LOADING | STALE | FAST,
+        NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY,
         (0, 0, 0),
         "transactions",
         unwatch,
