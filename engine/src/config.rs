@@ -132,6 +132,13 @@ const PARAMS: &[(&str, &str, Kind)] = &[
     ),
     ("latency-tracking-info-percentiles", "50 99 99.9", Kind::Str),
     ("busy-reply-threshold", "5000", Kind::IntIn(0, i64::MAX)),
+    // memlog's own: a script that has written and runs longer than this
+    // (ms; 0: never) is stopped and undone by a rebuild from the log.
+    (
+        "written-script-time-limit",
+        "60000",
+        Kind::IntIn(0, i64::MAX),
+    ),
     ("io-threads", "1", Kind::Int),
     ("enable-protected-configs", "no", Kind::Str),
     ("protected-mode", "no", Kind::Bool),
@@ -229,8 +236,18 @@ const HIDDEN: &[(&str, &str, Kind)] = &[
     ),
 ];
 
+/// Whether a parameter's value is a list of words, which a configuration
+/// file gives as several arguments (`save 900 1 300 10`); the others take
+/// one argument.
+pub fn takes_words(name: &str) -> bool {
+    matches!(
+        canonical(name).as_str(),
+        "save" | "client-output-buffer-limit" | "latency-tracking-info-percentiles"
+    )
+}
+
 /// The parameter `name` (any case) stands for: itself, or what it aliases.
-fn canonical(name: &str) -> String {
+pub fn canonical(name: &str) -> String {
     let lname = name.to_ascii_lowercase();
     ALIASES
         .iter()

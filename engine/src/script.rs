@@ -10,10 +10,11 @@
 //!
 //! A script runs on the engine thread and holds up every other client
 //! while it runs, as in Redis. One that passes `lua-time-limit` before it
-//! has written anything is stopped. One that has written is stopped too
-//! when the server has a log: its record is thrown away and the data set
-//! rebuilt from the log, as after a panic (`Engine::guarded`), so no half
-//! of it is ever committed; without a log it runs to its end.
+//! has written anything is stopped. One that has written runs on, up to
+//! `written-script-time-limit` when the server has a log: then its record
+//! is thrown away and the data set rebuilt from the log, as after a panic
+//! (`Engine::guarded`), so no half of it is ever committed; without a log
+//! it runs to its end.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -433,7 +434,12 @@ pub(crate) fn with_part_taken<S: Default, T>(
             resume_panic();
             v
         }
-        Err(payload) => std::panic::resume_unwind(payload),
+        Err(payload) => {
+            // This panic wins; one a script's command left must not end
+            // the next, unrelated script.
+            PANICKED.with(|p| p.borrow_mut().take());
+            std::panic::resume_unwind(payload)
+        }
     }
 }
 
@@ -442,9 +448,10 @@ const LUA_MEMORY_LIMIT: usize = 1 << 30;
 
 const TIMED_OUT: &str = "Script ran past lua-time-limit without writing and was stopped";
 const STOPPED_AFTER_WRITING: &str =
-    "Script ran past lua-time-limit after writing and was stopped; its writes are undone";
+    "Script ran past written-script-time-limit after writing and was stopped; its writes are undone";
 
-/// What a script stopped past `lua-time-limit` after writing panics with,
+/// What a script stopped past `written-script-time-limit` after writing
+/// panics with,
 /// once its caller has put the engine back together (see [`resume_panic`]):
 /// `Engine::guarded` then throws its record away and rebuilds the data set
 /// from the log.
@@ -696,8 +703,12 @@ pub struct Invocation<'a> {
     pub args: &'a [Bytes],
     /// EVAL_RO / EVALSHA_RO: write commands are refused.
     pub read_only: bool,
-    /// `lua-time-limit`.
+    /// `lua-time-limit`: a script that has not written is stopped past it
+    /// (0: never).
     pub time_limit: Duration,
+    /// `written-script-time-limit`: one that has written is stopped and
+    /// undone past it, where a log can undo it (0: never).
+    pub undo_limit: Duration,
 }
 
 /// Runs a cached script for `client`, writing its reply to `out`.
@@ -793,16 +804,15 @@ pub(crate) fn execute(
         let limit = inv.time_limit;
         // With a log, the data set can be rebuilt from what it committed,
         // which a script's unfinished record is not part of.
-        let undoable = engine.srv.gate.is_some();
+        let undo_limit = Some(inv.undo_limit).filter(|l| !l.is_zero() && engine.srv.gate.is_some());
         lua.set_hook(
             mlua::HookTriggers::new().every_nth_instruction(100_000),
             move |lua, _| {
-                if started.elapsed() <= limit {
-                    return Ok(mlua::VmState::Continue);
-                }
-                let msg = if !wrote.load(Ordering::Relaxed) {
+                let elapsed = started.elapsed();
+                let wrote = wrote.load(Ordering::Relaxed);
+                let msg = if !wrote && !limit.is_zero() && elapsed > limit {
                     TIMED_OUT
-                } else if undoable {
+                } else if wrote && undo_limit.is_some_and(|l| elapsed > l) {
                     // Redis would answer -BUSY to everyone until SHUTDOWN
                     // NOSAVE; here the script is stopped as a panicking
                     // command is (`Engine::guarded`): its record thrown
@@ -814,7 +824,6 @@ pub(crate) fn execute(
                     });
                     STOPPED_AFTER_WRITING
                 } else {
-                    // Nothing could undo what it wrote: it runs to its end.
                     return Ok(mlua::VmState::Continue);
                 };
                 // From now on every line raises it, so that a pcall in the

@@ -75,7 +75,12 @@ pub async fn run(config: ServerConfig) -> std::io::Result<()> {
     engine.unsafe_early_ack = config.unsafe_early_ack;
     engine.srv.config_file = config.config_file.clone();
     for d in &config.directives {
-        engine.configure(&d.name, &d.value()).map_err(|e| {
+        let configured = if d.args.len() > 1 && !crate::config::takes_words(&d.name) {
+            Err("wrong number of arguments".to_string())
+        } else {
+            engine.configure(&d.name, &d.value())
+        };
+        configured.map_err(|e| {
             std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
                 format!(

@@ -240,17 +240,23 @@ fn startup_directives(
                 _ => anyhow::bail!("{}: '{}' takes one argument", d.origin, d.name),
             }
         };
-        let number = |v: &str| -> anyhow::Result<u64> {
-            v.parse()
-                .with_context(|| format!("{}: '{}' needs a number, not '{v}'", d.origin, d.name))
+        let number = |v: &str, max: u64| -> anyhow::Result<u64> {
+            v.parse().ok().filter(|n| *n <= max).with_context(|| {
+                format!(
+                    "{}: '{}' needs a number up to {max}, not '{v}'",
+                    d.origin, d.name
+                )
+            })
         };
         match d.name.as_str() {
-            "port" if !given("port") => args.port = u16::try_from(number(one()?)?)?,
+            "port" if !given("port") => args.port = number(one()?, 65535)? as u16,
             "bind" if !given("bind") => args.bind = one()?.to_string(),
-            "databases" if !given("databases") => args.databases = number(one()?)? as usize,
+            "databases" if !given("databases") => {
+                args.databases = number(one()?, i32::MAX as u64)? as usize;
+            }
             "dir" if !given("data_dir") => args.data_dir = one()?.into(),
             "io-threads" if !given("io_threads") => {
-                args.io_threads = u16::try_from(number(one()?)?)?.clamp(1, 256);
+                args.io_threads = number(one()?, 256)?.max(1) as u16;
             }
             "enable-debug-command" if !given("enable_debug_command") => {
                 let v = one()?;
@@ -260,10 +266,13 @@ fn startup_directives(
                 args.enable_debug_command = v.to_string();
             }
             "port" | "bind" | "databases" | "dir" | "io-threads" | "enable-debug-command" => {}
+            // Flags the engine starts with; a directive would override them.
+            "requirepass" if given("requirepass") => {}
+            "proto-max-bulk-len" if given("proto_max_bulk_len") => {}
             _ => rest.push(d),
         }
     }
-    Ok(rest)
+    Ok(memlog_engine::config_file::merge_save(rest))
 }
 
 /// Rust ignores SIGPIPE, so printing to a closed pipe (`memlog txlog status

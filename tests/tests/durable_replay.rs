@@ -901,7 +901,7 @@ fn a_panicking_command_loses_nothing_after_it() {
     assert_eq!(c.call(&["GET", "in-multi"]).unwrap(), RespValue::Null);
 }
 
-/// A script that wrote and then runs past `lua-time-limit` (here forever,
+/// A script that wrote and then runs past `written-script-time-limit` (here forever,
 /// a `pcall` trying to swallow the stop) held the whole server until it
 /// was killed; Redis answers -BUSY to everyone until SHUTDOWN NOSAVE. Now
 /// it is stopped, its writes are undone by a rebuild from the log (its
@@ -912,7 +912,8 @@ fn a_script_that_wrote_and_runs_forever_is_stopped_and_undone() {
     let mut c = RawConn::connect(server.port).expect("connect");
     for cmd in [
         &["SET", "x", "0"][..],
-        &["CONFIG", "SET", "lua-time-limit", "200"],
+        &["CONFIG", "SET", "lua-time-limit", "10"],
+        &["CONFIG", "SET", "written-script-time-limit", "500"],
         &[
             "FUNCTION",
             "LOAD",
@@ -921,6 +922,17 @@ fn a_script_that_wrote_and_runs_forever_is_stopped_and_undone() {
     ] {
         assert!(!c.call(cmd).unwrap().is_error(), "{cmd:?}");
     }
+    // Past lua-time-limit but within written-script-time-limit: it runs
+    // to its end, as in Redis.
+    assert_eq!(
+        c.call(&[
+            "EVAL",
+            "redis.call('set', 'y', '1') for i = 1, 2e7 do end return 1",
+            "0"
+        ])
+        .unwrap(),
+        RespValue::Int(1)
+    );
     let mut s = RawConn::connect(server.port).expect("connect");
     let script = "redis.call('set', 'x', '1') redis.call('rpush', 'l', 'a') \
                   while true do pcall(function() while true do end end) end";
@@ -932,7 +944,7 @@ fn a_script_that_wrote_and_runs_forever_is_stopped_and_undone() {
     call_until_ok(&mut c, &["SET", "after", "1"]);
     assert!(f.call(&["FCALL", "spin", "1", "x"]).is_err());
     call_until_ok(&mut c, &["SET", "after", "2"]);
-    let state = |c: &mut RawConn| ["x", "l", "after"].map(|k| c.call(&["DUMP", k]).unwrap());
+    let state = |c: &mut RawConn| ["x", "l", "after", "y"].map(|k| c.call(&["DUMP", k]).unwrap());
     let served = state(&mut c);
     assert_eq!(
         c.call(&["GET", "x"]).unwrap(),

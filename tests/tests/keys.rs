@@ -1394,11 +1394,48 @@ fn scan_expires_the_keys_it_meets_as_redis_does() {
                 "{m:?}"
             );
         }
+        // With TYPE each key MATCH lets through is a counted lookup: a hit,
+        // or a miss for an expired one.
+        c.call(&["CONFIG", "RESETSTAT"]).unwrap();
+        for i in 0..10 {
+            c.call(&["SET", &format!("t:{i}"), "v"]).unwrap();
+            c.call(&["SET", &format!("tx:{i}"), "v", "PX", "1"])
+                .unwrap();
+        }
+        c.call(&["HSET", "t:h", "f", "v"]).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let mut cursor = "0".to_string();
+        loop {
+            let RespValue::Array(r) = c
+                .call(&[
+                    "SCAN", &cursor, "MATCH", "t*", "TYPE", "string", "COUNT", "5",
+                ])
+                .unwrap()
+            else {
+                panic!("SCAN");
+            };
+            cursor = String::from_utf8(bulk(&r[0])).unwrap();
+            if cursor == "0" {
+                break;
+            }
+        }
+        let RespValue::Bulk(info) = c.call(&["INFO", "stats"]).unwrap() else {
+            panic!("INFO");
+        };
+        let counts: Vec<String> = String::from_utf8_lossy(&info)
+            .lines()
+            .filter(|l| l.starts_with("keyspace_"))
+            .map(str::to_string)
+            .collect();
         c.call(&["DEBUG", "SET-ACTIVE-EXPIRE", "1"]).unwrap();
         c.call(&["CONFIG", "SET", "notify-keyspace-events", ""])
             .unwrap();
-        sizes.push(size);
+        sizes.push((size, counts));
     }
-    assert_eq!(sizes[0], RespValue::Int(60));
+    assert_eq!(sizes[0].0, RespValue::Int(60));
+    assert_eq!(
+        sizes[0].1,
+        ["keyspace_hits:11", "keyspace_misses:10"].map(String::from)
+    );
     assert_eq!(sizes[0], sizes[1]);
 }

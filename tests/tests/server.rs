@@ -1203,7 +1203,7 @@ fn a_config_file_configures_the_server_and_config_rewrite_keeps_changes() {
     std::fs::write(
         &conf,
         "# memlog test\nport 1\nmaxmemory 100mb\nmaxmemory-policy allkeys-lfu\n\
-         requirepass \"pass word\"\ndaemonize no\n",
+         requirepass \"pass word\"\ndaemonize no\nsave 900 1\nsave 300 10\n",
     )
     .unwrap();
     let conf_arg = conf.to_str().unwrap();
@@ -1241,6 +1241,11 @@ fn a_config_file_configures_the_server_and_config_rewrite_keeps_changes() {
         RespValue::Bulk(b"allkeys-lfu".to_vec())
     );
     assert_eq!(get(&mut c, "timeout"), RespValue::Bulk(b"30".to_vec()));
+    // `save` lines add up, as Redis reads them.
+    assert_eq!(
+        get(&mut c, "save"),
+        RespValue::Bulk(b"900 1 300 10".to_vec())
+    );
     let RespValue::Bulk(info) = c.call(&["INFO", "server"]).unwrap() else {
         panic!("INFO");
     };
@@ -1269,6 +1274,15 @@ fn a_config_file_configures_the_server_and_config_rewrite_keeps_changes() {
     assert_eq!(
         get(&mut c, "maxmemory-samples"),
         RespValue::Bulk(b"7".to_vec())
+    );
+
+    // A flag given beats the file.
+    let other =
+        MemlogServer::start(&["--requirepass", "flag", "--config", conf_arg]).expect("server");
+    let mut c = RawConn::connect(other.port).unwrap();
+    assert_eq!(
+        c.call(&["AUTH", "flag"]).unwrap(),
+        RespValue::Simple("OK".into())
     );
 
     // A bad directive: the server does not start.

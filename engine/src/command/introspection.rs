@@ -173,7 +173,11 @@ pub fn write_info(out: &mut ReplyBuf, s: &CommandSpec) {
         out.simple(c);
     }
     out.set(0);
-    write_key_specs(out, s);
+    if container {
+        out.set(0);
+    } else {
+        write_key_specs(out, s);
+    }
     out.set(0);
 }
 

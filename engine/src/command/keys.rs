@@ -225,6 +225,16 @@ fn scan(ctx: &mut Ctx) -> CmdResult {
         let (keys, end) = scan_expiring(ctx.ks, db, start, end, pat, typ);
         (ScanFound::Owned(keys), end)
     } else {
+        if typ.is_some() {
+            // Redis checks TYPE through a counted lookup of each key its
+            // MATCH lets through.
+            let d = &ctx.ks.dbs[db];
+            let looked_up = (start..end)
+                .filter_map(|i| d.data.get_index(i))
+                .filter(|(k, _)| pat.is_none_or(|p| crate::glob::glob_match(p, k, false)))
+                .count();
+            ctx.ks.stat_keyspace_hits += looked_up as u64;
+        }
         let d = &ctx.ks.dbs[db];
         let keys = (start..end)
             .filter_map(|i| d.data.get_index(i))
@@ -282,7 +292,8 @@ fn expired_in(ks: &crate::keyspace::Keyspace, db: usize, range: std::ops::Range<
 
 /// SCAN over positions `start..end` that deletes the expired keys it
 /// meets, as Redis' scanGenericCommand does (those the MATCH pattern lets
-/// through): each one is a lazy expiry (a DEL effect, an `expired` event).
+/// through): each one is a lazy expiry (a DEL effect, an `expired` event),
+/// and with TYPE a keyspace miss (the lookup TYPE makes), a live key a hit.
 /// A deletion moves the table's last key into the freed position, so that
 /// position is looked at again: the moved key, not yet returned by this
 /// scan, is returned now rather than skipped by the cursor. Returns the
@@ -306,15 +317,21 @@ fn scan_expiring(
             continue;
         }
         if ks.is_expired(db, k) {
+            let key = k.clone();
             // CLIENT PAUSE: treated as gone, not deleted.
             if ks.expire_paused {
                 i += 1;
             } else {
-                let key = k.clone();
                 ks.delete_expired(db, &key);
                 end = end.min(ks.dbs[db].data.len());
             }
+            if typ.is_some() {
+                ks.count_miss(db, &key);
+            }
             continue;
+        }
+        if typ.is_some() {
+            ks.stat_keyspace_hits += 1;
         }
         if let Some((k, o)) = ks.dbs[db].data.get_index(i) {
             if scan_keeps(k, &o.value, None, typ) {

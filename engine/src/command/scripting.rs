@@ -174,6 +174,7 @@ fn run(
         args: &args[3 + nkeys..],
         read_only,
         time_limit,
+        undo_limit: undo_limit(e),
     };
     let r = script::run(e, client, inv, out);
     // The commands the script ran recorded their own effects; EVAL adds none.
@@ -185,6 +186,13 @@ fn run(
 fn time_limit(e: &Engine) -> std::time::Duration {
     std::time::Duration::from_millis(
         u64::try_from(e.srv.config.get_i64("lua-time-limit")).unwrap_or(5000),
+    )
+}
+
+/// `written-script-time-limit` (see `script::Invocation`).
+fn undo_limit(e: &Engine) -> std::time::Duration {
+    std::time::Duration::from_millis(
+        u64::try_from(e.srv.config.get_i64("written-script-time-limit")).unwrap_or(60_000),
     )
 }
 
@@ -220,6 +228,7 @@ fn run_function(
     }
     let nkeys = nkeys as usize;
     let limit = time_limit(e);
+    let undo_limit = undo_limit(e);
     // The libraries live in the engine; the function's commands need the
     // rest of it, so they are taken out while it runs (FUNCTION is refused
     // inside scripts, so nothing changes them meanwhile).
@@ -241,6 +250,7 @@ fn run_function(
                 args: &args[3 + nkeys..],
                 read_only: read_only || info.no_writes(),
                 time_limit: limit,
+                undo_limit,
             };
             script::execute(st, Callee::Function(info.f.clone()), e, client, inv, out)
         },

@@ -322,6 +322,15 @@ impl Keyspace {
         self.lookup(db, key, false, Count::No)
     }
 
+    /// Counts a keyspace miss of `key` and sends its `keymiss` event, as a
+    /// counted lookup that found nothing does (SCAN's TYPE filter).
+    pub fn count_miss(&mut self, db: usize, key: &[u8]) {
+        self.stat_keyspace_misses += 1;
+        if self.notify_flags & notify::KEY_MISS != 0 {
+            self.notify(db, notify::KEY_MISS, "keymiss", key);
+        }
+    }
+
     /// The key's access clock (`access`), if it exists; no lookup.
     pub fn access_clock(&self, db: usize, key: &[u8]) -> Option<u32> {
         self.dbs[db].data.get(key).map(|o| o.lru)
