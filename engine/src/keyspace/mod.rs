@@ -203,8 +203,8 @@ pub struct Keyspace {
     /// skips them while it has a child for the same reason).
     pub forked_child: bool,
     /// The entry (db, index) the command being executed last accessed:
-    /// under LFU a command counts one access per key, however many
-    /// lookups it makes (Redis' commands look a key up once).
+    /// under LFU a write right after a lookup of the same key is not a
+    /// second access (see `touch`).
     last_touch: Option<(usize, usize)>,
 }
 
@@ -384,27 +384,31 @@ impl Keyspace {
     pub fn get_mut(&mut self, db: usize, key: &[u8]) -> Option<&mut Value> {
         self.expire_if_needed(db, key);
         let i = self.dbs[db].data.get_index_of(key)?;
-        self.touch(db, i, false);
+        self.touch(db, i, true);
         self.dbs[db]
             .data
             .get_index_mut(i)
             .map(|(_, o)| &mut o.value)
     }
 
-    /// Records an access of entry `i` of `db` in its clock, once per
-    /// command (see `last_touch`), and not while a forked snapshot child
-    /// shares the pages unless the entry is `written` anyway. An LRU clock
-    /// changes once a second: the same value is not stored again (no cache
-    /// line or page dirtied).
-    fn touch(&mut self, db: usize, i: usize, written: bool) {
-        if self.forked_child && !written {
+    /// Records an access of entry `i` of `db` in its clock: a `write`
+    /// right after the command's lookup of the same key is that one access
+    /// (Redis looks a key up once and then writes it; memlog's write paths
+    /// find the key again), each read counts (MGET k k looks k up twice in
+    /// Redis too). Not while a forked snapshot child shares the pages,
+    /// unless the entry is written anyway. An LRU clock changes once a
+    /// second: the same value is not stored again (no cache line or page
+    /// dirtied).
+    fn touch(&mut self, db: usize, i: usize, write: bool) {
+        if self.forked_child && !write {
             return;
         }
         if self.access.lfu {
-            if self.last_touch == Some((db, i)) {
+            let again = self.last_touch == Some((db, i));
+            self.last_touch = Some((db, i));
+            if write && again {
                 return;
             }
-            self.last_touch = Some((db, i));
         }
         let (access, now) = (self.access, self.now_ms);
         if let Some((_, o)) = self.dbs[db].data.get_index_mut(i) {
@@ -491,7 +495,7 @@ impl Keyspace {
         }
         let i = match self.dbs[db].data.get_index_of(key) {
             Some(i) => {
-                self.touch(db, i, false);
+                self.touch(db, i, true);
                 i
             }
             None => {
