@@ -1273,7 +1273,7 @@ impl Engine {
             let size = self.ks.dbs[db]
                 .value(&key[..])
                 .map_or(0, |v| key.len() + v.heap_size() + 56);
-            self.ks.remove(db, &key);
+            self.ks.remove_as_is(db, &key);
             self.ks.modified(db, &key);
             self.ks
                 .effects

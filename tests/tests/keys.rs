@@ -1439,3 +1439,41 @@ fn scan_expires_the_keys_it_meets_as_redis_does() {
     );
     assert_eq!(sizes[0], sizes[1]);
 }
+
+/// Found by differential fuzzing: a relative RESTORE TTL past i64 is an
+/// already-expired key (Redis' `ttl += mstime()` wraps), MEMORY USAGE
+/// reads a key as stored without expiring it, and SELECT of an index past
+/// i32 gets Redis' range error.
+#[test]
+fn restore_ttl_overflow_memory_usage_and_select_range_as_redis() {
+    let mut d = start();
+    d.script(
+        "FLUSHALL
+         DEBUG SET-ACTIVE-EXPIRE 0
+         SET src v
+         SET soon 1 PX 1",
+    );
+    let RespValue::Bulk(payload) = d.check(&["DUMP", "src"]) else {
+        panic!("DUMP");
+    };
+    let restore: [&[u8]; 4] = [b"RESTORE", b"x", b"9223372036854775807", &payload];
+    d.check(&restore);
+    d.check(&["EXISTS", "x"]);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    // Sizes differ between the two; that both still have the key is what
+    // counts.
+    for port in [d.memlog.port, d.redis.port] {
+        let mut c = RawConn::connect(port).unwrap();
+        assert!(matches!(
+            c.call(&["MEMORY", "USAGE", "soon"]).unwrap(),
+            RespValue::Int(_)
+        ));
+    }
+    d.script(
+        "DBSIZE
+         SELECT -2147483649
+         SELECT 2147483648
+         SELECT 2147483647
+         DEBUG SET-ACTIVE-EXPIRE 1",
+    );
+}

@@ -413,3 +413,60 @@ fn snapshots_keep_access_clocks_under_lru() {
     assert!((5000..5100).contains(&i), "idle {i}");
     assert!(idle(&mut c, "fresh") < 100);
 }
+
+/// An eviction takes an expired key as it is, as Redis' does: one
+/// `evicted` event and INFO evicted_keys, not an expiry first (memlog
+/// expired it and then counted it evicted too).
+#[test]
+fn evicting_an_expired_key_is_only_an_eviction() {
+    let d = Differential::start().expect("servers");
+    let mut seen = Vec::new();
+    for port in [d.memlog.port, d.redis.port] {
+        let mut c = RawConn::connect(port).unwrap();
+        let mut sub = RawConn::connect(port).unwrap();
+        for cmd in [
+            &["FLUSHALL"][..],
+            &["CONFIG", "RESETSTAT"],
+            &["DEBUG", "SET-ACTIVE-EXPIRE", "0"],
+            &["CONFIG", "SET", "notify-keyspace-events", "Exe"],
+            &["CONFIG", "SET", "maxmemory-policy", "allkeys-random"],
+            &["SET", "gone", "v", "PX", "1"],
+        ] {
+            c.call(cmd).unwrap();
+        }
+        sub.call(&["PSUBSCRIBE", "__keyevent@0__:*"]).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        c.call(&["CONFIG", "SET", "maxmemory", "1"]).unwrap();
+        c.call(&["CONFIG", "SET", "maxmemory", "0"]).unwrap();
+        c.call(&["PUBLISH", "__keyevent@0__:end", "x"]).unwrap();
+        let mut events = Vec::new();
+        loop {
+            let RespValue::Array(m) = sub.read().unwrap() else {
+                panic!("event");
+            };
+            let channel = m[2].clone();
+            if channel == RespValue::Bulk(b"__keyevent@0__:end".to_vec()) {
+                break;
+            }
+            events.push((channel, m[3].clone()));
+        }
+        let counts = ["expired_keys", "evicted_keys"].map(|f| info_i64(&mut c, f));
+        for cmd in [
+            &["DEBUG", "SET-ACTIVE-EXPIRE", "1"][..],
+            &["CONFIG", "SET", "notify-keyspace-events", ""],
+            &["CONFIG", "SET", "maxmemory-policy", "noeviction"],
+        ] {
+            c.call(cmd).unwrap();
+        }
+        seen.push((events, counts));
+    }
+    assert_eq!(
+        seen[0].0,
+        vec![(
+            RespValue::Bulk(b"__keyevent@0__:evicted".to_vec()),
+            RespValue::Bulk(b"gone".to_vec())
+        )]
+    );
+    assert_eq!(seen[0].1, [0, 1]);
+    assert_eq!(seen[0], seen[1]);
+}

@@ -115,6 +115,11 @@ fn wait(ctx: &mut Ctx) -> CmdResult {
 
 fn select(ctx: &mut Ctx) -> CmdResult {
     let n = ctx.int_arg(1)?;
+    if i32::try_from(n).is_err() {
+        return Err(CmdError::err(
+            "value is out of range, value must between -2147483648 and 2147483647",
+        ));
+    }
     if n < 0 || n as usize >= ctx.ks.dbs.len() {
         return Err(CmdError::DbIndexOutOfRange);
     }

@@ -890,7 +890,9 @@ fn restore(ctx: &mut Ctx) -> CmdResult {
     })?;
     let deleted = replace && ctx.ks.remove(db, key).is_some();
     if ttl != 0 && !absttl {
-        ttl = ttl.saturating_add(ctx.ks.now_ms);
+        // As Redis' `ttl += mstime()`: a TTL past i64 wraps negative and
+        // the key is taken as already expired.
+        ttl = ttl.wrapping_add(ctx.ks.now_ms);
     }
     if ttl != 0 && ttl <= ctx.ks.now_ms && !ctx.ks.applying {
         if deleted {

@@ -1062,7 +1062,10 @@ fn memory(ctx: &mut Ctx) -> CmdResult {
             }
             let db = ctx.db();
             let key = &args[2];
-            let size = ctx.ks.peek(db, key).map(|v| v.heap_size() + key.len() + 40);
+            // As Redis: the key as stored, even past its TTL (no lookup).
+            let size = ctx.ks.dbs[db]
+                .value(key)
+                .map(|v| v.heap_size() + key.len() + 40);
             match size {
                 Some(n) => ctx.out.int(n as i64),
                 None => ctx.out.null(),

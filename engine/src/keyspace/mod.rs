@@ -317,7 +317,7 @@ impl Keyspace {
     }
 
     /// Looks a key up without it counting as an access: expired keys are
-    /// deleted first, nothing else changes (MEMORY USAGE).
+    /// deleted first, nothing else changes.
     pub fn peek(&mut self, db: usize, key: &[u8]) -> Option<&Value> {
         self.lookup(db, key, false, Count::No)
     }
@@ -509,6 +509,12 @@ impl Keyspace {
     /// Removes `key` and its TTL; returns the value if it existed.
     pub fn remove(&mut self, db: usize, key: &[u8]) -> Option<Value> {
         self.expire_if_needed(db, key);
+        self.remove_as_is(db, key)
+    }
+
+    /// Removes `key` and its TTL as they are, expired or not (an eviction:
+    /// Redis evicts an expired key as any other, without an expiry).
+    pub fn remove_as_is(&mut self, db: usize, key: &[u8]) -> Option<Value> {
         let d = &mut self.dbs[db];
         let o = d.data.swap_remove(key);
         if !d.expires.is_empty() {
