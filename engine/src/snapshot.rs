@@ -584,7 +584,7 @@ fn key_commands<E>(
         ),
         Value::Str(_) | Value::Stream(_) => (b"", 0, Box::new(std::iter::empty())),
     };
-    if len <= CHUNK_ELEMENTS {
+    let restore = |value: &Value, ttl: i64| {
         let mut argv = vec![
             Bytes::from_static(b"RESTORE"),
             copy(key),
@@ -597,7 +597,16 @@ fn key_commands<E>(
             argv.push(Bytes::from_static(name.as_bytes()));
             argv.push(Bytes::from(n.to_string()));
         }
-        return emit(EffectCommand { db, argv });
+        EffectCommand { db, argv }
+    };
+    if len <= CHUNK_ELEMENTS {
+        return emit(restore(value, ttl));
+    }
+    // The access clock rides on a RESTORE of the first chunk (the chunks
+    // after it do not touch it: replay changes no clock).
+    if clock.is_some() {
+        emit(restore(&first_chunk(value), 0))?;
+        items.by_ref().take(CHUNK_ELEMENTS).for_each(drop);
     }
     loop {
         let mut argv = vec![Bytes::from_static(name), copy(key)];
@@ -621,6 +630,29 @@ fn key_commands<E>(
         })?;
     }
     Ok(())
+}
+
+/// The first [`CHUNK_ELEMENTS`] elements of a collection, as a value of
+/// its type (what [`key_commands`] would write first).
+fn first_chunk(value: &Value) -> Value {
+    match value {
+        Value::List(l) => Value::List(Box::new(l.iter().take(CHUNK_ELEMENTS).cloned().collect())),
+        Value::Set(m) => Value::Set(Box::new(m.iter().take(CHUNK_ELEMENTS).cloned().collect())),
+        Value::Hash(h) => Value::Hash(Box::new(
+            h.iter()
+                .take(CHUNK_ELEMENTS)
+                .map(|(f, v)| (f.clone(), v.clone()))
+                .collect(),
+        )),
+        Value::ZSet(z) => {
+            let mut head = crate::keyspace::ZSet::default();
+            for (m, s) in z.iter().take(CHUNK_ELEMENTS) {
+                head.insert(m, s);
+            }
+            Value::ZSet(Box::new(head))
+        }
+        Value::Str(_) | Value::Stream(_) => value.clone(),
+    }
 }
 
 /// Groups a snapshot's commands into records of [`KEYS_PER_RECORD`]
@@ -917,6 +949,48 @@ mod tests {
         assert_eq!(got.map(|m| (m.lsn, m.skip, m.checksum)), Some((3, 1, 5)));
         assert_eq!(loaded, capture(&ks, &functions).into_records());
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// Under an LRU policy every key's RESTORE carries its idle time; a
+    /// collection written in chunks carries it on the RESTORE of its first
+    /// chunk, and loads whole with it.
+    #[test]
+    fn collections_in_chunks_keep_their_clock_and_elements() {
+        let mut ks = Keyspace::new(1);
+        ks.access.in_snapshots = true;
+        let n = CHUNK_ELEMENTS * 2 + 5;
+        let e = |i: usize| -> crate::keyspace::Elem { format!("e{i}").into_bytes().into() };
+        let mut set = crate::keyspace::Set::default();
+        let mut hash = crate::keyspace::Map::default();
+        let mut zset = crate::keyspace::ZSet::default();
+        for i in 0..n {
+            set.insert(e(i));
+            hash.insert(e(i), e(i * 2));
+            zset.insert(&e(i), (i % 7) as f64);
+        }
+        let values = [
+            (&b"list"[..], Value::List(Box::new((0..n).map(e).collect()))),
+            (b"set", Value::Set(Box::new(set))),
+            (b"hash", Value::Hash(Box::new(hash))),
+            (b"zset", Value::ZSet(Box::new(zset))),
+            (b"small", Value::str(b"v")),
+        ];
+        for (k, v) in &values {
+            ks.set(0, k, v.clone());
+            let lru = ks.access.restored(None, Some(777), ks.now_ms).unwrap();
+            ks.set_access_clock(0, k, lru);
+        }
+        let records = capture(&ks, &Functions::default()).into_records();
+        let mut loaded = crate::engine::Engine::new(&crate::engine::EngineOptions::default());
+        for r in &records {
+            loaded.apply_effect(r).expect("applies");
+        }
+        for (k, v) in &values {
+            assert_eq!(loaded.ks.dbs[0].value(k), Some(v), "{k:?}");
+            let lru = loaded.ks.access_clock(0, k).unwrap();
+            let idle = loaded.ks.access.idle_ms(lru, loaded.ks.now_ms) / 1000;
+            assert!((777..780).contains(&idle), "{k:?} idle {idle}");
+        }
     }
 
     fn snapshot(lsn: u64, records: usize) -> Snapshot {

@@ -401,6 +401,23 @@ fn snapshots_keep_access_clocks_under_lru() {
     };
     let restore: [&[u8]; 6] = [b"RESTORE", b"idle", b"0", &payload, b"IDLETIME", b"5000"];
     assert_eq!(c.call(&restore).unwrap(), RespValue::Simple("OK".into()));
+    // A collection big enough to be written in chunks keeps its clock too.
+    let mut rpush = vec!["RPUSH".to_string(), "big".to_string()];
+    rpush.extend((0..3000).map(|i| i.to_string()));
+    c.call(&rpush).unwrap();
+    let RespValue::Bulk(big) = c.call(&["DUMP", "big"]).unwrap() else {
+        panic!("DUMP");
+    };
+    let restore: [&[u8]; 7] = [
+        b"RESTORE",
+        b"big",
+        b"0",
+        &big,
+        b"REPLACE",
+        b"IDLETIME",
+        b"5000",
+    ];
+    assert_eq!(c.call(&restore).unwrap(), RespValue::Simple("OK".into()));
     assert_eq!(c.call(&["SAVE"]).unwrap(), RespValue::Simple("OK".into()));
     server.restart().expect("restart");
     let mut c = RawConn::connect(server.port).expect("connect");
@@ -409,9 +426,16 @@ fn snapshots_keep_access_clocks_under_lru() {
             .as_int()
             .expect("int")
     };
-    let i = idle(&mut c, "idle");
-    assert!((5000..5100).contains(&i), "idle {i}");
+    for k in ["idle", "big"] {
+        let i = idle(&mut c, k);
+        assert!((5000..5100).contains(&i), "{k} idle {i}");
+    }
     assert!(idle(&mut c, "fresh") < 100);
+    assert_eq!(c.call(&["LLEN", "big"]).unwrap(), RespValue::Int(3000));
+    assert_eq!(
+        c.call(&["LINDEX", "big", "2999"]).unwrap(),
+        RespValue::Bulk(b"2999".to_vec())
+    );
 }
 
 /// An eviction takes an expired key as it is, as Redis' does: one

@@ -5,8 +5,9 @@
 //! Not part of the write path's effects: like Redis' AOF, the log does not
 //! carry access times (evictions chosen by them are logged as plain DELs).
 //! Under an LRU or LFU policy snapshots keep them, as Redis' RDB does: each
-//! key's RESTORE carries IDLETIME or FREQ ([`AccessClock::snapshot_option`]);
-//! keys replayed from the log start freshly used.
+//! key's RESTORE carries IDLETIME or FREQ ([`AccessClock::snapshot_option`];
+//! a collection written in chunks, on the RESTORE of its first chunk).
+//! Replay touches no clock; keys the log creates start freshly used.
 //!
 //! The encodings are Redis 7.0's (evict.c): LRU is seconds modulo 2^24;
 //! LFU is 16 bits of minutes (when the counter was last decremented) and an

@@ -400,7 +400,9 @@ impl Keyspace {
     /// second: the same value is not stored again (no cache line or page
     /// dirtied).
     fn touch(&mut self, db: usize, i: usize, write: bool) {
-        if self.forked_child && !write {
+        // Replay (recovery, rebuilds) accesses nothing: a snapshot's
+        // clocks stay as it set them.
+        if self.applying || (self.forked_child && !write) {
             return;
         }
         if self.access.lfu {
