@@ -144,84 +144,17 @@ pub fn merge_save(directives: Vec<Directive>) -> Vec<Directive> {
     out
 }
 
-/// Redis' sdssplitargs: words separated by spaces; `"..."` with `\n`,
-/// `\r`, `\t`, `\b`, `\a`, `\\`, `\"` and `\xHH` escapes; `'...'` with
-/// `\'`. A closing quote must be followed by a space or the end. `None`
+/// A line's words, split as Redis' sdssplitargs splits them
+/// ([`crate::resp::split_args`], which inline commands use too). `None`
 /// when quotes are unbalanced.
-pub fn split_args(line: &str) -> Option<Vec<String>> {
-    let b = line.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    loop {
-        while i < b.len() && b[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        if i == b.len() {
-            return Some(out);
-        }
-        let mut cur: Vec<u8> = Vec::new();
-        let (mut inq, mut insq) = (false, false);
-        loop {
-            if inq {
-                if i >= b.len() {
-                    return None;
-                }
-                if b[i] == b'\\'
-                    && i + 3 < b.len()
-                    && b[i + 1] == b'x'
-                    && b[i + 2].is_ascii_hexdigit()
-                    && b[i + 3].is_ascii_hexdigit()
-                {
-                    let hex = std::str::from_utf8(&b[i + 2..i + 4]).ok()?;
-                    cur.push(u8::from_str_radix(hex, 16).ok()?);
-                    i += 3;
-                } else if b[i] == b'\\' && i + 1 < b.len() {
-                    i += 1;
-                    cur.push(match b[i] {
-                        b'n' => b'\n',
-                        b'r' => b'\r',
-                        b't' => b'\t',
-                        b'b' => 8,
-                        b'a' => 7,
-                        c => c,
-                    });
-                } else if b[i] == b'"' {
-                    i += 1;
-                    break;
-                } else {
-                    cur.push(b[i]);
-                }
-            } else if insq {
-                if i >= b.len() {
-                    return None;
-                }
-                if b[i] == b'\\' && i + 1 < b.len() && b[i + 1] == b'\'' {
-                    i += 1;
-                    cur.push(b'\'');
-                } else if b[i] == b'\'' {
-                    i += 1;
-                    break;
-                } else {
-                    cur.push(b[i]);
-                }
-            } else {
-                if i >= b.len() || b[i].is_ascii_whitespace() {
-                    break;
-                }
-                match b[i] {
-                    b'"' => inq = true,
-                    b'\'' => insq = true,
-                    c => cur.push(c),
-                }
-            }
-            i += 1;
-        }
-        // A closing quote ends the word.
-        if (inq || insq) && i < b.len() && !b[i].is_ascii_whitespace() {
-            return None;
-        }
-        out.push(String::from_utf8_lossy(&cur).into_owned());
-    }
+fn split_args(line: &str) -> Option<Vec<String>> {
+    let words = crate::resp::split_args(line.as_bytes())?;
+    Some(
+        words
+            .into_iter()
+            .map(|w| String::from_utf8_lossy(&w).into_owned())
+            .collect(),
+    )
 }
 
 /// A value as a configuration line writes it: bare when it can be, quoted

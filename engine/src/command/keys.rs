@@ -221,29 +221,29 @@ fn scan(ctx: &mut Ctx) -> CmdResult {
     let db = ctx.db();
     let start = cursor.min(ctx.ks.dbs[db].data.len() as u64) as usize;
     let end = (cursor.saturating_add(count as u64)).min(ctx.ks.dbs[db].data.len() as u64) as usize;
-    let (found, end) = if expired_in(ctx.ks, db, start..end) {
+    let (found, end, len) = if expired_in(ctx.ks, db, start..end) {
         let (keys, end) = scan_expiring(ctx.ks, db, start, end, pat, typ);
-        (ScanFound::Owned(keys), end)
+        (ScanFound::Owned(keys), end, ctx.ks.dbs[db].data.len())
     } else {
-        if typ.is_some() {
-            // Redis checks TYPE through a counted lookup of each key its
-            // MATCH lets through.
-            let d = &ctx.ks.dbs[db];
-            let looked_up = (start..end)
-                .filter_map(|i| d.data.get_index(i))
-                .filter(|(k, _)| pat.is_none_or(|p| crate::glob::glob_match(p, k, false)))
-                .count();
-            ctx.ks.stat_keyspace_hits += looked_up as u64;
-        }
-        let d = &ctx.ks.dbs[db];
+        let ks = &mut *ctx.ks;
+        let d = &ks.dbs[db];
+        // Redis checks TYPE through a counted lookup of each key its MATCH
+        // lets through.
+        let mut looked_up = 0;
         let keys = (start..end)
             .filter_map(|i| d.data.get_index(i))
-            .filter(|(k, o)| scan_keeps(k, &o.value, pat, typ))
+            .filter(|(k, o)| {
+                let matched = pat.is_none_or(|p| crate::glob::glob_match(p, k, false));
+                looked_up += u64::from(matched);
+                matched && type_matches(&o.value, typ)
+            })
             .map(|(k, _)| &k[..])
             .collect();
-        (ScanFound::Borrowed(keys), end)
+        if typ.is_some() {
+            ks.stat_keyspace_hits += looked_up;
+        }
+        (ScanFound::Borrowed(keys), end, d.data.len())
     };
-    let len = ctx.ks.dbs[db].data.len();
     let next = if end >= len { 0 } else { end };
     ctx.out.array(2);
     ctx.out.bulk(&i64_bytes(next as i64));
@@ -271,10 +271,9 @@ enum ScanFound<'a> {
     Owned(Vec<crate::keyspace::Key>),
 }
 
-/// SCAN's MATCH and TYPE filters.
-fn scan_keeps(key: &[u8], v: &Value, pat: Option<&[u8]>, typ: Option<&[u8]>) -> bool {
-    pat.is_none_or(|p| crate::glob::glob_match(p, key, false))
-        && typ.is_none_or(|t| t.eq_ignore_ascii_case(v.type_name().as_bytes()))
+/// SCAN's TYPE filter.
+fn type_matches(v: &Value, typ: Option<&[u8]>) -> bool {
+    typ.is_none_or(|t| t.eq_ignore_ascii_case(v.type_name().as_bytes()))
 }
 
 /// Whether a key at one of `range`'s positions has expired and is due for
@@ -334,7 +333,7 @@ fn scan_expiring(
             ks.stat_keyspace_hits += 1;
         }
         if let Some((k, o)) = ks.dbs[db].data.get_index(i) {
-            if scan_keeps(k, &o.value, None, typ) {
+            if type_matches(&o.value, typ) {
                 found.push(k.clone());
             }
         }
@@ -803,10 +802,11 @@ fn object(ctx: &mut Ctx) -> CmdResult {
         return Err(CmdError::err("An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust."));
     }
     let (access, now) = (ctx.ks.access, ctx.ks.now_ms);
-    let lru = ctx.ks.access_clock(db, &ctx.args[2]).unwrap_or_default();
-    let Some(v) = ctx.ks.peek(db, &ctx.args[2]) else {
+    // Looked up (and expired) above: read it as stored.
+    let Some(o) = ctx.ks.dbs[db].data.get(&ctx.args[2][..]) else {
         return Ok(());
     };
+    let (v, lru) = (&o.value, o.lru);
     match sub.as_str() {
         "ENCODING" => {
             let e = object_encoding(v, &ctx.srv.config);

@@ -316,14 +316,8 @@ impl Keyspace {
         self.lookup(db, key, false, Count::Stats)
     }
 
-    /// Looks a key up without it counting as an access: expired keys are
-    /// deleted first, nothing else changes.
-    pub fn peek(&mut self, db: usize, key: &[u8]) -> Option<&Value> {
-        self.lookup(db, key, false, Count::No)
-    }
-
     /// Counts a keyspace miss of `key` and sends its `keymiss` event, as a
-    /// counted lookup that found nothing does (SCAN's TYPE filter).
+    /// counted lookup that found nothing does (also SCAN's TYPE filter).
     pub fn count_miss(&mut self, db: usize, key: &[u8]) {
         self.stat_keyspace_misses += 1;
         if self.notify_flags & notify::KEY_MISS != 0 {
@@ -368,11 +362,10 @@ impl Keyspace {
                 self.dbs[db].data.get_index(i).map(|(_, o)| &o.value)
             }
             None => {
-                if counted {
-                    self.stat_keyspace_misses += 1;
-                }
-                if count == Count::StatsAndKeymiss && self.notify_flags & notify::KEY_MISS != 0 {
-                    self.notify(db, notify::KEY_MISS, "keymiss", key);
+                match count {
+                    Count::StatsAndKeymiss => self.count_miss(db, key),
+                    Count::Stats => self.stat_keyspace_misses += 1,
+                    Count::No => {}
                 }
                 None
             }
