@@ -166,7 +166,6 @@ const PARAMS: &[(&str, &str, Kind)] = &[
         "10",
         Kind::IntIn(0, i32::MAX as i64),
     ),
-    ("close-on-oom", "no", Kind::Bool),
     ("lfu-log-factor", "10", Kind::IntIn(0, i32::MAX as i64)),
     ("lfu-decay-time", "1", Kind::IntIn(0, i32::MAX as i64)),
     (
@@ -181,6 +180,114 @@ const PARAMS: &[(&str, &str, Kind)] = &[
         "no",
         Kind::Enum(&["no", "yes", "clients"]),
     ),
+    // Kept so that a redis.conf loads and CONFIG GET/SET answer as Redis,
+    // but with nothing in memlog to act on (docs/compatibility.md lists
+    // them): defragmentation, RDB/AOF file details (memlog's files are its
+    // log and snapshots), replication and cluster tuning, process knobs.
+    (
+        "acl-pubsub-default",
+        "resetchannels",
+        Kind::Enum(&["allchannels", "resetchannels"]),
+    ),
+    ("activedefrag", "no", Kind::Bool),
+    ("active-defrag-cycle-max", "25", Kind::IntIn(1, 99)),
+    ("active-defrag-cycle-min", "1", Kind::IntIn(1, 99)),
+    (
+        "active-defrag-ignore-bytes",
+        "104857600",
+        Kind::MemoryIn(1, i64::MAX as u64),
+    ),
+    (
+        "active-defrag-max-scan-fields",
+        "1000",
+        Kind::IntIn(1, i64::MAX),
+    ),
+    ("active-defrag-threshold-lower", "10", Kind::IntIn(0, 1000)),
+    ("active-defrag-threshold-upper", "100", Kind::IntIn(0, 1000)),
+    ("aof-disable-auto-gc", "no", Kind::Bool),
+    ("aof-load-truncated", "yes", Kind::Bool),
+    ("aof-rewrite-incremental-fsync", "yes", Kind::Bool),
+    ("aof-timestamp-enabled", "no", Kind::Bool),
+    ("no-appendfsync-on-rewrite", "no", Kind::Bool),
+    ("rdbcompression", "yes", Kind::Bool),
+    ("rdb-del-sync-files", "no", Kind::Bool),
+    ("rdb-save-incremental-fsync", "yes", Kind::Bool),
+    ("stop-writes-on-bgsave-error", "yes", Kind::Bool),
+    ("bind-source-addr", "", Kind::Str),
+    ("cluster-allow-pubsubshard-when-down", "yes", Kind::Bool),
+    ("cluster-allow-reads-when-down", "no", Kind::Bool),
+    ("cluster-allow-replica-migration", "yes", Kind::Bool),
+    ("cluster-announce-bus-port", "0", Kind::IntIn(0, 65535)),
+    ("cluster-announce-hostname", "", Kind::Str),
+    ("cluster-announce-ip", "", Kind::Str),
+    ("cluster-announce-port", "0", Kind::IntIn(0, 65535)),
+    ("cluster-announce-tls-port", "0", Kind::IntIn(0, 65535)),
+    ("cluster-link-sendbuf-limit", "0", Kind::Memory),
+    (
+        "cluster-migration-barrier",
+        "1",
+        Kind::IntIn(0, i32::MAX as i64),
+    ),
+    ("cluster-node-timeout", "15000", Kind::IntIn(0, i64::MAX)),
+    (
+        "cluster-preferred-endpoint-type",
+        "ip",
+        Kind::Enum(&["ip", "hostname", "unknown-endpoint"]),
+    ),
+    ("cluster-replica-no-failover", "no", Kind::Bool),
+    (
+        "cluster-replica-validity-factor",
+        "10",
+        Kind::IntIn(0, i32::MAX as i64),
+    ),
+    ("cluster-require-full-coverage", "yes", Kind::Bool),
+    ("crash-log-enabled", "yes", Kind::Bool),
+    ("crash-memcheck-enabled", "yes", Kind::Bool),
+    ("ignore-warnings", "", Kind::Str),
+    ("jemalloc-bg-thread", "yes", Kind::Bool),
+    (
+        "oom-score-adj",
+        "no",
+        Kind::Enum(&["no", "yes", "relative", "absolute"]),
+    ),
+    ("oom-score-adj-values", "0 200 800", Kind::Str),
+    (
+        "proc-title-template",
+        "{title} {listen-addr} {server-mode}",
+        Kind::Str,
+    ),
+    (
+        "propagation-error-behavior",
+        "ignore",
+        Kind::Enum(&["ignore", "panic", "panic-on-replicas"]),
+    ),
+    ("repl-disable-tcp-nodelay", "no", Kind::Bool),
+    (
+        "repl-diskless-load",
+        "disabled",
+        Kind::Enum(&["disabled", "on-empty-db", "swapdb"]),
+    ),
+    ("repl-diskless-sync", "yes", Kind::Bool),
+    (
+        "repl-diskless-sync-delay",
+        "5",
+        Kind::IntIn(0, i32::MAX as i64),
+    ),
+    (
+        "repl-diskless-sync-max-replicas",
+        "0",
+        Kind::IntIn(0, i32::MAX as i64),
+    ),
+    ("replica-announce-ip", "", Kind::Str),
+    ("replica-announce-port", "0", Kind::IntIn(0, 65535)),
+    ("replica-announced", "yes", Kind::Bool),
+    ("replica-ignore-disk-write-errors", "no", Kind::Bool),
+    ("replica-ignore-maxmemory", "yes", Kind::Bool),
+    ("replica-lazy-flush", "no", Kind::Bool),
+    ("replica-priority", "100", Kind::IntIn(0, i32::MAX as i64)),
+    ("shutdown-on-sigint", "default", Kind::Str),
+    ("shutdown-on-sigterm", "default", Kind::Str),
+    ("shutdown-timeout", "10", Kind::IntIn(0, i32::MAX as i64)),
 ];
 
 /// The old names Redis 7 still takes, and shows beside the new ones in
@@ -198,6 +305,16 @@ const ALIASES: &[(&str, &str)] = &[
     ("repl-ping-slave-period", "repl-ping-replica-period"),
     ("min-slaves-to-write", "min-replicas-to-write"),
     ("min-slaves-max-lag", "min-replicas-max-lag"),
+    ("cluster-slave-no-failover", "cluster-replica-no-failover"),
+    (
+        "cluster-slave-validity-factor",
+        "cluster-replica-validity-factor",
+    ),
+    ("slave-announce-ip", "replica-announce-ip"),
+    ("slave-announce-port", "replica-announce-port"),
+    ("slave-ignore-maxmemory", "replica-ignore-maxmemory"),
+    ("slave-lazy-flush", "replica-lazy-flush"),
+    ("slave-priority", "replica-priority"),
 ];
 
 /// Parameters fixed at startup: CONFIG GET shows them, CONFIG SET refuses
@@ -219,6 +336,32 @@ const IMMUTABLE: &[(&str, &str)] = &[
     ("cluster-config-file", "nodes.conf"),
     // A primary without replicas; REPLICAOF is the command for it.
     ("replicaof", ""),
+    ("cluster-port", "0"),
+    ("disable-thp", "yes"),
+    ("enable-module-command", "no"),
+    ("io-threads-do-reads", "no"),
+    ("rdbchecksum", "yes"),
+    ("socket-mark-id", "0"),
+    ("syslog-facility", "local0"),
+    ("syslog-ident", "redis"),
+    ("unixsocketperm", "0"),
+    ("server_cpulist", ""),
+    ("bio_cpulist", ""),
+    ("aof_rewrite_cpulist", ""),
+    ("bgsave_cpulist", ""),
+    // Set at startup only (`STARTUP`).
+    ("tcp-backlog", "511"),
+];
+
+/// The fixed parameters a configuration file or `--name value` option may
+/// still set, because the server acts on them as it starts: the listen
+/// backlog, and what the binary does before it serves (it daemonizes,
+/// writes its pid file and opens its log file: memlog/src/main.rs).
+const STARTUP: &[(&str, Kind)] = &[
+    ("tcp-backlog", Kind::IntIn(0, i32::MAX as i64)),
+    ("daemonize", Kind::Bool),
+    ("pidfile", Kind::Str),
+    ("logfile", Kind::Str),
 ];
 
 /// Parameters CONFIG GET shows only when asked for by name, not through a
@@ -242,8 +385,20 @@ const HIDDEN: &[(&str, &str, Kind)] = &[
 pub fn takes_words(name: &str) -> bool {
     matches!(
         canonical(name).as_str(),
-        "save" | "client-output-buffer-limit" | "latency-tracking-info-percentiles"
+        "save"
+            | "client-output-buffer-limit"
+            | "latency-tracking-info-percentiles"
+            | "oom-score-adj-values"
+            | "shutdown-on-sigint"
+            | "shutdown-on-sigterm"
     )
+}
+
+/// Whether a parameter is fixed when the server starts (CONFIG SET refuses
+/// it; a configuration file may set it: [`Config::set_at_startup`]).
+pub fn is_fixed(name: &str) -> bool {
+    let name = canonical(name);
+    IMMUTABLE.iter().any(|(n, _)| *n == name)
 }
 
 /// The parameter `name` (any case) stands for: itself, or what it aliases.
@@ -375,126 +530,33 @@ impl Config {
         let Some((key, kind)) = Self::kind(&lname) else {
             return Err(ConfigError::Unknown(name.to_string()));
         };
-        let normalized = match kind {
-            Kind::Int | Kind::IntIn(..) => {
-                let Ok(n) = value.parse::<i64>() else {
-                    return Err(ConfigError::Invalid(
-                        name.to_string(),
-                        "argument couldn't be parsed into an integer".into(),
-                    ));
-                };
-                if let Kind::IntIn(min, max) = kind {
-                    if !(min..=max).contains(&n) {
-                        return Err(ConfigError::Invalid(
-                            name.to_string(),
-                            format!("argument must be between {min} and {max} inclusive"),
-                        ));
-                    }
-                }
-                value.to_string()
-            }
-            Kind::Memory | Kind::MemoryIn(..) => {
-                let (min, max) = match kind {
-                    Kind::MemoryIn(min, max) => (min, max),
-                    _ => (0, i64::MAX as u64),
-                };
-                match parse_memory(value) {
-                    Some(v) if (min..=max).contains(&v) => v.to_string(),
-                    Some(_) => {
-                        return Err(ConfigError::Invalid(
-                            name.to_string(),
-                            format!("argument must be between {min} and {max} inclusive"),
-                        ))
-                    }
-                    None => {
-                        return Err(ConfigError::Invalid(
-                            name.to_string(),
-                            "argument must be a memory value".into(),
-                        ))
-                    }
-                }
-            }
-            Kind::Bool => match value.to_ascii_lowercase().as_str() {
-                "yes" | "no" => value.to_ascii_lowercase(),
-                _ => {
-                    return Err(ConfigError::Invalid(
-                        name.to_string(),
-                        "argument must be 'yes' or 'no'".into(),
-                    ))
-                }
-            },
-            Kind::Enum(names) => match names.iter().find(|n| n.eq_ignore_ascii_case(value)) {
-                Some(n) => n.to_string(),
-                None => {
-                    return Err(ConfigError::Invalid(
-                        name.to_string(),
-                        format!(
-                            "argument(s) must be one of the following: {}",
-                            names.join(", ")
-                        ),
-                    ))
-                }
-            },
-            Kind::SavePoints => {
-                // Split on single spaces as Redis does (an empty piece
-                // reads as 0).
-                let nums: Vec<Option<i64>> = if value.is_empty() {
-                    Vec::new()
-                } else {
-                    value
-                        .split(' ')
-                        .map(|n| {
-                            if n.is_empty() {
-                                Some(0)
-                            } else {
-                                n.parse().ok()
-                            }
-                        })
-                        .collect()
-                };
-                let valid = nums.len().is_multiple_of(2)
-                    && nums
-                        .iter()
-                        .enumerate()
-                        .all(|(j, n)| n.is_some_and(|v| v >= if j % 2 == 0 { 1 } else { 0 }));
-                if !valid {
-                    return Err(ConfigError::Invalid(
-                        name.to_string(),
-                        "Invalid save parameters".into(),
-                    ));
-                }
-                value.to_string()
-            }
-            Kind::MemoryOrPercent => match value.strip_suffix('%') {
-                Some(p) => match p.parse::<u64>() {
-                    Ok(n) if n <= 100 => value.to_string(),
-                    Ok(_) => {
-                        return Err(ConfigError::Invalid(
-                            name.to_string(),
-                            "percentage argument must be less or equal to 100".into(),
-                        ))
-                    }
-                    Err(_) => {
-                        return Err(ConfigError::Invalid(
-                            name.to_string(),
-                            "argument must be a memory or percent value".into(),
-                        ))
-                    }
-                },
-                None => match parse_memory(value) {
-                    Some(v) => v.to_string(),
-                    None => {
-                        return Err(ConfigError::Invalid(
-                            name.to_string(),
-                            "argument must be a memory or percent value".into(),
-                        ))
-                    }
-                },
-            },
-            Kind::Str => value.to_string(),
-        };
+        let normalized = normalize(name, kind, value)?;
+        let normalized = check_special(key, normalized)
+            .map_err(|why| ConfigError::Invalid(name.to_string(), why))?;
         self.values.insert(key, normalized);
         Ok(key)
+    }
+
+    /// Sets a parameter from the configuration file or a `--name value`
+    /// option: as CONFIG SET, and also the fixed ones memlog acts on as it
+    /// starts (`STARTUP`); the other fixed ones only with memlog's value.
+    pub fn set_at_startup(&mut self, name: &str, value: &str) -> Result<(), ConfigError> {
+        let lname = canonical(name);
+        let Some((key, current)) = IMMUTABLE.iter().find(|(n, _)| *n == lname) else {
+            return self.set(name, value).map(|_| ());
+        };
+        match STARTUP.iter().find(|(n, _)| *n == lname) {
+            Some((_, kind)) => {
+                let v = normalize(name, *kind, value)?;
+                self.values.insert(key, v);
+                Ok(())
+            }
+            None if *current == value => Ok(()),
+            None => Err(ConfigError::Invalid(
+                name.to_string(),
+                format!("memlog runs only with '{key} \"{current}\"'"),
+            )),
+        }
     }
 
     /// What CONFIG REWRITE writes: every parameter CONFIG SET can change
@@ -515,5 +577,212 @@ impl Config {
     /// Stores a value without validation (used when the engine normalizes).
     pub fn set_raw(&mut self, name: &'static str, value: String) {
         self.values.insert(name, value);
+    }
+}
+
+/// A value checked against its parameter's kind, as CONFIG SET stores it.
+fn normalize(name: &str, kind: Kind, value: &str) -> Result<String, ConfigError> {
+    let normalized = match kind {
+        Kind::Int | Kind::IntIn(..) => {
+            let Ok(n) = value.parse::<i64>() else {
+                return Err(ConfigError::Invalid(
+                    name.to_string(),
+                    "argument couldn't be parsed into an integer".into(),
+                ));
+            };
+            if let Kind::IntIn(min, max) = kind {
+                if !(min..=max).contains(&n) {
+                    return Err(ConfigError::Invalid(
+                        name.to_string(),
+                        format!("argument must be between {min} and {max} inclusive"),
+                    ));
+                }
+            }
+            value.to_string()
+        }
+        Kind::Memory | Kind::MemoryIn(..) => {
+            let (min, max) = match kind {
+                Kind::MemoryIn(min, max) => (min, max),
+                _ => (0, i64::MAX as u64),
+            };
+            match parse_memory(value) {
+                Some(v) if (min..=max).contains(&v) => v.to_string(),
+                Some(_) => {
+                    return Err(ConfigError::Invalid(
+                        name.to_string(),
+                        format!("argument must be between {min} and {max} inclusive"),
+                    ))
+                }
+                None => {
+                    return Err(ConfigError::Invalid(
+                        name.to_string(),
+                        "argument must be a memory value".into(),
+                    ))
+                }
+            }
+        }
+        Kind::Bool => match value.to_ascii_lowercase().as_str() {
+            "yes" | "no" => value.to_ascii_lowercase(),
+            _ => {
+                return Err(ConfigError::Invalid(
+                    name.to_string(),
+                    "argument must be 'yes' or 'no'".into(),
+                ))
+            }
+        },
+        Kind::Enum(names) => match names.iter().find(|n| n.eq_ignore_ascii_case(value)) {
+            Some(n) => n.to_string(),
+            None => {
+                return Err(ConfigError::Invalid(
+                    name.to_string(),
+                    format!(
+                        "argument(s) must be one of the following: {}",
+                        names.join(", ")
+                    ),
+                ))
+            }
+        },
+        Kind::SavePoints => {
+            // Split on single spaces as Redis does (an empty piece
+            // reads as 0).
+            let nums: Vec<Option<i64>> = if value.is_empty() {
+                Vec::new()
+            } else {
+                value
+                    .split(' ')
+                    .map(|n| {
+                        if n.is_empty() {
+                            Some(0)
+                        } else {
+                            n.parse().ok()
+                        }
+                    })
+                    .collect()
+            };
+            let valid = nums.len().is_multiple_of(2)
+                && nums
+                    .iter()
+                    .enumerate()
+                    .all(|(j, n)| n.is_some_and(|v| v >= if j % 2 == 0 { 1 } else { 0 }));
+            if !valid {
+                return Err(ConfigError::Invalid(
+                    name.to_string(),
+                    "Invalid save parameters".into(),
+                ));
+            }
+            value.to_string()
+        }
+        Kind::MemoryOrPercent => match value.strip_suffix('%') {
+            Some(p) => match p.parse::<u64>() {
+                Ok(n) if n <= 100 => value.to_string(),
+                Ok(_) => {
+                    return Err(ConfigError::Invalid(
+                        name.to_string(),
+                        "percentage argument must be less or equal to 100".into(),
+                    ))
+                }
+                Err(_) => {
+                    return Err(ConfigError::Invalid(
+                        name.to_string(),
+                        "argument must be a memory or percent value".into(),
+                    ))
+                }
+            },
+            None => match parse_memory(value) {
+                Some(v) => v.to_string(),
+                None => {
+                    return Err(ConfigError::Invalid(
+                        name.to_string(),
+                        "argument must be a memory or percent value".into(),
+                    ))
+                }
+            },
+        },
+        Kind::Str => value.to_string(),
+    };
+    Ok(normalized)
+}
+
+/// Whether a process title template is one Redis takes: each `{name}` a
+/// variable it knows (`{{` stands for `{`), and something left once the
+/// variables are expanded with an empty title and trimmed of spaces.
+fn proc_title_template_valid(template: &str) -> bool {
+    let mut expanded = String::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        expanded.push_str(&rest[..open]);
+        let var = &rest[open + 1..];
+        if let Some(after) = var.strip_prefix('{') {
+            expanded.push('{');
+            rest = after;
+            continue;
+        }
+        let Some(close) = var.find('}') else {
+            return false;
+        };
+        let value = match &var[..close] {
+            "title" | "server-mode" | "unixsocket" => "",
+            "listen-addr" => "addr:port",
+            "config-file" => "-",
+            "port" | "tls-port" => "0",
+            _ => return false,
+        };
+        expanded.push_str(value);
+        rest = &var[close + 1..];
+    }
+    expanded.push_str(rest);
+    !expanded.trim_matches(' ').is_empty()
+}
+
+/// The checks Redis makes beyond a parameter's kind, with its reasons.
+fn check_special(key: &str, value: String) -> Result<String, String> {
+    match key {
+        // What a Redis built without jemalloc's defragmentation answers.
+        "activedefrag" if value == "yes" => Err("Active defragmentation cannot be enabled: it requires a Redis server compiled with a modified Jemalloc like the one shipped by default with the Redis source distribution".into()),
+        "oom-score-adj-values" => {
+            let words: Vec<&str> = value.split(' ').collect();
+            if words.len() != 3 {
+                return Err("wrong number of arguments".into());
+            }
+            for w in &words {
+                if !w.parse::<i64>().is_ok_and(|n| (-2000..=2000).contains(&n)) {
+                    return Err(
+                        "Invalid oom-score-adj-values, elements must be between -2000 and 2000."
+                            .into(),
+                    );
+                }
+            }
+            Ok(value)
+        }
+        "proc-title-template" if !proc_title_template_valid(&value) => {
+            Err("template format is invalid or contains unknown variables".into())
+        }
+        "shutdown-on-sigint" | "shutdown-on-sigterm" => {
+            // Flags, as Redis' multi-argument enum: `default` alone, or any
+            // of these with at most one of `save` and `nosave`.
+            let words: Vec<String> = value
+                .split(' ')
+                .map(|w| w.to_ascii_lowercase())
+                .collect();
+            let known = words
+                .iter()
+                .all(|w| matches!(w.as_str(), "default" | "save" | "nosave" | "now" | "force"));
+            if !known {
+                return Err("argument(s) must be one of the following: default, save, nosave, now, force".into());
+            }
+            let has = |f: &str| words.iter().any(|w| w == f);
+            if has("save") && has("nosave") {
+                return Err("shutdown options SAVE and NOSAVE can't be used simultaneously".into());
+            }
+            let mut flags: Vec<&str> = ["save", "nosave", "now", "force"]
+                .into_iter()
+                .filter(|f| has(f))
+                .collect();
+            if flags.is_empty() {
+                flags.push("default");
+            }
+            Ok(flags.join(" "))
+        }
+        _ => Ok(value),
     }
 }

@@ -192,6 +192,9 @@ pub struct ServerState {
     /// memlog primary has none yet, so any value above 0 refuses writes
     /// (-NOREPLICAS), as on a Redis primary without replicas.
     pub min_replicas_to_write: i64,
+    /// `oom-score-adj`: the score memlog gave the process and its
+    /// snapshot child.
+    pub oom_score: crate::oom_score::OomScore,
     /// When idle clients were last looked for (`timeout`).
     pub idle_checked_ms: i64,
 }
@@ -495,6 +498,7 @@ impl Engine {
                 memory: crate::maxmemory::Memory::new(),
                 script_oom: false,
                 min_replicas_to_write: 0,
+                oom_score: Default::default(),
                 idle_checked_ms: 0,
             },
             clients: HashMap::new(),
@@ -1363,10 +1367,18 @@ impl Engine {
 
     /// Applies one startup configuration directive (`config_file`) as
     /// CONFIG SET would; a parameter CONFIG SET refuses to change (one
-    /// fixed at startup) is accepted when it names the value it has.
+    /// fixed at startup) is accepted when memlog acts on it as it starts
+    /// (`tcp-backlog`, `pidfile`, ...) or when it names the value it has.
     pub fn configure(&mut self, name: &str, value: &str) -> Result<(), String> {
         if self.srv.config.get(name) == Some(value) {
             return Ok(());
+        }
+        if crate::config::is_fixed(name) {
+            return self
+                .srv
+                .config
+                .set_at_startup(name, value)
+                .map_err(|e| e.to_string());
         }
         let mut client = ClientState::new(0, None);
         client.authenticated = true;

@@ -93,15 +93,12 @@ pub async fn run(config: ServerConfig) -> std::io::Result<()> {
         })?;
     }
     // Configured before it listens: a bad directive serves no one.
-    let listener = TcpListener::bind((config.bind.as_str(), config.port))
-        .await
-        .map_err(|e| {
-            std::io::Error::new(
-                e.kind(),
-                format!("binding {}:{}: {e}", config.bind, config.port),
-            )
-        })?;
-    tracing::info!(addr = %listener.local_addr()?, "memlog serving RESP");
+    let backlog = engine
+        .srv
+        .config
+        .get_i64("tcp-backlog")
+        .clamp(0, i32::MAX as i64) as i32;
+    let listeners = listen(&config.bind, config.port, backlog).await?;
     let engine: SharedEngine = Arc::new(Mutex::new(engine));
     let embedded = start_durability(&config, &engine)
         .await
@@ -110,11 +107,81 @@ pub async fn run(config: ServerConfig) -> std::io::Result<()> {
         // An embedded log that cannot be reopened in this process ends it:
         // a restart recovers the log, as after kill -9.
         Some(log) => tokio::select! {
-            served = serve(listener, engine) => served,
+            served = serve(listeners, engine) => served,
             why = log.wedged() => Err(std::io::Error::other(why)),
         },
-        None => serve(listener, engine).await,
+        None => serve(listeners, engine).await,
     }
+}
+
+/// Listens on each address of `bind` (Redis' list: `127.0.0.1 -::1`; a
+/// `-` marks an address skipped where the machine does not have it, `*`
+/// is every IPv4 address and `::*` every IPv6 one) at `port`, with
+/// `backlog` as the listen queue (`tcp-backlog`).
+pub async fn listen(bind: &str, port: u16, backlog: i32) -> std::io::Result<Vec<TcpListener>> {
+    let mut listeners = Vec::new();
+    for word in bind.split_whitespace() {
+        let (optional, host) = match word.strip_prefix('-') {
+            Some(h) => (true, h),
+            None => (false, word),
+        };
+        let host = match host {
+            "*" => "0.0.0.0",
+            "::*" => "::",
+            h => h,
+        };
+        let named = |e: std::io::Error| {
+            std::io::Error::new(e.kind(), format!("binding {host}:{port}: {e}"))
+        };
+        let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host, port))
+            .await
+            .map_err(named)?
+            .collect();
+        for addr in addrs {
+            match listen_on(addr, backlog) {
+                Ok(l) => {
+                    tracing::info!(addr = %l.local_addr()?, "memlog serving RESP");
+                    listeners.push(l);
+                }
+                // As Redis: an optional address the machine lacks (no
+                // IPv6, say) is skipped.
+                Err(e) if optional && unavailable(&e) => {
+                    tracing::warn!(%addr, error = %e, "not listening on an optional address");
+                }
+                Err(e) => return Err(named(e)),
+            }
+        }
+    }
+    if listeners.is_empty() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::AddrNotAvailable,
+            format!("binding {bind}:{port}: no address to listen on"),
+        ));
+    }
+    Ok(listeners)
+}
+
+/// One listening socket, set up as Redis sets its own: reusable address,
+/// IPv6 sockets for IPv6 only (so `* ::*` binds both families).
+fn listen_on(addr: std::net::SocketAddr, backlog: i32) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(backlog)?;
+    TcpListener::from_std(socket.into())
+}
+
+fn unavailable(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::AddrNotAvailable
+        || matches!(
+            e.raw_os_error(),
+            Some(libc::EAFNOSUPPORT | libc::EPROTONOSUPPORT | libc::EPFNOSUPPORT)
+        )
 }
 
 /// Recovers from the transaction log and starts the log client (nothing in
@@ -156,8 +223,8 @@ pub async fn start_durability(
     Ok(embedded)
 }
 
-/// Serves clients from `listener` on `engine` until SHUTDOWN.
-pub async fn serve(listener: TcpListener, engine: SharedEngine) -> std::io::Result<()> {
+/// Serves clients from `listeners` on `engine` until SHUTDOWN.
+pub async fn serve(listeners: Vec<TcpListener>, engine: SharedEngine) -> std::io::Result<()> {
     let (shutdown_tx, mut shutdown_rx) = tokio::sync::watch::channel(false);
     engine.lock().srv.shutdown = Some(shutdown_tx);
 
@@ -177,44 +244,51 @@ pub async fn serve(listener: TcpListener, engine: SharedEngine) -> std::io::Resu
         }
     });
 
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(x) => x,
-                    Err(e) => {
-                        // Out of file descriptors and the like: back off, keep serving.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                // As Redis: past `maxclients` a new connection gets the error
-                // and is closed (each costs memory and a file descriptor).
-                let full = {
-                    let e = engine.lock();
-                    let max = e.srv.config.get_i64("maxclients").max(1) as usize;
-                    e.clients.len() >= max
-                };
-                if full {
-                    tokio::spawn(refuse(stream));
-                    continue;
-                }
-                let engine = engine.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = crate::connection::handle(stream, peer, engine).await {
-                        tracing::debug!(%peer, error = %e, "connection ended");
-                    }
-                });
-            }
-            _ = shutdown_rx.changed() => {
-                tracing::info!("SHUTDOWN: exiting");
-                break;
-            }
-        }
+    let accepting: Vec<_> = listeners
+        .into_iter()
+        .map(|l| tokio::spawn(accept(l, engine.clone())))
+        .collect();
+    // Only SHUTDOWN ends serving (a closed sender is one that was dropped
+    // with the engine, which ends it too).
+    let _ = shutdown_rx.changed().await;
+    tracing::info!("SHUTDOWN: exiting");
+    for task in accepting {
+        task.abort();
     }
     expire_task.abort();
     Ok(())
+}
+
+/// Takes the connections of one listener, each into a task of its own.
+async fn accept(listener: TcpListener, engine: SharedEngine) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                // Out of file descriptors and the like: back off, keep serving.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        // As Redis: past `maxclients` a new connection gets the error
+        // and is closed (each costs memory and a file descriptor).
+        let full = {
+            let e = engine.lock();
+            let max = e.srv.config.get_i64("maxclients").max(1) as usize;
+            e.clients.len() >= max
+        };
+        if full {
+            tokio::spawn(refuse(stream));
+            continue;
+        }
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            if let Err(e) = crate::connection::handle(stream, peer, engine).await {
+                tracing::debug!(%peer, error = %e, "connection ended");
+            }
+        });
+    }
 }
 
 /// Answers a connection past `maxclients` as Redis does, and closes it.

@@ -782,6 +782,7 @@ pub fn fork_capture(
     functions: &Functions,
     dir: &Path,
     seq: u64,
+    oom_score: Option<i32>,
 ) -> Option<ForkedCapture> {
     if std::fs::create_dir_all(dir).is_err() {
         return None;
@@ -796,7 +797,7 @@ pub fn fork_capture(
     let pid = unsafe { libc::fork() };
     if pid == 0 {
         let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            child_writes(ks, functions, &body, parent)
+            child_writes(ks, functions, &body, parent, oom_score)
         }));
         // SAFETY: ends the child without running the parent's atexit
         // handlers or destructors.
@@ -806,7 +807,13 @@ pub fn fork_capture(
 }
 
 #[cfg(not(target_os = "linux"))]
-pub fn fork_capture(_: &Keyspace, _: &Functions, _: &Path, _: u64) -> Option<ForkedCapture> {
+pub fn fork_capture(
+    _: &Keyspace,
+    _: &Functions,
+    _: &Path,
+    _: u64,
+    _: Option<i32>,
+) -> Option<ForkedCapture> {
     None
 }
 
@@ -817,6 +824,7 @@ fn child_writes(
     functions: &Functions,
     body: &Path,
     parent: libc::pid_t,
+    oom_score: Option<i32>,
 ) -> std::io::Result<()> {
     // SAFETY: plain syscalls on this process, no memory handed over.
     unsafe {
@@ -830,6 +838,11 @@ fn child_writes(
         libc::signal(libc::SIGINT, libc::SIG_DFL);
         libc::alarm(3600);
         libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+    }
+    // `oom-score-adj`: the child goes first when memory runs out (a
+    // failure here only leaves it the parent's score).
+    if let Some(score) = oom_score {
+        let _ = crate::oom_score::write_own(score);
     }
     // A panic must not print: stderr's lock may be held by a thread the
     // fork left behind. Set once the alarm and the parent's death bound
@@ -923,7 +936,7 @@ mod tests {
 
         let dir =
             std::env::temp_dir().join(format!("memlog-fork-{}", crate::engine::random_hex(8)));
-        let forked = fork_capture(&ks, &functions, &dir, 7).expect("fork");
+        let forked = fork_capture(&ks, &functions, &dir, 7, None).expect("fork");
         assert!(wait_forked(forked.pid), "the child failed");
         let file = std::fs::read(&forked.body).expect("body");
         let (gap, rest) = file.split_at(HEADER_LEN);

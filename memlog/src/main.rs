@@ -5,6 +5,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 #[cfg(not(target_env = "msvc"))]
 mod allocator;
+mod process;
 
 #[cfg(not(target_env = "msvc"))]
 #[global_allocator]
@@ -32,7 +33,8 @@ enum Command {
 
 #[derive(clap::Args)]
 struct ServerArgs {
-    /// Address to listen on.
+    /// Addresses to listen on, separated by spaces as Redis' `bind`
+    /// (`"127.0.0.1 -::1"`: a `-` skips an address the machine lacks).
     #[arg(long, default_value = "127.0.0.1")]
     bind: String,
     /// TCP port for RESP clients.
@@ -117,16 +119,10 @@ fn release_idle_io_buffers() {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let matches = Cli::command().get_matches();
     let mut cli = Cli::from_arg_matches(&matches)?;
     let mut directives = Vec::new();
+    let mut settings = process::ProcessSettings::default();
     if let Command::Server(args) = &mut cli.command {
         let given = |id: &str| {
             matches
@@ -135,7 +131,18 @@ fn main() -> anyhow::Result<()> {
                 == Some(clap::parser::ValueSource::CommandLine)
         };
         directives = startup_directives(args, given)?;
+        settings = process::ProcessSettings::from_directives(&directives)?;
     }
+    // Before any thread exists: fork keeps only the calling one.
+    if settings.daemonize {
+        process::daemonize()?;
+    }
+    process::init_logging(settings.logfile.as_deref())?;
+    // Dropped, and so removed, when the server ends.
+    let _pidfile = settings
+        .pidfile
+        .as_deref()
+        .and_then(process::PidFile::create);
     if let Command::Txlog(cmd) = &cli.command {
         if cmd.is_admin() {
             die_on_sigpipe();
@@ -250,7 +257,8 @@ fn startup_directives(
         };
         match d.name.as_str() {
             "port" if !given("port") => args.port = number(one()?, 65535)? as u16,
-            "bind" if !given("bind") => args.bind = one()?.to_string(),
+            // Redis' list of addresses (`bind 127.0.0.1 -::1`).
+            "bind" if !given("bind") => args.bind = d.args.join(" "),
             "databases" if !given("databases") => {
                 args.databases = number(one()?, i32::MAX as u64)? as usize;
             }

@@ -1344,3 +1344,275 @@ fn command_flags_and_key_positions_match_redis() {
     }
     assert!(differ.is_empty(), "{differ:#?}");
 }
+
+/// CONFIG GET * as name → value.
+fn all_config(port: u16) -> std::collections::BTreeMap<String, String> {
+    let mut c = RawConn::connect(port).unwrap();
+    let RespValue::Array(v) = c.call(&["CONFIG", "GET", "*"]).unwrap() else {
+        panic!("CONFIG GET *");
+    };
+    let text = |v: &RespValue| match v {
+        RespValue::Bulk(b) => String::from_utf8_lossy(b).into_owned(),
+        other => panic!("{other:?}"),
+    };
+    v.chunks(2).map(|p| (text(&p[0]), text(&p[1]))).collect()
+}
+
+/// The redis.conf that Debian's redis-server package installs (Redis' own,
+/// with `bind 127.0.0.1 -::1`, `tcp-backlog`, `pidfile`, three
+/// `client-output-buffer-limit` lines and parameters memlog keeps without
+/// acting on) starts memlog, and every parameter then reads as it does in
+/// a redis-server started from the same file, TLS aside (memlog has none)
+/// and the settings the harness or memlog choose apart.
+#[test]
+fn redis_own_configuration_file_configures_memlog_as_redis_server() {
+    let conf = "/etc/redis/redis.conf";
+    assert!(
+        std::path::Path::new(conf).exists(),
+        "the redis-server package installs {conf} (make test installs it)"
+    );
+    // The process settings of a packaged service, turned off alike.
+    let overrides = ["--daemonize", "no", "--pidfile", "", "--logfile", ""];
+    let memlog = MemlogServer::start(&[&["--config", conf, "--"][..], &overrides[..]].concat())
+        .expect("memlog starts from Redis' configuration file");
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut cmd = Command::new("redis-server");
+    cmd.arg(conf)
+        .args(["--port", &port.to_string()])
+        .args(overrides)
+        .arg("--dir")
+        .arg(dir.path());
+    let _redis = Process::spawn("redis-server", cmd, None).unwrap();
+    wait_for_port(port, Duration::from_secs(10)).unwrap();
+
+    let m = all_config(memlog.port);
+    let r = all_config(port);
+    // Each server's own port and directory, and the harness' `--bind`
+    // (the file's list: `bind_listens_on_a_list_of_addresses_as_redis`);
+    // DEBUG is allowed to local clients and nothing is saved by time by
+    // default in memlog (its log is always on: docs/compatibility.md).
+    let apart = ["port", "dir", "bind", "enable-debug-command", "save"];
+    for (name, value) in &r {
+        if name.starts_with("tls-") || apart.contains(&name.as_str()) {
+            continue;
+        }
+        assert_eq!(m.get(name), Some(value), "CONFIG GET {name}");
+    }
+    let own: Vec<&String> = m.keys().filter(|k| !r.contains_key(*k)).collect();
+    assert_eq!(
+        own,
+        ["written-script-time-limit"],
+        "memlog's own parameters"
+    );
+}
+
+/// `oom-score-adj` sets the process' score in /proc as Redis does: the
+/// first of `oom-score-adj-values`, added to the score the process had
+/// (`relative`) or alone (`absolute`), and `no` puts the old score back.
+#[test]
+fn oom_score_adj_sets_the_process_score_as_redis_does() {
+    let d = start();
+    let score = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/oom_score_adj"))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    let servers = [
+        (d.memlog.port, d.memlog.process.pid()),
+        (d.redis.port, d.redis.process.pid()),
+    ];
+    let mut seen = Vec::new();
+    for (port, pid) in servers {
+        let mut c = RawConn::connect(port).unwrap();
+        let mut set = |name: &str, value: &str| c.call(&["CONFIG", "SET", name, value]).unwrap();
+        let before = score(pid);
+        let mut steps = Vec::new();
+        for (name, value) in [
+            ("oom-score-adj-values", "100 200 300"),
+            ("oom-score-adj", "absolute"),
+            ("oom-score-adj-values", "150 200 300"),
+            ("oom-score-adj", "relative"),
+            ("oom-score-adj", "no"),
+            ("oom-score-adj-values", "0 2001 0"),
+        ] {
+            let reply = set(name, value);
+            steps.push((format!("{reply:?}"), score(pid)));
+        }
+        assert_eq!(steps[1].1, "100", "absolute: the first value");
+        assert_eq!(score(pid), before, "no: the score from before");
+        seen.push(steps);
+    }
+    assert_eq!(seen[0], seen[1], "memlog, then redis-server");
+}
+
+/// A pid killed (-9) when dropped: a daemon no harness spawned.
+struct KillOnDrop(u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-9", &self.0.to_string()])
+            .status();
+    }
+}
+
+/// `daemonize yes` detaches as redis-server does (the command returns at
+/// once with success while the server goes on in a session of its own),
+/// `pidfile` holds the server's pid until SHUTDOWN removes it, `logfile`
+/// gets the log and `loglevel` filters it.
+#[test]
+fn daemonize_pidfile_and_logfile_work_as_in_redis_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let pidfile = dir.path().join("memlog.pid");
+    let logfile = dir.path().join("memlog.log");
+    let status = Command::new(memlog_tests::memlog_bin())
+        .args(["server", "--bind", "127.0.0.1", "--port", &port.to_string()])
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(["--", "--daemonize", "yes", "--pidfile"])
+        .arg(&pidfile)
+        .arg("--logfile")
+        .arg(&logfile)
+        // `loglevel` filters only where RUST_LOG does not.
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "the starting process exits 0");
+    wait_for_port(port, Duration::from_secs(30)).unwrap();
+    let pid: u32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let _daemon = KillOnDrop(pid);
+    // Its own session: field 6 of /proc/PID/stat (after the name).
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    let session: u32 = after_name.split(' ').nth(3).unwrap().parse().unwrap();
+    assert_eq!(session, pid, "the daemon leads its own session");
+
+    let mut c = RawConn::connect(port).unwrap();
+    assert_eq!(
+        c.call(&["SET", "k", "v"]).unwrap(),
+        RespValue::Simple("OK".into())
+    );
+    let get = |c: &mut RawConn, name: &str| match c.call(&["CONFIG", "GET", name]).unwrap() {
+        RespValue::Array(v) => v[1].clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(get(&mut c, "daemonize"), RespValue::Bulk(b"yes".to_vec()));
+    assert_eq!(
+        get(&mut c, "pidfile"),
+        RespValue::Bulk(pidfile.to_str().unwrap().as_bytes().to_vec())
+    );
+    let log = std::fs::read_to_string(&logfile).unwrap();
+    assert!(log.contains("memlog serving RESP"), "{log}");
+    assert!(!log.contains('\x1b'), "no terminal colours in a file");
+
+    // `loglevel warning` leaves out SHUTDOWN's notice.
+    assert_eq!(
+        c.call(&["CONFIG", "SET", "loglevel", "warning"]).unwrap(),
+        RespValue::Simple("OK".into())
+    );
+    let _ = c.call(&["SHUTDOWN"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while pidfile.exists() {
+        assert!(Instant::now() < deadline, "SHUTDOWN removes the pid file");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = std::fs::read_to_string(&logfile).unwrap();
+    assert!(!log.contains("SHUTDOWN"), "{log}");
+}
+
+/// `bind` takes Redis' list of addresses: each is listened on, one marked
+/// `-` that the machine lacks is skipped (Redis' stock `-::1`), one not
+/// marked stops the start and is named; `tcp-backlog` is taken.
+#[test]
+fn bind_listens_on_a_list_of_addresses_as_redis() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("memlog.conf");
+    // 192.0.2.1 is TEST-NET-1: on no machine's interfaces.
+    std::fs::write(&conf, "bind 127.0.0.1 -::1 -192.0.2.1\ntcp-backlog 77\n").unwrap();
+    let port = free_port();
+    let mut cmd = Command::new(memlog_tests::memlog_bin());
+    cmd.args(["server", "--port", &port.to_string(), "--config"])
+        .arg(&conf)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"));
+    let _server = Process::spawn("memlog server", cmd, None).unwrap();
+    wait_for_port(port, Duration::from_secs(30)).unwrap();
+    let mut c = RawConn::connect(port).unwrap();
+    let get = |c: &mut RawConn, name: &str| match c.call(&["CONFIG", "GET", name]).unwrap() {
+        RespValue::Array(v) => v[1].clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        get(&mut c, "bind"),
+        RespValue::Bulk(b"127.0.0.1 -::1 -192.0.2.1".to_vec())
+    );
+    assert_eq!(get(&mut c, "tcp-backlog"), RespValue::Bulk(b"77".to_vec()));
+    if std::net::TcpListener::bind("[::1]:0").is_ok() {
+        use std::io::{Read, Write};
+        let mut v6 = std::net::TcpStream::connect(("::1", port)).expect("listening on ::1");
+        v6.write_all(b"PING\r\n").unwrap();
+        let mut buf = [0u8; 7];
+        v6.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"+PONG\r\n");
+    }
+
+    let out = Command::new(memlog_tests::memlog_bin())
+        .args(["server", "--port", &free_port().to_string()])
+        .args(["--bind", "127.0.0.1 192.0.2.1", "--data-dir"])
+        .arg(dir.path().join("other"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("binding 192.0.2.1"), "{err}");
+}
+
+/// The parameters memlog keeps for Redis' sake check their values as
+/// Redis does: ranges, enum names, multi-word flags, process title
+/// templates, and defragmentation, which neither server here can do.
+#[test]
+fn config_set_checks_redis_parameters_as_redis_does() {
+    let mut d = start();
+    for (name, value) in [
+        ("shutdown-on-sigint", "save nosave"),
+        ("shutdown-on-sigint", "force now"),
+        ("shutdown-on-sigint", "default save"),
+        ("shutdown-on-sigint", "bogus"),
+        ("shutdown-on-sigterm", "NOW Force"),
+        ("oom-score-adj-values", "1 2"),
+        ("oom-score-adj-values", "0 100 3000"),
+        ("oom-score-adj-values", "1 2 x"),
+        ("proc-title-template", "{title}"),
+        ("proc-title-template", "x"),
+        ("proc-title-template", "{title} {port"),
+        ("proc-title-template", "{title} }"),
+        ("proc-title-template", "{{title}"),
+        ("proc-title-template", "{title} {unknown}"),
+        ("proc-title-template", "{title} {listen-addr}"),
+        ("active-defrag-cycle-max", "100"),
+        ("active-defrag-ignore-bytes", "0"),
+        ("activedefrag", "yes"),
+        ("slave-priority", "7"),
+        ("replica-priority", "-1"),
+        ("cluster-node-timeout", "-1"),
+        ("repl-diskless-load", "swapdb"),
+        ("acl-pubsub-default", "allchannels"),
+        ("cluster-preferred-endpoint-type", "hostname"),
+        ("rdbchecksum", "no"),
+        ("tcp-backlog", "100"),
+        ("syslog-ident", "other"),
+    ] {
+        d.check(&["CONFIG", "SET", name, value]);
+        d.check(&["CONFIG", "GET", name]);
+    }
+}

@@ -327,6 +327,20 @@ fn config_applied(ctx: &mut Ctx, name: &str) -> CmdResult {
     if name == "min-replicas-to-write" {
         ctx.srv.min_replicas_to_write = ctx.srv.config.get_i64(name);
     }
+    if name == "loglevel" {
+        crate::log_level::set(ctx.srv.config.get(name).unwrap_or("notice"));
+    }
+    if name == "oom-score-adj" || name == "oom-score-adj-values" {
+        let c = &ctx.srv.config;
+        let mode = c.get("oom-score-adj").unwrap_or("no").to_string();
+        let values = c.get("oom-score-adj-values").unwrap_or("").to_string();
+        if let Err(e) = ctx.srv.oom_score.apply(&mode, &values) {
+            tracing::warn!(error = %e, "unable to set oom_score_adj");
+            return Err(CmdError::err(format!(
+                "CONFIG SET failed (possibly related to argument '{name}') - Failed to set current oom_score_adj. Check server logs."
+            )));
+        }
+    }
     if name == "maxmemory-samples" {
         ctx.srv.memory.samples = ctx.srv.config.get_i64(name).max(1) as usize;
     }
@@ -814,7 +828,13 @@ pub fn request_snapshot(
         let (reply, rx) = wait.then(tokio::sync::oneshot::channel).unzip();
         let started = std::time::Instant::now();
         let forked = srv.capture_dir.as_deref().and_then(|dir| {
-            crate::snapshot::fork_capture(ks, &srv.functions, dir, ks.effects.last_seq)
+            crate::snapshot::fork_capture(
+                ks,
+                &srv.functions,
+                dir,
+                ks.effects.last_seq,
+                srv.oom_score.child,
+            )
         });
         let data = match forked {
             Some(f) => crate::snapshot::CapturedData::Forked(f),
