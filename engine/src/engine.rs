@@ -1396,6 +1396,24 @@ impl Engine {
         }
     }
 
+    /// Shuts the server down as SHUTDOWN does, for SIGTERM or SIGINT: with
+    /// the flags of `shutdown-on-sigterm` / `shutdown-on-sigint` (`save`,
+    /// `nosave`; `now` and `force` change nothing here: there are no
+    /// replicas to wait for, and nothing to save that the log lacks).
+    pub fn shutdown_on_signal(&mut self, parameter: &str) {
+        let flags = self.srv.config.get(parameter).unwrap_or("default");
+        let mut argv = vec![Bytes::from_static(b"SHUTDOWN")];
+        for flag in ["save", "nosave"] {
+            if flags.split(' ').any(|f| f == flag) {
+                argv.push(Bytes::from_static(flag.as_bytes()));
+            }
+        }
+        let mut client = ClientState::new(0, None);
+        client.authenticated = true;
+        let mut out = ReplyBuf::new(false);
+        self.dispatch(&mut client, &argv, &mut out, false);
+    }
+
     /// Runs `f` on the engine, surviving a panic in it (a bug a client's
     /// input reached). The panicking command may have changed the data set
     /// halfway, and its record was left open, which kept every later

@@ -244,10 +244,11 @@ pub async fn serve(listeners: Vec<TcpListener>, engine: SharedEngine) -> std::io
         }
     });
 
-    let accepting: Vec<_> = listeners
+    let mut accepting: Vec<_> = listeners
         .into_iter()
         .map(|l| tokio::spawn(accept(l, engine.clone())))
         .collect();
+    accepting.push(tokio::spawn(shutdown_on_signals(engine.clone())));
     // Only SHUTDOWN ends serving (a closed sender is one that was dropped
     // with the engine, which ends it too).
     let _ = shutdown_rx.changed().await;
@@ -258,6 +259,33 @@ pub async fn serve(listeners: Vec<TcpListener>, engine: SharedEngine) -> std::io
     expire_task.abort();
     Ok(())
 }
+
+/// SIGTERM and SIGINT shut the server down as SHUTDOWN does, as they do
+/// redis-server (`shutdown-on-sigterm`, `shutdown-on-sigint`): a service
+/// manager's stop ends it cleanly (its pid file removed) instead of killing
+/// it. Acknowledged writes are in the log either way.
+#[cfg(unix)]
+async fn shutdown_on_signals(engine: SharedEngine) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::warn!("SIGTERM and SIGINT end the server at once: no handler");
+        return;
+    };
+    loop {
+        let (name, parameter) = tokio::select! {
+            _ = term.recv() => ("SIGTERM", "shutdown-on-sigterm"),
+            _ = int.recv() => ("SIGINT", "shutdown-on-sigint"),
+        };
+        tracing::warn!("received {name}, shutting down");
+        engine.lock().shutdown_on_signal(parameter);
+    }
+}
+
+#[cfg(not(unix))]
+async fn shutdown_on_signals(_: SharedEngine) {}
 
 /// Takes the connections of one listener, each into a task of its own.
 async fn accept(listener: TcpListener, engine: SharedEngine) {
