@@ -31,6 +31,9 @@ pub enum Push {
     ShardMessage { channel: Bytes, payload: Bytes },
     /// CLIENT KILL: close the connection.
     Kill,
+    /// A script that kept the connection busy ended: take what its hook
+    /// left (crate::busy::ConnLink).
+    Wake,
     /// `timeout`: the client ran no command for this long. The connection
     /// closes if it has read nothing and owes the client nothing (no reply
     /// waiting for the log, none unwritten) for as long.
@@ -58,7 +61,7 @@ impl Push {
             } => 32 + pattern.as_ref().map_or(0, |p| p.len()) + channel.len() + payload.len(),
             Push::ShardMessage { channel, payload } => 32 + channel.len() + payload.len(),
             Push::Raw(b) => b.len(),
-            Push::Kill | Push::Idle(_) => 0,
+            Push::Kill | Push::Idle(_) | Push::Wake => 0,
         };
         n as u64
     }
@@ -122,6 +125,9 @@ pub struct ClientState {
     /// What the pushes not yet taken by the connection amount to, against
     /// `client-output-buffer-limit`.
     pub push_queue: Arc<PushQueue>,
+    /// What the connection shares with a busy script's hook
+    /// (crate::busy); none for internal clients.
+    pub link: Option<Arc<crate::busy::ConnLink>>,
 }
 
 impl ClientState {
@@ -154,6 +160,7 @@ impl ClientState {
             in_script: false,
             push_tx,
             push_queue: Arc::new(PushQueue::new(Arc::new(OutputLimits::default()))),
+            link: None,
         }
     }
 
@@ -191,7 +198,7 @@ impl ClientState {
         if matches!(p, Push::Kill) {
             self.push_queue.kill();
         }
-        if !matches!(p, Push::Kill | Push::Idle(_))
+        if !matches!(p, Push::Kill | Push::Idle(_) | Push::Wake)
             && !self
                 .push_queue
                 .admit(p.size(), self.monitor, crate::keyspace::unix_ms())

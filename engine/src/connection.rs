@@ -90,7 +90,7 @@ fn encode_push(out: &mut ReplyBuf, p: Push) -> bool {
         }
         Push::Kill => false,
         // Taken by `Connection::take_push` before it gets here.
-        Push::Idle(_) => true,
+        Push::Idle(_) | Push::Wake => true,
     }
 }
 
@@ -98,21 +98,53 @@ fn output_limit_reached() -> std::io::Error {
     std::io::Error::other("client output buffer limit reached")
 }
 
-/// Serves one client until it disconnects, QUITs or is killed.
-pub async fn handle(
-    stream: TcpStream,
+/// Registers a connection the accept loop took, before its task first
+/// runs: a script that goes busy meanwhile serves it too (crate::busy).
+/// Returns its client id.
+pub fn register(
+    engine: &mut crate::engine::Engine,
+    stream: &TcpStream,
     peer: SocketAddr,
-    engine: SharedEngine,
-) -> std::io::Result<()> {
+) -> std::io::Result<ClientId> {
     stream.set_nodelay(true)?;
     let local = stream.local_addr()?;
+    let id = engine.register_client(None, peer.to_string(), local.to_string());
+    if engine.srv.serve_while_busy {
+        use std::os::fd::AsRawFd;
+        let link = Arc::new(crate::busy::ConnLink::new(stream.as_raw_fd()));
+        if let Some(c) = engine.clients.get_mut(&id) {
+            c.link = Some(link);
+        }
+    }
+    Ok(id)
+}
+
+/// Serves registered client `id` on `stream` until it disconnects, QUITs
+/// or is killed, going on from what a busy script's hook left of it, if
+/// anything (`stash`, or its link's: crate::busy).
+pub async fn serve_client(
+    stream: TcpStream,
+    id: ClientId,
+    engine: SharedEngine,
+    stash: Option<crate::busy::Stash>,
+) -> std::io::Result<()> {
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let (id, mut limits, progress, push_queue) = {
+    let (mut limits, progress, push_queue, link) = {
         let mut e = engine.lock();
-        let id = e.register_client(Some(tx), peer.to_string(), local.to_string());
-        let queue = e.clients.get(&id).map(|c| c.push_queue.clone());
-        (id, parse_limits(&e, id), e.progress.clone(), queue)
+        let c = e.clients.get_mut(&id).map(|c| {
+            c.push_tx = Some(tx);
+            (c.push_queue.clone(), c.link.clone())
+        });
+        let (queue, link) = c.unzip();
+        (
+            parse_limits(&e, id),
+            e.progress.clone(),
+            queue,
+            link.flatten(),
+        )
     };
+    // A script that went busy before this task first ran woke no one.
+    let stash = stash.or_else(|| link.as_ref().and_then(|l| l.take_stash()));
     let Some(push_queue) = push_queue else {
         return Ok(());
     };
@@ -128,8 +160,15 @@ pub async fn handle(
         progress,
         push_queue,
         last_io: Instant::now(),
+        link,
     };
-    let r = conn.serve(&mut rx, &mut limits).await;
+    let r = match stash {
+        Some(stash) => match conn.take_stash(stash).await {
+            Ok(true) => conn.serve(&mut rx, &mut limits).await,
+            other => other.map(|_| ()),
+        },
+        None => conn.serve(&mut rx, &mut limits).await,
+    };
     // Replies still parked when the client goes away are simply dropped; the
     // writes themselves stay in the log's hands.
     engine.lock().unregister_client(id);
@@ -173,6 +212,8 @@ struct Connection {
     push_queue: Arc<crate::output_limit::PushQueue>,
     /// When the client last sent bytes or was sent some (`timeout`).
     last_io: Instant,
+    /// What a busy script's hook shares with this task (crate::busy).
+    link: Option<Arc<crate::busy::ConnLink>>,
 }
 
 /// PUBLISH or SPUBLISH (see [`Connection::serve`]).
@@ -322,6 +363,16 @@ impl Connection {
                     continue;
                 }
             }
+            // Nothing owed to the client and nothing half read: a busy
+            // script's hook may answer what it sends meanwhile.
+            if let Some(link) = &self.link {
+                link.set_idle(
+                    self.parked.is_empty()
+                        && self.out.buf.is_empty()
+                        && self.inbuf.is_empty()
+                        && may_read,
+                );
+            }
             tokio::select! {
                 n = self.stream.read_buf(&mut self.inbuf), if may_read => {
                     if n? == 0 {
@@ -344,7 +395,41 @@ impl Connection {
                 _ = self.push_queue.overflow.notified() => return Ok(()),
                 _ = &mut log_changed, if waiting_for_log => {}
             }
+            if !self.take_busy_stash().await? {
+                return Ok(());
+            }
         }
+    }
+
+    /// Goes on from where a busy script's hook left this connection
+    /// (crate::busy): its unwritten replies go out first, the bytes it
+    /// read and did not run come before any read since. False: close (the
+    /// client went away, QUIT or broke the protocol meanwhile).
+    async fn take_busy_stash(&mut self) -> std::io::Result<bool> {
+        let Some(link) = &self.link else {
+            return Ok(true);
+        };
+        link.set_idle(false);
+        match link.take_stash() {
+            Some(stash) => self.take_stash(stash).await,
+            None => Ok(true),
+        }
+    }
+
+    /// See [`Self::take_busy_stash`].
+    async fn take_stash(&mut self, stash: crate::busy::Stash) -> std::io::Result<bool> {
+        if !stash.unwritten.is_empty() {
+            self.stream.write_all(&stash.unwritten).await?;
+        }
+        if stash.closed {
+            return Ok(false);
+        }
+        if !stash.input.is_empty() {
+            let mut input = stash.input;
+            input.extend_from_slice(&self.inbuf);
+            self.inbuf = input;
+        }
+        Ok(true)
     }
 
     /// Whether the first parked reply can be released or failed now.

@@ -188,6 +188,20 @@ pub struct ServerState {
     /// The script now running started over maxmemory: its commands that
     /// may grow the data set are refused until it has written.
     pub script_oom: bool,
+    /// The script running past `busy-reply-threshold`, while it does
+    /// (crate::busy): other clients get -BUSY.
+    pub busy: Option<crate::busy::BusyScript>,
+    /// Whether a busy script's hook serves the other clients: only where
+    /// the connections run on the script's thread (a current-thread
+    /// runtime); otherwise a script past the threshold that has not
+    /// written is stopped.
+    pub serve_while_busy: bool,
+    /// The listening sockets, which a busy script's hook accepts on.
+    pub listener_fds: Vec<std::os::fd::RawFd>,
+    /// Connections a busy script's hook accepted, for the accept loop to
+    /// start their tasks once it has ended; `adopt_ready` wakes it.
+    pub adopted: Vec<crate::busy::Adopted>,
+    pub adopt_ready: std::sync::Arc<tokio::sync::Notify>,
     /// `min-replicas-to-write`: writes need this many good replicas, and a
     /// memlog primary has none yet, so any value above 0 refuses writes
     /// (-NOREPLICAS), as on a Redis primary without replicas.
@@ -497,6 +511,11 @@ impl Engine {
                 pause: Default::default(),
                 memory: crate::maxmemory::Memory::new(),
                 script_oom: false,
+                busy: None,
+                serve_while_busy: false,
+                listener_fds: Vec::new(),
+                adopted: Vec::new(),
+                adopt_ready: Default::default(),
                 min_replicas_to_write: 0,
                 oom_score: Default::default(),
                 idle_checked_ms: 0,
@@ -811,6 +830,41 @@ impl Engine {
         self.clients.insert(id, client);
     }
 
+    /// Runs one command of client `id` while a script is busy, from the
+    /// script's hook (crate::busy): through the same checks as any (most
+    /// get -BUSY), but nothing after it (no blocked client is served, no
+    /// event published: the script's record is still open), and with the
+    /// script's command bookkeeping put back. Returns whether the
+    /// connection must close.
+    pub fn execute_while_busy(&mut self, id: ClientId, argv: &[Bytes], out: &mut ReplyBuf) -> bool {
+        let Some(mut client) = self.clients.remove(&id) else {
+            return true;
+        };
+        let saved = (
+            self.cmd_barrier,
+            self.cmd_start,
+            self.call_ended,
+            self.ks.now_ms,
+        );
+        self.ks.now_ms = unix_ms();
+        let reply_start = out.buf.len();
+        out.resp3 = client.resp3;
+        if client.reply_mode == ReplyMode::Skip {
+            client.reply_mode = ReplyMode::SkipThis;
+        }
+        let r = self.dispatch(&mut client, argv, out, true);
+        apply_reply_mode(&mut client, out, reply_start);
+        (
+            self.cmd_barrier,
+            self.cmd_start,
+            self.call_ended,
+            self.ks.now_ms,
+        ) = saved;
+        let close = matches!(r, Dispatched::Close) || client.killed;
+        self.clients.insert(id, client);
+        close
+    }
+
     /// Replays one effect record (replicas, recovery, tests). Effects are
     /// deterministic commands; any error reply means divergence.
     pub fn apply_effect(&mut self, record: &EffectRecord) -> Result<(), ApplyError> {
@@ -966,7 +1020,8 @@ impl Engine {
             self.reject(client, out, Some(spec), msg);
             return Dispatched::Done;
         }
-        if self.srv.memory.max > 0 && !self.ks.applying && top_level {
+        // Not beside a busy script: evicting would write into its record.
+        if self.srv.memory.max > 0 && !self.ks.applying && top_level && self.srv.busy.is_none() {
             let out_of_memory = !self.perform_evictions();
             // In MULTI, queueing takes memory too; EXEC and DISCARD go on.
             let refused = self.denies_oom(spec, client, argv)
@@ -995,6 +1050,14 @@ impl Engine {
                 };
             if writes {
                 self.reject(client, out, Some(spec), NOREPLICAS_ERROR);
+                return Dispatched::Done;
+            }
+        }
+        // A script is busy: only what may run beside it does (crate::busy).
+        if let Some(b) = &self.srv.busy {
+            if top_level && !crate::busy::allowed(spec, argv) {
+                let msg = b.error();
+                self.reject(client, out, Some(spec), msg);
                 return Dispatched::Done;
             }
         }
@@ -1435,6 +1498,7 @@ impl Engine {
                         "a command panicked: its changes are thrown away, the data set is rebuilt from the log"
                     );
                 }
+                crate::busy::end(self);
                 self.ks.effects.abandon_record();
                 self.ks.applying = false;
                 // Nothing the thrown-away command did may act later: wake a

@@ -10,6 +10,7 @@
 //! an unacknowledged record, and [`snapshot`] stores the data set as of a
 //! log position.
 
+pub mod busy;
 pub mod client;
 pub mod command;
 pub mod config;

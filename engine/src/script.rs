@@ -9,12 +9,15 @@
 //! does a MULTI/EXEC. The reply is parked like any write's until then.
 //!
 //! A script runs on the engine thread and holds up every other client
-//! while it runs, as in Redis. One that passes `lua-time-limit` before it
-//! has written anything is stopped. One that has written runs on, up to
-//! `written-script-time-limit` when the server has a log: then its record
-//! is thrown away and the data set rebuilt from the log, as after a panic
-//! (`Engine::guarded`), so no half of it is ever committed; without a log
-//! it runs to its end.
+//! while it runs, as in Redis. Past `busy-reply-threshold`
+//! (`lua-time-limit`) its hook serves the others `-BUSY` and lets SCRIPT
+//! KILL / FUNCTION KILL stop it if it has not written (crate::busy); with
+//! more than one IO thread the hook cannot serve them, and a script that
+//! has not written is stopped there instead. One that has written runs
+//! on, up to `written-script-time-limit` when the server has a log: then
+//! its record is thrown away and the data set rebuilt from the log, as
+//! after a panic (`Engine::guarded`), so no half of it is ever committed;
+//! without a log it runs to its end.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -447,6 +450,9 @@ pub(crate) fn with_part_taken<S: Default, T>(
 const LUA_MEMORY_LIMIT: usize = 1 << 30;
 
 const TIMED_OUT: &str = "Script ran past lua-time-limit without writing and was stopped";
+/// Where the hook finds the function that serves the others while the
+/// script is busy (the registry: scripts cannot reach it).
+const BUSY_HOOK: &str = "memlog.busy";
 const STOPPED_AFTER_WRITING: &str =
     "Script ran past written-script-time-limit after writing and was stopped; its writes are undone";
 
@@ -703,12 +709,20 @@ pub struct Invocation<'a> {
     pub args: &'a [Bytes],
     /// EVAL_RO / EVALSHA_RO: write commands are refused.
     pub read_only: bool,
-    /// `lua-time-limit`: a script that has not written is stopped past it
-    /// (0: never).
+    /// `busy-reply-threshold` (`lua-time-limit`): past it the script is
+    /// busy (crate::busy); where the hook cannot serve the others, one
+    /// that has not written is stopped instead (0: never).
     pub time_limit: Duration,
     /// `written-script-time-limit`: one that has written is stopped and
     /// undone past it, where a log can undo it (0: never).
     pub undo_limit: Duration,
+    /// The command that runs it (EVAL or FCALL and its arguments), for a
+    /// busy script (crate::busy).
+    pub command: &'a [Bytes],
+    /// EVAL / EVALSHA rather than FCALL: which KILL stops it.
+    pub eval: bool,
+    /// Libraries and functions loaded (FUNCTION STATS while it is busy).
+    pub libraries: (usize, usize),
 }
 
 /// Runs a cached script for `client`, writing its reply to `out`.
@@ -799,6 +813,7 @@ pub(crate) fn execute(
     sc.in_script = true;
     let wrote = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
+    let serve_while_busy = engine.srv.serve_while_busy;
     {
         let wrote = wrote.clone();
         let limit = inv.time_limit;
@@ -810,7 +825,21 @@ pub(crate) fn execute(
             move |lua, _| {
                 let elapsed = started.elapsed();
                 let wrote = wrote.load(Ordering::Relaxed);
-                let msg = if !wrote && !limit.is_zero() && elapsed > limit {
+                let msg = if serve_while_busy
+                    && elapsed >= limit
+                    && !(wrote && undo_limit.is_some_and(|l| elapsed > l))
+                {
+                    // Busy, as in Redis: the others are served -BUSY (the
+                    // engine is reached through the scope's function).
+                    let killed = lua
+                        .named_registry_value::<mlua::Function>(BUSY_HOOK)
+                        .and_then(|serve| serve.call::<bool>(wrote))
+                        .unwrap_or(false);
+                    if !killed {
+                        return Ok(mlua::VmState::Continue);
+                    }
+                    crate::busy::KILLED
+                } else if !serve_while_busy && !wrote && !limit.is_zero() && elapsed > limit {
                     TIMED_OUT
                 } else if wrote && undo_limit.is_some_and(|l| elapsed > l) {
                     // Redis would answer -BUSY to everyone until SHUTDOWN
@@ -926,6 +955,27 @@ pub(crate) fn execute(
             state.borrow_mut().1.resp3 = n == 3.0;
             Ok(())
         })?;
+        if serve_while_busy {
+            let (inv, state) = (&inv, &state);
+            let busy = scope.create_function(move |_, wrote: bool| {
+                // Not while a command of the script runs (the hook only
+                // fires between Lua instructions).
+                let Ok(mut st) = state.try_borrow_mut() else {
+                    return Ok(false);
+                };
+                let (engine, _) = &mut *st;
+                Ok(crate::busy::serve(engine, wrote, || {
+                    crate::busy::ScriptInfo {
+                        eval: inv.eval,
+                        name: inv.name.to_string(),
+                        command: inv.command.to_vec(),
+                        started,
+                        libraries: inv.libraries,
+                    }
+                }))
+            })?;
+            lua.set_named_registry_value(BUSY_HOOK, busy)?;
+        }
         redis.raw_set("call", call)?;
         redis.raw_set("pcall", pcall)?;
         redis.raw_set("__pending_error", take_pending)?;
@@ -959,6 +1009,11 @@ pub(crate) fn execute(
         }
     });
     lua.remove_hook();
+    if serve_while_busy {
+        let _ = lua.unset_named_registry_value(BUSY_HOOK);
+        let mut st = state.borrow_mut();
+        crate::busy::end(st.0);
+    }
     match result {
         Ok(None) => Ok(()),
         Ok(Some(e)) => Err(e),

@@ -74,6 +74,8 @@ pub async fn run(config: ServerConfig) -> std::io::Result<()> {
     let mut engine = Engine::new(&opts);
     engine.unsafe_early_ack = config.unsafe_early_ack;
     engine.srv.config_file = config.config_file.clone();
+    engine.srv.serve_while_busy = tokio::runtime::Handle::current().runtime_flavor()
+        == tokio::runtime::RuntimeFlavor::CurrentThread;
     for d in &config.directives {
         let configured = if d.args.len() > 1 && !crate::config::takes_words(&d.name) {
             Err("wrong number of arguments".to_string())
@@ -244,6 +246,10 @@ pub async fn serve(listeners: Vec<TcpListener>, engine: SharedEngine) -> std::io
         }
     });
 
+    {
+        use std::os::fd::AsRawFd;
+        engine.lock().srv.listener_fds = listeners.iter().map(|l| l.as_raw_fd()).collect();
+    }
     let mut accepting: Vec<_> = listeners
         .into_iter()
         .map(|l| tokio::spawn(accept(l, engine.clone())))
@@ -289,8 +295,16 @@ async fn shutdown_on_signals(_: SharedEngine) {}
 
 /// Takes the connections of one listener, each into a task of its own.
 async fn accept(listener: TcpListener, engine: SharedEngine) {
+    let adopt_ready = engine.lock().srv.adopt_ready.clone();
     loop {
-        let (stream, peer) = match listener.accept().await {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = adopt_ready.notified() => {
+                start_adopted(&engine);
+                continue;
+            }
+        };
+        let (stream, peer) = match accepted {
             Ok(x) => x,
             Err(e) => {
                 // Out of file descriptors and the like: back off, keep serving.
@@ -310,10 +324,42 @@ async fn accept(listener: TcpListener, engine: SharedEngine) {
             tokio::spawn(refuse(stream));
             continue;
         }
+        let registered = crate::connection::register(&mut engine.lock(), &stream, peer);
+        let id = match registered {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "connection lost as it was accepted");
+                continue;
+            }
+        };
         let engine = engine.clone();
         tokio::spawn(async move {
-            if let Err(e) = crate::connection::handle(stream, peer, engine).await {
+            if let Err(e) = crate::connection::serve_client(stream, id, engine, None).await {
                 tracing::debug!(%peer, error = %e, "connection ended");
+            }
+        });
+    }
+}
+
+/// Starts the tasks of the connections a busy script's hook accepted
+/// (crate::busy), now that it has ended.
+fn start_adopted(engine: &SharedEngine) {
+    let adopted = std::mem::take(&mut engine.lock().srv.adopted);
+    for a in adopted {
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            let id = a.id;
+            let stream = match tokio::net::TcpStream::from_std(a.stream) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::debug!(error = %e, "adopting a connection failed");
+                    engine.lock().unregister_client(id);
+                    return;
+                }
+            };
+            if let Err(e) = crate::connection::serve_client(stream, id, engine, Some(a.stash)).await
+            {
+                tracing::debug!(error = %e, "connection ended");
             }
         });
     }

@@ -5,7 +5,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use memlog_tests::{
-    free_port, wait_for_port, Differential, MemlogServer, Process, RawConn, RedisServer, RespValue,
+    call_until_ok, free_port, wait_for_port, Differential, MemlogServer, Process, RawConn,
+    RedisServer, RespValue,
 };
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
@@ -982,34 +983,171 @@ fn randomized_server_family() {
     }
 }
 
-/// A script holds up every client while it runs, so one that never ends
-/// must not hang the server: past lua-time-limit, a script that has not
-/// written is stopped, even one that catches errors with pcall.
+const BUSY_EVAL: &str =
+    "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
+const BUSY_FUNCTION: &str =
+    "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.";
+
+/// Calls `args` on new connections until one answers `busy` (the script
+/// has gone past the threshold).
+fn until_busy(port: u16, busy: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut c = RawConn::connect(port).unwrap();
+        if c.call(&["PING"]).unwrap() == RespValue::Error(busy.into()) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the script never went busy");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A script that runs past `busy-reply-threshold` (`lua-time-limit`) makes
+/// the server answer every other client `-BUSY`, as Redis does, on the
+/// connections it had and on new ones, except what may run beside it:
+/// SCRIPT KILL stops it (also one that swallows errors with pcall) and its
+/// client gets the error, MULTI goes on queueing and a command refused
+/// meanwhile aborts the transaction, a command sent in pieces around the
+/// kill is answered whole, and the server then serves as before.
 #[test]
-fn a_runaway_read_only_script_is_stopped() {
+fn a_busy_script_answers_busy_until_script_kill() {
     let server = MemlogServer::start(&[]).expect("server");
-    let mut c = RawConn::connect(server.port).expect("connect");
-    c.call(&["CONFIG", "SET", "lua-time-limit", "100"])
-        .expect("config");
+    let port = server.port;
+    let mut c = RawConn::connect(port).unwrap();
+    c.call(&["CONFIG", "SET", "lua-time-limit", "50"]).unwrap();
+    c.call(&["SET", "x", "1"]).unwrap();
     for script in [
         "while true do end",
         "local f = function() while true do redis.call('ping') end end while true do pcall(f) end",
     ] {
-        let r = c.call(&["EVAL", script, "0"]).expect("eval");
-        assert!(
-            matches!(&r, RespValue::Error(e) if e.contains("lua-time-limit")),
-            "{r:?}"
-        );
-        let mut other = RawConn::connect(server.port).expect("connect");
+        let mut idle = RawConn::connect(port).unwrap();
+        let mut multi = RawConn::connect(port).unwrap();
         assert_eq!(
-            other.call(&["PING"]).expect("ping"),
-            RespValue::Simple("PONG".into())
+            multi.call(&["MULTI"]).unwrap(),
+            RespValue::Simple("OK".into())
+        );
+        let mut s = RawConn::connect(port).unwrap();
+        // A command behind the script on its own connection waits for it.
+        s.send(&["EVAL", script, "0"]).unwrap();
+        s.send(&["PING", "after"]).unwrap();
+        until_busy(port, BUSY_EVAL);
+        let busy = RespValue::Error(BUSY_EVAL.into());
+        assert_eq!(idle.call(&["GET", "x"]).unwrap(), busy);
+        assert_eq!(idle.call(&["FUNCTION", "STATS"]).unwrap(), busy);
+        assert_eq!(idle.call(&["FUNCTION", "KILL"]).unwrap(), busy);
+        assert_eq!(idle.call(&["SHUTDOWN"]).unwrap(), busy);
+        assert_eq!(
+            multi.call(&["INCR", "x"]).unwrap(),
+            busy,
+            "refused, and the transaction with it"
+        );
+        // Pipelined, and the start of one more.
+        idle.send_raw(b"PING\r\nPING\r\n*1\r\n$4\r\nPI").unwrap();
+        assert_eq!(idle.read().unwrap(), busy);
+        assert_eq!(idle.read().unwrap(), busy);
+        let mut killer = RawConn::connect(port).unwrap();
+        assert_eq!(
+            killer.call(&["SCRIPT", "KILL"]).unwrap(),
+            RespValue::Simple("OK".into())
+        );
+        match s.read().unwrap() {
+            RespValue::Error(e) => assert!(e.contains("killed by user"), "{e}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(s.read().unwrap(), RespValue::Bulk(b"after".to_vec()));
+        idle.send_raw(b"NG\r\n").unwrap();
+        assert_eq!(idle.read().unwrap(), RespValue::Simple("PONG".into()));
+        match multi.call(&["EXEC"]).unwrap() {
+            RespValue::Error(e) => assert!(e.starts_with("EXECABORT"), "{e}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            c.call(&["GET", "x"]).unwrap(),
+            RespValue::Bulk(b"1".to_vec())
+        );
+        assert_eq!(
+            killer.call(&["SCRIPT", "KILL"]).unwrap(),
+            RespValue::Error("NOTBUSY No scripts in execution right now.".into())
         );
     }
-    // The Lua state still works afterwards.
+    // A script past the threshold that ends by itself just answers.
     assert_eq!(
-        c.call(&["EVAL", "return 1 + 1", "0"]).expect("eval"),
+        c.call(&["EVAL", "for i = 1, 3e6 do end return 1 + 1", "0"])
+            .unwrap(),
         RespValue::Int(2)
+    );
+}
+
+/// A busy function (FCALL): FUNCTION STATS shows it, SCRIPT KILL answers
+/// the function's BUSY, FUNCTION KILL stops it. One that has written
+/// cannot be killed (UNKILLABLE); plain SHUTDOWN is refused and SHUTDOWN
+/// NOSAVE ends the server, without the script's writes, which never
+/// reached the log.
+#[test]
+fn a_busy_function_is_killed_by_function_kill_and_a_writer_by_shutdown_nosave() {
+    let mut server = MemlogServer::start(&[]).expect("server");
+    let port = server.port;
+    let mut c = RawConn::connect(port).unwrap();
+    for cmd in [
+        &["CONFIG", "SET", "busy-reply-threshold", "50"][..],
+        &["CONFIG", "SET", "written-script-time-limit", "0"],
+        &["SET", "x", "before"],
+        &[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=lib\n\
+             redis.register_function('spin', function() while true do end end)\n\
+             redis.register_function('write_and_spin', function(keys) \
+               redis.call('set', keys[1], 'during') while true do end end)",
+        ],
+    ] {
+        assert!(!c.call(cmd).unwrap().is_error(), "{cmd:?}");
+    }
+    let mut s = RawConn::connect(port).unwrap();
+    s.send(&["FCALL", "spin", "0"]).unwrap();
+    until_busy(port, BUSY_FUNCTION);
+    assert_eq!(
+        c.call(&["SCRIPT", "KILL"]).unwrap(),
+        RespValue::Error(BUSY_FUNCTION.into())
+    );
+    let RespValue::Array(stats) = c.call(&["FUNCTION", "STATS"]).unwrap() else {
+        panic!("FUNCTION STATS");
+    };
+    let RespValue::Array(running) = &stats[1] else {
+        panic!("{stats:?}");
+    };
+    assert_eq!(running[1], RespValue::Bulk(b"spin".to_vec()));
+    assert_eq!(
+        running[3],
+        RespValue::Array(vec![
+            RespValue::Bulk(b"FCALL".to_vec()),
+            RespValue::Bulk(b"spin".to_vec()),
+            RespValue::Bulk(b"0".to_vec()),
+        ])
+    );
+    assert_eq!(
+        c.call(&["FUNCTION", "KILL"]).unwrap(),
+        RespValue::Simple("OK".into())
+    );
+    assert!(matches!(s.read().unwrap(), RespValue::Error(e) if e.contains("killed by user")));
+
+    s.send(&["FCALL", "write_and_spin", "1", "x"]).unwrap();
+    until_busy(port, BUSY_FUNCTION);
+    match c.call(&["FUNCTION", "KILL"]).unwrap() {
+        RespValue::Error(e) => assert!(e.starts_with("UNKILLABLE"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        c.call(&["SHUTDOWN"]).unwrap(),
+        RespValue::Error(BUSY_FUNCTION.into())
+    );
+    assert!(c.call(&["SHUTDOWN", "NOSAVE"]).is_err(), "the server ends");
+    assert!(s.read().is_err(), "without answering the script");
+    server.restart().expect("restart");
+    let mut c = RawConn::connect(server.port).unwrap();
+    assert_eq!(
+        call_until_ok(&mut c, &["GET", "x"]),
+        RespValue::Bulk(b"before".to_vec())
     );
 }
 

@@ -68,7 +68,8 @@ pub mod flags {
     pub const SKIP_SLOWLOG: u32 = 1 << 17;
     // Shown by COMMAND INFO as Redis declares them; memlog's behaviour
     // behind them lives elsewhere (MONITOR's feed of scripts, the script
-    // key checks) or does not exist (no -BUSY, no async loading).
+    // key checks, what runs beside a busy script: crate::busy) or does not
+    // exist (no async loading).
     pub const SKIP_MONITOR: u32 = 1 << 18;
     pub const NO_MANDATORY_KEYS: u32 = 1 << 19;
     pub const NO_ASYNC_LOADING: u32 = 1 << 20;

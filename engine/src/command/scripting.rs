@@ -175,6 +175,9 @@ fn run(
         read_only,
         time_limit,
         undo_limit: undo_limit(e),
+        command: args,
+        eval: true,
+        libraries: (0, 0),
     };
     let r = script::run(e, client, inv, out);
     // The commands the script ran recorded their own effects; EVAL adds none.
@@ -251,6 +254,9 @@ fn run_function(
                 read_only: read_only || info.no_writes(),
                 time_limit: limit,
                 undo_limit,
+                command: args,
+                eval: false,
+                libraries: (functions.library_count(), functions.function_count()),
             };
             script::execute(st, Callee::Function(info.f.clone()), e, client, inv, out)
         },
@@ -334,24 +340,42 @@ fn function_command(
         "list" => function_list(e, args, out)?,
         "stats" => {
             let f = &e.srv.functions;
-            // A function holds the engine while it runs: none is running now.
+            let (mut libraries, mut functions) = (f.library_count(), f.function_count());
+            if e.srv.busy.as_ref().is_some_and(|b| b.eval) {
+                return Err(CmdError::Other(crate::busy::BUSY_EVAL.into()));
+            }
             out.map(2);
             out.bulk(b"running_script");
-            out.null();
+            match &e.srv.busy {
+                // Only a busy script lets FUNCTION STATS run beside it.
+                None => out.null(),
+                Some(b) => {
+                    // Out of the engine while the function runs.
+                    (libraries, functions) = b.libraries;
+                    out.map(3);
+                    out.bulk(b"name");
+                    out.bulk(b.name.as_bytes());
+                    out.bulk(b"command");
+                    out.array(b.command.len());
+                    for a in &b.command {
+                        out.bulk(a);
+                    }
+                    out.bulk(b"duration_ms");
+                    out.int(b.started.elapsed().as_millis() as i64);
+                }
+            }
             out.bulk(b"engines");
             out.map(1);
             out.bulk(b"LUA");
             out.map(2);
             out.bulk(b"libraries_count");
-            out.int(f.library_count() as i64);
+            out.int(libraries as i64);
             out.bulk(b"functions_count");
-            out.int(f.function_count() as i64);
+            out.int(functions as i64);
         }
         "kill" => {
-            return Err(CmdError::coded(
-                "NOTBUSY",
-                "No scripts in execution right now.",
-            ))
+            kill_busy(e, false)?;
+            out.ok();
         }
         "dump" => {
             let payload =
@@ -496,17 +520,33 @@ fn script_command(
             e.srv.scripting.flush();
             out.ok();
         }
-        // A script holds the engine while it runs, so none is running when
-        // SCRIPT KILL is: one that runs too long stops by itself
-        // (lua-time-limit, crate::script).
+        // Runs beside a busy script (crate::busy).
         "kill" => {
-            return Err(CmdError::coded(
-                "NOTBUSY",
-                "No scripts in execution right now.",
-            ))
+            kill_busy(e, true)?;
+            out.ok();
         }
         "debug" => return Err(CmdError::err("SCRIPT DEBUG is not supported by memlog")),
         _ => write_help(out, help::SCRIPT),
     }
+    Ok(())
+}
+
+/// SCRIPT KILL (`eval`) or FUNCTION KILL, in Redis' order of checks: a
+/// busy script that has not written and is of the kind named is stopped
+/// at its hook's next call.
+fn kill_busy(e: &mut Engine, eval: bool) -> CmdResult {
+    let Some(b) = e.srv.busy.as_mut() else {
+        return Err(CmdError::coded(
+            "NOTBUSY",
+            "No scripts in execution right now.",
+        ));
+    };
+    if b.wrote {
+        return Err(CmdError::Other(crate::busy::UNKILLABLE.into()));
+    }
+    if eval != b.eval {
+        return Err(CmdError::Other(b.error().into()));
+    }
+    b.killed = true;
     Ok(())
 }

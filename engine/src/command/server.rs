@@ -1038,6 +1038,17 @@ fn shutdown(ctx: &mut Ctx) -> CmdResult {
         }
         return Err(CmdError::err("No shutdown in progress."));
     }
+    // Beside a busy script only SHUTDOWN NOSAVE, which ends the process
+    // from the script's hook (crate::busy): what the script did is not in
+    // the log, and the runtime waits for the script.
+    if let Some(b) = ctx.srv.busy.as_mut() {
+        if save_opt != Some(false) {
+            return Err(CmdError::Other(b.error().into()));
+        }
+        b.exit = true;
+        ctx.close = true;
+        return Ok(());
+    }
     // One snapshot at a time: one in progress covers what this one would.
     if save_opt == Some(true) && !snapshot_in_progress(ctx) {
         mark_saved(ctx, false);
