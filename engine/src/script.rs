@@ -450,9 +450,14 @@ pub(crate) fn with_part_taken<S: Default, T>(
 const LUA_MEMORY_LIMIT: usize = 1 << 30;
 
 const TIMED_OUT: &str = "Script ran past lua-time-limit without writing and was stopped";
-/// Where the hook finds the function that serves the others while the
-/// script is busy (the registry: scripts cannot reach it).
-const BUSY_HOOK: &str = "memlog.busy";
+/// What the hook passes this run's `redis.call` to have it serve the
+/// others while the script is busy (crate::busy): a light userdata, which
+/// no script can make, pointing at this static.
+static BUSY_TOKEN: u8 = 0;
+
+fn busy_token() -> mlua::LightUserData {
+    mlua::LightUserData(std::ptr::addr_of!(BUSY_TOKEN) as *mut std::ffi::c_void)
+}
 const STOPPED_AFTER_WRITING: &str =
     "Script ran past written-script-time-limit after writing and was stopped; its writes are undone";
 
@@ -816,6 +821,7 @@ pub(crate) fn execute(
     let serve_while_busy = engine.srv.serve_while_busy;
     {
         let wrote = wrote.clone();
+        let busy_redis = redis.clone();
         let limit = inv.time_limit;
         // With a log, the data set can be rebuilt from what it committed,
         // which a script's unfinished record is not part of.
@@ -829,11 +835,12 @@ pub(crate) fn execute(
                     && elapsed >= limit
                     && !(wrote && undo_limit.is_some_and(|l| elapsed > l))
                 {
-                    // Busy, as in Redis: the others are served -BUSY (the
-                    // engine is reached through the scope's function).
-                    let killed = lua
-                        .named_registry_value::<mlua::Function>(BUSY_HOOK)
-                        .and_then(|serve| serve.call::<bool>(wrote))
+                    // Busy, as in Redis: the others are served -BUSY. The
+                    // engine is reached through this run's redis.call,
+                    // given a value no script can make (a light userdata).
+                    let killed = busy_redis
+                        .raw_get::<mlua::Function>("call")
+                        .and_then(|call| call.call::<bool>(busy_token()))
                         .unwrap_or(false);
                     if !killed {
                         return Ok(mlua::VmState::Continue);
@@ -869,6 +876,24 @@ pub(crate) fn execute(
     let pending: RefCell<Option<CallError>> = RefCell::new(None);
     let read_only = inv.read_only;
     let command = |lua: &Lua, args: MultiValue| -> Result<Value, CallError> {
+        if let Some(Value::LightUserData(token)) = args.front() {
+            if *token == busy_token() {
+                // From the hook, between two Lua instructions.
+                let Ok(mut st) = state.try_borrow_mut() else {
+                    return Ok(Value::Boolean(false));
+                };
+                let killed = crate::busy::serve(st.0, wrote.load(Ordering::Relaxed), || {
+                    crate::busy::ScriptInfo {
+                        eval: inv.eval,
+                        name: inv.name.to_string(),
+                        command: inv.command.to_vec(),
+                        started,
+                        libraries: inv.libraries,
+                    }
+                });
+                return Ok(Value::Boolean(killed));
+            }
+        }
         let mut st = state.borrow_mut();
         let (engine, sc) = &mut *st;
         // A command that panics must reach `Engine::guarded` (mlua would
@@ -955,27 +980,6 @@ pub(crate) fn execute(
             state.borrow_mut().1.resp3 = n == 3.0;
             Ok(())
         })?;
-        if serve_while_busy {
-            let (inv, state) = (&inv, &state);
-            let busy = scope.create_function(move |_, wrote: bool| {
-                // Not while a command of the script runs (the hook only
-                // fires between Lua instructions).
-                let Ok(mut st) = state.try_borrow_mut() else {
-                    return Ok(false);
-                };
-                let (engine, _) = &mut *st;
-                Ok(crate::busy::serve(engine, wrote, || {
-                    crate::busy::ScriptInfo {
-                        eval: inv.eval,
-                        name: inv.name.to_string(),
-                        command: inv.command.to_vec(),
-                        started,
-                        libraries: inv.libraries,
-                    }
-                }))
-            })?;
-            lua.set_named_registry_value(BUSY_HOOK, busy)?;
-        }
         redis.raw_set("call", call)?;
         redis.raw_set("pcall", pcall)?;
         redis.raw_set("__pending_error", take_pending)?;
@@ -1010,9 +1014,7 @@ pub(crate) fn execute(
     });
     lua.remove_hook();
     if serve_while_busy {
-        let _ = lua.unset_named_registry_value(BUSY_HOOK);
-        let mut st = state.borrow_mut();
-        crate::busy::end(st.0);
+        crate::busy::end(state.borrow_mut().0);
     }
     match result {
         Ok(None) => Ok(()),
