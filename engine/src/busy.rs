@@ -64,6 +64,8 @@ pub struct ConnLink {
     /// `stash` holds something: the task looks at every wake-up, the lock
     /// only then.
     stashed: AtomicBool,
+    /// The task has ended: `fd` may be closed, or reused by another file.
+    gone: AtomicBool,
 }
 
 /// A connection's bytes the hook took and did not finish with.
@@ -85,12 +87,18 @@ impl ConnLink {
             idle: AtomicBool::new(true),
             stash: parking_lot::Mutex::new(None),
             stashed: AtomicBool::new(false),
+            gone: AtomicBool::new(false),
         }
     }
 
     /// Set by the task before it waits, cleared when it wakes.
     pub fn set_idle(&self, idle: bool) {
         self.idle.store(idle, Ordering::Relaxed);
+    }
+
+    /// Set by the task as it ends, before its socket closes.
+    pub fn set_gone(&self) {
+        self.gone.store(true, Ordering::Relaxed);
     }
 
     /// What the hook left, once the script has ended.
@@ -108,7 +116,6 @@ impl ConnLink {
 pub struct Adopted {
     pub stream: std::net::TcpStream,
     pub id: ClientId,
-    pub stash: Stash,
 }
 
 /// Marks a listening socket's epoll events (clients' carry their id).
@@ -228,6 +235,10 @@ pub fn serve(engine: &mut Engine, wrote: bool, info: impl FnOnce() -> ScriptInfo
     }
     if busy.exit {
         tracing::warn!("SHUTDOWN NOSAVE during a busy script: exiting now");
+        // As a shutdown does (the binary's guard will not run).
+        if let Some(pidfile) = engine.srv.config.get("pidfile").filter(|p| !p.is_empty()) {
+            let _ = std::fs::remove_file(pidfile);
+        }
         std::process::exit(0);
     }
     busy.killed
@@ -249,7 +260,15 @@ fn start(engine: &mut Engine, info: &ScriptInfo) {
     if let Some(ep) = &epoll {
         for (id, c) in &engine.clients {
             let Some(link) = &c.link else { continue };
-            if !link.idle.load(Ordering::Relaxed) {
+            // Not one with pushes its task has not taken yet (a message
+            // published before the script must reach it before a -BUSY),
+            // nor one that has not taken what the last busy script left.
+            let serve = link.idle.load(Ordering::Relaxed)
+                && !link.gone.load(Ordering::Relaxed)
+                && !link.stashed.load(Ordering::Acquire)
+                && c.push_queue.queued() == 0
+                && !c.push_queue.must_close();
+            if !serve {
                 continue;
             }
             let mut ev = libc::epoll_event {
@@ -500,25 +519,27 @@ pub fn end(engine: &mut Engine) {
     };
     for (id, s) in busy.served {
         let held = s.held;
-        if let Some(stream) = s.accepted {
-            engine.srv.adopted.push(Adopted {
-                stream,
-                id,
-                stash: held,
-            });
-            engine.srv.adopt_ready.notify_one();
-            continue;
-        }
-        if held.input.is_empty() && held.unwritten.is_empty() && !held.closed {
+        let accepted = s.accepted.is_some();
+        if !accepted && held.input.is_empty() && held.unwritten.is_empty() && !held.closed {
+            // Its task waits for input, as before.
             continue;
         }
         // Not served again (by a script the same batch runs next) before
-        // its task has taken this.
+        // its task has taken this: the task sets it idle again.
         s.link.set_idle(false);
         *s.link.stash.lock() = Some(held);
         s.link.stashed.store(true, Ordering::Release);
-        if let Some(c) = engine.clients.get(&id) {
-            c.push(Push::Wake);
+        match s.accepted {
+            // Its task starts with what its link holds.
+            Some(stream) => {
+                engine.srv.adopted.push(Adopted { stream, id });
+                engine.srv.adopt_ready.notify_one();
+            }
+            None => {
+                if let Some(c) = engine.clients.get(&id) {
+                    c.push(Push::Wake);
+                }
+            }
         }
     }
 }

@@ -121,12 +121,11 @@ pub fn register(
 
 /// Serves registered client `id` on `stream` until it disconnects, QUITs
 /// or is killed, going on from what a busy script's hook left of it, if
-/// anything (`stash`, or its link's: crate::busy).
+/// anything (crate::busy).
 pub async fn serve_client(
     stream: TcpStream,
     id: ClientId,
     engine: SharedEngine,
-    stash: Option<crate::busy::Stash>,
 ) -> std::io::Result<()> {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let (mut limits, progress, push_queue, link) = {
@@ -143,8 +142,11 @@ pub async fn serve_client(
             link.flatten(),
         )
     };
-    // A script that went busy before this task first ran woke no one.
-    let stash = stash.or_else(|| link.as_ref().and_then(|l| l.take_stash()));
+    // A script that went busy before this task first ran (or accepted
+    // this connection) woke no one.
+    let stash = link.as_ref().and_then(|l| l.take_stash());
+    // Its socket closes as this ends: no busy script may use it after.
+    let _gone = LinkGone(link.clone());
     let Some(push_queue) = push_queue else {
         return Ok(());
     };
@@ -173,6 +175,17 @@ pub async fn serve_client(
     // writes themselves stay in the log's hands.
     engine.lock().unregister_client(id);
     r
+}
+
+/// Marks a connection's link gone when its task ends, however it ends.
+struct LinkGone(Option<Arc<crate::busy::ConnLink>>);
+
+impl Drop for LinkGone {
+    fn drop(&mut self) {
+        if let Some(link) = &self.0 {
+            link.set_gone();
+        }
+    }
 }
 
 fn parse_limits(e: &crate::engine::Engine, id: ClientId) -> ParseLimits {
@@ -376,6 +389,10 @@ impl Connection {
             tokio::select! {
                 n = self.stream.read_buf(&mut self.inbuf), if may_read => {
                     if n? == 0 {
+                        // Replies a busy script's hook could not write yet
+                        // still go out (the client may only have shut
+                        // its writing half).
+                        self.take_busy_stash().await?;
                         return Ok(());
                     }
                     self.last_io = Instant::now();

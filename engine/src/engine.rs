@@ -854,6 +854,8 @@ impl Engine {
         }
         let r = self.dispatch(&mut client, argv, out, true);
         apply_reply_mode(&mut client, out, reply_start);
+        // It interacted, refused or not (`timeout` must not close it).
+        client.last_cmd_ms = self.ks.now_ms;
         (
             self.cmd_barrier,
             self.cmd_start,

@@ -831,7 +831,9 @@ pub(crate) fn execute(
             move |lua, _| {
                 let elapsed = started.elapsed();
                 let wrote = wrote.load(Ordering::Relaxed);
+                // A threshold of 0: never busy, as Redis sets no hook.
                 let msg = if serve_while_busy
+                    && !limit.is_zero()
                     && elapsed >= limit
                     && !(wrote && undo_limit.is_some_and(|l| elapsed > l))
                 {

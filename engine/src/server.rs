@@ -334,7 +334,7 @@ async fn accept(listener: TcpListener, engine: SharedEngine) {
         };
         let engine = engine.clone();
         tokio::spawn(async move {
-            if let Err(e) = crate::connection::serve_client(stream, id, engine, None).await {
+            if let Err(e) = crate::connection::serve_client(stream, id, engine).await {
                 tracing::debug!(%peer, error = %e, "connection ended");
             }
         });
@@ -357,8 +357,7 @@ fn start_adopted(engine: &SharedEngine) {
                     return;
                 }
             };
-            if let Err(e) = crate::connection::serve_client(stream, id, engine, Some(a.stash)).await
-            {
+            if let Err(e) = crate::connection::serve_client(stream, id, engine).await {
                 tracing::debug!(error = %e, "connection ended");
             }
         });

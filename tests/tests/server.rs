@@ -1765,3 +1765,109 @@ fn config_set_checks_redis_parameters_as_redis_does() {
         d.check(&["CONFIG", "GET", name]);
     }
 }
+
+/// A script that runs for `ms` milliseconds of wall time, however fast
+/// the machine.
+fn slow_script(ms: u64) -> String {
+    format!(
+        "local t = redis.call('time') local s = t[1] * 1000000 + t[2] \
+         repeat t = redis.call('time') until t[1] * 1000000 + t[2] - s > {} return 1",
+        ms * 1000
+    )
+}
+
+/// What a busy script's hook does keeps each client's replies in order and
+/// its connection sound: a message published before the script reaches a
+/// subscriber before anything answered meanwhile; a connection the hook
+/// accepted, sending half a command during one busy script and the rest
+/// during the next of the same batch, gets one reply for it (its value's
+/// bytes are never run as commands); one that talked during a long script
+/// is not closed by `timeout` when it ends; and a threshold of 0 never
+/// makes a script busy, as in Redis.
+#[test]
+fn busy_scripts_keep_replies_in_order_and_clients_alive() {
+    let server = MemlogServer::start(&[]).expect("server");
+    let port = server.port;
+    let mut c = RawConn::connect(port).unwrap();
+    c.call(&["CONFIG", "SET", "busy-reply-threshold", "50"])
+        .unwrap();
+    c.call(&["CONFIG", "SET", "timeout", "2"]).unwrap();
+
+    // Connected before, and talks all through both scripts (`timeout` is
+    // 2 s).
+    let mut talker = RawConn::connect(port).unwrap();
+    talker.call(&["PING"]).unwrap();
+    let mut a = RawConn::connect(port).unwrap();
+    a.send(&["EVAL", &slow_script(1500), "0"]).unwrap();
+    a.send(&["EVAL", &slow_script(1500), "0"]).unwrap();
+    until_busy(port, BUSY_EVAL);
+    // Accepted by the hook; half a SET now, the rest (a value that looks
+    // like commands) during the next script.
+    let mut x = RawConn::connect(port).unwrap();
+    let set = b"*3\r\n$3\r\nSET\r\n$4\r\nnote\r\n$17\r\nx\r\nSHUTDOWN NOSAVE\r\n";
+    let cut = 24;
+    x.send_raw(&set[..cut]).unwrap();
+    let until = Instant::now() + Duration::from_millis(2000);
+    while Instant::now() < until {
+        let r = talker.call(&["PING"]).unwrap();
+        assert!(
+            r == RespValue::Error(BUSY_EVAL.into()) || r == RespValue::Simple("PONG".into()),
+            "{r:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    x.send_raw(&set[cut..]).unwrap();
+    let first = x.read().unwrap();
+    assert!(
+        first == RespValue::Error(BUSY_EVAL.into()) || first == RespValue::Simple("OK".into()),
+        "one reply for the whole SET: {first:?}"
+    );
+    assert_eq!(a.read().unwrap(), RespValue::Int(1));
+    assert_eq!(a.read().unwrap(), RespValue::Int(1));
+    assert_eq!(x.call(&["PING"]).unwrap(), RespValue::Simple("PONG".into()));
+    // Past the next idle check, within 2 s of its last command.
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(
+        talker.call(&["PING"]).unwrap(),
+        RespValue::Simple("PONG".into()),
+        "not closed as idle"
+    );
+    // (`c` said nothing for longer than `timeout`: closed, as in Redis.)
+    let mut c = RawConn::connect(port).unwrap();
+    c.call(&["CONFIG", "SET", "timeout", "0"]).unwrap();
+
+    // A subscriber with a message not yet sent is left alone until the
+    // script ends (its PING's answer must not overtake the message).
+    let mut sub = RawConn::connect(port).unwrap();
+    sub.call(&["SUBSCRIBE", "ch"]).unwrap();
+    a.send(&["PUBLISH", "ch", "hello"]).unwrap();
+    a.send(&["EVAL", &slow_script(500), "0"]).unwrap();
+    until_busy(port, BUSY_EVAL);
+    sub.send(&["PING"]).unwrap();
+    assert_eq!(
+        sub.read().unwrap(),
+        RespValue::Array(vec![
+            RespValue::Bulk(b"message".to_vec()),
+            RespValue::Bulk(b"ch".to_vec()),
+            RespValue::Bulk(b"hello".to_vec()),
+        ]),
+        "the message published before the script comes first"
+    );
+    assert_eq!(
+        sub.read().unwrap(),
+        RespValue::Array(vec![
+            RespValue::Bulk(b"pong".to_vec()),
+            RespValue::Bulk(b"".to_vec()),
+        ])
+    );
+    assert_eq!(a.read().unwrap(), RespValue::Int(1));
+    assert_eq!(a.read().unwrap(), RespValue::Int(1));
+
+    // Threshold 0: the others wait for the script, as in Redis.
+    c.call(&["CONFIG", "SET", "busy-reply-threshold", "0"])
+        .unwrap();
+    a.send(&["EVAL", &slow_script(300), "0"]).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(c.call(&["PING"]).unwrap(), RespValue::Simple("PONG".into()));
+    assert_eq!(a.read().unwrap(), RespValue::Int(1));
+}
