@@ -352,6 +352,7 @@ fn accept(engine: &mut Engine, fd: RawFd) {
     let link = Arc::new(ConnLink::new(stream.as_raw_fd()));
     if let Some(c) = engine.clients.get_mut(&id) {
         c.link = Some(link.clone());
+        c.buffers = Some(Arc::new(crate::client::ConnBuffers::new(link.fd)));
     }
     let Some(busy) = engine.srv.busy.as_mut() else {
         return;

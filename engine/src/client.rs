@@ -67,6 +67,39 @@ impl Push {
     }
 }
 
+/// What CLIENT LIST shows of a connection's buffers (`qbuf`,
+/// `qbuf-free`, `obl`, `tot-mem`), kept up to date by its task: relaxed
+/// stores when it reads and before it waits, nothing per command.
+#[derive(Debug, Default)]
+pub struct ConnBuffers {
+    /// The socket's file descriptor.
+    pub fd: i32,
+    /// Bytes read and not yet run (while a batch runs: the batch's too, as
+    /// Redis' query buffer holds the command it runs).
+    pub query: std::sync::atomic::AtomicU64,
+    /// Room left in the query buffer.
+    pub query_free: std::sync::atomic::AtomicU64,
+    /// Reply bytes not yet written (parked for the log, or unflushed).
+    pub output: std::sync::atomic::AtomicU64,
+}
+
+impl ConnBuffers {
+    pub fn new(fd: i32) -> Self {
+        Self {
+            fd,
+            ..Self::default()
+        }
+    }
+
+    /// The query buffer's length and room.
+    pub fn set_query(&self, len: usize, capacity: usize) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.query.store(len as u64, Relaxed);
+        self.query_free
+            .store(capacity.saturating_sub(len) as u64, Relaxed);
+    }
+}
+
 /// MULTI state: the queued commands and whether queueing saw an error.
 #[derive(Debug, Default)]
 pub struct MultiState {
@@ -128,6 +161,8 @@ pub struct ClientState {
     /// What the connection shares with a busy script's hook
     /// (crate::busy); none for internal clients.
     pub link: Option<Arc<crate::busy::ConnLink>>,
+    /// Its buffers, for CLIENT LIST; none for internal clients.
+    pub buffers: Option<Arc<ConnBuffers>>,
 }
 
 impl ClientState {
@@ -161,6 +196,7 @@ impl ClientState {
             push_tx,
             push_queue: Arc::new(PushQueue::new(Arc::new(OutputLimits::default()))),
             link: None,
+            buffers: None,
         }
     }
 

@@ -109,12 +109,15 @@ pub fn register(
     stream.set_nodelay(true)?;
     let local = stream.local_addr()?;
     let id = engine.register_client(None, peer.to_string(), local.to_string());
-    if engine.srv.serve_while_busy {
-        use std::os::fd::AsRawFd;
-        let link = Arc::new(crate::busy::ConnLink::new(stream.as_raw_fd()));
-        if let Some(c) = engine.clients.get_mut(&id) {
-            c.link = Some(link);
-        }
+    use std::os::fd::AsRawFd;
+    let fd = stream.as_raw_fd();
+    let link = engine
+        .srv
+        .serve_while_busy
+        .then(|| Arc::new(crate::busy::ConnLink::new(fd)));
+    if let Some(c) = engine.clients.get_mut(&id) {
+        c.link = link;
+        c.buffers = Some(Arc::new(crate::client::ConnBuffers::new(fd)));
     }
     Ok(id)
 }
@@ -128,18 +131,24 @@ pub async fn serve_client(
     engine: SharedEngine,
 ) -> std::io::Result<()> {
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let (mut limits, progress, push_queue, link) = {
+    let (mut limits, progress, push_queue, link, buffers) = {
         let mut e = engine.lock();
         let c = e.clients.get_mut(&id).map(|c| {
             c.push_tx = Some(tx);
-            (c.push_queue.clone(), c.link.clone())
+            let buffers = c.buffers.get_or_insert_with(|| {
+                use std::os::fd::AsRawFd;
+                Arc::new(crate::client::ConnBuffers::new(stream.as_raw_fd()))
+            });
+            (c.push_queue.clone(), (c.link.clone(), buffers.clone()))
         });
-        let (queue, link) = c.unzip();
+        let (queue, shared) = c.unzip();
+        let (link, buffers) = shared.unzip();
         (
             parse_limits(&e, id),
             e.progress.clone(),
             queue,
             link.flatten(),
+            buffers,
         )
     };
     // A script that went busy before this task first ran (or accepted
@@ -147,7 +156,7 @@ pub async fn serve_client(
     let stash = link.as_ref().and_then(|l| l.take_stash());
     // Its socket closes as this ends: no busy script may use it after.
     let _gone = LinkGone(link.clone());
-    let Some(push_queue) = push_queue else {
+    let (Some(push_queue), Some(buffers)) = (push_queue, buffers) else {
         return Ok(());
     };
     let mut conn = Connection {
@@ -163,6 +172,7 @@ pub async fn serve_client(
         push_queue,
         last_io: Instant::now(),
         link,
+        buffers,
     };
     let r = match stash {
         Some(stash) => match conn.take_stash(stash).await {
@@ -227,6 +237,8 @@ struct Connection {
     last_io: Instant,
     /// What a busy script's hook shares with this task (crate::busy).
     link: Option<Arc<crate::busy::ConnLink>>,
+    /// What CLIENT LIST shows of its buffers.
+    buffers: Arc<crate::client::ConnBuffers>,
 }
 
 /// PUBLISH or SPUBLISH (see [`Connection::serve`]).
@@ -376,6 +388,12 @@ impl Connection {
                     continue;
                 }
             }
+            self.buffers
+                .set_query(self.inbuf.len(), self.inbuf.capacity());
+            self.buffers.output.store(
+                self.out.buf.len() as u64,
+                std::sync::atomic::Ordering::Relaxed,
+            );
             // Nothing owed to the client and nothing half read: a busy
             // script's hook may answer what it sends meanwhile.
             if let Some(link) = &self.link {
@@ -396,6 +414,7 @@ impl Connection {
                         return Ok(());
                     }
                     self.last_io = Instant::now();
+                    self.buffers.set_query(self.inbuf.len(), self.inbuf.capacity());
                 }
                 p = rx.recv() => {
                     let Some(p) = p else { return Ok(()) };

@@ -1871,3 +1871,67 @@ fn busy_scripts_keep_replies_in_order_and_clients_alive() {
     assert_eq!(c.call(&["PING"]).unwrap(), RespValue::Simple("PONG".into()));
     assert_eq!(a.read().unwrap(), RespValue::Int(1));
 }
+
+/// A CLIENT LIST field of the client with `id`.
+fn client_field(list: &str, id: &str, field: &str) -> String {
+    let line = list
+        .lines()
+        .find(|l| l.starts_with(&format!("id={id} ")))
+        .unwrap_or_else(|| panic!("client {id} in {list}"));
+    line.split(' ')
+        .find_map(|kv| kv.strip_prefix(&format!("{field}=")))
+        .unwrap_or_else(|| panic!("{field} in {line}"))
+        .to_string()
+}
+
+/// CLIENT LIST and CLIENT INFO show each connection's own file descriptor
+/// and buffers as Redis does: the query buffer holds the command being
+/// run (26 bytes for `CLIENT LIST`) or what a client has sent of one not
+/// yet whole, `argv-mem` the running command's arguments, `multi-mem` a
+/// queued transaction, and `tot-mem` all of it (they were always 0, and
+/// `fd` made up).
+#[test]
+fn client_list_shows_buffers_and_file_descriptors() {
+    let server = MemlogServer::start(&[]).expect("server");
+    let mut c = RawConn::connect(server.port).unwrap();
+    let text = |v: RespValue| match v {
+        RespValue::Bulk(b) => String::from_utf8(b).unwrap(),
+        other => panic!("{other:?}"),
+    };
+    let me = c.call(&["CLIENT", "ID"]).unwrap();
+    let RespValue::Int(me) = me else { panic!() };
+    let mut half = RawConn::connect(server.port).unwrap();
+    let RespValue::Int(half_id) = half.call(&["CLIENT", "ID"]).unwrap() else {
+        panic!()
+    };
+    half.send_raw(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nhel")
+        .unwrap();
+    let mut tx = RawConn::connect(server.port).unwrap();
+    let RespValue::Int(tx_id) = tx.call(&["CLIENT", "ID"]).unwrap() else {
+        panic!()
+    };
+    tx.call(&["MULTI"]).unwrap();
+    tx.call(&["SET", "key", "value"]).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+
+    let list = text(c.call(&["CLIENT", "LIST"]).unwrap());
+    let (me, half_id, tx_id) = (me.to_string(), half_id.to_string(), tx_id.to_string());
+    assert_eq!(client_field(&list, &me, "qbuf"), "26");
+    assert_eq!(client_field(&list, &me, "argv-mem"), "10");
+    assert_eq!(client_field(&list, &half_id, "qbuf"), "27");
+    assert_eq!(client_field(&list, &half_id, "argv-mem"), "0");
+    assert_ne!(client_field(&list, &tx_id, "multi-mem"), "0");
+    let fds: std::collections::HashSet<String> = [&me, &half_id, &tx_id]
+        .iter()
+        .map(|id| client_field(&list, id, "fd"))
+        .collect();
+    assert_eq!(fds.len(), 3, "each its own descriptor: {list}");
+    for id in [&me, &half_id, &tx_id] {
+        let tot: u64 = client_field(&list, id, "tot-mem").parse().unwrap();
+        let qbuf: u64 = client_field(&list, id, "qbuf").parse().unwrap();
+        assert!(tot > qbuf, "{list}");
+    }
+    let info = text(c.call(&["CLIENT", "INFO"]).unwrap());
+    assert!(info.contains(" qbuf=26 "), "{info}");
+    assert!(info.contains(" argv-mem=10 "), "{info}");
+}

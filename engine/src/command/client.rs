@@ -84,12 +84,15 @@ fn type_of(c: &ClientState) -> ClientType {
     }
 }
 
-/// One CLIENT LIST line (without the trailing newline), in Redis 7.0's format.
+/// One CLIENT LIST line (without the trailing newline), in Redis 7.0's
+/// format; `current_cmd` and `argv`: the command the client is running,
+/// when it is the one asking.
 pub fn client_line(
     c: &ClientState,
     tracking: Option<&ClientTracking>,
     now_ms: i64,
     current_cmd: Option<&str>,
+    argv: &[Bytes],
 ) -> String {
     let mut flags = String::new();
     if c.monitor {
@@ -128,14 +131,42 @@ pub fn client_line(
         .map(|m| m.queued.len() as i64)
         .unwrap_or(-1);
     let cmd = current_cmd.unwrap_or(c.last_cmd);
+    use std::sync::atomic::Ordering::Relaxed;
+    let (fd, qbuf, qbuf_free, obl) = c.buffers.as_ref().map_or((-1, 0, 0, 0), |b| {
+        (
+            b.fd,
+            b.query.load(Relaxed),
+            b.query_free.load(Relaxed),
+            b.output.load(Relaxed),
+        )
+    });
+    // Redis' argv_len_sum: the arguments of the command it runs.
+    let argv_mem: u64 = if current_cmd.is_some() {
+        argv.iter().map(|a| a.len() as u64).sum()
+    } else {
+        0
+    };
+    let multi_mem: u64 = c.multi.as_ref().map_or(0, |m| {
+        m.queued.iter().flatten().map(|a| a.len() as u64 + 16).sum()
+    });
+    let omem = c.push_queue.queued();
+    // What the client holds: its buffers, its arguments and transaction,
+    // its pushes, and its own state.
+    let tot_mem = qbuf
+        + qbuf_free
+        + argv_mem
+        + multi_mem
+        + obl
+        + omem
+        + std::mem::size_of::<ClientState>() as u64;
     let mut s = String::with_capacity(256);
     let _ = write!(
         s,
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user=default redir={} resp={}",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={qbuf} qbuf-free={qbuf_free} argv-mem={argv_mem} multi-mem={multi_mem} rbs=16384 rbp=0 obl={obl} oll=0 omem={omem} tot-mem={tot_mem} events=r cmd={} user=default redir={} resp={}",
         c.id,
         c.addr,
         c.laddr,
-        c.id + 7,
+        fd,
         c.name
             .as_ref()
             .map(|n| String::from_utf8_lossy(n).into_owned())
@@ -152,8 +183,6 @@ pub fn client_line(
         c.patterns.len(),
         c.shard_channels.len(),
         multi,
-        c.push_queue.queued(),
-        c.push_queue.queued(),
         cmd,
         tracking.map_or(-1, |t| t.redirect as i64),
         if c.resp3 { 3 } else { 2 },
@@ -214,6 +243,7 @@ fn client(e: &mut Engine, me: &mut ClientState, args: &[Bytes], out: &mut ReplyB
                 e.srv.tracking.clients.get(&me.id),
                 now,
                 Some("client|info"),
+                args,
             );
             line.push('\n');
             out.verbatim(line.as_bytes());
@@ -249,7 +279,13 @@ fn client(e: &mut Engine, me: &mut ClientState, args: &[Bytes], out: &mut ReplyB
                     continue;
                 }
                 let cur = (c.id == me.id).then_some("client|list");
-                text.push_str(&client_line(c, e.srv.tracking.clients.get(&c.id), now, cur));
+                text.push_str(&client_line(
+                    c,
+                    e.srv.tracking.clients.get(&c.id),
+                    now,
+                    cur,
+                    args,
+                ));
                 text.push('\n');
             }
             out.verbatim(text.as_bytes());

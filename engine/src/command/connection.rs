@@ -178,7 +178,7 @@ fn check_auth(ctx: &mut Ctx, user: &[u8], pass: &[u8]) -> CmdResult {
     } else {
         let now = crate::keyspace::unix_ms();
         let cmd = String::from_utf8_lossy(&ctx.args[0]).to_ascii_lowercase();
-        let info = super::client::client_line(ctx.client, None, now, Some(&cmd));
+        let info = super::client::client_line(ctx.client, None, now, Some(&cmd), ctx.args);
         let max_len = usize::try_from(ctx.srv.config.get_i64("acllog-max-len")).unwrap_or(0);
         ctx.srv
             .acl_log
