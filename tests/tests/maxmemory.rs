@@ -374,6 +374,25 @@ fn lfu_counts_accesses_as_redis_does() {
         (&["PFCOUNT", "p", "p"], "p"),
         (&["XADD", "x", "1-1", "f", "v"], "x"),
         (&["XREAD", "STREAMS", "x", "0"], "x"),
+        // A read and then a write that looks the key up again: two.
+        (&["GETSET", "k", "2"], "k"),
+        (&["SET", "k", "3", "GET"], "k"),
+        (&["PFMERGE", "p", "p"], "p"),
+        (&["ZADD", "bz", "1", "a", "2", "b"], "bz"),
+        (&["BZPOPMIN", "bz", "0"], "bz"),
+        // A key created by the command starts at the initial count.
+        (&["SETRANGE", "nk", "1", "x"], "nk"),
+        // Moves count each key once (one key named twice: twice).
+        (&["RPUSH", "l1", "a", "b", "c"], "l1"),
+        (&["LMOVE", "l1", "l2", "LEFT", "RIGHT"], "l2"),
+        (&["LMOVE", "l1", "l2", "LEFT", "RIGHT"], "l2"),
+        (&["OBJECT", "FREQ", "l1"], "l1"),
+        (&["LMOVE", "l1", "l1", "LEFT", "RIGHT"], "l1"),
+        (&["SADD", "s1", "a", "b"], "s1"),
+        (&["SADD", "s2", "c"], "s2"),
+        (&["SMOVE", "s1", "s2", "a"], "s2"),
+        (&["OBJECT", "FREQ", "s1"], "s1"),
+        (&["SMOVE", "s1", "s1", "b"], "s1"),
     ] {
         d.check(cmd);
         d.check(&["OBJECT", "FREQ", key]);

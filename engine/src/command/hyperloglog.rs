@@ -190,6 +190,8 @@ fn pfmerge(ctx: &mut Ctx) -> CmdResult {
     }
     let key = &ctx.args[1];
     let limit = sparse_max_bytes(ctx);
+    // Redis looks the destination up again to write it.
+    ctx.ks.access_again();
     let mut sketch = take_sketch(ctx, key)?.unwrap_or_else(hll::new_sparse);
     if use_dense {
         // Merged sketches passed the same checks, so only a corrupted

@@ -802,6 +802,8 @@ fn brpop(ctx: &mut Ctx) -> CmdResult {
 fn move_one(ctx: &mut Ctx, src: &[u8], dst: &[u8], from_left: bool, to_left: bool) -> CmdResult {
     let db = ctx.db();
     ctx.ks.check_type(db, dst, ValueType::List)?;
+    // Redis moves through its lookups of the two keys: no more accesses.
+    ctx.ks.accessed(db, src);
     let Some(list) = ctx.ks.get_list_mut(db, src)? else {
         return Ok(());
     };
@@ -814,6 +816,7 @@ fn move_one(ctx: &mut Ctx, src: &[u8], dst: &[u8], from_left: bool, to_left: boo
         return Ok(());
     };
     // The source may be the destination: it still exists (maybe empty).
+    ctx.ks.accessed(db, dst);
     let Value::List(dlist) = ctx.ks.get_or_insert_with(db, dst, Value::new_list) else {
         return Err(CmdError::WrongType);
     };

@@ -328,8 +328,13 @@ fn smove(ctx: &mut Ctx) -> CmdResult {
         return Err(CmdError::WrongType);
     }
     ctx.ks.check_type(db, dst, ValueType::Set)?;
+    // Redis goes on through its lookups of the two keys: no more accesses.
+    ctx.ks.accessed(db, src);
     if src == dst {
-        let found = ctx.ks.get_set(db, src)?.is_some_and(|s| s.contains(&m[..]));
+        let found = ctx
+            .ks
+            .get_set_mut(db, src)?
+            .is_some_and(|s| s.contains(&m[..]));
         ctx.out.int(found as i64);
         return Ok(());
     }
@@ -346,6 +351,7 @@ fn smove(ctx: &mut Ctx) -> CmdResult {
         ctx.ks.notify(db, notify::GENERIC, "del", src);
     }
     ctx.ks.modified(db, src);
+    ctx.ks.accessed(db, dst);
     let Value::Set(d) = ctx.ks.get_or_insert_with(db, dst, Value::new_set) else {
         return Err(CmdError::WrongType);
     };

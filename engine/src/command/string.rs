@@ -224,6 +224,8 @@ fn set_generic(
     let key = &args[1];
     let old = if o.get {
         let v = get_generic(ctx)?;
+        // Redis looks the key up again to write it.
+        ctx.ks.access_again();
         Some(v)
     } else {
         None
@@ -306,6 +308,8 @@ fn psetex(ctx: &mut Ctx) -> CmdResult {
 
 fn getset(ctx: &mut Ctx) -> CmdResult {
     let old = get_generic(ctx)?;
+    // Redis looks the key up again to write it.
+    ctx.ks.access_again();
     let db = ctx.db();
     let args = ctx.args;
     ctx.ks.set(db, &args[1], Value::str(&args[2]));

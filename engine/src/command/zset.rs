@@ -1053,6 +1053,8 @@ fn bzpop(ctx: &mut Ctx, max: bool) -> CmdResult {
     let db = ctx.db();
     let keys = &args[1..args.len() - 1];
     if let Some(k) = first_zset_key(ctx, keys)? {
+        // Redis looks the key up again to pop from it.
+        ctx.ks.access_again();
         let items = pop_members(ctx, k, max, 1);
         ctx.ks.propagate(db, argv![pop_cmd_name(max), k]);
         ctx.out.array(3);

@@ -414,6 +414,32 @@ impl Keyspace {
         }
     }
 
+    /// A key the command just created: in Redis it starts at its initial
+    /// count, and writing it again in the same command is no access.
+    fn created(&mut self, db: usize, i: usize) {
+        if self.access.lfu {
+            self.last_touch = Some((db, i));
+        }
+    }
+
+    /// The next write of the key last looked up counts as an access of
+    /// its own, where Redis looks the key up again to write it (GETSET,
+    /// SET ... GET, PFMERGE, BZPOPMIN).
+    pub fn access_again(&mut self) {
+        self.last_touch = None;
+    }
+
+    /// The next write of `key` is part of an access already counted (a
+    /// command that looked it up, then another key, and now writes it:
+    /// Redis writes through its first lookup).
+    pub fn accessed(&mut self, db: usize, key: &[u8]) {
+        if self.access.lfu {
+            if let Some(i) = self.dbs[db].data.get_index_of(key) {
+                self.last_touch = Some((db, i));
+            }
+        }
+    }
+
     /// Starts a command: counters and the access memo are its own.
     pub fn begin_command(&mut self) {
         self.cmd_dirty = 0;
@@ -445,7 +471,8 @@ impl Keyspace {
             }
             None => {
                 let o = self.new_object(value);
-                self.dbs[db].data.insert(key.into(), o);
+                let i = self.dbs[db].data.insert_full(key.into(), o).0;
+                self.created(db, i);
                 if self.notify_flags & notify::NEW != 0 {
                     self.notify(db, notify::NEW, "new", key);
                 }
@@ -465,7 +492,8 @@ impl Keyspace {
             }
             None => {
                 let o = self.new_object(value);
-                self.dbs[db].data.insert(key.into(), o);
+                let i = self.dbs[db].data.insert_full(key.into(), o).0;
+                self.created(db, i);
                 if self.notify_flags & notify::NEW != 0 {
                     self.notify(db, notify::NEW, "new", key);
                 }
@@ -495,7 +523,9 @@ impl Keyspace {
             }
             None => {
                 let o = self.new_object(make());
-                self.dbs[db].data.insert_full(key.into(), o).0
+                let i = self.dbs[db].data.insert_full(key.into(), o).0;
+                self.created(db, i);
+                i
             }
         };
         &mut self.dbs[db].data[i].value
