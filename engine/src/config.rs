@@ -512,14 +512,9 @@ impl Config {
     /// Validates and stores one parameter (the name is case-insensitive).
     pub fn set(&mut self, name: &str, value: &str) -> Result<&'static str, ConfigError> {
         let lname = canonical(name);
-        // Also fixed at startup: how many databases, how many IO threads,
-        // and where the server listens (Redis moves its listener; memlog
-        // does not, and said OK while it kept listening where it was: only
-        // the value it has is taken, as a no-op).
-        let moves_listener = matches!(lname.as_str(), "port" | "bind")
-            && self.get(&lname).is_none_or(|v| v != value);
+        // Also fixed at startup: how many databases, how many IO threads
+        // (where the server listens moves: `server::move_listeners`).
         if IMMUTABLE.iter().any(|(n, _)| *n == lname)
-            || moves_listener
             || matches!(lname.as_str(), "databases" | "io-threads")
         {
             return Err(ConfigError::Invalid(

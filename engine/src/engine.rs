@@ -198,6 +198,9 @@ pub struct ServerState {
     pub serve_while_busy: bool,
     /// The listening sockets, which a busy script's hook accepts on.
     pub listener_fds: Vec<std::os::fd::RawFd>,
+    /// Where CONFIG SET port / bind hands the serving loop new listeners
+    /// (`server::move_listeners`); none without a server.
+    pub rebind: Option<tokio::sync::mpsc::UnboundedSender<Vec<std::net::TcpListener>>>,
     /// Connections a busy script's hook accepted, for the accept loop to
     /// start their tasks once it has ended; `adopt_ready` wakes it.
     pub adopted: Vec<crate::busy::Adopted>,
@@ -514,6 +517,7 @@ impl Engine {
                 busy: None,
                 serve_while_busy: false,
                 listener_fds: Vec::new(),
+                rebind: None,
                 adopted: Vec::new(),
                 adopt_ready: Default::default(),
                 min_replicas_to_write: 0,

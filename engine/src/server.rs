@@ -100,7 +100,7 @@ pub async fn run(config: ServerConfig) -> std::io::Result<()> {
         .config
         .get_i64("tcp-backlog")
         .clamp(0, i32::MAX as i64) as i32;
-    let listeners = listen(&config.bind, config.port, backlog).await?;
+    let listeners = listen(&config.bind, config.port, backlog)?;
     let engine: SharedEngine = Arc::new(Mutex::new(engine));
     let embedded = start_durability(&config, &engine)
         .await
@@ -120,7 +120,8 @@ pub async fn run(config: ServerConfig) -> std::io::Result<()> {
 /// `-` marks an address skipped where the machine does not have it, `*`
 /// is every IPv4 address and `::*` every IPv6 one) at `port`, with
 /// `backlog` as the listen queue (`tcp-backlog`).
-pub async fn listen(bind: &str, port: u16, backlog: i32) -> std::io::Result<Vec<TcpListener>> {
+pub fn listen(bind: &str, port: u16, backlog: i32) -> std::io::Result<Vec<std::net::TcpListener>> {
+    use std::net::ToSocketAddrs;
     let mut listeners = Vec::new();
     for word in bind.split_whitespace() {
         let (optional, host) = match word.strip_prefix('-') {
@@ -135,10 +136,8 @@ pub async fn listen(bind: &str, port: u16, backlog: i32) -> std::io::Result<Vec<
         let named = |e: std::io::Error| {
             std::io::Error::new(e.kind(), format!("binding {host}:{port}: {e}"))
         };
-        let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host, port))
-            .await
-            .map_err(named)?
-            .collect();
+        let addrs: Vec<std::net::SocketAddr> =
+            (host, port).to_socket_addrs().map_err(named)?.collect();
         for addr in addrs {
             match listen_on(addr, backlog) {
                 Ok(l) => {
@@ -165,7 +164,7 @@ pub async fn listen(bind: &str, port: u16, backlog: i32) -> std::io::Result<Vec<
 
 /// One listening socket, set up as Redis sets its own: reusable address,
 /// IPv6 sockets for IPv6 only (so `* ::*` binds both families).
-fn listen_on(addr: std::net::SocketAddr, backlog: i32) -> std::io::Result<TcpListener> {
+fn listen_on(addr: std::net::SocketAddr, backlog: i32) -> std::io::Result<std::net::TcpListener> {
     use socket2::{Domain, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     socket.set_reuse_address(true)?;
@@ -175,7 +174,44 @@ fn listen_on(addr: std::net::SocketAddr, backlog: i32) -> std::io::Result<TcpLis
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     socket.listen(backlog)?;
-    TcpListener::from_std(socket.into())
+    Ok(socket.into())
+}
+
+/// Moves the server's listeners where `bind` and `port` now say (CONFIG
+/// SET), as Redis does: the old sockets stop listening first (so an
+/// address they held can be taken again), the new ones are bound, and the
+/// serving loop takes them (`srv.rebind`); if they cannot be, the old ones
+/// listen again and the error is returned. Connections already made stay.
+pub fn move_listeners(
+    srv: &mut crate::engine::ServerState,
+    bind: &str,
+    port: u16,
+) -> std::io::Result<()> {
+    let Some(rebind) = srv.rebind.clone() else {
+        return Err(std::io::Error::other("no listener to move"));
+    };
+    let backlog = srv.config.get_i64("tcp-backlog").clamp(0, i32::MAX as i64) as i32;
+    let old = srv.listener_fds.clone();
+    // SAFETY: shutdown and listen on sockets the accept tasks own, which
+    // stay open: a socket shut down this way only stops listening (its
+    // accept fails until it listens again or its task ends).
+    for fd in &old {
+        unsafe { libc::shutdown(*fd, libc::SHUT_RDWR) };
+    }
+    match listen(bind, port, backlog) {
+        Ok(new) => {
+            use std::os::fd::AsRawFd;
+            srv.listener_fds = new.iter().map(|l| l.as_raw_fd()).collect();
+            let _ = rebind.send(new);
+            Ok(())
+        }
+        Err(e) => {
+            for fd in &old {
+                unsafe { libc::listen(*fd, backlog) };
+            }
+            Err(e)
+        }
+    }
 }
 
 fn unavailable(e: &std::io::Error) -> bool {
@@ -226,9 +262,17 @@ pub async fn start_durability(
 }
 
 /// Serves clients from `listeners` on `engine` until SHUTDOWN.
-pub async fn serve(listeners: Vec<TcpListener>, engine: SharedEngine) -> std::io::Result<()> {
+pub async fn serve(
+    listeners: Vec<std::net::TcpListener>,
+    engine: SharedEngine,
+) -> std::io::Result<()> {
     let (shutdown_tx, mut shutdown_rx) = tokio::sync::watch::channel(false);
-    engine.lock().srv.shutdown = Some(shutdown_tx);
+    let (rebind_tx, mut rebind_rx) = tokio::sync::mpsc::unbounded_channel();
+    {
+        let mut e = engine.lock();
+        e.srv.shutdown = Some(shutdown_tx);
+        e.srv.rebind = Some(rebind_tx);
+    }
 
     let expire_engine = engine.clone();
     let expire_task = tokio::spawn(async move {
@@ -250,15 +294,24 @@ pub async fn serve(listeners: Vec<TcpListener>, engine: SharedEngine) -> std::io
         use std::os::fd::AsRawFd;
         engine.lock().srv.listener_fds = listeners.iter().map(|l| l.as_raw_fd()).collect();
     }
-    let mut accepting: Vec<_> = listeners
-        .into_iter()
-        .map(|l| tokio::spawn(accept(l, engine.clone())))
-        .collect();
-    accepting.push(tokio::spawn(shutdown_on_signals(engine.clone())));
+    let mut accepting = start_accepting(listeners, &engine)?;
+    let signals = tokio::spawn(shutdown_on_signals(engine.clone()));
     // Only SHUTDOWN ends serving (a closed sender is one that was dropped
     // with the engine, which ends it too).
-    let _ = shutdown_rx.changed().await;
+    loop {
+        tokio::select! {
+            _ = shutdown_rx.changed() => break,
+            Some(moved) = rebind_rx.recv() => {
+                // CONFIG SET port / bind (`move_listeners`).
+                for task in accepting.drain(..) {
+                    task.abort();
+                }
+                accepting = start_accepting(moved, &engine)?;
+            }
+        }
+    }
     tracing::info!("SHUTDOWN: exiting");
+    signals.abort();
     for task in accepting {
         task.abort();
     }
@@ -292,6 +345,19 @@ async fn shutdown_on_signals(engine: SharedEngine) {
 
 #[cfg(not(unix))]
 async fn shutdown_on_signals(_: SharedEngine) {}
+
+/// An accept task for each listener.
+fn start_accepting(
+    listeners: Vec<std::net::TcpListener>,
+    engine: &SharedEngine,
+) -> std::io::Result<Vec<tokio::task::JoinHandle<()>>> {
+    let mut tasks = Vec::new();
+    for l in listeners {
+        let l = TcpListener::from_std(l)?;
+        tasks.push(tokio::spawn(accept(l, engine.clone())));
+    }
+    Ok(tasks)
+}
 
 /// Takes the connections of one listener, each into a task of its own.
 async fn accept(listener: TcpListener, engine: SharedEngine) {

@@ -181,24 +181,87 @@ fn config_get_set() {
          CONFIG SET repl-ping-slave-period 20
          ~CONFIG GET repl-ping-*",
     );
-    // Redis moves its listener; memlog cannot, and says so rather than OK
-    // (the value it has is taken, as a no-op).
-    let mut c = RawConn::connect(d.memlog.port).unwrap();
-    let port = d.memlog.port.to_string();
-    for (name, value) in [("port", port.as_str()), ("bind", "127.0.0.1")] {
+}
+
+/// CONFIG SET port and bind move the server's listener as in Redis: new
+/// clients connect where it says, clients already connected stay, and a
+/// port that cannot be listened on fails the whole CONFIG SET, every
+/// parameter in it rolled back (what the server did with them too), the
+/// server still listening where it was.
+#[test]
+fn config_set_port_and_bind_move_the_listener() {
+    let server = MemlogServer::start(&[]).expect("server");
+    let mut c = RawConn::connect(server.port).unwrap();
+    let set = |c: &mut RawConn, args: &[&str]| {
+        let mut argv = vec!["CONFIG", "SET"];
+        argv.extend_from_slice(args);
+        c.call(&argv).unwrap()
+    };
+    let ok = RespValue::Simple("OK".into());
+    let port = server.port.to_string();
+    assert_eq!(set(&mut c, &["port", &port, "bind", "127.0.0.1"]), ok);
+
+    let moved = free_port();
+    assert_eq!(set(&mut c, &["port", &moved.to_string()]), ok);
+    let mut n = RawConn::connect(moved).expect("listening on the new port");
+    assert_eq!(n.call(&["PING"]).unwrap(), RespValue::Simple("PONG".into()));
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", server.port)).is_err(),
+        "no longer on the old port"
+    );
+    assert_eq!(c.call(&["PING"]).unwrap(), RespValue::Simple("PONG".into()));
+
+    // A port taken by someone else: nothing changes.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_port = taken.local_addr().unwrap().port().to_string();
+    assert_eq!(
+        set(
+            &mut c,
+            &["maxmemory", "10000001", "port", &taken_port, "timeout", "77"]
+        ),
+        RespValue::Error(
+            "ERR CONFIG SET failed (possibly related to argument 'port') - Unable to listen on this port"
+                .into()
+        )
+    );
+    for (name, value) in [
+        ("maxmemory", "0".to_string()),
+        ("port", moved.to_string()),
+        ("timeout", "0".to_string()),
+    ] {
         assert_eq!(
-            c.call(&["CONFIG", "SET", name, value]).unwrap(),
-            RespValue::Simple("OK".into())
+            c.call(&["CONFIG", "GET", name]).unwrap(),
+            RespValue::Array(vec![
+                RespValue::Bulk(name.as_bytes().to_vec()),
+                RespValue::Bulk(value.into_bytes()),
+            ])
         );
     }
-    for (name, value) in [("port", "1234"), ("bind", "0.0.0.0")] {
-        assert_eq!(
-            c.call(&["CONFIG", "SET", name, value]).unwrap(),
-            RespValue::Error(format!(
-                "ERR CONFIG SET failed (possibly related to argument '{name}') - can't set immutable config"
-            ))
-        );
-    }
+    let RespValue::Bulk(info) = c.call(&["INFO", "memory"]).unwrap() else {
+        panic!("INFO");
+    };
+    assert!(
+        String::from_utf8_lossy(&info).contains("\r\nmaxmemory:0\r\n"),
+        "maxmemory put back where the server acts on it"
+    );
+    let mut again = RawConn::connect(moved).expect("still listening");
+    assert_eq!(
+        again.call(&["PING"]).unwrap(),
+        RespValue::Simple("PONG".into())
+    );
+    // A list of addresses, one the machine lacks skipped.
+    assert_eq!(set(&mut c, &["bind", "127.0.0.1 -192.0.2.1"]), ok);
+    let mut b = RawConn::connect(moved).expect("listening after bind");
+    assert_eq!(b.call(&["PING"]).unwrap(), RespValue::Simple("PONG".into()));
+    assert_eq!(
+        set(&mut c, &["bind", "192.0.2.1"]),
+        RespValue::Error(
+            "ERR CONFIG SET failed (possibly related to argument 'bind') - Failed to bind to specified addresses."
+                .into()
+        )
+    );
+    let mut b = RawConn::connect(moved).expect("still listening after a bad bind");
+    assert_eq!(b.call(&["PING"]).unwrap(), RespValue::Simple("PONG".into()));
 }
 
 #[test]
@@ -1791,10 +1854,10 @@ fn busy_scripts_keep_replies_in_order_and_clients_alive() {
     let mut c = RawConn::connect(port).unwrap();
     c.call(&["CONFIG", "SET", "busy-reply-threshold", "50"])
         .unwrap();
-    c.call(&["CONFIG", "SET", "timeout", "2"]).unwrap();
+    c.call(&["CONFIG", "SET", "timeout", "3"]).unwrap();
 
-    // Connected before, and talks all through both scripts (`timeout` is
-    // 2 s).
+    // Connected before, and talks through most of both scripts (`timeout`
+    // is 3 s).
     let mut talker = RawConn::connect(port).unwrap();
     talker.call(&["PING"]).unwrap();
     let mut a = RawConn::connect(port).unwrap();
@@ -1825,7 +1888,8 @@ fn busy_scripts_keep_replies_in_order_and_clients_alive() {
     assert_eq!(a.read().unwrap(), RespValue::Int(1));
     assert_eq!(a.read().unwrap(), RespValue::Int(1));
     assert_eq!(x.call(&["PING"]).unwrap(), RespValue::Simple("PONG".into()));
-    // Past the next idle check, within 2 s of its last command.
+    // Past the next idle check, within 3 s of its last command (4 s after
+    // its last one before the scripts).
     std::thread::sleep(Duration::from_millis(1200));
     assert_eq!(
         talker.call(&["PING"]).unwrap(),

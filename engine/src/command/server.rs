@@ -351,6 +351,40 @@ fn config_applied(ctx: &mut Ctx, name: &str) -> CmdResult {
     Ok(())
 }
 
+/// Puts the parameters a failed CONFIG SET changed back, and what the
+/// server did with those it had applied, as Redis does.
+fn roll_back(ctx: &mut Ctx, backup: crate::config::Config, applied: &[&'static str]) {
+    ctx.srv.config = backup;
+    for &n in applied {
+        let _ = config_applied(ctx, n);
+    }
+}
+
+/// CONFIG SET port / bind: the server listens there instead, with Redis'
+/// errors when it cannot.
+fn move_listeners(ctx: &mut Ctx, name: &str) -> CmdResult {
+    let failed = |why: &str| {
+        CmdError::err(format!(
+            "CONFIG SET failed (possibly related to argument '{name}') - {why}"
+        ))
+    };
+    if ctx.srv.rebind.is_none() {
+        return Err(failed("can't set immutable config"));
+    }
+    let bind = ctx.srv.config.get("bind").unwrap_or("").to_string();
+    let port = ctx.srv.config.get_i64("port").clamp(0, 65535) as u16;
+    crate::server::move_listeners(ctx.srv, &bind, port).map_err(|e| {
+        tracing::warn!(%bind, port, error = %e, "CONFIG SET could not move the listeners");
+        failed(if name == "port" {
+            "Unable to listen on this port"
+        } else {
+            "Failed to bind to specified addresses."
+        })
+    })?;
+    tracing::info!(%bind, port, "listening where CONFIG SET says");
+    Ok(())
+}
+
 const CONFIG_SUBS: &[(&str, i32)] = &[
     ("get", -3),
     ("set", -4),
@@ -405,9 +439,19 @@ fn config(ctx: &mut Ctx) -> CmdResult {
                     }
                 }
             }
-            for n in names {
+            for (i, &n) in names.iter().enumerate() {
                 if let Err(e) = config_applied(ctx, n) {
-                    ctx.srv.config = backup;
+                    roll_back(ctx, backup, &names[..i]);
+                    return Err(e);
+                }
+            }
+            // Once for both: the listeners move where port and bind say.
+            let moved = names
+                .iter()
+                .find(|n| matches!(**n, "port" | "bind") && ctx.srv.config.get(n) != backup.get(n));
+            if let Some(&name) = moved {
+                if let Err(e) = move_listeners(ctx, name) {
+                    roll_back(ctx, backup, &names);
                     return Err(e);
                 }
             }
