@@ -34,7 +34,7 @@ use bytes::{Bytes, BytesMut};
 use crate::client::Push;
 use crate::engine::Engine;
 use crate::keyspace::ClientId;
-use crate::resp::{ParseLimits, ReplyBuf, RequestParser};
+use crate::resp::{ReplyBuf, RequestParser};
 
 pub const BUSY_EVAL: &str =
     "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
@@ -132,15 +132,21 @@ struct Served {
     reading: bool,
 }
 
+impl Served {
+    fn new(link: Arc<ConnLink>, accepted: Option<std::net::TcpStream>) -> Self {
+        Self {
+            accepted,
+            link,
+            parser: RequestParser::new(),
+            held: Stash::default(),
+            reading: true,
+        }
+    }
+}
+
 /// The script that went busy, and the connections served meanwhile.
 pub struct BusyScript {
-    /// EVAL (SCRIPT KILL stops it) or FCALL (FUNCTION KILL does).
-    pub eval: bool,
-    /// The function's name (FUNCTION STATS).
-    pub name: String,
-    /// The command that runs it (FUNCTION STATS).
-    pub command: Vec<Bytes>,
-    pub started: Instant,
+    pub info: ScriptInfo,
     /// It has written: it cannot be killed, only undone (SHUTDOWN NOSAVE,
     /// `written-script-time-limit`).
     pub wrote: bool,
@@ -148,9 +154,6 @@ pub struct BusyScript {
     pub killed: bool,
     /// SHUTDOWN NOSAVE asked for it.
     pub exit: bool,
-    /// Libraries and functions (FUNCTION STATS: they are out of the engine
-    /// while a function runs).
-    pub libraries: (usize, usize),
     epoll: Option<OwnedFd>,
     served: HashMap<ClientId, Served>,
 }
@@ -158,7 +161,7 @@ pub struct BusyScript {
 impl std::fmt::Debug for BusyScript {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BusyScript")
-            .field("name", &self.name)
+            .field("name", &self.info.name)
             .field("served", &self.served.len())
             .field("killed", &self.killed)
             .finish_non_exhaustive()
@@ -168,7 +171,7 @@ impl std::fmt::Debug for BusyScript {
 impl BusyScript {
     /// The BUSY error for this script.
     pub fn error(&self) -> &'static str {
-        if self.eval {
+        if self.info.eval {
             BUSY_EVAL
         } else {
             BUSY_FUNCTION
@@ -177,11 +180,17 @@ impl BusyScript {
 }
 
 /// What the script's hook knows of it.
+#[derive(Debug)]
 pub struct ScriptInfo {
+    /// EVAL (SCRIPT KILL stops it) or FCALL (FUNCTION KILL does).
     pub eval: bool,
+    /// The function's name (FUNCTION STATS).
     pub name: String,
+    /// The command that runs it (FUNCTION STATS).
     pub command: Vec<Bytes>,
     pub started: Instant,
+    /// Libraries and functions (FUNCTION STATS: they are out of the engine
+    /// while a function runs).
     pub libraries: (usize, usize),
 }
 
@@ -203,7 +212,7 @@ pub fn allowed(spec: &crate::command::CommandSpec, argv: &[Bytes]) -> bool {
 /// whether the script was killed. SHUTDOWN NOSAVE ends the process here.
 pub fn serve(engine: &mut Engine, wrote: bool, info: impl FnOnce() -> ScriptInfo) -> bool {
     if engine.srv.busy.is_none() {
-        start(engine, &info());
+        start(engine, info());
     }
     let Some(busy) = engine.srv.busy.as_mut() else {
         return false;
@@ -244,7 +253,7 @@ pub fn serve(engine: &mut Engine, wrote: bool, info: impl FnOnce() -> ScriptInfo
     busy.killed
 }
 
-fn start(engine: &mut Engine, info: &ScriptInfo) {
+fn start(engine: &mut Engine, info: ScriptInfo) {
     tracing::warn!(
         script = %info.name,
         "Slow script detected: still in execution after {} milliseconds. You can try killing the script using the {} command.",
@@ -271,50 +280,33 @@ fn start(engine: &mut Engine, info: &ScriptInfo) {
             if !serve {
                 continue;
             }
-            let mut ev = libc::epoll_event {
-                events: libc::EPOLLIN as u32,
-                u64: *id,
-            };
-            // SAFETY: both descriptors are open; `ev` outlives the call.
-            let added =
-                unsafe { libc::epoll_ctl(ep.as_raw_fd(), libc::EPOLL_CTL_ADD, link.fd, &mut ev) };
-            if added == 0 {
-                served.insert(
-                    *id,
-                    Served {
-                        accepted: None,
-                        link: link.clone(),
-                        parser: RequestParser::new(),
-                        held: Stash::default(),
-                        reading: true,
-                    },
-                );
+            if watch(ep, link.fd, *id) {
+                served.insert(*id, Served::new(link.clone(), None));
             }
         }
-    }
-    // New connections too: an operator's SCRIPT KILL comes on one.
-    if let Some(ep) = &epoll {
+        // New connections too: an operator's SCRIPT KILL comes on one.
         for (i, fd) in engine.srv.listener_fds.iter().enumerate() {
-            let mut ev = libc::epoll_event {
-                events: libc::EPOLLIN as u32,
-                u64: LISTENER | i as u64,
-            };
-            // SAFETY: as above.
-            unsafe { libc::epoll_ctl(ep.as_raw_fd(), libc::EPOLL_CTL_ADD, *fd, &mut ev) };
+            watch(ep, *fd, LISTENER | i as u64);
         }
     }
     engine.srv.busy = Some(BusyScript {
-        eval: info.eval,
-        name: info.name.clone(),
-        command: info.command.clone(),
-        started: info.started,
+        info,
         wrote: false,
         killed: false,
         exit: false,
-        libraries: info.libraries,
         epoll,
         served,
     });
+}
+
+/// Has `epoll` report input on `fd` as `data`; false if it cannot.
+fn watch(epoll: &OwnedFd, fd: RawFd, data: u64) -> bool {
+    let mut ev = libc::epoll_event {
+        events: libc::EPOLLIN as u32,
+        u64: data,
+    };
+    // SAFETY: both descriptors are open; `ev` outlives the call.
+    unsafe { libc::epoll_ctl(epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) == 0 }
 }
 
 /// Accepts a connection waiting on listening socket `fd`, registers its
@@ -349,32 +341,18 @@ fn accept(engine: &mut Engine, fd: RawFd) {
         .map(|a| a.to_string())
         .unwrap_or_default();
     let id = engine.register_client(None, peer, local);
-    let link = Arc::new(ConnLink::new(stream.as_raw_fd()));
-    if let Some(c) = engine.clients.get_mut(&id) {
-        c.link = Some(link.clone());
-        c.buffers = Some(Arc::new(crate::client::ConnBuffers::new(link.fd)));
-    }
+    // (A busy script serves clients only where links exist.)
+    let Some(link) = crate::connection::attach(engine, id, stream.as_raw_fd()) else {
+        engine.unregister_client(id);
+        return;
+    };
     let Some(busy) = engine.srv.busy.as_mut() else {
         return;
     };
-    let mut ev = libc::epoll_event {
-        events: libc::EPOLLIN as u32,
-        u64: id,
-    };
     if let Some(ep) = &busy.epoll {
-        // SAFETY: both descriptors are open; `ev` outlives the call.
-        unsafe { libc::epoll_ctl(ep.as_raw_fd(), libc::EPOLL_CTL_ADD, link.fd, &mut ev) };
+        watch(ep, link.fd, id);
     }
-    busy.served.insert(
-        id,
-        Served {
-            accepted: Some(stream),
-            link,
-            parser: RequestParser::new(),
-            held: Stash::default(),
-            reading: true,
-        },
-    );
+    busy.served.insert(id, Served::new(link, Some(stream)));
 }
 
 /// The clients whose sockets have input, without waiting.
@@ -420,15 +398,7 @@ fn read_and_run(engine: &mut Engine, id: ClientId) {
     }
     loop {
         // Recomputed per command: an AUTH lifts the limits for what follows.
-        let limits = ParseLimits {
-            proto_max_bulk_len: engine.srv.config.get_i64("proto-max-bulk-len").max(0) as u64,
-            unauthenticated: engine.auth_required(id),
-            max_query_bytes: engine
-                .srv
-                .config
-                .get_i64("client-query-buffer-limit")
-                .max(0) as u64,
-        };
+        let limits = crate::connection::parse_limits(engine, id);
         let Some(s) = engine.srv.busy.as_mut().and_then(|b| b.served.get_mut(&id)) else {
             return;
         };

@@ -110,16 +110,26 @@ pub fn register(
     let local = stream.local_addr()?;
     let id = engine.register_client(None, peer.to_string(), local.to_string());
     use std::os::fd::AsRawFd;
-    let fd = stream.as_raw_fd();
+    attach(engine, id, stream.as_raw_fd());
+    Ok(id)
+}
+
+/// Gives registered client `id`, on socket `fd`, what its task shares
+/// with the engine: its buffers for CLIENT LIST, and its link to a busy
+/// script's hook where the hook serves clients (returned).
+pub(crate) fn attach(
+    engine: &mut crate::engine::Engine,
+    id: ClientId,
+    fd: std::os::fd::RawFd,
+) -> Option<Arc<crate::busy::ConnLink>> {
     let link = engine
         .srv
         .serve_while_busy
         .then(|| Arc::new(crate::busy::ConnLink::new(fd)));
-    if let Some(c) = engine.clients.get_mut(&id) {
-        c.link = link;
-        c.buffers = Some(Arc::new(crate::client::ConnBuffers::new(fd)));
-    }
-    Ok(id)
+    let c = engine.clients.get_mut(&id)?;
+    c.link = link.clone();
+    c.buffers = Some(Arc::new(crate::client::ConnBuffers::new(fd)));
+    link
 }
 
 /// Serves registered client `id` on `stream` until it disconnects, QUITs
@@ -133,21 +143,22 @@ pub async fn serve_client(
     let (tx, mut rx) = mpsc::unbounded_channel();
     let (mut limits, progress, push_queue, link, buffers) = {
         let mut e = engine.lock();
-        let c = e.clients.get_mut(&id).map(|c| {
-            c.push_tx = Some(tx);
-            let buffers = c.buffers.get_or_insert_with(|| {
-                use std::os::fd::AsRawFd;
-                Arc::new(crate::client::ConnBuffers::new(stream.as_raw_fd()))
-            });
-            (c.push_queue.clone(), (c.link.clone(), buffers.clone()))
-        });
-        let (queue, shared) = c.unzip();
-        let (link, buffers) = shared.unzip();
+        let (queue, link, buffers) = match e.clients.get_mut(&id) {
+            Some(c) => {
+                c.push_tx = Some(tx);
+                (
+                    Some(c.push_queue.clone()),
+                    c.link.clone(),
+                    c.buffers.clone(),
+                )
+            }
+            None => (None, None, None),
+        };
         (
             parse_limits(&e, id),
             e.progress.clone(),
             queue,
-            link.flatten(),
+            link,
             buffers,
         )
     };
@@ -198,7 +209,7 @@ impl Drop for LinkGone {
     }
 }
 
-fn parse_limits(e: &crate::engine::Engine, id: ClientId) -> ParseLimits {
+pub(crate) fn parse_limits(e: &crate::engine::Engine, id: ClientId) -> ParseLimits {
     ParseLimits {
         proto_max_bulk_len: e.srv.config.get_i64("proto-max-bulk-len").max(0) as u64,
         unauthenticated: e.auth_required(id),

@@ -1449,16 +1449,12 @@ impl Engine {
                 .set_at_startup(name, value)
                 .map_err(|e| e.to_string());
         }
-        let mut client = ClientState::new(0, None);
-        client.authenticated = true;
-        let argv = [
+        let out = self.run_internal(&[
             Bytes::from_static(b"CONFIG"),
             Bytes::from_static(b"SET"),
             Bytes::copy_from_slice(name.as_bytes()),
             Bytes::copy_from_slice(value.as_bytes()),
-        ];
-        let mut out = ReplyBuf::new(false);
-        self.dispatch(&mut client, &argv, &mut out, false);
+        ]);
         match out.buf.strip_prefix(b"-") {
             Some(e) => Err(String::from_utf8_lossy(e).trim_end().to_string()),
             None => Ok(()),
@@ -1477,10 +1473,17 @@ impl Engine {
                 argv.push(Bytes::from_static(flag.as_bytes()));
             }
         }
+        self.run_internal(&argv);
+    }
+
+    /// Runs a command of the server's own (startup configuration, a
+    /// signal) as an authenticated client of no connection; its reply.
+    fn run_internal(&mut self, argv: &[Bytes]) -> ReplyBuf {
         let mut client = ClientState::new(0, None);
         client.authenticated = true;
         let mut out = ReplyBuf::new(false);
-        self.dispatch(&mut client, &argv, &mut out, false);
+        self.dispatch(&mut client, argv, &mut out, false);
+        out
     }
 
     /// Runs `f` on the engine, surviving a panic in it (a bug a client's

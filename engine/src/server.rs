@@ -381,19 +381,18 @@ async fn accept(listener: TcpListener, engine: SharedEngine) {
         };
         // As Redis: past `maxclients` a new connection gets the error
         // and is closed (each costs memory and a file descriptor).
-        let full = {
-            let e = engine.lock();
+        let registered = {
+            let mut e = engine.lock();
             let max = e.srv.config.get_i64("maxclients").max(1) as usize;
-            e.clients.len() >= max
+            (e.clients.len() < max).then(|| crate::connection::register(&mut e, &stream, peer))
         };
-        if full {
-            tokio::spawn(refuse(stream));
-            continue;
-        }
-        let registered = crate::connection::register(&mut engine.lock(), &stream, peer);
         let id = match registered {
-            Ok(id) => id,
-            Err(e) => {
+            Some(Ok(id)) => id,
+            None => {
+                tokio::spawn(refuse(stream));
+                continue;
+            }
+            Some(Err(e)) => {
                 tracing::debug!(%peer, error = %e, "connection lost as it was accepted");
                 continue;
             }

@@ -1427,24 +1427,23 @@ fn a_config_file_configures_the_server_and_config_rewrite_keeps_changes() {
         );
         c
     };
-    let get = |c: &mut RawConn, name: &str| match c.call(&["CONFIG", "GET", name]).unwrap() {
-        RespValue::Array(v) => v[1].clone(),
-        other => panic!("{other:?}"),
-    };
     // The harness' --port wins over the file's.
     let mut c = login(server.port);
     assert_eq!(
-        get(&mut c, "maxmemory"),
+        config_value(&mut c, "maxmemory"),
         RespValue::Bulk(b"209715200".to_vec())
     );
     assert_eq!(
-        get(&mut c, "maxmemory-policy"),
+        config_value(&mut c, "maxmemory-policy"),
         RespValue::Bulk(b"allkeys-lfu".to_vec())
     );
-    assert_eq!(get(&mut c, "timeout"), RespValue::Bulk(b"30".to_vec()));
+    assert_eq!(
+        config_value(&mut c, "timeout"),
+        RespValue::Bulk(b"30".to_vec())
+    );
     // `save` lines add up, as Redis reads them.
     assert_eq!(
-        get(&mut c, "save"),
+        config_value(&mut c, "save"),
         RespValue::Bulk(b"900 1 300 10".to_vec())
     );
     let RespValue::Bulk(info) = c.call(&["INFO", "server"]).unwrap() else {
@@ -1473,7 +1472,7 @@ fn a_config_file_configures_the_server_and_config_rewrite_keeps_changes() {
     server.restart().expect("restart");
     let mut c = login(server.port);
     assert_eq!(
-        get(&mut c, "maxmemory-samples"),
+        config_value(&mut c, "maxmemory-samples"),
         RespValue::Bulk(b"7".to_vec())
     );
 
@@ -1544,6 +1543,14 @@ fn command_flags_and_key_positions_match_redis() {
         }
     }
     assert!(differ.is_empty(), "{differ:#?}");
+}
+
+/// One parameter's value, by CONFIG GET.
+fn config_value(c: &mut RawConn, name: &str) -> RespValue {
+    match c.call(&["CONFIG", "GET", name]).unwrap() {
+        RespValue::Array(v) => v[1].clone(),
+        other => panic!("{other:?}"),
+    }
 }
 
 /// CONFIG GET * as name → value.
@@ -1704,13 +1711,12 @@ fn daemonize_pidfile_and_logfile_work_as_in_redis_server() {
         c.call(&["SET", "k", "v"]).unwrap(),
         RespValue::Simple("OK".into())
     );
-    let get = |c: &mut RawConn, name: &str| match c.call(&["CONFIG", "GET", name]).unwrap() {
-        RespValue::Array(v) => v[1].clone(),
-        other => panic!("{other:?}"),
-    };
-    assert_eq!(get(&mut c, "daemonize"), RespValue::Bulk(b"yes".to_vec()));
     assert_eq!(
-        get(&mut c, "pidfile"),
+        config_value(&mut c, "daemonize"),
+        RespValue::Bulk(b"yes".to_vec())
+    );
+    assert_eq!(
+        config_value(&mut c, "pidfile"),
         RespValue::Bulk(pidfile.to_str().unwrap().as_bytes().to_vec())
     );
     let log = std::fs::read_to_string(&logfile).unwrap();
@@ -1760,15 +1766,14 @@ fn bind_listens_on_a_list_of_addresses_as_redis() {
     let _server = Process::spawn("memlog server", cmd, None).unwrap();
     wait_for_port(port, Duration::from_secs(30)).unwrap();
     let mut c = RawConn::connect(port).unwrap();
-    let get = |c: &mut RawConn, name: &str| match c.call(&["CONFIG", "GET", name]).unwrap() {
-        RespValue::Array(v) => v[1].clone(),
-        other => panic!("{other:?}"),
-    };
     assert_eq!(
-        get(&mut c, "bind"),
+        config_value(&mut c, "bind"),
         RespValue::Bulk(b"127.0.0.1 -::1 -192.0.2.1".to_vec())
     );
-    assert_eq!(get(&mut c, "tcp-backlog"), RespValue::Bulk(b"77".to_vec()));
+    assert_eq!(
+        config_value(&mut c, "tcp-backlog"),
+        RespValue::Bulk(b"77".to_vec())
+    );
     if std::net::TcpListener::bind("[::1]:0").is_ok() {
         use std::io::{Read, Write};
         let mut v6 = std::net::TcpStream::connect(("::1", port)).expect("listening on ::1");

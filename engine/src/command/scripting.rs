@@ -341,7 +341,7 @@ fn function_command(
         "stats" => {
             let f = &e.srv.functions;
             let (mut libraries, mut functions) = (f.library_count(), f.function_count());
-            if e.srv.busy.as_ref().is_some_and(|b| b.eval) {
+            if e.srv.busy.as_ref().is_some_and(|b| b.info.eval) {
                 return Err(CmdError::Other(crate::busy::BUSY_EVAL.into()));
             }
             out.map(2);
@@ -351,17 +351,17 @@ fn function_command(
                 None => out.null(),
                 Some(b) => {
                     // Out of the engine while the function runs.
-                    (libraries, functions) = b.libraries;
+                    (libraries, functions) = b.info.libraries;
                     out.map(3);
                     out.bulk(b"name");
-                    out.bulk(b.name.as_bytes());
+                    out.bulk(b.info.name.as_bytes());
                     out.bulk(b"command");
-                    out.array(b.command.len());
-                    for a in &b.command {
+                    out.array(b.info.command.len());
+                    for a in &b.info.command {
                         out.bulk(a);
                     }
                     out.bulk(b"duration_ms");
-                    out.int(b.started.elapsed().as_millis() as i64);
+                    out.int(b.info.started.elapsed().as_millis() as i64);
                 }
             }
             out.bulk(b"engines");
@@ -544,7 +544,7 @@ fn kill_busy(e: &mut Engine, eval: bool) -> CmdResult {
     if b.wrote {
         return Err(CmdError::Other(crate::busy::UNKILLABLE.into()));
     }
-    if eval != b.eval {
+    if eval != b.info.eval {
         return Err(CmdError::Other(b.error().into()));
     }
     b.killed = true;

@@ -255,14 +255,20 @@ pub fn memory_usage_key(argv: &[Bytes]) -> Option<usize> {
     (is_usage && argv.len() >= 3).then_some(2)
 }
 
+/// CONFIG SET's error for a value of `name` the server cannot take.
+fn set_failed(name: &str, why: &str) -> CmdError {
+    CmdError::err(crate::config::ConfigError::Invalid(name.into(), why.into()).to_string())
+}
+
 /// Applies a parameter the engine acts on after CONFIG SET stored it.
 fn config_applied(ctx: &mut Ctx, name: &str) -> CmdResult {
     if name == "notify-keyspace-events" {
         let v = ctx.srv.config.get(name).unwrap_or("").to_string();
         let flags = crate::keyspace::notify::parse(v.as_bytes()).ok_or_else(|| {
-            CmdError::err(format!(
-                "CONFIG SET failed (possibly related to argument '{name}') - Invalid event class character. Use 'Ag$lshzxeKEtmdn'."
-            ))
+            set_failed(
+                name,
+                "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.",
+            )
         })?;
         ctx.ks.notify_flags = flags;
         ctx.srv.config.set_raw(
@@ -272,11 +278,10 @@ fn config_applied(ctx: &mut Ctx, name: &str) -> CmdResult {
     }
     if name == "client-output-buffer-limit" {
         let v = ctx.srv.config.get(name).unwrap_or("").to_string();
-        ctx.srv.output_limits.apply(&v).map_err(|why| {
-            CmdError::err(format!(
-                "CONFIG SET failed (possibly related to argument '{name}') - {why}"
-            ))
-        })?;
+        ctx.srv
+            .output_limits
+            .apply(&v)
+            .map_err(|why| set_failed(name, why))?;
         let now = ctx.srv.output_limits.describe();
         ctx.srv.config.set_raw("client-output-buffer-limit", now);
     }
@@ -292,9 +297,10 @@ fn config_applied(ctx: &mut Ctx, name: &str) -> CmdResult {
             crate::numbers::parse_f64(p.as_bytes()).is_some_and(|f| (0.0..=100.0).contains(&f))
         });
         if !ok {
-            return Err(CmdError::err(format!(
-                "CONFIG SET failed (possibly related to argument '{name}') - latency-tracking-info-percentiles must be a list of percentiles between 0 and 100"
-            )));
+            return Err(set_failed(
+                name,
+                "latency-tracking-info-percentiles must be a list of percentiles between 0 and 100",
+            ));
         }
     }
     if name == "slowlog-log-slower-than" || name == "slowlog-max-len" {
@@ -336,9 +342,10 @@ fn config_applied(ctx: &mut Ctx, name: &str) -> CmdResult {
         let values = c.get("oom-score-adj-values").unwrap_or("").to_string();
         if let Err(e) = ctx.srv.oom_score.apply(&mode, &values) {
             tracing::warn!(error = %e, "unable to set oom_score_adj");
-            return Err(CmdError::err(format!(
-                "CONFIG SET failed (possibly related to argument '{name}') - Failed to set current oom_score_adj. Check server logs."
-            )));
+            return Err(set_failed(
+                name,
+                "Failed to set current oom_score_adj. Check server logs.",
+            ));
         }
     }
     if name == "maxmemory-samples" {
@@ -363,11 +370,7 @@ fn roll_back(ctx: &mut Ctx, backup: crate::config::Config, applied: &[&'static s
 /// CONFIG SET port / bind: the server listens there instead, with Redis'
 /// errors when it cannot.
 fn move_listeners(ctx: &mut Ctx, name: &str) -> CmdResult {
-    let failed = |why: &str| {
-        CmdError::err(format!(
-            "CONFIG SET failed (possibly related to argument '{name}') - {why}"
-        ))
-    };
+    let failed = |why: &str| set_failed(name, why);
     if ctx.srv.rebind.is_none() {
         return Err(failed("can't set immutable config"));
     }
