@@ -655,3 +655,120 @@ fn keyspace_events() {
         ],
     );
 }
+
+/// A negative count asks for picks with repetitions, as many as it likes:
+/// Redis builds such a reply whole and runs out of memory at
+/// -9223372036854775807. memlog bounds the reply by proto-max-bulk-len and
+/// answers an error past it, at once, and keeps serving; a big reply within
+/// the bound still comes whole, and the bound moves with the parameter.
+#[test]
+fn random_picks_with_repetitions_are_bounded_by_proto_max_bulk_len() {
+    use memlog_tests::RawConn;
+    let server = memlog_tests::MemlogServer::start(&[]).expect("memlog starts");
+    let mut c = RawConn::connect(server.port).expect("connect");
+    let mut other = RawConn::connect(server.port).expect("connect");
+    for cmd in [
+        &["SADD", "s", "0123456789", "abcdefghij"][..],
+        &["HSET", "h", "0123456789", "v", "abcdefghij", "w"],
+        &["ZADD", "z", "1", "0123456789", "2", "abcdefghij"],
+        &["SET", "k", "v"],
+    ] {
+        c.call(cmd).expect("setup");
+    }
+    let huge = "-9223372036854775807";
+    let half = "-4611686018427387903";
+    let too_large = |v: RespValue| match v {
+        RespValue::Error(e) => assert!(
+            e.starts_with("ERR reply too large")
+                && e.contains("proto-max-bulk-len (536870912 bytes)"),
+            "{e}"
+        ),
+        other => panic!("expected an error, got {other:?}"),
+    };
+    let started = std::time::Instant::now();
+    for cmd in [
+        &["SRANDMEMBER", "s", huge][..],
+        &["HRANDFIELD", "h", huge],
+        &["HRANDFIELD", "h", half, "WITHVALUES"],
+        &["ZRANDMEMBER", "z", huge],
+        &["ZRANDMEMBER", "z", half, "WITHSCORES"],
+    ] {
+        too_large(c.call(cmd).expect("reply"));
+        assert_eq!(
+            other.call(&["GET", "k"]).expect("get"),
+            RespValue::Bulk(b"v".to_vec())
+        );
+    }
+    // Refused from the first picks' projection, not after building 512 MB.
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    // Redis' errors for counts it refuses itself stay first.
+    assert_eq!(
+        c.call(&["HRANDFIELD", "h", huge, "WITHVALUES"])
+            .expect("reply"),
+        RespValue::Error("ERR value is out of range".into())
+    );
+    // Within the bound: whole, in Redis' shapes.
+    let picks = |v: RespValue| match v {
+        RespValue::Array(a) => a.len(),
+        other => panic!("expected an array, got {other:?}"),
+    };
+    assert_eq!(
+        picks(c.call(&["SRANDMEMBER", "s", "-100000"]).expect("reply")),
+        100_000
+    );
+    assert_eq!(
+        picks(
+            c.call(&["HRANDFIELD", "h", "-100000", "WITHVALUES"])
+                .expect("reply")
+        ),
+        200_000
+    );
+    assert_eq!(
+        picks(
+            c.call(&["ZRANDMEMBER", "z", "-100000", "WITHSCORES"])
+                .expect("reply")
+        ),
+        200_000
+    );
+    // 100,000 picks of 16 bytes: 1.6 MB, past a 1 MB bound.
+    c.call(&["CONFIG", "SET", "proto-max-bulk-len", "1mb"])
+        .expect("config");
+    match c.call(&["SRANDMEMBER", "s", "-100000"]).expect("reply") {
+        RespValue::Error(e) => assert!(e.contains("proto-max-bulk-len (1048576 bytes)"), "{e}"),
+        other => panic!("expected an error, got {other:?}"),
+    }
+    assert_eq!(
+        picks(c.call(&["SRANDMEMBER", "s", "-50000"]).expect("reply")),
+        50_000
+    );
+    // The same bound inside a script and a transaction.
+    match c
+        .call(&[
+            "EVAL",
+            "return redis.call('SRANDMEMBER', KEYS[1], ARGV[1])",
+            "1",
+            "s",
+            huge,
+        ])
+        .expect("reply")
+    {
+        RespValue::Error(e) => assert!(e.contains("reply too large"), "{e}"),
+        other => panic!("expected an error, got {other:?}"),
+    }
+    c.call(&["MULTI"]).expect("multi");
+    c.call(&["SRANDMEMBER", "s", huge]).expect("queued");
+    c.call(&["SRANDMEMBER", "s", "-2"]).expect("queued");
+    match c.call(&["EXEC"]).expect("exec") {
+        RespValue::Array(a) => {
+            assert!(
+                matches!(&a[0], RespValue::Error(e) if e.contains("reply too large")),
+                "{a:?}"
+            );
+            assert!(
+                matches!(&a[1], RespValue::Array(p) if p.len() == 2),
+                "{a:?}"
+            );
+        }
+        other => panic!("expected EXEC's array, got {other:?}"),
+    }
+}

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use rand::Rng;
 
 use super::flags::*;
+use super::random_picks;
 use super::CommandSpec;
 use crate::argv;
 use crate::engine::Ctx;
@@ -370,6 +371,7 @@ fn hrandfield(ctx: &mut Ctx) -> CmdResult {
         return Ok(());
     }
     let size = h.len();
+    let limit = random_picks::limit(ctx.srv);
     let out = &mut *ctx.out;
     let emit = |out: &mut crate::resp::ReplyBuf, i: usize| {
         let (k, v) = h.get_index(i).expect("index in range");
@@ -392,10 +394,13 @@ fn hrandfield(ctx: &mut Ctx) -> CmdResult {
     if count < 0 || count == 1 {
         // With repetitions.
         let n = count.unsigned_abs() as usize;
-        header(out, n);
-        for _ in 0..n {
-            emit(out, rng.gen_range(0..size));
-        }
+        return random_picks::with_repetitions(
+            out,
+            n,
+            limit,
+            |o| header(o, n),
+            |o| emit(o, rng.gen_range(0..size)),
+        );
     } else if count as u64 >= size as u64 {
         header(out, size);
         for i in 0..size {

@@ -18,6 +18,7 @@ pub mod introspection;
 pub mod keys;
 pub mod list;
 pub mod pubsub;
+mod random_picks;
 pub mod replication;
 pub mod scripting;
 pub mod server;

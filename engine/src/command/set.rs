@@ -11,6 +11,7 @@ use rand::Rng;
 use super::flags::*;
 use super::hash::{parse_scan_opts, range_count_arg, scan_match, write_scan_reply};
 use super::keys::parse_cursor;
+use super::random_picks;
 use super::CommandSpec;
 use crate::engine::Ctx;
 use crate::error::{CmdError, CmdResult};
@@ -292,11 +293,13 @@ fn srandmember(ctx: &mut Ctx) -> CmdResult {
         ctx.out.array(0);
     } else if count < 0 {
         let n = count.unsigned_abs() as usize;
-        ctx.out.array(n);
-        for _ in 0..n {
-            let i = rng.gen_range(0..size);
-            ctx.out.bulk(s.get_index(i).expect("index in range"));
-        }
+        return random_picks::with_repetitions(
+            ctx.out,
+            n,
+            random_picks::limit(ctx.srv),
+            |o| o.array(n),
+            |o| o.bulk(s.get_index(rng.gen_range(0..size)).expect("index in range")),
+        );
     } else if count as u64 >= size as u64 {
         let members = members_in_order(s);
         ctx.out.array(members.len());

@@ -4,6 +4,7 @@
 use bytes::Bytes;
 
 use super::flags::*;
+use super::random_picks;
 use super::CommandSpec;
 use crate::argv;
 use crate::engine::{Ctx, TimeoutReply};
@@ -461,20 +462,29 @@ fn emit<'a>(
     items: impl ExactSizeIterator<Item = (&'a [u8], f64)>,
     withscores: bool,
 ) {
-    let n = items.len();
+    emit_header(out, items.len(), withscores);
+    for (m, s) in items {
+        emit_item(out, m, s, withscores);
+    }
+}
+
+/// The array header of `n` members, with their scores if `withscores`.
+fn emit_header(out: &mut ReplyBuf, n: usize, withscores: bool) {
     if withscores && !out.resp3 {
         out.array(2 * n);
     } else {
         out.array(n);
     }
-    for (m, s) in items {
-        if withscores && out.resp3 {
-            out.array(2);
-        }
-        out.bulk(m);
-        if withscores {
-            out.double(s);
-        }
+}
+
+/// One member, with its score if `withscores` (a pair in RESP3).
+fn emit_item(out: &mut ReplyBuf, m: &[u8], s: f64, withscores: bool) {
+    if withscores && out.resp3 {
+        out.array(2);
+    }
+    out.bulk(m);
+    if withscores {
+        out.double(s);
     }
 }
 
@@ -1472,9 +1482,16 @@ fn zrandmember(ctx: &mut Ctx) -> CmdResult {
             // Picked as they are written: a count of -20 million held a
             // vector of them (480 MB) beside the reply itself.
             let n = l.unsigned_abs() as usize;
-            let picks = (0..n).map(|_| z.get_index(rng.gen_range(0..size)).unwrap_or_default());
-            emit(ctx.out, picks, withscores);
-            return Ok(());
+            return random_picks::with_repetitions(
+                ctx.out,
+                n,
+                random_picks::limit(ctx.srv),
+                |o| emit_header(o, n, withscores),
+                |o| {
+                    let (m, s) = z.get_index(rng.gen_range(0..size)).unwrap_or_default();
+                    emit_item(o, m, s, withscores);
+                },
+            );
         }
         let picks: Vec<(&[u8], f64)> = if l == 0 {
             Vec::new()
