@@ -23,8 +23,7 @@
 //! instead (crate::script).
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -32,6 +31,7 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 
 use crate::client::Push;
+use crate::client_stream::StdClientStream;
 use crate::engine::Engine;
 use crate::keyspace::ClientId;
 use crate::resp::{ReplyBuf, RequestParser};
@@ -114,7 +114,7 @@ impl ConnLink {
 /// A connection the hook accepted: its task starts once the script ends.
 #[derive(Debug)]
 pub struct Adopted {
-    pub stream: std::net::TcpStream,
+    pub stream: StdClientStream,
     pub id: ClientId,
 }
 
@@ -124,7 +124,7 @@ const LISTENER: u64 = 1 << 63;
 /// One connection the hook serves.
 struct Served {
     /// Accepted by the hook (no task of its own yet).
-    accepted: Option<std::net::TcpStream>,
+    accepted: Option<StdClientStream>,
     link: Arc<ConnLink>,
     parser: RequestParser,
     held: Stash,
@@ -133,7 +133,7 @@ struct Served {
 }
 
 impl Served {
-    fn new(link: Arc<ConnLink>, accepted: Option<std::net::TcpStream>) -> Self {
+    fn new(link: Arc<ConnLink>, accepted: Option<StdClientStream>) -> Self {
         Self {
             accepted,
             link,
@@ -224,13 +224,9 @@ pub fn serve(engine: &mut Engine, wrote: bool, info: impl FnOnce() -> ScriptInfo
         .map_or_else(Vec::new, |ep| ready(ep.as_raw_fd()));
     for id in ready {
         if id & LISTENER != 0 {
-            let fd = engine
-                .srv
-                .listener_fds
-                .get((id & !LISTENER) as usize)
-                .copied();
-            if let Some(fd) = fd {
-                accept(engine, fd);
+            let listening = engine.srv.listening();
+            if let Some(&(fd, unix)) = listening.get((id & !LISTENER) as usize) {
+                accept(engine, fd, unix);
             }
         } else {
             read_and_run(engine, id);
@@ -244,9 +240,12 @@ pub fn serve(engine: &mut Engine, wrote: bool, info: impl FnOnce() -> ScriptInfo
     }
     if busy.exit {
         tracing::warn!("SHUTDOWN NOSAVE during a busy script: exiting now");
-        // As a shutdown does (the binary's guard will not run).
-        if let Some(pidfile) = engine.srv.config.get("pidfile").filter(|p| !p.is_empty()) {
-            let _ = std::fs::remove_file(pidfile);
+        // As a shutdown does (the guards of the pid file and the Unix
+        // socket's file will not run).
+        for file in ["pidfile", "unixsocket"] {
+            if let Some(path) = engine.srv.config.get(file).filter(|p| !p.is_empty()) {
+                let _ = std::fs::remove_file(path);
+            }
         }
         std::process::exit(0);
     }
@@ -285,8 +284,8 @@ fn start(engine: &mut Engine, info: ScriptInfo) {
             }
         }
         // New connections too: an operator's SCRIPT KILL comes on one.
-        for (i, fd) in engine.srv.listener_fds.iter().enumerate() {
-            watch(ep, *fd, LISTENER | i as u64);
+        for (i, (fd, _)) in engine.srv.listening().into_iter().enumerate() {
+            watch(ep, fd, LISTENER | i as u64);
         }
     }
     engine.srv.busy = Some(BusyScript {
@@ -311,7 +310,7 @@ fn watch(epoll: &OwnedFd, fd: RawFd, data: u64) -> bool {
 
 /// Accepts a connection waiting on listening socket `fd`, registers its
 /// client and serves it from now on, as the accept loop would have.
-fn accept(engine: &mut Engine, fd: RawFd) {
+fn accept(engine: &mut Engine, fd: RawFd, unix: bool) {
     // SAFETY: accepts on a listening socket; the new descriptor is owned
     // at once.
     let stream = unsafe {
@@ -324,27 +323,21 @@ fn accept(engine: &mut Engine, fd: RawFd) {
         if conn < 0 {
             return;
         }
-        std::net::TcpStream::from_raw_fd(conn)
+        StdClientStream::from_fd(OwnedFd::from_raw_fd(conn), unix)
     };
     let max = engine.srv.config.get_i64("maxclients").max(1) as usize;
     if engine.clients.len() >= max {
-        let _ = (&stream).write(b"-ERR max number of clients reached\r\n");
+        let _ = stream.write_now(b"-ERR max number of clients reached\r\n");
         return;
     }
-    let _ = stream.set_nodelay(true);
-    let peer = stream
-        .peer_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
-    let local = stream
-        .local_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
-    let id = engine.register_client(None, peer, local);
     // (A busy script serves clients only where links exist.)
-    let Some(link) = crate::connection::attach(engine, id, stream.as_raw_fd()) else {
-        engine.unregister_client(id);
-        return;
+    let (id, link) = match crate::connection::register(engine, stream.as_fd(), unix) {
+        Ok((id, Some(link))) => (id, link),
+        Ok((id, None)) => {
+            engine.unregister_client(id);
+            return;
+        }
+        Err(_) => return,
     };
     let Some(busy) = engine.srv.busy.as_mut() else {
         return;

@@ -141,6 +141,8 @@ pub struct ClientState {
     pub shard_channels: HashSet<Bytes>,
     pub reply_mode: ReplyMode,
     pub no_evict: bool,
+    /// Connected through the Unix domain socket (`unixsocket`): flag `U`.
+    pub unix_socket: bool,
     pub addr: String,
     pub laddr: String,
     pub created_ms: i64,
@@ -184,6 +186,7 @@ impl ClientState {
             shard_channels: HashSet::new(),
             reply_mode: ReplyMode::On,
             no_evict: false,
+            unix_socket: false,
             addr: String::new(),
             laddr: String::new(),
             created_ms: now,

@@ -29,6 +29,8 @@ pub enum Kind {
     SavePoints,
     /// A memory size, or a percentage up to 100 (`maxmemory-clients`).
     MemoryOrPercent,
+    /// An octal number up to this (`unixsocketperm`), shown in octal.
+    Octal(i64),
 }
 
 /// (name, default, kind)
@@ -355,10 +357,13 @@ const IMMUTABLE: &[(&str, &str)] = &[
 
 /// The fixed parameters a configuration file or `--name value` option may
 /// still set, because the server acts on them as it starts: the listen
-/// backlog, and what the binary does before it serves (it daemonizes,
-/// writes its pid file and opens its log file: memlog/src/main.rs).
+/// backlog and Unix domain socket (`server::listen_unix`), and what the
+/// binary does before it serves (it daemonizes, writes its pid file and
+/// opens its log file: memlog/src/main.rs).
 const STARTUP: &[(&str, Kind)] = &[
     ("tcp-backlog", Kind::IntIn(0, i32::MAX as i64)),
+    ("unixsocket", Kind::Str),
+    ("unixsocketperm", Kind::Octal(0o777)),
     ("daemonize", Kind::Bool),
     ("pidfile", Kind::Str),
     ("logfile", Kind::Str),
@@ -595,6 +600,21 @@ fn normalize(name: &str, kind: Kind, value: &str) -> Result<String, ConfigError>
             }
             value.to_string()
         }
+        Kind::Octal(max) => match i64::from_str_radix(value, 8) {
+            Ok(n) if (0..=max).contains(&n) => format!("{n:o}"),
+            Ok(_) => {
+                return Err(ConfigError::Invalid(
+                    name.to_string(),
+                    format!("argument must be between 0 and {max} inclusive"),
+                ))
+            }
+            Err(_) => {
+                return Err(ConfigError::Invalid(
+                    name.to_string(),
+                    "argument couldn't be parsed into an integer".into(),
+                ))
+            }
+        },
         Kind::Memory | Kind::MemoryIn(..) => {
             let (min, max) = match kind {
                 Kind::MemoryIn(min, max) => (min, max),

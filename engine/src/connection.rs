@@ -9,13 +9,13 @@
 //! the log fails those records, the parked replies are replaced by errors.
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::client_stream::ClientStream;
 use bytes::{Bytes, BytesMut};
+use std::os::fd::{AsRawFd, BorrowedFd};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use crate::client::Push;
@@ -98,20 +98,35 @@ fn output_limit_reached() -> std::io::Error {
     std::io::Error::other("client output buffer limit reached")
 }
 
-/// Registers a connection the accept loop took, before its task first
-/// runs: a script that goes busy meanwhile serves it too (crate::busy).
-/// Returns its client id.
+/// Registers a connection the accept loop (or a busy script's hook) took,
+/// before its task first runs: a script that goes busy meanwhile serves it
+/// too (crate::busy). A client is named as Redis names it in CLIENT LIST:
+/// `ip:port`, or on the Unix domain socket (`unix`) the socket's path and
+/// `:0`, flag `U`. Returns its client id and its link to a busy script's
+/// hook.
 pub fn register(
     engine: &mut crate::engine::Engine,
-    stream: &TcpStream,
-    peer: SocketAddr,
-) -> std::io::Result<ClientId> {
-    stream.set_nodelay(true)?;
-    let local = stream.local_addr()?;
-    let id = engine.register_client(None, peer.to_string(), local.to_string());
-    use std::os::fd::AsRawFd;
-    attach(engine, id, stream.as_raw_fd());
-    Ok(id)
+    socket: BorrowedFd<'_>,
+    unix: bool,
+) -> std::io::Result<(ClientId, Option<Arc<crate::busy::ConnLink>>)> {
+    let (addr, laddr) = if unix {
+        let path = engine.srv.config.get("unixsocket").unwrap_or_default();
+        (format!("{path}:0"), format!("{path}:0"))
+    } else {
+        let s = socket2::SockRef::from(&socket);
+        s.set_tcp_nodelay(true)?;
+        let name = |a: socket2::SockAddr| a.as_socket().map(|a| a.to_string());
+        (
+            name(s.peer_addr()?).unwrap_or_default(),
+            name(s.local_addr()?).unwrap_or_default(),
+        )
+    };
+    let id = engine.register_client(None, addr, laddr);
+    if let Some(c) = engine.clients.get_mut(&id) {
+        c.unix_socket = unix;
+    }
+    let link = attach(engine, id, socket.as_raw_fd());
+    Ok((id, link))
 }
 
 /// Gives registered client `id`, on socket `fd`, what its task shares
@@ -136,7 +151,7 @@ pub(crate) fn attach(
 /// or is killed, going on from what a busy script's hook left of it, if
 /// anything (crate::busy).
 pub async fn serve_client(
-    stream: TcpStream,
+    stream: ClientStream,
     id: ClientId,
     engine: SharedEngine,
 ) -> std::io::Result<()> {
@@ -230,7 +245,7 @@ struct Parked {
 }
 
 struct Connection {
-    stream: TcpStream,
+    stream: ClientStream,
     engine: SharedEngine,
     id: ClientId,
     inbuf: BytesMut,

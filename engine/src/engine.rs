@@ -196,8 +196,11 @@ pub struct ServerState {
     /// runtime); otherwise a script past the threshold that has not
     /// written is stopped.
     pub serve_while_busy: bool,
-    /// The listening sockets, which a busy script's hook accepts on.
+    /// The listening TCP sockets, which a busy script's hook accepts on
+    /// and CONFIG SET port / bind moves.
     pub listener_fds: Vec<std::os::fd::RawFd>,
+    /// The listening Unix domain socket (`unixsocket`), if any.
+    pub unix_listener_fd: Option<std::os::fd::RawFd>,
     /// Where CONFIG SET port / bind hands the serving loop new listeners
     /// (`server::move_listeners`); none without a server.
     pub rebind: Option<tokio::sync::mpsc::UnboundedSender<Vec<std::net::TcpListener>>>,
@@ -266,6 +269,13 @@ impl ClientPause {
 }
 
 impl ServerState {
+    /// Every listening socket, and whether it is the Unix domain one.
+    pub fn listening(&self) -> Vec<(std::os::fd::RawFd, bool)> {
+        let tcp = self.listener_fds.iter().map(|&fd| (fd, false));
+        tcp.chain(self.unix_listener_fd.map(|fd| (fd, true)))
+            .collect()
+    }
+
     /// Blocked clients, those held by CLIENT PAUSE included (as Redis
     /// counts them).
     pub fn blocked_client_count(&self) -> usize {
@@ -517,6 +527,7 @@ impl Engine {
                 busy: None,
                 serve_while_busy: false,
                 listener_fds: Vec::new(),
+                unix_listener_fd: None,
                 rebind: None,
                 adopted: Vec::new(),
                 adopt_ready: Default::default(),

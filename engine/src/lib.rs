@@ -12,6 +12,7 @@
 
 pub mod busy;
 pub mod client;
+pub mod client_stream;
 pub mod command;
 pub mod config;
 pub mod config_file;

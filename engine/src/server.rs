@@ -1,5 +1,6 @@
-//! The RESP server: accepts clients on a TCP port and runs one task per
-//! connection, plus the active expire cycle.
+//! The RESP server: accepts clients on TCP ports and a Unix domain socket
+//! (`unixsocket`) and runs one task per connection, plus the active expire
+//! cycle.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,7 +8,9 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use tokio::net::TcpListener;
 
+use crate::client_stream::{ClientListener, ClientStream};
 use crate::engine::{Engine, EngineOptions};
+use std::os::fd::{AsFd, AsRawFd};
 
 /// How `memlog server` is configured.
 #[derive(Debug, Clone)]
@@ -101,6 +104,20 @@ pub async fn run(config: ServerConfig) -> std::io::Result<()> {
         .get_i64("tcp-backlog")
         .clamp(0, i32::MAX as i64) as i32;
     let listeners = listen(&config.bind, config.port, backlog)?;
+    let unix = match engine.srv.config.get("unixsocket").unwrap_or_default() {
+        "" => None,
+        path => {
+            let perm = engine.srv.config.get("unixsocketperm").unwrap_or("0");
+            let perm = u32::from_str_radix(perm, 8).unwrap_or(0);
+            Some(listen_unix(path, perm, backlog)?)
+        }
+    };
+    if listeners.is_empty() && unix.is_none() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "configured to not listen anywhere (port 0 and no unixsocket)",
+        ));
+    }
     let engine: SharedEngine = Arc::new(Mutex::new(engine));
     let embedded = start_durability(&config, &engine)
         .await
@@ -109,10 +126,10 @@ pub async fn run(config: ServerConfig) -> std::io::Result<()> {
         // An embedded log that cannot be reopened in this process ends it:
         // a restart recovers the log, as after kill -9.
         Some(log) => tokio::select! {
-            served = serve(listeners, engine) => served,
+            served = serve(listeners, unix, engine) => served,
             why = log.wedged() => Err(std::io::Error::other(why)),
         },
-        None => serve(listeners, engine).await,
+        None => serve(listeners, unix, engine).await,
     }
 }
 
@@ -120,9 +137,13 @@ pub async fn run(config: ServerConfig) -> std::io::Result<()> {
 /// `-` marks an address skipped where the machine does not have it, `*`
 /// is every IPv4 address and `::*` every IPv6 one) at `port`, with
 /// `backlog` as the listen queue (`tcp-backlog`).
+/// Port 0 listens on no TCP port, as in Redis (then only `unixsocket`).
 pub fn listen(bind: &str, port: u16, backlog: i32) -> std::io::Result<Vec<std::net::TcpListener>> {
     use std::net::ToSocketAddrs;
     let mut listeners = Vec::new();
+    if port == 0 {
+        return Ok(listeners);
+    }
     for word in bind.split_whitespace() {
         let (optional, host) = match word.strip_prefix('-') {
             Some(h) => (true, h),
@@ -160,6 +181,46 @@ pub fn listen(bind: &str, port: u16, backlog: i32) -> std::io::Result<Vec<std::n
         ));
     }
     Ok(listeners)
+}
+
+/// The Unix domain socket file the server listens on (`unixsocket`),
+/// removed when the server ends, as Redis removes it.
+#[derive(Debug)]
+pub struct SocketFile(std::path::PathBuf);
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Listens on the Unix domain socket at `path` as Redis does: a file left
+/// there (by a server that was killed) is removed first, the listen queue
+/// is `backlog` (`tcp-backlog`), and `perm` (`unixsocketperm`), unless 0,
+/// sets the file's permissions.
+pub fn listen_unix(
+    path: &str,
+    perm: u32,
+    backlog: i32,
+) -> std::io::Result<(std::os::unix::net::UnixListener, SocketFile)> {
+    use socket2::{Domain, SockAddr, Socket, Type};
+    use std::os::unix::fs::PermissionsExt;
+    let named = |e: std::io::Error| {
+        std::io::Error::new(e.kind(), format!("listening on unix socket {path}: {e}"))
+    };
+    let _ = std::fs::remove_file(path);
+    let socket = Socket::new(Domain::UNIX, Type::STREAM, None).map_err(named)?;
+    socket.set_nonblocking(true).map_err(named)?;
+    socket
+        .bind(&SockAddr::unix(path).map_err(named)?)
+        .map_err(named)?;
+    let file = SocketFile(path.into());
+    socket.listen(backlog).map_err(named)?;
+    if perm != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(perm)).map_err(named)?;
+    }
+    tracing::info!(path, "memlog serving RESP");
+    Ok((socket.into(), file))
 }
 
 /// One listening socket, set up as Redis sets its own: reusable address,
@@ -261,9 +322,11 @@ pub async fn start_durability(
     Ok(embedded)
 }
 
-/// Serves clients from `listeners` on `engine` until SHUTDOWN.
+/// Serves clients from `listeners` and the Unix domain socket `unix` on
+/// `engine` until SHUTDOWN.
 pub async fn serve(
     listeners: Vec<std::net::TcpListener>,
+    unix: Option<(std::os::unix::net::UnixListener, SocketFile)>,
     engine: SharedEngine,
 ) -> std::io::Result<()> {
     let (shutdown_tx, mut shutdown_rx) = tokio::sync::watch::channel(false);
@@ -290,11 +353,17 @@ pub async fn serve(
         }
     });
 
-    {
-        use std::os::fd::AsRawFd;
-        engine.lock().srv.listener_fds = listeners.iter().map(|l| l.as_raw_fd()).collect();
-    }
+    engine.lock().srv.listener_fds = listeners.iter().map(|l| l.as_raw_fd()).collect();
     let mut accepting = start_accepting(listeners, &engine)?;
+    // Not moved by CONFIG SET port / bind; its file goes when this ends.
+    let (unix_accepting, _socket_file) = match unix {
+        Some((l, file)) => {
+            engine.lock().srv.unix_listener_fd = Some(l.as_raw_fd());
+            let l = ClientListener::Unix(tokio::net::UnixListener::from_std(l)?);
+            (Some(tokio::spawn(accept(l, engine.clone()))), Some(file))
+        }
+        None => (None, None),
+    };
     let signals = tokio::spawn(shutdown_on_signals(engine.clone()));
     // Only SHUTDOWN ends serving (a closed sender is one that was dropped
     // with the engine, which ends it too).
@@ -312,7 +381,7 @@ pub async fn serve(
     }
     tracing::info!("SHUTDOWN: exiting");
     signals.abort();
-    for task in accepting {
+    for task in accepting.into_iter().chain(unix_accepting) {
         task.abort();
     }
     expire_task.abort();
@@ -353,14 +422,14 @@ fn start_accepting(
 ) -> std::io::Result<Vec<tokio::task::JoinHandle<()>>> {
     let mut tasks = Vec::new();
     for l in listeners {
-        let l = TcpListener::from_std(l)?;
+        let l = ClientListener::Tcp(TcpListener::from_std(l)?);
         tasks.push(tokio::spawn(accept(l, engine.clone())));
     }
     Ok(tasks)
 }
 
 /// Takes the connections of one listener, each into a task of its own.
-async fn accept(listener: TcpListener, engine: SharedEngine) {
+async fn accept(listener: ClientListener, engine: SharedEngine) {
     let adopt_ready = engine.lock().srv.adopt_ready.clone();
     loop {
         let accepted = tokio::select! {
@@ -370,7 +439,7 @@ async fn accept(listener: TcpListener, engine: SharedEngine) {
                 continue;
             }
         };
-        let (stream, peer) = match accepted {
+        let stream = match accepted {
             Ok(x) => x,
             Err(e) => {
                 // Out of file descriptors and the like: back off, keep serving.
@@ -384,23 +453,24 @@ async fn accept(listener: TcpListener, engine: SharedEngine) {
         let registered = {
             let mut e = engine.lock();
             let max = e.srv.config.get_i64("maxclients").max(1) as usize;
-            (e.clients.len() < max).then(|| crate::connection::register(&mut e, &stream, peer))
+            (e.clients.len() < max)
+                .then(|| crate::connection::register(&mut e, stream.as_fd(), stream.is_unix()))
         };
         let id = match registered {
-            Some(Ok(id)) => id,
+            Some(Ok((id, _))) => id,
             None => {
                 tokio::spawn(refuse(stream));
                 continue;
             }
             Some(Err(e)) => {
-                tracing::debug!(%peer, error = %e, "connection lost as it was accepted");
+                tracing::debug!(error = %e, "connection lost as it was accepted");
                 continue;
             }
         };
         let engine = engine.clone();
         tokio::spawn(async move {
             if let Err(e) = crate::connection::serve_client(stream, id, engine).await {
-                tracing::debug!(%peer, error = %e, "connection ended");
+                tracing::debug!(client = id, error = %e, "connection ended");
             }
         });
     }
@@ -414,7 +484,7 @@ fn start_adopted(engine: &SharedEngine) {
         let engine = engine.clone();
         tokio::spawn(async move {
             let id = a.id;
-            let stream = match tokio::net::TcpStream::from_std(a.stream) {
+            let stream = match ClientStream::from_std(a.stream) {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::debug!(error = %e, "adopting a connection failed");
@@ -430,7 +500,7 @@ fn start_adopted(engine: &SharedEngine) {
 }
 
 /// Answers a connection past `maxclients` as Redis does, and closes it.
-async fn refuse(mut stream: tokio::net::TcpStream) {
+async fn refuse(mut stream: ClientStream) {
     use tokio::io::AsyncWriteExt;
     let _ = tokio::time::timeout(
         Duration::from_secs(1),

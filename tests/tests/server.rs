@@ -2004,3 +2004,159 @@ fn client_list_shows_buffers_and_file_descriptors() {
     assert!(info.contains(" qbuf=26 "), "{info}");
     assert!(info.contains(" argv-mem=10 "), "{info}");
 }
+
+/// `redis-cli -s SOCKET ARGS...`: its output, trimmed.
+fn cli_unix(socket: &std::path::Path, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .arg("-s")
+        .arg(socket)
+        .args(args)
+        .output()
+        .expect("redis-cli runs");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Waits until the server at `socket` answers PING.
+fn wait_for_unix_socket(socket: &std::path::Path) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while cli_unix(socket, &["PING"]) != "PONG" {
+        assert!(
+            Instant::now() < deadline,
+            "{} never answered",
+            socket.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `unixsocket` and `unixsocketperm` from Redis' own configuration file make
+/// memlog listen on a Unix domain socket as redis-server does (here both
+/// with `port 0`: no TCP at all): redis-cli answers the same through it,
+/// CLIENT INFO names such a client by the socket's path with flag U, the
+/// file gets the permissions asked for, both parameters are fixed at
+/// startup, a file left by a killed server is replaced, SHUTDOWN removes
+/// it, and the socket keeps working beside TCP while CONFIG SET moves the
+/// port and while a busy script takes new connections (SCRIPT KILL).
+#[test]
+fn unixsocket_serves_clients_as_redis_does() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let conf = |name: &str| {
+        let path = dir.path().join(format!("{name}.conf"));
+        let socket = dir.path().join(format!("{name}.sock"));
+        std::fs::write(
+            &path,
+            format!(
+                "port 0\nunixsocket {}\nunixsocketperm 770\nbusy-reply-threshold 100\n",
+                socket.display()
+            ),
+        )
+        .unwrap();
+        (path, socket)
+    };
+    let (redis_conf, redis_sock) = conf("redis");
+    let mut redis = Command::new("redis-server");
+    redis
+        .arg(&redis_conf)
+        .args(["--save", "", "--appendonly", "no", "--dir"])
+        .arg(dir.path());
+    let mut redis = Process::spawn("redis-server", redis, None).unwrap();
+    let (memlog_conf, memlog_sock) = conf("memlog");
+    let memlog_cmd = |port: Option<u16>| {
+        let mut cmd = Command::new(memlog_tests::memlog_bin());
+        cmd.args(["server", "--config"])
+            .arg(&memlog_conf)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"));
+        if let Some(p) = port {
+            cmd.args(["--port", &p.to_string()]);
+        }
+        cmd
+    };
+    let mut memlog = Process::spawn("memlog server", memlog_cmd(None), None).unwrap();
+    wait_for_unix_socket(&redis_sock);
+    wait_for_unix_socket(&memlog_sock);
+
+    // The same replies, the socket's path aside.
+    for args in [
+        &["CONFIG", "GET", "unixsocket"][..],
+        &["CONFIG", "GET", "unixsocketperm"],
+        &["CONFIG", "GET", "port"],
+        &["CONFIG", "SET", "unixsocket", "/tmp/elsewhere.sock"],
+        &["CONFIG", "SET", "unixsocketperm", "777"],
+        &["SET", "k", "v"],
+        &["GET", "k"],
+    ] {
+        let r = cli_unix(&redis_sock, args).replace("redis.sock", "S");
+        let m = cli_unix(&memlog_sock, args).replace("memlog.sock", "S");
+        assert_eq!(m, r, "{args:?}");
+    }
+    for (sock, name) in [(&redis_sock, "redis"), (&memlog_sock, "memlog")] {
+        let info = cli_unix(sock, &["CLIENT", "INFO"]);
+        let id = info
+            .split(' ')
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches("id=");
+        let named = format!("{}:0", sock.display());
+        assert_eq!(client_field(&info, id, "addr"), named, "{name}");
+        assert_eq!(client_field(&info, id, "laddr"), named, "{name}");
+        assert_eq!(client_field(&info, id, "flags"), "U", "{name}");
+        let mode = std::fs::metadata(sock).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o770, "{name}");
+    }
+
+    // A killed server leaves its file; the next one replaces it and has
+    // the data. With a TCP port too, which CONFIG SET moves while the
+    // socket stays.
+    memlog.kill();
+    assert!(memlog_sock.exists());
+    let port = free_port();
+    let mut memlog = Process::spawn("memlog server", memlog_cmd(Some(port)), None).unwrap();
+    wait_for_unix_socket(&memlog_sock);
+    assert_eq!(cli_unix(&memlog_sock, &["GET", "k"]), "v");
+    let moved = free_port();
+    assert_eq!(
+        cli_unix(&memlog_sock, &["CONFIG", "SET", "port", &moved.to_string()]),
+        "OK"
+    );
+    wait_for_port(moved, Duration::from_secs(10)).unwrap();
+    assert_eq!(cli_unix(&memlog_sock, &["GET", "k"]), "v");
+
+    // A busy script accepts a connection on the socket for SCRIPT KILL.
+    let busy = std::thread::spawn(move || {
+        let mut c = RawConn::connect(moved).unwrap();
+        c.call(&["EVAL", "while true do end", "0"]).unwrap()
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = cli_unix(&memlog_sock, &["SCRIPT", "KILL"]);
+        if r == "OK" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "SCRIPT KILL: {r}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    match busy.join().unwrap() {
+        RespValue::Error(e) => assert!(e.starts_with("ERR Script killed by user"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+
+    // SHUTDOWN removes the file, as Redis does.
+    cli_unix(&redis_sock, &["SHUTDOWN", "NOSAVE"]);
+    cli_unix(&memlog_sock, &["SHUTDOWN"]);
+    assert!(redis.wait_exit(Duration::from_secs(30)).is_some());
+    assert!(memlog.wait_exit(Duration::from_secs(30)).is_some());
+    assert!(!redis_sock.exists());
+    assert!(!memlog_sock.exists());
+
+    // Nowhere to listen: as Redis, it does not start.
+    let out = Command::new(memlog_tests::memlog_bin())
+        .args(["server", "--port", "0", "--data-dir"])
+        .arg(dir.path().join("other"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not listen anywhere"), "{err}");
+}

@@ -113,6 +113,9 @@ pub fn client_line(
     if c.killed {
         flags.push('A');
     }
+    if c.unix_socket {
+        flags.push('U');
+    }
     if let Some(t) = tracking {
         flags.push('t');
         if t.broken_redirect {
