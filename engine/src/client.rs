@@ -38,7 +38,19 @@ pub enum Push {
     /// closes if it has read nothing and owes the client nothing (no reply
     /// waiting for the log, none unwritten) for as long.
     Idle(std::time::Duration),
+    /// Resize the query buffer as Redis' clients cron does (see
+    /// [`QUERY_BUFFER_IDLE`]): free it if the client has sent nothing for
+    /// that long, else shrink it to this many bytes (its recent peak) if it
+    /// is more than twice that and over 32 KB.
+    ResizeQueryBuffer(usize),
 }
+
+/// A client that sent nothing for longer has its query buffer freed
+/// (Redis: idle more than 2 seconds).
+pub const QUERY_BUFFER_IDLE: std::time::Duration = std::time::Duration::from_secs(2);
+/// A query buffer above this may shrink to twice its recent peak
+/// (Redis' PROTO_RESIZE_THRESHOLD).
+pub const QUERY_BUFFER_RESIZE_ABOVE: usize = 32 * 1024;
 
 impl Push {
     /// The record this push waits for (see `Push::Message::after`).
@@ -61,7 +73,7 @@ impl Push {
             } => 32 + pattern.as_ref().map_or(0, |p| p.len()) + channel.len() + payload.len(),
             Push::ShardMessage { channel, payload } => 32 + channel.len() + payload.len(),
             Push::Raw(b) => b.len(),
-            Push::Kill | Push::Idle(_) | Push::Wake => 0,
+            Push::Kill | Push::Idle(_) | Push::Wake | Push::ResizeQueryBuffer(_) => 0,
         };
         n as u64
     }
@@ -79,6 +91,8 @@ pub struct ConnBuffers {
     pub query: std::sync::atomic::AtomicU64,
     /// Room left in the query buffer.
     pub query_free: std::sync::atomic::AtomicU64,
+    /// The most the query buffer held since the clients cron last looked.
+    pub query_peak: std::sync::atomic::AtomicU64,
     /// Reply bytes not yet written (parked for the log, or unflushed).
     pub output: std::sync::atomic::AtomicU64,
 }
@@ -97,6 +111,7 @@ impl ConnBuffers {
         self.query.store(len as u64, Relaxed);
         self.query_free
             .store(capacity.saturating_sub(len) as u64, Relaxed);
+        self.query_peak.fetch_max(len as u64, Relaxed);
     }
 }
 
@@ -237,10 +252,12 @@ impl ClientState {
         if matches!(p, Push::Kill) {
             self.push_queue.kill();
         }
-        if !matches!(p, Push::Kill | Push::Idle(_) | Push::Wake)
-            && !self
-                .push_queue
-                .admit(p.size(), self.monitor, crate::keyspace::unix_ms())
+        if !matches!(
+            p,
+            Push::Kill | Push::Idle(_) | Push::Wake | Push::ResizeQueryBuffer(_)
+        ) && !self
+            .push_queue
+            .admit(p.size(), self.monitor, crate::keyspace::unix_ms())
         {
             return false;
         }

@@ -12,6 +12,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::client::{QUERY_BUFFER_IDLE, QUERY_BUFFER_RESIZE_ABOVE};
 use crate::client_stream::ClientStream;
 use bytes::{Bytes, BytesMut};
 use std::os::fd::{AsRawFd, BorrowedFd};
@@ -90,7 +91,7 @@ fn encode_push(out: &mut ReplyBuf, p: Push) -> bool {
         }
         Push::Kill => false,
         // Taken by `Connection::take_push` before it gets here.
-        Push::Idle(_) | Push::Wake => true,
+        Push::Idle(_) | Push::Wake | Push::ResizeQueryBuffer(_) => true,
     }
 }
 
@@ -190,6 +191,7 @@ pub async fn serve_client(
         engine: engine.clone(),
         id,
         inbuf: BytesMut::with_capacity(READ_CHUNK),
+        inbuf_allocated: READ_CHUNK,
         out: ReplyBuf::new(false),
         parked: VecDeque::new(),
         log_backlog: false,
@@ -249,6 +251,10 @@ struct Connection {
     engine: SharedEngine,
     id: ClientId,
     inbuf: BytesMut,
+    /// About how much memory the query buffer holds: the most it could
+    /// take since it was last resized. Its capacity shrinks as commands
+    /// are split off its front while the allocation stays.
+    inbuf_allocated: usize,
     out: ReplyBuf,
     /// Parked replies (and pushes) in `out`, in order.
     parked: VecDeque<Parked>,
@@ -265,6 +271,21 @@ struct Connection {
     link: Option<Arc<crate::busy::ConnLink>>,
     /// What CLIENT LIST shows of its buffers.
     buffers: Arc<crate::client::ConnBuffers>,
+}
+
+/// Reads what the client sent into `inbuf`; 0 at its end. A connection
+/// whose buffer was freed while it was idle (`resize_query_buffer`) holds
+/// none until input comes: then it reads the first bytes on the stack and
+/// takes a buffer for them (`read_buf` would take one before waiting).
+async fn read_input(stream: &mut ClientStream, inbuf: &mut BytesMut) -> std::io::Result<usize> {
+    if inbuf.capacity() != 0 {
+        return stream.read_buf(inbuf).await;
+    }
+    let mut first = [0u8; 512];
+    let n = stream.read(&mut first).await?;
+    inbuf.reserve(READ_CHUNK);
+    inbuf.extend_from_slice(&first[..n]);
+    Ok(n)
 }
 
 /// PUBLISH or SPUBLISH (see [`Connection::serve`]).
@@ -391,9 +412,12 @@ impl Connection {
                 tokio::task::yield_now().await;
             }
             self.flush_released().await?;
-            if self.inbuf.capacity() - self.inbuf.len() < 1024 {
+            // (None at all if freed while idle: `read_input` takes one.)
+            let capacity = self.inbuf.capacity();
+            if capacity != 0 && capacity - self.inbuf.len() < 1024 {
                 self.inbuf.reserve(READ_CHUNK);
             }
+            let mut read = None;
             let waiting_for_log = !self.parked.is_empty();
             if self.log_backlog {
                 // Looked again at every turn: the log client takes records
@@ -414,8 +438,14 @@ impl Connection {
                     continue;
                 }
             }
-            self.buffers
-                .set_query(self.inbuf.len(), self.inbuf.capacity());
+            // Everything read was run: the buffer's whole allocation is
+            // free again where no argument still holds part of it (Redis'
+            // query buffer stays one allocation; this is what CLIENT LIST
+            // shows). Never allocates: an idle connection has none.
+            if self.inbuf.is_empty() && self.inbuf.capacity() < READ_CHUNK {
+                let _ = self.inbuf.try_reclaim(READ_CHUNK);
+            }
+            self.note_query_buffer();
             self.buffers.output.store(
                 self.out.buf.len() as u64,
                 std::sync::atomic::Ordering::Relaxed,
@@ -431,16 +461,8 @@ impl Connection {
                 );
             }
             tokio::select! {
-                n = self.stream.read_buf(&mut self.inbuf), if may_read => {
-                    if n? == 0 {
-                        // Replies a busy script's hook could not write yet
-                        // still go out (the client may only have shut
-                        // its writing half).
-                        self.take_busy_stash().await?;
-                        return Ok(());
-                    }
-                    self.last_io = Instant::now();
-                    self.buffers.set_query(self.inbuf.len(), self.inbuf.capacity());
+                n = read_input(&mut self.stream, &mut self.inbuf), if may_read => {
+                    read = Some(n?);
                 }
                 p = rx.recv() => {
                     let Some(p) = p else { return Ok(()) };
@@ -456,6 +478,20 @@ impl Connection {
                 }
                 _ = self.push_queue.overflow.notified() => return Ok(()),
                 _ = &mut log_changed, if waiting_for_log => {}
+            }
+            match read {
+                Some(0) => {
+                    // Replies a busy script's hook could not write yet
+                    // still go out (the client may only have shut its
+                    // writing half).
+                    self.take_busy_stash().await?;
+                    return Ok(());
+                }
+                Some(_) => {
+                    self.last_io = Instant::now();
+                    self.note_query_buffer();
+                }
+                None => {}
             }
             if !self.take_busy_stash().await? {
                 return Ok(());
@@ -583,6 +619,10 @@ impl Connection {
                 && self.out.buf.is_empty()
                 && self.last_io.elapsed() >= timeout);
         }
+        if let Push::ResizeQueryBuffer(peak) = p {
+            self.resize_query_buffer(peak);
+            return true;
+        }
         self.push_queue.taken(p.size());
         let after = p.after();
         let start = self.out.buf.len();
@@ -591,6 +631,39 @@ impl Connection {
         }
         self.park_from(start, after, true);
         true
+    }
+
+    /// Frees the query buffer of a client idle for [`QUERY_BUFFER_IDLE`],
+    /// or shrinks one over [`QUERY_BUFFER_RESIZE_ABOVE`] and more than
+    /// twice its recent `peak` to that (never below what it holds), as
+    /// Redis' clients cron does: a connection holds no read buffer while
+    /// idle (the next read takes one), and one big command does not leave
+    /// a big buffer behind.
+    fn resize_query_buffer(&mut self, peak: usize) {
+        let (len, capacity) = (self.inbuf.len(), self.inbuf_allocated);
+        let keep = if self.last_io.elapsed() > QUERY_BUFFER_IDLE {
+            len
+        } else if capacity > QUERY_BUFFER_RESIZE_ABOVE && capacity / 2 > peak {
+            len.max(peak)
+        } else {
+            return;
+        };
+        if keep >= capacity {
+            return;
+        }
+        let mut resized = BytesMut::with_capacity(keep);
+        resized.extend_from_slice(&self.inbuf);
+        self.inbuf = resized;
+        self.inbuf_allocated = self.inbuf.capacity();
+        self.note_query_buffer();
+    }
+
+    /// Shows the query buffer in CLIENT LIST (and to the cron above): what
+    /// it holds and its room, counted against its allocation.
+    fn note_query_buffer(&mut self) {
+        self.inbuf_allocated = self.inbuf_allocated.max(self.inbuf.capacity());
+        self.buffers
+            .set_query(self.inbuf.len(), self.inbuf_allocated);
     }
 
     /// Parks the output from `start` on until record `seq` is acknowledged

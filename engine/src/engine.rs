@@ -201,6 +201,8 @@ pub struct ServerState {
     pub listener_fds: Vec<std::os::fd::RawFd>,
     /// The listening Unix domain socket (`unixsocket`), if any.
     pub unix_listener_fd: Option<std::os::fd::RawFd>,
+    /// Ticks of `Engine::resize_query_buffers` so far.
+    pub query_buffers_tick: u64,
     /// Where CONFIG SET port / bind hands the serving loop new listeners
     /// (`server::move_listeners`); none without a server.
     pub rebind: Option<tokio::sync::mpsc::UnboundedSender<Vec<std::net::TcpListener>>>,
@@ -528,6 +530,7 @@ impl Engine {
                 serve_while_busy: false,
                 listener_fds: Vec::new(),
                 unix_listener_fd: None,
+                query_buffers_tick: 0,
                 rebind: None,
                 adopted: Vec::new(),
                 adopt_ready: Default::default(),
@@ -1574,6 +1577,38 @@ impl Engine {
     /// to close, as Redis' clientsCron does. Blocked clients (a blocking
     /// command, CLIENT PAUSE), subscribers and monitors stay, as in Redis;
     /// the connection itself keeps a client it still owes a reply.
+    /// Redis' clients cron for query buffers, run every tick of the
+    /// server's cron (10 a second): a client whose buffer has more than
+    /// 4 KB free and that is idle, or whose buffer is over 32 KB and more
+    /// than twice its peak since the last look, is told to resize it
+    /// (`Push::ResizeQueryBuffer`); the peak starts again from what the
+    /// buffer holds now. As in Redis, every client is looked at each tick
+    /// while there are few (up to 50), else a tenth of them in turn.
+    pub fn resize_query_buffers(&mut self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        const TICKS_PER_ROUND: u64 = 10;
+        let tick = self.srv.query_buffers_tick;
+        self.srv.query_buffers_tick = tick.wrapping_add(1);
+        let all = self.clients.len() <= 5 * TICKS_PER_ROUND as usize;
+        let now = crate::keyspace::unix_ms();
+        let idle_ms = crate::client::QUERY_BUFFER_IDLE.as_millis() as i64;
+        for c in self.clients.values() {
+            if !all && c.id % TICKS_PER_ROUND != tick % TICKS_PER_ROUND {
+                continue;
+            }
+            let Some(b) = &c.buffers else { continue };
+            let (len, free) = (b.query.load(Relaxed), b.query_free.load(Relaxed));
+            let peak = b.query_peak.swap(len, Relaxed).max(len);
+            let size = len + free;
+            let idle = now - c.last_cmd_ms > idle_ms;
+            let oversized =
+                size > crate::client::QUERY_BUFFER_RESIZE_ABOVE as u64 && size / 2 > peak;
+            if free > 4096 && (idle || oversized) {
+                c.push(Push::ResizeQueryBuffer(peak as usize));
+            }
+        }
+    }
+
     pub fn close_idle_clients(&mut self) {
         let now = crate::keyspace::unix_ms();
         if now - self.srv.idle_checked_ms < 1000 {

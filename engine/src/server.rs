@@ -347,6 +347,7 @@ pub async fn serve(
                 e.active_expire_cycle(EXPIRE_CYCLE_BUDGET);
                 e.tracking_tick();
                 e.close_idle_clients();
+                e.resize_query_buffers();
                 e.recount_memory();
                 e.snapshot_if_due();
             });

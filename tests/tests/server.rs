@@ -2160,3 +2160,75 @@ fn unixsocket_serves_clients_as_redis_does() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not listen anywhere"), "{err}");
 }
+
+/// Query buffers as Redis' clients cron keeps them: a client that sent a
+/// command has a read buffer of 16-32 KB (qbuf + qbuf-free in CLIENT LIST,
+/// its name set by CLIENT SETNAME not holding on to it); after more than 2
+/// seconds without input it holds none, and takes one again with its next
+/// command; after a 400 KB argument the big buffer shrinks back within a
+/// second of small commands. (Tcl unit/querybuf checks the same.)
+#[test]
+fn query_buffers_are_freed_when_idle_and_shrink_after_big_commands() {
+    let server = MemlogServer::start(&[]).expect("server");
+    let mut observer = RawConn::connect(server.port).unwrap();
+    let mut c = RawConn::connect(server.port).unwrap();
+    c.call(&["CLIENT", "SETNAME", "watched"]).unwrap();
+    let RespValue::Int(id) = c.call(&["CLIENT", "ID"]).unwrap() else {
+        panic!()
+    };
+    let id = id.to_string();
+    let mut size = || -> u64 {
+        let RespValue::Bulk(list) = observer.call(&["CLIENT", "LIST"]).unwrap() else {
+            panic!()
+        };
+        let list = String::from_utf8(list).unwrap();
+        let field = |f: &str| client_field(&list, &id, f).parse::<u64>().unwrap();
+        field("qbuf") + field("qbuf-free")
+    };
+    let first = size();
+    assert!((16384..32768).contains(&first), "{first}");
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while size() != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the idle client's buffer was never freed"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        c.call(&["SET", "small", "v"]).unwrap(),
+        RespValue::Simple("OK".into())
+    );
+    let again = size();
+    assert!((16384..32768).contains(&again), "{again}");
+
+    let big = "A".repeat(400_000);
+    assert_eq!(
+        c.call(&["SET", "x", &big]).unwrap(),
+        RespValue::Simple("OK".into())
+    );
+    let peak = size();
+    assert!(peak > 32768, "{peak}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        c.call(&["SET", "x", "small"]).unwrap();
+        let now = size();
+        if now > 0 && now < peak {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still {now} bytes after small commands"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        c.call(&["GET", "x"]).unwrap(),
+        RespValue::Bulk(b"small".to_vec())
+    );
+    assert_eq!(
+        c.call(&["CLIENT", "GETNAME"]).unwrap(),
+        RespValue::Bulk(b"watched".to_vec())
+    );
+}

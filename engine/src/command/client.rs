@@ -208,10 +208,12 @@ fn client(e: &mut Engine, me: &mut ClientState, args: &[Bytes], out: &mut ReplyB
         },
         "setname" => {
             validate_client_name(&args[2])?;
+            // A copy: a slice of the argument would hold the connection's
+            // whole read buffer for as long as the name lasts.
             me.name = if args[2].is_empty() {
                 None
             } else {
-                Some(args[2].clone())
+                Some(Bytes::copy_from_slice(&args[2]))
             };
             out.ok();
         }
@@ -232,7 +234,7 @@ fn client(e: &mut Engine, me: &mut ClientState, args: &[Bytes], out: &mut ReplyB
                     "{which} cannot contain spaces, newlines or special characters."
                 )));
             }
-            let v = (!value.is_empty()).then(|| value.clone());
+            let v = (!value.is_empty()).then(|| Bytes::copy_from_slice(value));
             if which == "lib-name" {
                 me.lib_name = v;
             } else {

@@ -248,7 +248,11 @@ fn hello(ctx: &mut Ctx) -> CmdResult {
         ));
     }
     if let Some(n) = setname {
-        ctx.client.name = if n.is_empty() { None } else { Some(n) };
+        ctx.client.name = if n.is_empty() {
+            None
+        } else {
+            Some(bytes::Bytes::copy_from_slice(&n))
+        };
     }
     if let Some(p) = proto {
         ctx.client.resp3 = p == 3;

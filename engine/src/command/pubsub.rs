@@ -117,8 +117,11 @@ fn confirm(ctx: &mut Ctx, ns: Namespace, kind: &[u8], name: Option<&[u8]>) {
 fn subscribe_to(ctx: &mut Ctx, ns: Namespace, kind: &[u8]) -> CmdResult {
     let args = ctx.args;
     for name in &args[1..] {
-        if ctx.client.subscriptions_mut(ns).insert(name.clone()) {
-            ctx.srv.pubsub.add(ns, ctx.client.id, name);
+        // A copy: a slice of the argument would hold the connection's whole
+        // read buffer for as long as the subscription lasts.
+        let kept = Bytes::copy_from_slice(name);
+        if ctx.client.subscriptions_mut(ns).insert(kept.clone()) {
+            ctx.srv.pubsub.add(ns, ctx.client.id, &kept);
         }
         confirm(ctx, ns, kind, Some(name));
     }
