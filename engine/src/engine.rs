@@ -777,11 +777,20 @@ impl Engine {
             self.cmd_barrier = 0;
             self.cmd_start = Some(now);
             self.call_ended = None;
+            if self.ks.tracking_on && client.reply_mode == ReplyMode::On {
+                self.srv.tracking.inline_for = Some(client.id);
+            }
             let r = self.dispatch(&mut client, &argv, out, true);
             // Not taken when the command was refused before it ran.
             self.cmd_start = None;
             now = self.call_ended.take().unwrap_or_else(Instant::now);
             apply_reply_mode(&mut client, out, reply_start);
+            // Its own invalidations right after its reply, as Redis sends
+            // them (parked with it).
+            self.srv.tracking.inline_for = None;
+            if !self.srv.tracking.inline.is_empty() {
+                out.raw(&std::mem::take(&mut self.srv.tracking.inline));
+            }
             // CLIENT CACHING covers the next command (or transaction) only.
             if self.ks.tracking_on
                 && client.multi.is_none()
@@ -1043,6 +1052,10 @@ impl Engine {
         // Not beside a busy script: evicting would write into its record.
         if self.srv.memory.max > 0 && !self.ks.applying && top_level && self.srv.busy.is_none() {
             let out_of_memory = !self.perform_evictions();
+            // The evicted keys' invalidations for this client come before
+            // its reply, as in Redis (which evicts before it runs the
+            // command).
+            self.inline_invalidations(client, out);
             // In MULTI, queueing takes memory too; EXEC and DISCARD go on.
             let refused = self.denies_oom(spec, client, argv)
                 || (client.multi.is_some()
@@ -1122,8 +1135,18 @@ impl Engine {
             && !self.ks.applying
         {
             self.perform_evictions();
+            self.inline_invalidations(client, out);
         }
         done
+    }
+
+    /// Writes the invalidations of the changes so far into the reply stream
+    /// of `client`, when its own go there (`Tracking::inline_for`).
+    fn inline_invalidations(&mut self, client: &ClientState, out: &mut ReplyBuf) {
+        if self.srv.tracking.inline_for == Some(client.id) {
+            self.send_invalidations(Some(client));
+            out.raw(&std::mem::take(&mut self.srv.tracking.inline));
+        }
     }
 
     /// A command a Lua script runs (redis.call): as any other, inside the

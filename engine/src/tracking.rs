@@ -86,6 +86,13 @@ pub struct Tracking {
     pub script_read: bool,
     /// Rounds of table eviction that could not get under the limit.
     evict_rounds: u32,
+    /// The client whose command runs, whose own messages go into its
+    /// reply stream (`inline`) rather than through its push channel: as in
+    /// Redis, those its command caused right after the command's reply,
+    /// and those of the keys evicted before it ran before that reply.
+    pub inline_for: Option<ClientId>,
+    /// Messages for `inline_for`, for the engine to write out.
+    pub inline: Vec<u8>,
 }
 
 /// RESP3's null, or RESP2's.
@@ -370,7 +377,11 @@ impl Tracking {
                 }
             }
         }
-        target.push(Push::Raw(m));
+        if self.inline_for == Some(target.id) {
+            self.inline.extend_from_slice(&m);
+        } else {
+            target.push(Push::Raw(m));
+        }
     }
 }
 

@@ -312,3 +312,34 @@ fn the_tracking_table_limit_evicts_with_invalidations() {
     w.call(&["FLUSHALL"]).expect("flushall");
     assert_eq!(info_i64(&mut w, "tracking_total_keys"), 0);
 }
+
+/// A client's own invalidations arrive right after the reply of the command
+/// that caused them, before the replies of the commands pipelined after it,
+/// as in Redis; so do those of the keys evicted when CONFIG SET maxmemory
+/// falls below what is used (they used to wait for the whole pipeline).
+#[test]
+fn own_invalidations_follow_the_reply_that_caused_them() {
+    differential(1, |s| {
+        s.quiet(0, &["HELLO", "3"]);
+        s.call(0, &["CLIENT", "TRACKING", "on"]);
+        s.call(0, &["SET", "k", "v"]);
+        s.call(0, &["GET", "k"]);
+        let pipelined = |s: &mut Run, cmds: &[&[&str]], replies: usize| {
+            for cmd in cmds {
+                s.conns[0].send(cmd).expect("send");
+            }
+            for _ in 0..replies {
+                s.read(0);
+            }
+        };
+        pipelined(s, &[&["SET", "k", "v2"], &["PING"]], 3);
+        s.call(0, &["GET", "k"]);
+        pipelined(s, &[&["DEL", "k"], &["SET", "other", "x"], &["PING"]], 4);
+        s.call(0, &["CONFIG", "SET", "maxmemory-policy", "volatile-random"]);
+        s.call(0, &["SETEX", "gone", "1000", "x"]);
+        s.call(0, &["GET", "gone"]);
+        pipelined(s, &[&["CONFIG", "SET", "maxmemory", "1"], &["PING"]], 3);
+        s.call(0, &["CONFIG", "SET", "maxmemory", "0"]);
+        s.call(0, &["EXISTS", "gone"]);
+    });
+}
