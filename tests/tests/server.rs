@@ -1469,6 +1469,24 @@ fn a_config_file_configures_the_server_and_config_rewrite_keeps_changes() {
     ] {
         assert!(text.lines().any(|l| l == line), "{line:?} in {text}");
     }
+    // Rewrites pipelined with changes between them: each answers once
+    // the file is written, the file ends with the last, and a rewrite
+    // inside MULTI answers in EXEC's array.
+    for (name, value) in [("maxmemory-samples", "8"), ("maxmemory-samples", "7")] {
+        c.send(&["CONFIG", "SET", name, value]).unwrap();
+        c.send(&["CONFIG", "REWRITE"]).unwrap();
+    }
+    for _ in 0..4 {
+        assert_eq!(c.read().unwrap(), RespValue::Simple("OK".into()));
+    }
+    c.call(&["MULTI"]).unwrap();
+    c.call(&["CONFIG", "REWRITE"]).unwrap();
+    assert_eq!(
+        c.call(&["EXEC"]).unwrap(),
+        RespValue::Array(vec![RespValue::Simple("OK".into())])
+    );
+    let text = std::fs::read_to_string(&conf).unwrap();
+    assert!(text.lines().any(|l| l == "maxmemory-samples 7"), "{text}");
     server.restart().expect("restart");
     let mut c = login(server.port);
     assert_eq!(

@@ -474,14 +474,34 @@ fn config(ctx: &mut Ctx) -> CmdResult {
                 return Err(CmdError::err("The server is running without a config file"));
             };
             let params = ctx.srv.config.rewritable();
-            // On the engine thread, as Redis answers once the file is
-            // written: a few KB and one sync, for an operator's command.
-            match crate::config_file::rewrite(&path, &params) {
-                Ok(()) => {
-                    ctx.out.ok();
+            let seq = REWRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            let write = move || rewrite_in_order(&path, &params, seq);
+            // Answered once the file is written and synced, as in Redis, but
+            // off the engine thread (other clients go on meanwhile); inline
+            // where the reply cannot wait (MULTI, scripts, no runtime).
+            let runtime = tokio::runtime::Handle::try_current();
+            match runtime {
+                Ok(rt) if !ctx.client.in_exec && !ctx.client.in_script => {
+                    let (reply, rx) = tokio::sync::oneshot::channel();
+                    let task = rt.spawn_blocking(write);
+                    rt.spawn(async move {
+                        let bytes = match task.await {
+                            Ok(Ok(())) => b"+OK\r\n".to_vec(),
+                            Ok(Err(e)) => rewrite_failed(&e).into_bytes(),
+                            Err(e) => rewrite_failed(&e).into_bytes(),
+                        };
+                        let _ = reply.send(crate::engine::ParkedReply { bytes, seq: 0 });
+                    });
+                    ctx.reply_later = Some(rx);
                     Ok(())
                 }
-                Err(e) => Err(CmdError::err(format!("Rewriting config file: {e}"))),
+                _ => match write() {
+                    Ok(()) => {
+                        ctx.out.ok();
+                        Ok(())
+                    }
+                    Err(e) => Err(CmdError::err(format!("Rewriting config file: {e}"))),
+                },
             }
         }
         _ => {
@@ -489,6 +509,31 @@ fn config(ctx: &mut Ctx) -> CmdResult {
             Ok(())
         }
     }
+}
+
+/// CONFIG REWRITEs so far: each writes the parameters as they were when
+/// it ran, and one that finds a later one written already leaves the file
+/// to it (two can be under way at once).
+static REWRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// The newest CONFIG REWRITE written, held while one writes.
+static REWRITTEN: std::sync::Mutex<u64> = std::sync::Mutex::new(0);
+
+fn rewrite_in_order(
+    path: &std::path::Path,
+    params: &[(&'static str, String, bool)],
+    seq: u64,
+) -> std::io::Result<()> {
+    let mut written = REWRITTEN.lock().unwrap_or_else(|p| p.into_inner());
+    if *written > seq {
+        return Ok(());
+    }
+    crate::config_file::rewrite(path, params)?;
+    *written = seq;
+    Ok(())
+}
+
+fn rewrite_failed(e: &dyn std::fmt::Display) -> String {
+    format!("-ERR Rewriting config file: {e}\r\n")
 }
 
 // ---------------------------------------------------------------- INFO
