@@ -633,15 +633,21 @@ impl Connection {
         true
     }
 
-    /// Frees the query buffer of a client idle for [`QUERY_BUFFER_IDLE`],
-    /// or shrinks one over [`QUERY_BUFFER_RESIZE_ABOVE`] and more than
+    /// Frees the query buffer (and an empty reply buffer) of a client idle
+    /// for [`QUERY_BUFFER_IDLE`], or shrinks one over [`QUERY_BUFFER_RESIZE_ABOVE`] and more than
     /// twice its recent `peak` to that (never below what it holds), as
     /// Redis' clients cron does: a connection holds no read buffer while
     /// idle (the next read takes one), and one big command does not leave
     /// a big buffer behind.
     fn resize_query_buffer(&mut self, peak: usize) {
         let (len, capacity) = (self.inbuf.len(), self.inbuf_allocated);
-        let keep = if self.last_io.elapsed() > QUERY_BUFFER_IDLE {
+        let idle = self.last_io.elapsed() > QUERY_BUFFER_IDLE;
+        if idle && self.out.buf.is_empty() {
+            // The reply buffer too, as Redis shrinks an idle client's: it
+            // kept the capacity of the biggest replies written.
+            self.out.buf = Vec::new();
+        }
+        let keep = if idle {
             len
         } else if capacity > QUERY_BUFFER_RESIZE_ABOVE && capacity / 2 > peak {
             len.max(peak)
