@@ -244,6 +244,7 @@ pub fn serve(engine: &mut Engine, wrote: bool, info: impl FnOnce() -> ScriptInfo
         // socket's file will not run).
         for file in ["pidfile", "unixsocket"] {
             if let Some(path) = engine.srv.config.get(file).filter(|p| !p.is_empty()) {
+                let path = crate::config_file::in_dir(&engine.srv.data_dir, path);
                 let _ = std::fs::remove_file(path);
             }
         }

@@ -192,6 +192,18 @@ fn quote(value: &str, words: bool) -> String {
 /// rewrites its config file. Comments and other lines stay. Written to a
 /// temporary file, synced, and renamed over the old one, so a crash leaves
 /// one or the other whole.
+/// Where a path the configuration names (`logfile`, `pidfile`,
+/// `unixsocket`) is: a relative one is inside `dir`, memlog's data
+/// directory, as Redis (which changes into `dir`) finds it.
+pub fn in_dir(dir: &Path, path: &str) -> std::path::PathBuf {
+    let p = Path::new(path);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        dir.join(p)
+    }
+}
+
 pub fn rewrite(path: &Path, params: &[(&'static str, String, bool)]) -> std::io::Result<()> {
     use std::io::Write;
     let old = match std::fs::read_to_string(path) {

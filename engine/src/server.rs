@@ -109,7 +109,8 @@ pub async fn run(config: ServerConfig) -> std::io::Result<()> {
         path => {
             let perm = engine.srv.config.get("unixsocketperm").unwrap_or("0");
             let perm = u32::from_str_radix(perm, 8).unwrap_or(0);
-            Some(listen_unix(path, perm, backlog)?)
+            let path = crate::config_file::in_dir(&config.data_dir, path);
+            Some(listen_unix(&path, perm, backlog)?)
         }
     };
     if listeners.is_empty() && unix.is_none() {
@@ -199,13 +200,14 @@ impl Drop for SocketFile {
 /// is `backlog` (`tcp-backlog`), and `perm` (`unixsocketperm`), unless 0,
 /// sets the file's permissions.
 pub fn listen_unix(
-    path: &str,
+    path: &std::path::Path,
     perm: u32,
     backlog: i32,
 ) -> std::io::Result<(std::os::unix::net::UnixListener, SocketFile)> {
     use socket2::{Domain, SockAddr, Socket, Type};
     use std::os::unix::fs::PermissionsExt;
     let named = |e: std::io::Error| {
+        let path = path.display();
         std::io::Error::new(e.kind(), format!("listening on unix socket {path}: {e}"))
     };
     let _ = std::fs::remove_file(path);
@@ -219,7 +221,7 @@ pub fn listen_unix(
     if perm != 0 {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(perm)).map_err(named)?;
     }
-    tracing::info!(path, "memlog serving RESP");
+    tracing::info!(path = %path.display(), "memlog serving RESP");
     Ok((socket.into(), file))
 }
 

@@ -131,7 +131,12 @@ fn main() -> anyhow::Result<()> {
                 == Some(clap::parser::ValueSource::CommandLine)
         };
         directives = startup_directives(args, given)?;
-        settings = process::ProcessSettings::from_directives(&directives)?;
+        settings = process::ProcessSettings::from_directives(&directives, &args.data_dir)?;
+        if settings.pidfile.is_some() || settings.logfile.is_some() {
+            // They may be inside it; Redis needs `dir` to exist too.
+            std::fs::create_dir_all(&args.data_dir)
+                .with_context(|| format!("creating data directory {}", args.data_dir.display()))?;
+        }
     }
     // Before any thread exists: fork keeps only the calling one.
     if settings.daemonize {

@@ -19,10 +19,14 @@ pub struct ProcessSettings {
 }
 
 impl ProcessSettings {
-    pub fn from_directives(directives: &[Directive]) -> anyhow::Result<Self> {
+    /// A relative `pidfile` or `logfile` is inside `dir` (the data
+    /// directory), as Redis, which changes into `dir`, finds it.
+    pub fn from_directives(directives: &[Directive], dir: &Path) -> anyhow::Result<Self> {
         let mut s = Self::default();
         for d in directives {
-            let path = || (!d.value().is_empty()).then(|| PathBuf::from(d.value()));
+            let path = || {
+                (!d.value().is_empty()).then(|| memlog_engine::config_file::in_dir(dir, &d.value()))
+            };
             match d.name.as_str() {
                 "daemonize" => {
                     s.daemonize = match d.value().to_ascii_lowercase().as_str() {

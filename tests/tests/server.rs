@@ -2298,3 +2298,46 @@ fn idle_connections_give_their_buffers_back() {
         );
     }
 }
+
+/// Relative `pidfile`, `logfile` and `unixsocket` paths are inside `dir`
+/// (memlog's data directory), where Redis, which changes into `dir`, puts
+/// them; not in the directory the server was started from.
+#[test]
+fn relative_paths_in_the_configuration_are_inside_dir() {
+    let started_in = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = data.path().join("data");
+    let port = free_port();
+    let mut cmd = Command::new(memlog_tests::memlog_bin());
+    cmd.current_dir(started_in.path())
+        .args(["server", "--port", &port.to_string(), "--data-dir"])
+        .arg(&data_dir)
+        .args(["--", "--pidfile", "m.pid", "--logfile", "m.log"])
+        .args(["--unixsocket", "m.sock"]);
+    let mut server = Process::spawn("memlog server", cmd, None).unwrap();
+    wait_for_port(port, Duration::from_secs(30)).unwrap();
+    let socket = data_dir.join("m.sock");
+    wait_for_unix_socket(&socket);
+    for name in ["m.pid", "m.log", "m.sock"] {
+        assert!(data_dir.join(name).exists(), "{name} in the data directory");
+        assert!(
+            !started_in.path().join(name).exists(),
+            "{name} where it started"
+        );
+    }
+    let pid = std::fs::read_to_string(data_dir.join("m.pid")).unwrap();
+    assert_eq!(pid.trim(), server.pid().to_string());
+    // CONFIG GET shows them as configured, as Redis does.
+    let mut c = RawConn::connect(port).unwrap();
+    assert_eq!(
+        config_value(&mut c, "unixsocket"),
+        RespValue::Bulk(b"m.sock".to_vec())
+    );
+    cli_unix(&socket, &["SHUTDOWN"]);
+    assert!(server.wait_exit(Duration::from_secs(30)).is_some());
+    assert!(!data_dir.join("m.pid").exists());
+    assert!(!socket.exists());
+    assert!(std::fs::read_to_string(data_dir.join("m.log"))
+        .unwrap()
+        .contains("SHUTDOWN"));
+}
