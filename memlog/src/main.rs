@@ -132,11 +132,10 @@ fn main() -> anyhow::Result<()> {
         };
         directives = startup_directives(args, given)?;
         settings = process::ProcessSettings::from_directives(&directives, &args.data_dir)?;
-        if settings.pidfile.is_some() || settings.logfile.is_some() {
-            // They may be inside it; Redis needs `dir` to exist too.
-            std::fs::create_dir_all(&args.data_dir)
-                .with_context(|| format!("creating data directory {}", args.data_dir.display()))?;
-        }
+        // Before the pid and log files, which may be inside it (Redis
+        // needs `dir` to exist too).
+        std::fs::create_dir_all(&args.data_dir)
+            .with_context(|| format!("creating data directory {}", args.data_dir.display()))?;
     }
     // Before any thread exists: fork keeps only the calling one.
     if settings.daemonize {
@@ -192,9 +191,6 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async move {
         match cli.command {
             Command::Server(args) => {
-                std::fs::create_dir_all(&args.data_dir).with_context(|| {
-                    format!("creating data directory {}", args.data_dir.display())
-                })?;
                 let config = memlog_engine::ServerConfig {
                     bind: args.bind,
                     port: args.port,

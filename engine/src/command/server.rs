@@ -485,10 +485,10 @@ fn config(ctx: &mut Ctx) -> CmdResult {
                     let (reply, rx) = tokio::sync::oneshot::channel();
                     let task = rt.spawn_blocking(write);
                     rt.spawn(async move {
-                        let bytes = match task.await {
-                            Ok(Ok(())) => b"+OK\r\n".to_vec(),
-                            Ok(Err(e)) => rewrite_failed(&e).into_bytes(),
-                            Err(e) => rewrite_failed(&e).into_bytes(),
+                        let bytes = match task.await.map_err(std::io::Error::other).and_then(|r| r)
+                        {
+                            Ok(()) => b"+OK\r\n".to_vec(),
+                            Err(e) => format!("-{}\r\n", rewrite_failed(&e)).into_bytes(),
                         };
                         let _ = reply.send(crate::engine::ParkedReply { bytes, seq: 0 });
                     });
@@ -500,7 +500,7 @@ fn config(ctx: &mut Ctx) -> CmdResult {
                         ctx.out.ok();
                         Ok(())
                     }
-                    Err(e) => Err(CmdError::err(format!("Rewriting config file: {e}"))),
+                    Err(e) => Err(rewrite_failed(&e)),
                 },
             }
         }
@@ -532,8 +532,8 @@ fn rewrite_in_order(
     Ok(())
 }
 
-fn rewrite_failed(e: &dyn std::fmt::Display) -> String {
-    format!("-ERR Rewriting config file: {e}\r\n")
+fn rewrite_failed(e: &dyn std::fmt::Display) -> CmdError {
+    CmdError::err(format!("Rewriting config file: {e}"))
 }
 
 // ---------------------------------------------------------------- INFO
